@@ -1,0 +1,188 @@
+"""Catalog endpoints: thin views that check input, call one selector or service, serialize."""
+
+from decimal import Decimal
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
+from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticatedOrReadOnly
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog import selectors, services
+from shop.pagination import PagePagination, paginate
+
+
+class _NamedRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class ProductSummarySerializer(serializers.Serializer):
+    """A product as lists show it: no description, no variants."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    slug = serializers.CharField()
+    category = _NamedRefSerializer()
+    brand = _NamedRefSerializer()
+    # Annotations of the selectors: the stored copies, or computed from the reviews when the
+    # denormalized_fields technique is off (shop/techniques/denormalized_fields.py).
+    rating_avg = serializers.DecimalField(max_digits=3, decimal_places=2, source="average_rating")
+    review_count = serializers.IntegerField(source="rating_count")
+    created_at = serializers.DateTimeField()
+
+
+class ProductListApi(APIView):
+    permission_classes = [AllowAny]
+    pagination_class = PagePagination
+
+    class FilterSerializer(serializers.Serializer):
+        category = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
+        search = serializers.CharField(required=False, min_length=2, max_length=100)
+
+    OutputSerializer = ProductSummarySerializer
+
+    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer(many=True))
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        products = selectors.product_list(
+            category_id=filters.validated_data.get("category"),
+            search=filters.validated_data.get("search"),
+        )
+        return paginate(
+            queryset=products, request=request, view=self, serializer_class=self.OutputSerializer
+        )
+
+
+class ProductDetailApi(APIView):
+    permission_classes = [AllowAny]
+
+    class OutputSerializer(ProductSummarySerializer):
+        class VariantSerializer(serializers.Serializer):
+            id = serializers.IntegerField()
+            sku = serializers.CharField()
+            name = serializers.CharField()
+            price = serializers.DecimalField(max_digits=10, decimal_places=2)
+            stock = serializers.IntegerField()
+
+        description = serializers.CharField()
+        variants = VariantSerializer(many=True)
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request, product_id: int):
+        product = selectors.product_get(product_id=product_id)
+        return Response(self.OutputSerializer(product).data)
+
+
+class ProductReviewsApi(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+    pagination_class = PagePagination
+
+    class InputSerializer(serializers.Serializer):
+        rating = serializers.IntegerField(min_value=1, max_value=5)
+        title = serializers.CharField(max_length=200)
+        body = serializers.CharField(max_length=10_000)
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        product_id = serializers.IntegerField()
+        author_username = serializers.CharField()
+        rating = serializers.IntegerField()
+        title = serializers.CharField()
+        body = serializers.CharField()
+        created_at = serializers.DateTimeField()
+
+    class ListOutputSerializer(OutputSerializer):
+        # review_list annotates the name: the stored copy, or auth_user's username when the
+        # denormalized_fields technique is off. A review just written has its stored copy.
+        author_username = serializers.CharField(source="author_name")
+
+    @extend_schema(responses=ListOutputSerializer(many=True))
+    def get(self, request, product_id: int):
+        reviews = selectors.review_list(product_id=product_id)
+        return paginate(
+            queryset=reviews, request=request, view=self, serializer_class=self.ListOutputSerializer
+        )
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request, product_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        review = services.review_create(
+            product_id=product_id, author=request.user, **data.validated_data
+        )
+        return Response(self.OutputSerializer(review).data, status=status.HTTP_201_CREATED)
+
+
+class PayloadTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+
+
+class ImportJSONParser(BaseParser):
+    """JSON bodies of up to 64 MB, for the import alone.
+
+    DRF's JSONParser reads the body through `request.body`, which Django caps at
+    DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) for every endpoint. 10,000 products with descriptions
+    of a few kB are tens of MB, so this parser checks its own, larger cap, then hands the
+    stream to JSONParser (wrapped, not subclassed: DRF reads `request.body` for subclasses too).
+    """
+
+    media_type = "application/json"
+    max_bytes = 64 * 1024 * 1024
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        length = int(parser_context["request"].META.get("CONTENT_LENGTH") or 0)
+        if length > self.max_bytes:
+            raise PayloadTooLarge(
+                f"The body is {length} bytes; at most {self.max_bytes} are accepted."
+            )
+        return JSONParser().parse(stream, media_type, parser_context)
+
+
+class ProductImportApi(APIView):
+    """Staff create up to 10,000 products with their variants in one request, all or nothing."""
+
+    permission_classes = [IsAdminUser]
+    parser_classes = [ImportJSONParser]
+
+    class InputSerializer(serializers.Serializer):
+        class ProductSerializer(serializers.Serializer):
+            class VariantSerializer(serializers.Serializer):
+                sku = serializers.CharField(max_length=40)
+                name = serializers.CharField(max_length=120)
+                price = serializers.DecimalField(
+                    max_digits=10, decimal_places=2, min_value=Decimal("0.01")
+                )
+                stock = serializers.IntegerField(min_value=0, max_value=1_000_000_000)
+
+            name = serializers.CharField(max_length=200)
+            slug = serializers.SlugField(max_length=220)
+            description = serializers.CharField()
+            category_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+            brand_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+            variants = VariantSerializer(many=True, max_length=100)
+
+        products = ProductSerializer(
+            many=True, allow_empty=False, max_length=services.PRODUCT_IMPORT_MAX
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        products = serializers.IntegerField(help_text="How many products were created.")
+        variants = serializers.IntegerField(help_text="How many variants were created.")
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        rows = [
+            services.ProductRow(
+                **{**product, "variants": [services.VariantRow(**v) for v in product["variants"]]}
+            )
+            for product in data.validated_data["products"]
+        ]
+        created = services.product_import(rows=rows)
+        return Response(self.OutputSerializer(created).data, status=status.HTTP_201_CREATED)

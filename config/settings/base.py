@@ -1,0 +1,152 @@
+"""Settings shared by every environment. Everything that varies is read from the environment."""
+
+from pathlib import Path
+
+from config.env import (
+    DEFAULT_DATABASE_URL,
+    DEFAULT_REDIS_URL,
+    DEFAULT_REPLICA_URL,
+    database_from_url,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "insecure-local-development-key-change-me")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "shop",
+    "catalog",
+    "orders",
+]
+
+MIDDLEWARE = [
+    # Outermost: counts every query of the request, session and auth included.
+    "shop.middleware.QueryCostMiddleware",
+    "shop.middleware.PerfToggleMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# The primary takes every query for now. "replica" is the streaming standby made by
+# `pg_basebackup -R`; routing reads to it is the read_replica technique's job.
+DATABASES = {
+    "default": database_from_url(env_str("DATABASE_URL", DEFAULT_DATABASE_URL)),
+    "replica": database_from_url(env_str("DATABASE_REPLICA_URL", DEFAULT_REPLICA_URL)),
+}
+DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+for _db in DATABASES.values():
+    _db["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0)
+    _db["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL", DEFAULT_REDIS_URL)
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "perfshop",
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first, so an anonymous request gets 401 with a WWW-Authenticate header.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    "DEFAULT_SCHEMA_CLASS": "shop.api.AutoSchema",
+    "EXCEPTION_HANDLER": "shop.api.exception_handler",
+    # Errors in a list of objects come keyed by position, only for the entries that failed:
+    # {"items": {"2": {"sku": ["..."]}}}. The services report their own errors the same way.
+    "LIST_SERIALIZER_ERRORS_AS_DICT": True,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PerfShop API",
+    "DESCRIPTION": "A reference order service for backend and database performance techniques.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "orders.tasks.send_order_confirmation": {"queue": "email"},
+}
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = "orders@perfshop.local"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+}
+
+# Whether a request may flip techniques with the X-Perf-Toggles header. Never in production.
+PERF_ALLOW_OVERRIDE = env_bool("PERF_ALLOW_OVERRIDE", True)
+
+# Limits on one order, checked before anything is written.
+ORDER_MAX_LINES = env_int("ORDER_MAX_LINES", 100)
+ORDER_MAX_QUANTITY_PER_LINE = env_int("ORDER_MAX_QUANTITY_PER_LINE", 1000)

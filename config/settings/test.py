@@ -1,0 +1,36 @@
+"""The test suite: real PostgreSQL and Redis, no debug toolbar, fast password hashing."""
+
+import os
+
+from config.env import env_str
+from config.settings.base import *  # noqa: F403
+from config.settings.base import DATABASES, REDIS_URL
+
+# Each run gets its own test database, so two runs at once (two terminals, CI beside a
+# developer) never create or drop each other's.
+DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", "")
+
+# Tests use their own Redis database numbers, so a running `make serve` worker never
+# picks up a test's task (it would look for rows in the wrong database).
+_REDIS_BASE = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.count("/") > 2 else REDIS_URL
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("TEST_CACHE_URL", f"{_REDIS_BASE}/14"),
+        "KEY_PREFIX": "perfshop-test",
+    }
+}
+CELERY_BROKER_URL = env_str("TEST_CELERY_BROKER_URL", f"{_REDIS_BASE}/15")
+# Queue names of this run only: a worker started by another run at the same time never takes
+# this run's tasks. The worker test starts its own worker on these queues.
+TEST_QUEUE_SUFFIX = f"-{os.getpid()}"
+CELERY_TASK_DEFAULT_QUEUE = f"default{TEST_QUEUE_SUFFIX}"
+CELERY_TASK_ROUTES = {
+    task: {"queue": route["queue"] + TEST_QUEUE_SUFFIX}
+    for task, route in CELERY_TASK_ROUTES.items()  # noqa: F405
+}

@@ -1,0 +1,221 @@
+"""Order endpoints: thin views over orders.selectors and orders.services."""
+
+import re
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from orders import selectors, services
+from shop.errors import InvalidInput
+from shop.pagination import KeysetPagination, PagePagination, paginate
+from shop.techniques import cursor_pagination, streaming_export
+
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    name="Idempotency-Key",
+    location=OpenApiParameter.HEADER,
+    required=False,
+    description="Retrying with the same key returns the first order instead of placing another.",
+)
+
+
+class OrderItemOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    sku = serializers.CharField()
+    product_name = serializers.CharField()
+    unit_price = serializers.DecimalField(max_digits=10, decimal_places=2)
+    quantity = serializers.IntegerField()
+
+
+class OrderOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    paid_at = serializers.DateTimeField()
+    cancelled_at = serializers.DateTimeField()
+    # Annotations of the selectors: the stored copies, or summed over the items when the
+    # denormalized_fields technique is off (shop/techniques/denormalized_fields.py).
+    item_count = serializers.IntegerField(source="unit_count")
+    total_amount = serializers.DecimalField(max_digits=12, decimal_places=2, source="order_total")
+    items = OrderItemOutputSerializer(many=True)
+
+
+class OrderListApi(APIView):
+    permission_classes = [IsAuthenticated]
+    pagination_class = PagePagination
+
+    class InputSerializer(serializers.Serializer):
+        class LineSerializer(serializers.Serializer):
+            sku = serializers.CharField(max_length=40)
+            quantity = serializers.IntegerField()
+
+        items = LineSerializer(many=True)
+        shipping_address_id = serializers.IntegerField(
+            required=False, min_value=1, max_value=2**63 - 1
+        )
+
+    @extend_schema(responses=OrderOutputSerializer(many=True))
+    def get(self, request):
+        orders = selectors.order_list(user=request.user)
+        return paginate(
+            queryset=orders, request=request, view=self, serializer_class=OrderOutputSerializer
+        )
+
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={201: OrderOutputSerializer, 200: OrderOutputSerializer},
+    )
+    def post(self, request):
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+            raise InvalidInput(
+                {"Idempotency-Key": ["Use 1 to 100 characters: letters, digits and _ . : -"]}
+            )
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        placement = services.order_place(
+            user=request.user,
+            lines=[services.OrderLine(**line) for line in data.validated_data["items"]],
+            shipping_address_id=data.validated_data.get("shipping_address_id"),
+            idempotency_key=key,
+        )
+        order = selectors.order_get(user=request.user, order_id=placement.order.pk)
+        response = Response(
+            OrderOutputSerializer(order).data,
+            status=status.HTTP_201_CREATED if placement.created else status.HTTP_200_OK,
+        )
+        response["Location"] = f"/api/orders/{order.pk}/"
+        if not placement.created:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+class OrderDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    class OutputSerializer(OrderOutputSerializer):
+        class PaymentSerializer(serializers.Serializer):
+            id = serializers.IntegerField()
+            amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+            status = serializers.CharField()
+            created_at = serializers.DateTimeField()
+
+        class EventSerializer(serializers.Serializer):
+            kind = serializers.CharField()
+            data = serializers.JSONField()
+            created_at = serializers.DateTimeField()
+
+        payments = PaymentSerializer(many=True)
+        events = EventSerializer(many=True)
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request, order_id: int):
+        order = selectors.order_get(user=request.user, order_id=order_id)
+        return Response(self.OutputSerializer(order).data)
+
+
+class OrderCancelApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses=OrderOutputSerializer)
+    def post(self, request, order_id: int):
+        services.order_cancel(user=request.user, order_id=order_id)
+        order = selectors.order_get(user=request.user, order_id=order_id)
+        return Response(OrderOutputSerializer(order).data)
+
+
+class SalesReportApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    class FilterSerializer(serializers.Serializer):
+        date_from = serializers.DateField(required=False)
+        date_to = serializers.DateField(required=False)
+
+    class OutputSerializer(serializers.Serializer):
+        class DaySerializer(serializers.Serializer):
+            day = serializers.DateField()
+            orders = serializers.IntegerField()
+            units = serializers.IntegerField()
+            revenue = serializers.DecimalField(max_digits=14, decimal_places=2)
+
+        class ProductSerializer(serializers.Serializer):
+            product_id = serializers.IntegerField()
+            product_name = serializers.CharField()
+            units = serializers.IntegerField()
+            revenue = serializers.DecimalField(max_digits=14, decimal_places=2)
+
+        date_from = serializers.DateField()
+        date_to = serializers.DateField()
+        orders = serializers.IntegerField()
+        units = serializers.IntegerField()
+        revenue = serializers.DecimalField(max_digits=14, decimal_places=2)
+        average_order_value = serializers.DecimalField(max_digits=12, decimal_places=2)
+        by_day = DaySerializer(many=True)
+        top_products = ProductSerializer(many=True)
+
+    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer)
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        report = selectors.sales_report(**filters.validated_data)
+        return Response(self.OutputSerializer(report).data)
+
+
+class StaffOrderListApi(APIView):
+    """Every customer's orders, newest first. Its deep pages show what cursor_pagination does."""
+
+    permission_classes = [IsAdminUser]
+    # The contract the schema describes: cursor pages, the default. With cursor_pagination
+    # off, the same list pages with ?page=N (docs/techniques/cursor_pagination.md).
+    pagination_class = KeysetPagination
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        created_at = serializers.DateTimeField()
+        customer = serializers.CharField(source="user.username")
+        status = serializers.CharField()
+        item_count = serializers.IntegerField()
+        total_amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                name="page",
+                type=int,
+                description="The page number, only with the cursor_pagination technique off "
+                "(the answer then has `count` too); the cursor pages ignore it.",
+            )
+        ],
+        responses=OutputSerializer(many=True),
+    )
+    def get(self, request):
+        orders = selectors.order_list_all()
+        paginator = cursor_pagination.paginator()
+        page = paginator.paginate_queryset(orders, request, view=self)
+        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+
+
+class StaffOrderExportApi(APIView):
+    """The orders placed in a date range, as CSV. How it is sent is the streaming_export
+    technique: streamed from a server-side cursor, or built in memory first."""
+
+    permission_classes = [IsAdminUser]
+
+    class FilterSerializer(serializers.Serializer):
+        date_from = serializers.DateField(required=False)
+        date_to = serializers.DateField(required=False)
+
+    @extend_schema(parameters=[FilterSerializer], responses={(200, "text/csv"): OpenApiTypes.STR})
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        rows = selectors.order_export_rows(**filters.validated_data)
+        return streaming_export.csv_response(
+            rows=rows, header=list(selectors.ORDER_EXPORT_COLUMNS), filename="orders.csv"
+        )

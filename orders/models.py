@@ -1,0 +1,141 @@
+"""Orders: addresses, orders with their items, payments, and an append-only event log."""
+
+from django.conf import settings
+from django.db import models
+
+
+class Address(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="addresses"
+    )
+    full_name = models.CharField(max_length=150)
+    line1 = models.CharField(max_length=200)
+    city = models.CharField(max_length=100)
+    postal_code = models.CharField(max_length=20)
+    country = models.CharField(max_length=2)
+    is_default = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name_plural = "addresses"
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(is_default=True),
+                name="address_one_default_per_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.full_name}, {self.city}"
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        PAID = "paid"
+        SHIPPED = "shipped"
+        CANCELLED = "cancelled"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+    )
+    shipping_address = models.ForeignKey(
+        Address, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    # Denormalized from OrderItem, kept right by orders.services.
+    item_count = models.PositiveIntegerField(default=0)
+    total_amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+
+    # The client's Idempotency-Key and a hash of the request it came with: a retry with the
+    # same key and body returns this order; the same key with another body is refused.
+    idempotency_key = models.CharField(max_length=100, null=True, blank=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="order_idempotency_key_per_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"order {self.pk} ({self.status})"
+
+
+class OrderItem(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="items")
+    variant = models.ForeignKey(
+        "catalog.Variant", on_delete=models.PROTECT, related_name="order_items"
+    )
+    # Copies taken when the order was placed: what the customer bought, whatever the
+    # catalog says later.
+    product_name = models.CharField(max_length=200)
+    sku = models.CharField(max_length=40)
+    unit_price = models.DecimalField(max_digits=10, decimal_places=2)
+    quantity = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(quantity__gt=0), name="order_item_quantity_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku}"
+
+
+class Payment(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        CAPTURED = "captured"
+        FAILED = "failed"
+        REFUNDED = "refunded"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="payments")
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # Sent to the payment provider so a retried charge is never taken twice.
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    provider_reference = models.CharField(max_length=100, blank=True, default="")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"payment {self.pk} {self.amount} ({self.status})"
+
+
+class OrderEvent(models.Model):
+    """Append-only history of an order. A database trigger refuses UPDATE and DELETE."""
+
+    class Kind(models.TextChoices):
+        PLACED = "placed"
+        PAID = "paid"
+        CONFIRMATION_SENT = "confirmation_sent"
+        SHIPPED = "shipped"
+        CANCELLED = "cancelled"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on order {self.order_id}"

@@ -1,0 +1,146 @@
+"""Reads of orders. A customer only ever sees their own: another user's order is "not found".
+Staff reads (the sales report, the list of all orders, the export) see every order."""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from catalog.models import Product
+from orders.models import Order
+from shop.errors import InvalidInput, NotFound
+from shop.techniques import db_aggregation, denormalized_fields, prefetch_related
+
+
+def order_list(*, user: AbstractBaseUser) -> QuerySet[Order]:
+    orders = Order.objects.filter(user=user).order_by("-created_at", "-id")
+    orders = denormalized_fields.order_totals(orders)
+    return prefetch_related.apply(orders, "items")
+
+
+def order_get(*, user: AbstractBaseUser, order_id: int) -> Order:
+    orders = Order.objects.filter(pk=order_id, user=user)
+    orders = denormalized_fields.order_totals(orders)
+    order = prefetch_related.apply(orders, "items", "payments", "events").first()
+    if order is None:
+        raise NotFound(f"No order with id {order_id}.")
+    return order
+
+
+@dataclass(frozen=True)
+class SalesReport:
+    date_from: date
+    date_to: date
+    orders: int
+    units: int
+    revenue: Decimal
+    by_day: list[dict]
+    top_products: list[dict]
+
+    @property
+    def average_order_value(self) -> Decimal:
+        if not self.orders:
+            return Decimal("0.00")
+        return (self.revenue / self.orders).quantize(Decimal("0.01"))
+
+
+REPORT_DEFAULT_DAYS = 30
+REPORT_MAX_DAYS = 366  # a year and a leap day: the live aggregate scans every order in range
+REVENUE_STATUSES = (Order.Status.PAID, Order.Status.SHIPPED)
+
+
+def sales_report(
+    *, date_from: date | None = None, date_to: date | None = None, top: int = 10
+) -> SalesReport:
+    """Revenue by day and the best-selling products, live over the orders table.
+
+    Only paid and shipped orders count. Days are UTC calendar days, both ends included; the
+    default is the last 30 days up to today.
+    """
+    date_from, date_to = _day_range(date_from=date_from, date_to=date_to, max_days=REPORT_MAX_DAYS)
+    start, end = _utc_bounds(date_from=date_from, date_to=date_to)
+    orders = Order.objects.filter(
+        created_at__gte=start, created_at__lt=end, status__in=REVENUE_STATUSES
+    )
+    by_day, top_products = db_aggregation.sales_by_day_and_product(orders=orders, top=top)
+    names = dict(
+        Product.objects.filter(pk__in=[row["product_id"] for row in top_products]).values_list(
+            "id", "name"
+        )
+    )
+    for row in top_products:
+        row["product_name"] = names.get(row["product_id"], "")
+    return SalesReport(
+        date_from=date_from,
+        date_to=date_to,
+        orders=sum(row["orders"] for row in by_day),
+        units=sum(row["units"] or 0 for row in by_day),
+        revenue=sum((row["revenue"] or Decimal(0) for row in by_day), Decimal("0.00")),
+        by_day=by_day,
+        top_products=top_products,
+    )
+
+
+def _day_range(
+    *, date_from: date | None, date_to: date | None, max_days: int | None
+) -> tuple[date, date]:
+    """Check a range of calendar days, both ends included. The default is the last
+    REPORT_DEFAULT_DAYS days up to today; `max_days=None` leaves the span unbounded."""
+    date_to = date_to or timezone.now().date()
+    if date_from is None:
+        # In ordinals, so a date_to in year 1 clips to date.min instead of overflowing.
+        date_from = date.fromordinal(max(date_to.toordinal() - (REPORT_DEFAULT_DAYS - 1), 1))
+    if date_from > date_to:
+        raise InvalidInput({"date_from": ["Must not be after date_to."]})
+    if max_days is not None and (date_to - date_from).days >= max_days:
+        raise InvalidInput({"date_from": [f"The range can span at most {max_days} days."]})
+    if date_to >= date.max:
+        raise InvalidInput({"date_to": [f"Must be before {date.max.isoformat()}."]})
+    return date_from, date_to
+
+
+def _utc_bounds(*, date_from: date, date_to: date) -> tuple[datetime, datetime]:
+    """`[start, end)` in UTC: midnight of date_from up to midnight after date_to."""
+    start = datetime.combine(date_from, time.min, tzinfo=UTC)
+    end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=UTC)
+    return start, end
+
+
+def order_list_all() -> QuerySet[Order]:
+    """Every customer's orders, newest first, with the customer, for staff.
+
+    The ordering is unique (it ends with the primary key), so pages never skip or repeat a row,
+    whether they are found by OFFSET or by a keyset cursor (the cursor_pagination technique).
+    """
+    return Order.objects.select_related("user").order_by("-created_at", "-id")
+
+
+# The export's CSV columns, each with the field it comes from.
+ORDER_EXPORT_COLUMNS = {
+    "id": "id",
+    "created_at": "created_at",
+    "customer": "user__username",
+    "status": "status",
+    "item_count": "item_count",
+    "total_amount": "total_amount",
+}
+
+
+def order_export_rows(*, date_from: date | None = None, date_to: date | None = None) -> QuerySet:
+    """Every order placed in the range, oldest first, as tuples in ORDER_EXPORT_COLUMNS order.
+
+    Days are UTC calendar days, both ends included; the default is the last 30 days. The span
+    is not capped: the streamed export holds one chunk of rows at a time, whatever the range
+    (the streaming_export technique). Tuples, not model instances, since an export may hold
+    a hundred thousand of them.
+    """
+    date_from, date_to = _day_range(date_from=date_from, date_to=date_to, max_days=None)
+    start, end = _utc_bounds(date_from=date_from, date_to=date_to)
+    return (
+        Order.objects.filter(created_at__gte=start, created_at__lt=end)
+        .order_by("created_at", "id")
+        .values_list(*ORDER_EXPORT_COLUMNS.values())
+    )

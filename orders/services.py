@@ -1,0 +1,304 @@
+"""Writes to orders: placing, cancelling, confirming. Every rule that keeps stock and the
+denormalized totals right lives here, and each write is one transaction."""
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.mail import send_mail
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from catalog.models import Variant
+from orders.models import Address, Order, OrderEvent, OrderItem, Payment
+from shop.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
+from shop.techniques import algorithmic_complexity, bulk_writes
+
+logger = logging.getLogger(__name__)
+
+CANCELLABLE = (Order.Status.PENDING, Order.Status.PAID)
+# The largest total the columns hold (numeric(12, 2)); a bigger order is refused, not a 500.
+MAX_ORDER_TOTAL = Decimal("9999999999.99")
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class OrderPlacement:
+    order: Order
+    created: bool  # False when an Idempotency-Key replay returned the earlier order
+
+
+def order_place(
+    *,
+    user: AbstractBaseUser,
+    lines: Sequence[OrderLine],
+    shipping_address_id: int | None = None,
+    idempotency_key: str | None = None,
+) -> OrderPlacement:
+    """Validate, reserve stock and write the order, its items, payment and events atomically.
+
+    With an idempotency key, a retry of the same request returns the order it created, even
+    while the first attempt is still running, and the same key with a different request is
+    refused. Nothing is written unless everything is.
+    """
+    lines_validate(lines=lines)
+    fingerprint = request_fingerprint(lines=lines, shipping_address_id=shipping_address_id)
+    with transaction.atomic():
+        if idempotency_key:
+            # Claim the key before taking stock: a retry racing the first attempt waits here,
+            # then replays its order, instead of finding the stock gone and answering 409.
+            _idempotency_key_lock(user=user, key=idempotency_key)
+            earlier = _idempotent_replay(user=user, key=idempotency_key, fingerprint=fingerprint)
+            if earlier is not None:
+                return OrderPlacement(order=earlier, created=False)
+        order = _order_write(
+            user=user,
+            lines=lines,
+            shipping_address_id=shipping_address_id,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+        )
+        # robust: a broker outage must not turn a committed order into an error response.
+        transaction.on_commit(lambda: _confirmation_enqueue(order.pk), robust=True)
+    return OrderPlacement(order=order, created=True)
+
+
+def lines_validate(*, lines: Sequence[OrderLine]) -> None:
+    """Limits on one order, checked before any query. Errors are keyed by line, as DRF does."""
+    max_lines = settings.ORDER_MAX_LINES
+    max_quantity = settings.ORDER_MAX_QUANTITY_PER_LINE
+    if not lines:
+        raise InvalidInput({"items": ["An order needs at least one item."]})
+    if len(lines) > max_lines:
+        raise InvalidInput(
+            {"items": [f"An order can have at most {max_lines} items, got {len(lines)}."]}
+        )
+    repeated = algorithmic_complexity.repeats([line.sku for line in lines])
+    errors: dict[int, dict] = {}
+    for index, line in enumerate(lines):
+        if not 1 <= line.quantity <= max_quantity:
+            errors.setdefault(index, {})["quantity"] = [f"Must be between 1 and {max_quantity}."]
+        if repeated[index]:
+            errors.setdefault(index, {})["sku"] = [
+                f"SKU {line.sku!r} appears more than once; combine the quantities."
+            ]
+    if errors:
+        raise InvalidInput({"items": errors})
+
+
+def request_fingerprint(*, lines: Sequence[OrderLine], shipping_address_id: int | None) -> str:
+    canonical = json.dumps(
+        {"items": [[line.sku, line.quantity] for line in lines], "address": shipping_address_id},
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _idempotent_replay(*, user: AbstractBaseUser, key: str, fingerprint: str) -> Order | None:
+    earlier = Order.objects.filter(user=user, idempotency_key=key).first()
+    if earlier is not None and earlier.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used with a different request."
+        )
+    return earlier
+
+
+def _idempotency_key_lock(*, user: AbstractBaseUser, key: str) -> None:
+    """A transaction-scoped advisory lock on (customer, key), released at commit or rollback.
+    The unique constraint on the pair stays as the last line of defence."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"order:{user.pk}:{key}"]
+        )
+
+
+def _order_write(
+    *,
+    user: AbstractBaseUser,
+    lines: Sequence[OrderLine],
+    shipping_address_id: int | None,
+    idempotency_key: str | None,
+    fingerprint: str,
+) -> Order:
+    address = _shipping_address(user=user, address_id=shipping_address_id)
+    variants = _variants_by_sku(lines=lines)
+    _stock_reserve(lines=lines, variants=variants)
+
+    now = timezone.now()
+    total = sum((variants[line.sku].price * line.quantity for line in lines), Decimal("0.00"))
+    if total > MAX_ORDER_TOTAL:
+        raise InvalidInput({"items": [f"The order total {total} exceeds {MAX_ORDER_TOTAL}."]})
+    order = Order.objects.create(
+        user=user,
+        shipping_address=address,
+        status=Order.Status.PAID,
+        created_at=now,
+        paid_at=now,
+        item_count=sum(line.quantity for line in lines),
+        total_amount=total,
+        idempotency_key=idempotency_key or None,
+        request_fingerprint=fingerprint,
+    )
+    bulk_writes.insert(
+        OrderItem,
+        [
+            OrderItem(
+                order=order,
+                variant=variants[line.sku],
+                product_name=variants[line.sku].product.name,
+                sku=line.sku,
+                unit_price=variants[line.sku].price,
+                quantity=line.quantity,
+            )
+            for line in lines
+        ],
+    )
+    # Payment is captured in-process for now: there is no external gateway yet.
+    Payment.objects.create(
+        order=order,
+        amount=total,
+        status=Payment.Status.CAPTURED,
+        idempotency_key=f"order-{order.pk}",
+        created_at=now,
+    )
+    bulk_writes.insert(
+        OrderEvent,
+        [
+            OrderEvent(
+                order=order, kind=OrderEvent.Kind.PLACED, created_at=now, data={"lines": len(lines)}
+            ),
+            OrderEvent(
+                order=order, kind=OrderEvent.Kind.PAID, created_at=now, data={"amount": str(total)}
+            ),
+        ],
+    )
+    return order
+
+
+def _shipping_address(*, user: AbstractBaseUser, address_id: int | None) -> Address | None:
+    addresses = Address.objects.filter(user=user)
+    if address_id is None:
+        return addresses.order_by("-is_default", "id").first()
+    address = addresses.filter(pk=address_id).first()
+    if address is None:
+        raise InvalidInput({"shipping_address_id": [f"You have no address with id {address_id}."]})
+    return address
+
+
+def _variants_by_sku(*, lines: Sequence[OrderLine]) -> dict[str, Variant]:
+    skus = [line.sku for line in lines]
+    fetched = list(
+        Variant.objects.filter(sku__in=skus, product__is_active=True).select_related("product")
+    )
+    matched = algorithmic_complexity.match(skus, fetched)
+    errors = {
+        index: {"sku": [f"Unknown SKU {sku!r}."]}
+        for index, (sku, variant) in enumerate(zip(skus, matched, strict=True))
+        if variant is None
+    }
+    if errors:
+        raise InvalidInput({"items": errors})
+    return dict(zip(skus, matched, strict=True))
+
+
+def _stock_reserve(*, lines: Sequence[OrderLine], variants: dict[str, Variant]) -> None:
+    """Take stock with conditional UPDATEs: `stock >= quantity` is checked and decremented in
+    one statement, so concurrent orders can never oversell. Rows are locked in primary-key
+    order, so two orders for the same SKUs cannot deadlock. bulk_writes decides whether that
+    is one UPDATE per line or one for all of them."""
+    short_ids = bulk_writes.stock_take(
+        quantities={variants[line.sku].pk: line.quantity for line in lines}
+    )
+    short = sorted(
+        (line for line in lines if variants[line.sku].pk in short_ids),
+        key=lambda line: variants[line.sku].pk,
+    )
+    if short:
+        available = dict(
+            Variant.objects.filter(sku__in=[line.sku for line in short]).values_list("sku", "stock")
+        )
+        raise Conflict(
+            "Not enough stock for some items; nothing was ordered.",
+            code="insufficient_stock",
+            items=[
+                {"sku": line.sku, "requested": line.quantity, "available": available[line.sku]}
+                for line in short
+            ],
+        )
+
+
+def order_cancel(*, user: AbstractBaseUser, order_id: int) -> Order:
+    """Cancel a pending or paid order: restock its items, refund its payment, log the event."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(pk=order_id, user=user).first()
+        if order is None:
+            raise NotFound(f"No order with id {order_id}.")
+        if order.status not in CANCELLABLE:
+            raise Conflict(f"A {order.status} order cannot be cancelled.", code="not_cancellable")
+        restocked = 0
+        for variant_id, quantity in order.items.order_by("variant_id").values_list(
+            "variant_id", "quantity"
+        ):
+            Variant.objects.filter(pk=variant_id).update(stock=F("stock") + quantity)
+            restocked += quantity
+        now = timezone.now()
+        order.status = Order.Status.CANCELLED
+        order.cancelled_at = now
+        order.save(update_fields=["status", "cancelled_at", "updated_at"])
+        order.payments.filter(status=Payment.Status.CAPTURED).update(
+            status=Payment.Status.REFUNDED, updated_at=now
+        )
+        OrderEvent.objects.create(
+            order=order,
+            kind=OrderEvent.Kind.CANCELLED,
+            created_at=now,
+            data={"restocked_units": restocked},
+        )
+    return order
+
+
+def _confirmation_enqueue(order_id: int) -> None:
+    from orders.tasks import send_order_confirmation  # tasks import this module
+
+    send_order_confirmation.delay(order_id)
+
+
+def order_confirmation_send(*, order_id: int) -> bool:
+    """Email the customer that their order is placed. Safe to run twice (tasks ack late):
+    the event log says whether it was already sent. Returns whether an email went out."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().select_related("user").filter(pk=order_id).first()
+        if order is None:
+            logger.warning("order %s vanished before its confirmation was sent", order_id)
+            return False
+        if order.events.filter(kind=OrderEvent.Kind.CONFIRMATION_SENT).exists():
+            return False
+        recipient = order.user.email
+        if recipient:
+            send_mail(
+                subject=f"PerfShop order {order.pk} is confirmed",
+                message=(
+                    f"Thank you for your order {order.pk}: {order.item_count} items, "
+                    f"{order.total_amount} in total."
+                ),
+                from_email=None,
+                recipient_list=[recipient],
+            )
+        OrderEvent.objects.create(
+            order=order,
+            kind=OrderEvent.Kind.CONFIRMATION_SENT,
+            created_at=timezone.now(),
+            data={"to": recipient},
+        )
+    return bool(recipient)

@@ -1,0 +1,20 @@
+"""Celery tasks: ids in, one service call. Routed to queues in settings.CELERY_TASK_ROUTES."""
+
+from smtplib import SMTPException
+
+from celery import shared_task
+
+from orders import services
+
+
+# A mail server that is down or refuses for a while is retried with backoff, not dropped;
+# the service is safe to run twice, so a retry never sends the email twice.
+@shared_task(
+    name="orders.tasks.send_order_confirmation",
+    autoretry_for=(SMTPException, OSError),
+    retry_backoff=5,
+    retry_backoff_max=600,
+    max_retries=8,
+)
+def send_order_confirmation(order_id: int) -> bool:
+    return services.order_confirmation_send(order_id=order_id)

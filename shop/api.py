@@ -1,0 +1,38 @@
+"""What every API view shares: how errors become responses."""
+
+import drf_spectacular.openapi
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from shop.errors import DomainError
+
+
+def not_found(request, exception):
+    """404 for URLs no view matches: JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return page_not_found(request, exception)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        return Response(exc.as_payload(), status=exc.status)
+    return drf_exception_handler(exc, context)
+
+
+class AutoSchema(drf_spectacular.openapi.AutoSchema):
+    """Name schema components after the view that owns a nested serializer.
+
+    Views keep their serializers inside them (`ProductDetailApi.OutputSerializer`), so plain
+    class names collide; `ProductDetailOutput` and `OrderDetailOutputPayment` do not.
+    """
+
+    def _get_serializer_name(self, serializer, direction, bypass_extensions=False):
+        name = super()._get_serializer_name(serializer, direction, bypass_extensions)
+        cls = serializer if isinstance(serializer, type) else type(serializer)
+        parts = cls.__qualname__.split(".")
+        if len(parts) > 1 and name == cls.__name__.removesuffix("Serializer"):
+            name = "".join(part.removesuffix("Serializer").removesuffix("Api") for part in parts)
+        return name

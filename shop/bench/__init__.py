@@ -1,0 +1,12 @@
+"""The paired benchmark: each technique's scenario, run off and on alternately on the same data.
+
+`shop/bench/scenario.py` says what a scenario is; `shop/bench/scenarios/<technique>.py` holds
+one per technique, named as its toggle. `python manage.py bench` runs them (docs/bench.md).
+
+- `discovery.py` finds the scenario modules; `dataset.py` checks which data set is loaded.
+- `measure.py` sends one request and measures it; `alternation.py` orders the runs (ABBA);
+  `hooks.py` calls the modules' before()/after()/plans(); `answers.py` compares the answers.
+- `runner.py` runs every scenario; `order_history.py` runs the order-history page all off,
+  all on and against `floor.py`, its hand-written SQL.
+- `results.py` holds what was measured; `report.py`, `formatting.py` and `html.py` write it.
+"""

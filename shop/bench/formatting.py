@@ -1,0 +1,80 @@
+"""How numbers read in the table and the reports: milliseconds, sizes, ratios, verdicts."""
+
+from __future__ import annotations
+
+from shop.bench.results import Entry, Run, Side
+
+
+def ms(value: float) -> str:
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return "–"
+    for unit, scale in (("MB", 1024**2), ("kB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def times(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}×"
+
+
+def check(value: bool | None) -> str:
+    return {True: "✓", False: "✗ DIFFERENT", None: "–"}[value]
+
+
+def pair(off: Side | None, on: Side | None, attribute: str, fmt=str) -> str:
+    if off is None or on is None:
+        return "–"
+    a, b = getattr(off, attribute), getattr(on, attribute)
+    if a is None and b is None:
+        return "–"
+    return f"{fmt(a)} → {fmt(b)}"
+
+
+def row(entry: Entry) -> list[str]:
+    """One scenario as table cells."""
+    off, on = entry.off, entry.on
+    if entry.error or off is None or on is None:
+        return [entry.name, entry.title, "ERROR", entry.error[:60], "", "", "", "", ""]
+    return [
+        entry.name if entry.scenario == 0 else f"{entry.name} +{entry.scenario}",
+        entry.title,
+        f"{ms(off.p50_ms)} / {ms(off.p95_ms)}",
+        f"{ms(on.p50_ms)} / {ms(on.p95_ms)}",
+        times(entry.speedup_p50),
+        pair(off, on, "queries"),
+        pair(off, on, "bytes", size),
+        pair(off, on, "peak_memory_bytes", size),
+        check(entry.same_answer) + ("" if entry.answer_stable in (True, None) else " (unstable)"),
+    ]
+
+
+HEADER = [
+    "technique",
+    "scenario",
+    "off p50/p95 ms",
+    "on p50/p95 ms",
+    "speedup",
+    "queries",
+    "bytes",
+    "memory",
+    "same",
+]
+
+
+def context_lines(run: Run) -> list[str]:
+    machine = run.machine
+    rows = ", ".join(f"{name.replace('_', ' ')} {n:,}" for name, n in run.rows.items())
+    detected = run.detected_size or "not a seeded size"
+    return [
+        f"data: {detected} ({rows})",
+        f"settings: {run.settings_module}; up to {run.repeat} runs per side after up to "
+        f"{run.warmup} warm-up runs, alternating off/on (ABBA), at most {run.budget_s:g} s "
+        "of runs per scenario",
+        f"machine: {machine.get('cpu_count')} CPUs, Python {machine.get('python')}, "
+        f"PostgreSQL {machine.get('postgres')}, load {machine.get('load_average_1m')}",
+    ]

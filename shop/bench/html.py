@@ -1,0 +1,242 @@
+"""The HTML report: one self-contained file (inline CSS and SVG, no scripts, nothing fetched),
+with an overview of every speedup and, per scenario, off and on side by side as bars."""
+
+from __future__ import annotations
+
+import math
+from html import escape
+
+from shop.bench.formatting import HEADER, check, context_lines, ms, row, size, times
+from shop.bench.results import Entry, OrderHistory, Run, Side
+
+COLORS = {"off": "#c2410c", "on": "#15803d", "floor": "#475569"}
+LABELS = {"off": "off", "on": "on", "floor": "SQL floor"}
+
+CSS = """
+body { font: 15px/1.45 system-ui, sans-serif; color: #1f2937; margin: 2rem auto; max-width: 72rem;
+       padding: 0 1rem; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin: 2.2rem 0 .3rem; }
+code, pre { font: 13px ui-monospace, monospace; } pre { background: #f3f4f6; padding: .7rem;
+       overflow-x: auto; }
+table { border-collapse: collapse; font-size: 13px; } td, th { padding: .25rem .55rem;
+       border-bottom: 1px solid #e5e7eb; text-align: left; white-space: nowrap; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.badge { display: inline-block; border-radius: .6rem; padding: 0 .55rem; font-size: 12px;
+       font-weight: 600; margin-right: .3rem; }
+.same { background: #dcfce7; color: #166534; } .different { background: #fee2e2; color: #991b1b; }
+.info { background: #e0e7ff; color: #3730a3; }
+.ratio { font-size: 1.05rem; font-weight: 600; margin: .4rem 0; }
+.error { color: #991b1b; } .muted { color: #6b7280; font-size: 13px; }
+svg text { font: 12px system-ui, sans-serif; fill: #1f2937; }
+"""
+
+
+def _svg(width: float, height: float, label: str, parts: list[str]) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="{escape(label)}">'
+        + "".join(parts)
+        + "</svg>"
+    )
+
+
+def bars(metrics: list[tuple[str, dict[str, tuple[float, str]]]], label: str) -> str:
+    """Horizontal bars, a group per metric (p50, p95, queries...), each group scaled to its own
+    largest value, so the eye compares the sides within a metric."""
+    label_width, bar_width, bar_height, gap = 90, 420, 16, 3
+    y, parts = 4.0, []
+    for metric, values in metrics:
+        biggest = max(value for value, _ in values.values()) or 1
+        top = y
+        for arm, (value, text) in values.items():
+            width = value / biggest * bar_width
+            if value > 0:
+                width = max(width, 1.5)
+            parts.append(
+                f'<rect x="{label_width}" y="{y:.1f}" width="{width:.1f}" height="{bar_height}" '
+                f'fill="{COLORS[arm]}" rx="2"/>'
+                f'<text x="{label_width + width + 6:.1f}" y="{y + 12:.1f}">'
+                f"{escape(LABELS[arm])}: {escape(text)}</text>"
+            )
+            y += bar_height + gap
+        parts.append(
+            f'<text x="{label_width - 8}" y="{(top + y) / 2 + 3:.1f}" text-anchor="end" '
+            f'font-weight="600">{escape(metric)}</text>'
+        )
+        y += 10
+    return _svg(label_width + bar_width + 170, y, label, parts)
+
+
+def overview(entries: list[Entry]) -> str:
+    """Every scenario's p50 speedup on a log scale around 1× (no change): right is faster."""
+    measured = [(e, e.speedup_p50) for e in entries if e.speedup_p50]
+    if not measured:
+        return ""
+    label_width, half, row_height = 300, 260, 22
+    reach = max(max(abs(math.log2(s)) for _, s in measured), 1.0)
+    center = label_width + half
+    parts = []
+    for index, (entry, speedup) in enumerate(measured):
+        y = 8 + index * row_height
+        length = math.log2(speedup) / reach * half
+        x = center if length >= 0 else center + length
+        color = COLORS["on"] if speedup >= 1 else COLORS["off"]
+        name = entry.name if entry.scenario == 0 else f"{entry.name} +{entry.scenario}"
+        text_x = center + length + (6 if length >= 0 else -6)
+        anchor = "start" if length >= 0 else "end"
+        parts.append(
+            f'<text x="{label_width - 10}" y="{y + 13}" text-anchor="end">{escape(name)}</text>'
+            f'<rect x="{x:.1f}" y="{y}" width="{max(abs(length), 1.5):.1f}" height="16" '
+            f'fill="{color}" rx="2"/>'
+            f'<text x="{text_x:.1f}" y="{y + 13}" text-anchor="{anchor}">{times(speedup)}</text>'
+        )
+    height = 8 + len(measured) * row_height + 18
+    parts.append(
+        f'<line x1="{center}" y1="2" x2="{center}" y2="{height - 16}" stroke="#6b7280"/>'
+        f'<text x="{center}" y="{height - 3}" text-anchor="middle" class="muted">'
+        "1× (no change) · log scale, right is faster with the technique on</text>"
+    )
+    return _svg(label_width + 2 * half + 60, height, "p50 speedup per scenario", parts)
+
+
+def _metrics(sides: dict[str, Side]) -> list[tuple[str, dict[str, tuple[float, str]]]]:
+    metrics = [
+        ("p50", {arm: (s.p50_ms, f"{ms(s.p50_ms)} ms") for arm, s in sides.items()}),
+        ("p95", {arm: (s.p95_ms, f"{ms(s.p95_ms)} ms") for arm, s in sides.items()}),
+        ("queries", {arm: (s.queries, str(s.queries)) for arm, s in sides.items()}),
+        ("bytes", {arm: (s.bytes, size(s.bytes)) for arm, s in sides.items()}),
+    ]
+    if all(s.peak_memory_bytes is not None for s in sides.values()):
+        memory = {arm: (s.peak_memory_bytes, size(s.peak_memory_bytes)) for arm, s in sides.items()}
+        metrics.append(("peak memory", memory))
+    return metrics
+
+
+def _badge(same: bool | None, text: str) -> str:
+    if same is None:
+        return ""
+    kind = "same" if same else "different"
+    return f'<span class="badge {kind}">{escape(text)} {check(same)}</span>'
+
+
+def _section(entry: Entry) -> str:
+    suffix = "" if entry.scenario == 0 else f" +{entry.scenario}"
+    html = [
+        f'<section id="{escape(entry.name)}-{entry.scenario}">',
+        f"<h2>{escape(entry.name + suffix)} · {escape(entry.title)}</h2>",
+        f'<p class="muted"><code>{escape(entry.path)}</code></p>',
+    ]
+    if entry.error:
+        html.append(f'<p class="error">Error: {escape(entry.error)}</p>')
+    if entry.off and entry.on:
+        badges = _badge(entry.same_answer, "same answer")
+        if entry.answer_stable is False:
+            badges += '<span class="badge different">answer changed between runs</span>'
+        if entry.writes:
+            badges += '<span class="badge info">writes, rolled back</span>'
+        for name, on in entry.hold.items():
+            badges += f'<span class="badge info">{escape(name)} held {"on" if on else "off"}</span>'
+        html.append(f"<p>{badges}</p>")
+        html.append(
+            f'<p class="ratio">p50 {ms(entry.off.p50_ms)} ms off → {ms(entry.on.p50_ms)} ms on: '
+            f"{times(entry.speedup_p50)}</p>"
+        )
+        chart = bars(_metrics({"off": entry.off, "on": entry.on}), f"{entry.name}: off and on")
+        html.append(chart)
+        html.append(
+            f'<p class="muted">{len(entry.off.samples)} runs per side; queries per alias '
+            f"off {entry.off.queries_by_alias}, on {entry.on.queries_by_alias}</p>"
+        )
+    for text in [entry.notes, *entry.warnings]:
+        if text:
+            html.append(f"<p>{escape(text)}</p>")
+    if entry.difference:
+        html.append(f'<p class="error">Answers differ: {escape(entry.difference)}</p>')
+    for side, plans in entry.plans.items():
+        for query, plan in plans.items():
+            html.append(
+                f"<details><summary>EXPLAIN, {escape(side)}: {escape(query)}</summary>"
+                f"<pre>{escape(plan)}</pre></details>"
+            )
+    html.append("</section>")
+    return "\n".join(html)
+
+
+def _order_history(history: OrderHistory | None) -> str:
+    if history is None:
+        return ""
+    html = [
+        '<section id="order_history">',
+        "<h2>Order history: every technique off, every one on, and the SQL floor</h2>",
+        f'<p class="muted"><code>{escape(history.path)}</code> as {escape(history.user)} '
+        f"({history.orders:,} orders). The floor is one hand-written query that builds the "
+        "same JSON in PostgreSQL: the fastest this page could be.</p>",
+    ]
+    if history.error:
+        html.append(f'<p class="error">Error: {escape(history.error)}</p>')
+    if history.off and history.on and history.floor:
+        html.append(
+            "<p>"
+            + _badge(history.same_answer, "all off = all on")
+            + _badge(history.floor_same_answer, "floor = all on")
+            + _badge(history.floor_identical_bytes, "byte for byte")
+            + "</p>"
+        )
+        html.append(
+            f'<p class="ratio">all on is {times(history.speedup_p50)} faster than all off, '
+            f"and {times(history.floor_multiple_p50)} the floor</p>"
+        )
+        sides = {"off": history.off, "on": history.on, "floor": history.floor}
+        html.append(bars(_metrics(sides), "order history: all off, all on, SQL floor"))
+        items = []
+        for key, target in history.targets().items():
+            mark = "✓" if target["met"] else "✗"
+            items.append(
+                f"<li>{escape(key)} {escape(target['target'])}: {target['value']} {mark}</li>"
+            )
+        html.append("<p>Targets:</p><ul>" + "".join(items) + "</ul>")
+    if history.difference:
+        html.append(f'<p class="error">Answers differ: {escape(history.difference)}</p>')
+    html.append("</section>")
+    return "\n".join(html)
+
+
+def _summary_table(entries: list[Entry]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in HEADER)
+    rows = []
+    for entry in entries:
+        cells = row(entry)
+        tds = []
+        for index, cell in enumerate(cells):
+            cls = ' class="num"' if index in (2, 3, 4) else ""
+            if index == 0:
+                cell_html = f'<a href="#{escape(entry.name)}-{entry.scenario}">{escape(cell)}</a>'
+            else:
+                cell_html = escape(cell)
+            tds.append(f"<td{cls}>{cell_html}</td>")
+        rows.append("<tr>" + "".join(tds) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def to_html(run: Run) -> str:
+    context = "".join(f"<li>{escape(line)}</li>" for line in context_lines(run))
+    problems = "".join(f'<li class="error">{escape(p)}</li>' for p in run.problems)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>PerfShop benchmark, {escape(run.started_at)}</title>
+<style>{CSS}</style></head>
+<body>
+<h1>PerfShop benchmark</h1>
+<p class="muted">{escape(run.started_at)} · {run.elapsed_s:.0f} s</p>
+<ul>{context}</ul>
+{"<p class='error'>Interrupted: the results below are the ones finished.</p>" if run.interrupted else ""}
+{f"<ul>{problems}</ul>" if problems else ""}
+<p>Each technique's request ran through the whole Django stack, alternating off and on on the same
+data. Times are wall-clock milliseconds per request, body included; the bars of each metric are
+scaled to its larger side.</p>
+{overview(run.entries)}
+{_summary_table(run.entries)}
+{_order_history(run.order_history)}
+{"".join(_section(entry) for entry in run.entries)}
+</body></html>
+"""

@@ -1,0 +1,260 @@
+"""One request through the real request path, measured: wall time, queries per database alias,
+response bytes, the answer and, when asked, peak Python memory.
+
+The request goes through `django.test.Client`: in the same process, but through everything a
+request meets in production (URL routing, every middleware, authentication, the view, the
+serializer, PostgreSQL and Redis). There is no network and no WSGI server in the way, so what
+is timed is the application; `make loadtest` measures the whole HTTP path.
+"""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import connections, transaction
+from django.http import HttpResponse
+from django.test import Client
+from rest_framework.authtoken.models import Token
+
+from shop import toggles
+from shop.bench.results import Sample
+from shop.bench.scenario import Call
+from shop.middleware import TOGGLE_HEADER
+
+# Statements Django sends for a nested `atomic()`. Under the bench's rollback (and in tests)
+# the request's own outermost transaction becomes a savepoint; those are not counted.
+_SAVEPOINT_SQL = ("SAVEPOINT ", "RELEASE SAVEPOINT ", "ROLLBACK TO SAVEPOINT ")
+
+
+class BenchError(Exception):
+    """The bench cannot run, or a response it got makes the comparison meaningless."""
+
+
+class QueryCounter:
+    """Counts every statement on every database alias while a request runs and its body is read.
+
+    Not the middleware's `X-DB-Queries`: a streamed body runs its queries after the middleware
+    has returned, so only a wrapper around the whole call sees them all.
+
+    When the call starts inside a transaction (a write scenario's rollback, or a test), the
+    request's own `atomic()` turns into `SAVEPOINT`/`RELEASE SAVEPOINT` at the level the call
+    started at. In production those are `BEGIN`/`COMMIT`, which Django does not count either,
+    so they are skipped. Savepoints nested deeper are the request's own and are counted.
+    """
+
+    def __init__(self) -> None:
+        self.counts = {alias: 0 for alias in connections}
+        self._stack = ExitStack()
+
+    def __enter__(self) -> QueryCounter:
+        for alias in self.counts:
+            connection = connections[alias]
+            depth = len(connection.savepoint_ids) if connection.in_atomic_block else None
+            self._stack.enter_context(
+                connection.execute_wrapper(self._counting(alias, connection, depth))
+            )
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stack.close()
+
+    def _counting(self, alias: str, connection, depth: int | None):
+        def wrapper(execute, sql, params, many, context):
+            stands_for_the_transaction = (
+                depth is not None
+                and isinstance(sql, str)
+                and sql.startswith(_SAVEPOINT_SQL)
+                and len(connection.savepoint_ids) == depth
+            )
+            if not stands_for_the_transaction:
+                self.counts[alias] += 1
+            return execute(sql, params, many, context)
+
+        return wrapper
+
+
+@contextmanager
+def rolled_back() -> Iterator[None]:
+    """Run the block in a transaction that is always rolled back: a write leaves no trace, and
+    its `transaction.on_commit` callbacks (the confirmation e-mail) never fire."""
+    with transaction.atomic():
+        try:
+            yield
+        finally:
+            transaction.set_rollback(True)
+
+
+@contextmanager
+def peak_memory(result: list[int]) -> Iterator[None]:
+    """Trace Python allocations during the block and append their peak to `result`.
+    tracemalloc slows allocation down several times, so it never runs during timed runs."""
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    baseline = tracemalloc.get_traced_memory()[0]
+    try:
+        yield
+    finally:
+        result.append(max(tracemalloc.get_traced_memory()[1] - baseline, 0))
+        if not was_tracing:
+            tracemalloc.stop()
+
+
+def default_answer(response: HttpResponse) -> Any:
+    """The body, JSON decoded when it is JSON."""
+    if response.get("Content-Type", "").startswith("application/json"):
+        return json.loads(response.content)
+    return response.content
+
+
+@dataclass
+class Requester:
+    """Sends scenario calls through one test client, logged in the way an API client is.
+
+    `Authorization: Token` costs one query (the token joined with its user); a session would
+    cost two. A user without a token gets one for the run, deleted by `close()`: nothing is
+    left behind. (`Client.force_login` is not used: it writes the user's `last_login`.)
+    """
+
+    client: Client = field(default_factory=lambda: Client(raise_request_exception=True))
+    _tokens: dict[str, str] = field(default_factory=dict)
+    _created: list[str] = field(default_factory=list)
+
+    def auth_headers(self, username: str | None) -> dict[str, str]:
+        if username is None:
+            return {}
+        if username not in self._tokens:
+            token = Token.objects.filter(user__username=username).first()
+            if token is None:
+                user = get_user_model().objects.filter(username=username).first()
+                if user is None:
+                    raise BenchError(f"the scenario logs in as {username!r}, who does not exist")
+                token = Token.objects.create(user=user)
+                self._created.append(token.key)
+            self._tokens[username] = token.key
+        return {"Authorization": f"Token {self._tokens[username]}"}
+
+    def close(self) -> None:
+        if self._created:
+            Token.objects.filter(key__in=self._created).delete()
+            self._created.clear()
+        self._tokens.clear()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A call ready to send many times: its body encoded and its headers built once, so the
+    encoding of a 10k-product payload is not timed."""
+
+    method: str
+    path: str
+    body: bytes
+    content_type: str
+    headers: dict[str, str]
+
+    @classmethod
+    def of(cls, call: Call, requester: Requester) -> Prepared:
+        body, content_type = b"", "application/octet-stream"
+        if call.data is not None:
+            if isinstance(call.data, bytes | str):
+                body = call.data.encode() if isinstance(call.data, str) else call.data
+            else:
+                body = json.dumps(call.data).encode()
+            content_type = "application/json"
+        headers = {**call.headers, **requester.auth_headers(call.user)}
+        return cls(call.method.upper(), call.path, body, content_type, headers)
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def send(
+    requester: Requester,
+    prepared: Prepared,
+    *,
+    flags: dict[str, bool],
+    writes: bool = False,
+    answer: Callable[[HttpResponse], Any] | None = None,
+    memory: bool = False,
+) -> Sample:
+    """Send the call once with `X-Perf-Toggles` set to `flags`, read the whole body, and
+    measure. With `memory`, the peak of Python allocations is recorded instead of a
+    meaningful time, and the answer is not kept (a streamed body is counted, not stored)."""
+    headers = {**prepared.headers, TOGGLE_HEADER: toggles.format_flags(flags)}
+    peaks: list[int] = []
+    with rolled_back() if writes else nullcontext():
+        with QueryCounter() as counter, peak_memory(peaks) if memory else nullcontext():
+            started = perf_counter()
+            response = requester.client.generic(
+                prepared.method,
+                prepared.path,
+                prepared.body,
+                content_type=prepared.content_type,
+                headers=headers,
+            )
+            chunks: list[bytes] = []
+            size = _read(response, keep=None if memory else chunks)
+            elapsed_ms = (perf_counter() - started) * 1000
+        _check_toggles(response, flags)
+        value = None
+        if not memory:
+            readable = response
+            if response.streaming:
+                readable = HttpResponse(
+                    b"".join(chunks), status=response.status_code, headers=dict(response.items())
+                )
+            value = (answer or default_answer)(readable)
+    return Sample(
+        ms=elapsed_ms,
+        queries=dict(counter.counts),
+        bytes=size,
+        status=response.status_code,
+        answer=value,
+        peak_memory_bytes=peaks[0] if peaks else None,
+    )
+
+
+def _read(response: HttpResponse, *, keep: list[bytes] | None) -> int:
+    """Read the whole body as a client would; return its length in bytes."""
+    if not response.streaming:
+        if keep is not None:
+            keep.append(response.content)
+        return len(response.content)
+    size = 0
+    for chunk in response.streaming_content:
+        chunk = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+        size += len(chunk)
+        if keep is not None:
+            keep.append(chunk)
+    return size
+
+
+def _check_toggles(response: HttpResponse, flags: dict[str, bool]) -> None:
+    """The middleware echoes every toggle that is not at its default: each one we set must be
+    there, at the state we asked for, or the request did not run the side we think."""
+    refused = (
+        response.status_code == 400
+        and not response.streaming
+        and TOGGLE_HEADER in response.content.decode(errors="replace")
+    )
+    if refused:
+        raise BenchError(f"the server refused the toggles: {response.content.decode()}")
+    echoed = toggles.parse(response.get(TOGGLE_HEADER, ""))
+    wrong = {name: on for name, on in flags.items() if echoed.get(name, _default(name)) != on}
+    if wrong:
+        raise BenchError(
+            f"the request ran with {response.get(TOGGLE_HEADER, '')!r}, not with "
+            f"{toggles.format_flags(wrong)}: is PERF_ALLOW_OVERRIDE off?"
+        )
+
+
+def _default(name: str) -> bool:
+    return toggles.get(name).default

@@ -1,0 +1,273 @@
+"""What the bench measured, in plain data: one `Entry` per scenario, the order-history pair with
+its SQL floor, and the run's context. `to_dict()` is the JSON the reports are written from."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+# The order-history targets from the issue: "all-on uses ≤ 4 queries, is at least 5× faster
+# than all-off at p50, and is within 3× of the SQL floor".
+TARGET_ON_QUERIES = 4
+TARGET_SPEEDUP = 5.0
+TARGET_FLOOR_MULTIPLE = 3.0
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One request: its wall time (the call plus reading the body), what it cost, its answer."""
+
+    ms: float
+    queries: dict[str, int]  # per database alias
+    bytes: int
+    status: int
+    answer: Any = None
+    peak_memory_bytes: int | None = None
+
+
+def error_text(exc: BaseException) -> str:
+    """`RuntimeError: broken`: what a report shows of an exception."""
+    return "".join(traceback.format_exception_only(exc)).strip()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest rank: the smallest value with at least `fraction` of the values at or below it.
+    With 20 runs, p95 is the 19th fastest: one slow outlier shows, two do not hide it."""
+    ordered = sorted(values)
+    return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
+
+
+@dataclass
+class Side:
+    """The recorded runs of one side (off, on, or the SQL floor)."""
+
+    samples: list[Sample]
+    peak_memory_bytes: int | None = None  # from a separate, untimed run
+
+    @property
+    def times_ms(self) -> list[float]:
+        return [sample.ms for sample in self.samples]
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(self.times_ms)
+
+    @property
+    def p95_ms(self) -> float:
+        return percentile(self.times_ms, 0.95)
+
+    @property
+    def queries_by_alias(self) -> dict[str, int]:
+        """The median count per alias: a cache warmed by the first run does not skew it."""
+        aliases = self.samples[0].queries
+        return {
+            alias: statistics.median_low(sample.queries.get(alias, 0) for sample in self.samples)
+            for alias in aliases
+        }
+
+    @property
+    def queries(self) -> int:
+        return sum(self.queries_by_alias.values())
+
+    @property
+    def bytes(self) -> int:
+        return statistics.median_low(sample.bytes for sample in self.samples)
+
+    @property
+    def status(self) -> int:
+        return self.samples[0].status
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "queries": self.queries,
+            "queries_by_alias": self.queries_by_alias,
+            "p50_ms": round(self.p50_ms, 3),
+            "p95_ms": round(self.p95_ms, 3),
+            "mean_ms": round(statistics.fmean(self.times_ms), 3),
+            "min_ms": round(min(self.times_ms), 3),
+            "bytes": self.bytes,
+            "status": self.status,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "runs": len(self.samples),
+            "samples_ms": [round(ms, 3) for ms in self.times_ms],
+        }
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator > 0 else None
+
+
+@dataclass
+class Entry:
+    """One scenario of one technique, off against on."""
+
+    name: str
+    title: str
+    scenario: int  # 0 for the module's SCENARIO, 1.. for its EXTRA_SCENARIOS
+    path: str = ""  # "GET /api/products/?page_size=50"
+    writes: bool = False
+    hold: dict[str, bool] = field(default_factory=dict)
+    notes: str = ""
+    off: Side | None = None
+    on: Side | None = None
+    same_answer: bool | None = None
+    answer_stable: bool | None = None  # every run of a side gave that side's first answer
+    difference: str = ""  # where the answers differ, when they do
+    plans: dict[str, dict[str, str]] = field(default_factory=dict)  # side → query → plan
+    warnings: list[str] = field(default_factory=list)
+    error: str = ""  # the exception that stopped this scenario, if one did
+
+    @property
+    def speedup_p50(self) -> float | None:
+        if self.off is None or self.on is None:
+            return None
+        return ratio(self.off.p50_ms, self.on.p50_ms)
+
+    def to_dict(self) -> dict[str, Any]:
+        speedup = self.speedup_p50
+        return {
+            "name": self.name,
+            "title": self.title,
+            "scenario": self.scenario,
+            "path": self.path,
+            "writes": self.writes,
+            "hold": self.hold,
+            "off": self.off.to_dict() if self.off else None,
+            "on": self.on.to_dict() if self.on else None,
+            "speedup_p50": round(speedup, 3) if speedup is not None else None,
+            "same_answer": self.same_answer,
+            "answer_stable": self.answer_stable,
+            "difference": self.difference,
+            "plans": self.plans,
+            "notes": self.notes,
+            "warnings": self.warnings,
+            "error": self.error,
+        }
+
+
+@dataclass
+class OrderHistory:
+    """The order-history page with every technique off, then every one on, and the SQL floor:
+    one hand-written query that builds the same JSON in PostgreSQL."""
+
+    path: str
+    user: str
+    orders: int  # how many orders the customer has
+    off: Side | None = None
+    on: Side | None = None
+    floor: Side | None = None
+    same_answer: bool | None = None  # all-off against all-on
+    floor_same_answer: bool | None = None  # the floor's JSON against all-on's, parsed
+    floor_identical_bytes: bool | None = None  # ... and byte for byte
+    difference: str = ""
+    warnings: list[str] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def speedup_p50(self) -> float | None:
+        if self.off is None or self.on is None:
+            return None
+        return ratio(self.off.p50_ms, self.on.p50_ms)
+
+    @property
+    def floor_multiple_p50(self) -> float | None:
+        """All-on p50 as a multiple of the floor's p50: 1.0 would be as fast as PostgreSQL
+        building the page itself."""
+        if self.on is None or self.floor is None:
+            return None
+        return ratio(self.on.p50_ms, self.floor.p50_ms)
+
+    def targets(self) -> dict[str, dict[str, Any]]:
+        on_queries = self.on.queries if self.on else None
+        speedup, multiple = self.speedup_p50, self.floor_multiple_p50
+        return {
+            "on_queries": {
+                "target": f"<= {TARGET_ON_QUERIES}",
+                "value": on_queries,
+                "met": on_queries is not None and on_queries <= TARGET_ON_QUERIES,
+            },
+            "speedup_p50": {
+                "target": f">= {TARGET_SPEEDUP:g}",
+                "value": round(speedup, 3) if speedup is not None else None,
+                "met": speedup is not None and speedup >= TARGET_SPEEDUP,
+            },
+            "floor_multiple_p50": {
+                "target": f"<= {TARGET_FLOOR_MULTIPLE:g}",
+                "value": round(multiple, 3) if multiple is not None else None,
+                "met": multiple is not None and multiple <= TARGET_FLOOR_MULTIPLE,
+            },
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        speedup, multiple = self.speedup_p50, self.floor_multiple_p50
+        return {
+            "path": self.path,
+            "user": self.user,
+            "orders": self.orders,
+            "off": self.off.to_dict() if self.off else None,
+            "on": self.on.to_dict() if self.on else None,
+            "floor": self.floor.to_dict() if self.floor else None,
+            "speedup_p50": round(speedup, 3) if speedup is not None else None,
+            "floor_multiple_p50": round(multiple, 3) if multiple is not None else None,
+            "same_answer": self.same_answer,
+            "floor_same_answer": self.floor_same_answer,
+            "floor_identical_bytes": self.floor_identical_bytes,
+            "difference": self.difference,
+            "targets": self.targets(),
+            "warnings": self.warnings,
+            "error": self.error,
+        }
+
+
+@dataclass
+class Run:
+    """Everything one `manage.py bench` produced."""
+
+    started_at: str  # ISO 8601, UTC
+    settings_module: str
+    size: str | None  # the --size asked for, or None
+    detected_size: str | None  # the seeded size the row counts match, if any
+    rows: dict[str, int]
+    machine: dict[str, Any]
+    repeat: int
+    warmup: int
+    budget_s: float
+    entries: list[Entry] = field(default_factory=list)
+    order_history: OrderHistory | None = None
+    problems: list[str] = field(default_factory=list)  # scenario modules that could not run
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> bool:
+        """An error stopped a scenario (a different answer is reported, not failed)."""
+        history_error = self.order_history is not None and bool(self.order_history.error)
+        return bool(self.problems) or any(e.error for e in self.entries) or history_error
+
+    @property
+    def different_answers(self) -> list[str]:
+        names = [f"{e.name}[{e.scenario}]" for e in self.entries if e.same_answer is False]
+        history = self.order_history
+        if history is not None and False in (history.same_answer, history.floor_same_answer):
+            names.append("order_history")
+        return names
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "started_at": self.started_at,
+            "settings": self.settings_module,
+            "size": self.size,
+            "dataset": {"size": self.detected_size, "rows": self.rows},
+            "machine": self.machine,
+            "repeat": self.repeat,
+            "warmup": self.warmup,
+            "budget_s": self.budget_s,
+            "elapsed_s": round(self.elapsed_s, 1),
+            "interrupted": self.interrupted,
+            "techniques": [entry.to_dict() for entry in self.entries],
+            "order_history": self.order_history.to_dict() if self.order_history else None,
+            "problems": self.problems,
+        }

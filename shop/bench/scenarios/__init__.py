@@ -1,0 +1,1 @@
+"""One module per technique, named as its toggle, each defining `SCENARIO`."""

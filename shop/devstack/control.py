@@ -1,0 +1,212 @@
+"""The operations people run: up, down, status (+ format_status) and env_lines."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from pathlib import Path
+from typing import TextIO
+
+from .discovery import PgToolchain, _try_toolchain
+from .external import _check_postgres_url, _check_redis_url, _report_external
+from .layout import HOST, MARKER_FILE, DevstackError, Stack, _env, _mask, _Out, _show
+from .postgres import _ensure_primary, _ensure_replica, _pg_pid, _prepare_dir, _psql, _stop_pg
+from .process import _locked, _pid_alive, _read_pid
+from .redis import _ensure_redis, _stop_redis, redis_ping
+
+
+def up(
+    verbose: bool = True, *, stack: Stack | None = None, stream: TextIO | None = None
+) -> list[str]:
+    """Start whatever of primary, replica and Redis is not running; idempotent.
+
+    Returns the actions taken (an empty list when everything was already up). Raises
+    DevstackError with a message that says what to do when something can't start.
+    """
+    stack = stack or Stack.default()
+    say = _Out(verbose, stream)
+    actions: list[str] = []
+    problems: list[str] = []
+    database_url = os.environ.get("DATABASE_URL")
+    replica_url = os.environ.get("DATABASE_REPLICA_URL")
+    redis_url = os.environ.get("REDIS_URL")
+    with _locked(stack, claim=True):
+        if database_url:
+            say(f"DATABASE_URL is set: using {_mask(database_url)} instead of a local primary "
+                "and replica")  # fmt: skip
+            _report_external("DATABASE_URL", database_url, _check_postgres_url, say, problems)
+            if replica_url:
+                _report_external(
+                    "DATABASE_REPLICA_URL", replica_url, _check_postgres_url, say, problems
+                )
+            else:
+                say(
+                    "  note: DATABASE_REPLICA_URL is not set, so the `replica` alias still "
+                    f"points at {HOST}:{stack.replica_port}; set DATABASE_REPLICA_URL too"
+                )
+        else:
+            pg = PgToolchain.discover()
+            stack.log_dir.mkdir(parents=True, exist_ok=True)
+            _prepare_dir(stack.log_dir, pg_owned=True)
+            _prepare_dir(stack.socket_dir, pg_owned=True)
+            _ensure_primary(pg, stack, say, actions)
+            if replica_url:
+                say(f"DATABASE_REPLICA_URL is set: using {_mask(replica_url)} instead of a "
+                    "local replica")  # fmt: skip
+                _report_external(
+                    "DATABASE_REPLICA_URL", replica_url, _check_postgres_url, say, problems
+                )
+            else:
+                _ensure_replica(pg, stack, say, actions)
+        if redis_url:
+            say(f"REDIS_URL is set: using {_mask(redis_url)} instead of a local redis")
+            _report_external("REDIS_URL", redis_url, _check_redis_url, say, problems)
+        else:
+            _ensure_redis(stack, say, actions)
+    if problems:
+        raise DevstackError("\n".join(problems))
+    if not actions:
+        local = "" if not (database_url or redis_url) else " (or external)"
+        say(f"nothing to do: everything already up{local}")
+    return actions
+
+
+def down(
+    verbose: bool = True,
+    *,
+    purge: bool = False,
+    stack: Stack | None = None,
+    stream: TextIO | None = None,
+) -> list[str]:
+    """Stop replica, primary and Redis (fast shutdown); keep the data unless `purge`.
+
+    With purge=True, delete the whole state folder afterwards. Returns the actions taken.
+    """
+    stack = stack or Stack.default()
+    say = _Out(verbose, stream)
+    actions: list[str] = []
+    if not stack.root.exists():
+        say(f"nothing to stop: {_show(stack.root)} does not exist")
+        return actions
+    if purge and not (stack.root / MARKER_FILE).exists() and any(stack.root.iterdir()):
+        raise DevstackError(
+            f"refusing to purge {stack.root}: it has no {MARKER_FILE} file, so it does not look "
+            "like a devstack state folder (check PERFSHOP_STACK_DIR)"
+        )
+    pg = _try_toolchain() if (stack.primary_dir.exists() or stack.replica_dir.exists()) else None
+    with _locked(stack):
+        for role in ("replica", "primary"):
+            if _stop_pg(pg, stack, role, say):
+                actions.append(f"stop {role}")
+        if _stop_redis(stack, say):
+            actions.append("stop redis")
+        if not actions:
+            say("local stack already stopped")
+        if purge:
+            say(f"purging {_show(stack.root)}: deleting all local PostgreSQL and Redis data ...")
+            outside = [stack.pg_root, stack.socket_dir]
+            shutil.rmtree(stack.root)
+            for folder in outside:
+                if not folder.is_relative_to(stack.root) and folder.exists():
+                    shutil.rmtree(folder, ignore_errors=True)
+            actions.append("purge")
+            say(f"purged {stack.root}; `devstack up` starts over from nothing")
+        elif actions:
+            say(f"stopped; data kept in {_show(stack.root)} (`down --purge` deletes it)")
+    return actions
+
+
+def status(*, stack: Stack | None = None) -> dict:
+    """The state of each server, as a dict keyed 'primary', 'replica', 'redis' (+ 'state_dir').
+
+    Each entry has: running (bool), state ('running', 'stopped', 'not created'), port, pid,
+    and data_dir/log; 'external' is the URL in use instead when the env var for it is set.
+    The primary adds streaming_replicas; the replica adds in_recovery and wal_receiver.
+    """
+    stack = stack or Stack.default()
+    have_pg = stack.primary_dir.exists() or stack.replica_dir.exists()
+    pg = _try_toolchain() if have_pg else None
+    result: dict = {"state_dir": str(stack.root)}
+    database_url = os.environ.get("DATABASE_URL")
+    replica_url = os.environ.get("DATABASE_REPLICA_URL")
+    for role in ("primary", "replica"):
+        datadir = stack.data_dir(role)
+        pid = _pg_pid(pg, datadir)
+        entry: dict = {
+            "running": pid is not None,
+            "state": "running" if pid else ("stopped" if datadir.exists() else "not created"),
+            "port": stack.port(role),
+            "pid": pid,
+            "data_dir": str(datadir),
+            "log": str(stack.pg_log(role)),
+            # what the `default` / `replica` aliases in settings use instead of this server
+            "external": replica_url if role == "replica" else database_url,
+        }
+        if pid and pg is not None:
+            if role == "primary":
+                proc = _psql(
+                    pg, stack.primary_port,
+                    "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming';",
+                    check=False,
+                )  # fmt: skip
+                entry["streaming_replicas"] = (
+                    int(proc.stdout.strip()) if proc.returncode == 0 else None
+                )
+            else:
+                proc = _psql(
+                    pg, stack.replica_port,
+                    "SELECT pg_is_in_recovery(), "
+                    "coalesce((SELECT status FROM pg_stat_wal_receiver), 'none');",
+                    check=False,
+                )  # fmt: skip
+                if proc.returncode == 0 and "|" in proc.stdout:
+                    recovery, receiver = proc.stdout.strip().split("|", 1)
+                    entry["in_recovery"] = recovery == "t"
+                    entry["wal_receiver"] = receiver
+                else:
+                    entry["in_recovery"] = None
+                    entry["wal_receiver"] = "unknown"
+        result[role] = entry
+    redis_pid = _read_pid(stack.redis_pidfile)
+    redis_up = redis_ping(stack.redis_port)
+    result["redis"] = {
+        "running": redis_up,
+        "state": "running" if redis_up else "stopped",
+        "port": stack.redis_port,
+        "pid": redis_pid if redis_up and _pid_alive(redis_pid) else None,
+        "data_dir": str(stack.redis_dir),
+        "log": str(stack.redis_log),
+        "external": os.environ.get("REDIS_URL"),
+    }
+    return result
+
+
+def format_status(info: dict) -> list[str]:
+    """One line per server, for people."""
+    lines = []
+    for role in ("primary", "replica", "redis"):
+        entry = info[role]
+        line = (
+            f"{role:<8} {entry['state']:<11} port {entry['port']}  "
+            f"pid {entry['pid'] or '-':<7} data {_show(Path(entry['data_dir']))}"
+        )
+        if role == "primary" and entry.get("streaming_replicas") is not None:
+            line += f"  streaming replicas: {entry['streaming_replicas']}"
+        if role == "replica" and entry["running"]:
+            recovery = {True: "yes", False: "NO", None: "?"}[entry.get("in_recovery")]
+            line += f"  in recovery: {recovery}  wal receiver: {entry.get('wal_receiver')}"
+        if entry.get("external"):
+            line += f"  (app uses {_mask(entry['external'])} instead)"
+        lines.append(line)
+    return lines
+
+
+def env_lines() -> list[str]:
+    """Shell `export` lines for the URLs the app will use (the local stack unless overridden)."""
+    values = {
+        "DATABASE_URL": os.environ.get("DATABASE_URL") or _env.DEFAULT_DATABASE_URL,
+        "DATABASE_REPLICA_URL": os.environ.get("DATABASE_REPLICA_URL") or _env.DEFAULT_REPLICA_URL,
+        "REDIS_URL": os.environ.get("REDIS_URL") or _env.DEFAULT_REDIS_URL,
+    }
+    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]

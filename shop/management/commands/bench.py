@@ -1,0 +1,233 @@
+"""`python manage.py bench [NAME ...] [--size small|medium|large] [--repeat N] [--json PATH]
+[--report DIR] [--strict]`: each technique off and on, in pairs, through the real request path.
+
+Run it with settings that time honestly (DEBUG off, no debug toolbar):
+
+    DJANGO_SETTINGS_MODULE=config.settings.loadtest python manage.py bench --size small
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from time import perf_counter
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, OutputWrapper
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.migrations.executor import MigrationExecutor
+
+from shop.bench import alternation, dataset, discovery, report, runner
+from shop.bench.measure import BenchError
+from shop.bench.results import Run
+from shop.seed import SIZES
+
+SETTINGS_HINT = "DJANGO_SETTINGS_MODULE=config.settings.loadtest python manage.py bench ..."
+
+
+class ConsoleProgress:
+    """One line per scenario on stderr; on a terminal it counts the runs in place as they go."""
+
+    def __init__(self, stream: OutputWrapper) -> None:
+        self.stream = stream
+        self.live = stream.isatty()
+        self.label, self.total, self.done, self.started = "", 0, 0, 0.0
+
+    def start(self, label: str, total: int) -> None:
+        self._finish()
+        self.label, self.total, self.done, self.started = label, total, 0, perf_counter()
+        self._show()
+
+    def advance(self) -> None:
+        self.done += 1
+        if self.live:
+            self._show()
+
+    def note(self, line: str) -> None:
+        self._finish()
+        self._write(line.rstrip() + "\n")
+
+    def close(self) -> None:
+        self._finish()
+
+    def _show(self) -> None:
+        text = f"  {self.label}: {self.done}/{self.total} runs"
+        if self.live:
+            self._write("\r\033[K" + text)
+        elif self.done == 0:
+            self._write(f"  {self.label}: {self.total} runs ...\n")
+        self.stream.flush()
+
+    def _finish(self) -> None:
+        if self.label:
+            if self.live:
+                seconds = perf_counter() - self.started
+                self._write(f"\r\033[K  {self.label}: {self.done} runs, {seconds:.1f} s\n")
+            self.label = ""
+
+    def _write(self, text: str) -> None:
+        # Plain (stderr is styled as errors by default), and no newline added.
+        self.stream.write(text, style_func=lambda plain: plain, ending="")
+
+
+class Command(BaseCommand):
+    help = (
+        "Benchmark techniques in pairs: each scenario's request through the whole Django stack, "
+        "warmed up, then alternating off and on on the same data. Checks that the answers are "
+        "the same; reports queries, p50/p95 ms, bytes and peak memory; writes JSON, Markdown "
+        "and HTML reports. With no names, every scenario and the order-history page against its "
+        "SQL floor. Needs DEBUG off: " + SETTINGS_HINT
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "names",
+            nargs="*",
+            metavar="NAME",
+            help=f"techniques to run (default: all), or {discovery.ORDER_HISTORY}",
+        )
+        parser.add_argument(
+            "--size",
+            choices=list(SIZES),
+            help="the data set to run on: seeds it first if the database holds another "
+            "(default: whatever the database holds)",
+        )
+        parser.add_argument(
+            "--repeat",
+            type=int,
+            default=alternation.DEFAULT_REPEAT,
+            metavar="N",
+            help=f"recorded runs per side (default {alternation.DEFAULT_REPEAT}; a slow scenario "
+            "may cap it)",
+        )
+        parser.add_argument(
+            "--budget",
+            type=float,
+            default=alternation.BUDGET_S,
+            metavar="SECONDS",
+            help=f"recorded runs of one scenario stop after a whole off/on cycle once they have "
+            f"taken this long (default {alternation.BUDGET_S:g}); each side still runs once",
+        )
+        parser.add_argument("--json", metavar="PATH", help="also write the JSON here")
+        parser.add_argument(
+            "--report",
+            metavar="DIR",
+            help="where bench.json, bench.md and bench.html go (default reports/bench-<time>/)",
+        )
+        parser.add_argument(
+            "--strict",
+            action="store_true",
+            help="exit non-zero when any technique gives a different answer off and on",
+        )
+
+    def handle(self, *args, names, size, repeat, budget=alternation.BUDGET_S, **options):
+        self._refuse_distorting_settings()
+        self._refuse_unmigrated_database()
+        if repeat < 1:
+            raise CommandError("--repeat must be at least 1")
+        plan = alternation.Plan(repeat=repeat, budget_s=budget)
+        started = perf_counter()
+        write = self.stdout.write
+        progress = ConsoleProgress(self.stderr)
+        order_history = not names or discovery.ORDER_HISTORY in names
+        try:
+            suites, problems = discovery.load(names)
+            # All off means every module's before() hook too (db_indexes drops its indexes).
+            hook_suites = discovery.load([])[0] if names and order_history else suites
+        except BenchError as exc:
+            raise CommandError(str(exc)) from None
+        for problem in problems:
+            progress.note(f"skipped {problem}")
+        rows = dataset.ensure(size, out=progress.note) if size else dataset.row_counts()
+        timestamp = datetime.now(UTC)
+        run = Run(
+            started_at=timestamp.isoformat(timespec="seconds"),
+            settings_module=os.environ.get("DJANGO_SETTINGS_MODULE", settings.SETTINGS_MODULE),
+            size=size,
+            detected_size=dataset.matching_size(rows),
+            rows=rows,
+            machine=dataset.machine(),
+            repeat=plan.repeat,
+            warmup=plan.warmup,
+            budget_s=plan.budget_s,
+            problems=problems,
+        )
+        for line in report.context_lines(run):
+            write(line)
+        try:
+            runner.run(
+                suites=suites,
+                hook_suites=hook_suites,
+                order_history=order_history,
+                plan=plan,
+                progress=progress,
+                into=run,
+            )
+        except KeyboardInterrupt:
+            run.interrupted = True
+        finally:
+            progress.close()
+            run.elapsed_s = perf_counter() - started
+        directory = (
+            Path(options["report"]) if options.get("report") else self._default_dir(timestamp)
+        )
+        json_path = Path(options["json"]) if options.get("json") else None
+        paths = report.write(run, directory=directory, json_path=json_path)
+        write("")
+        write(report.table(run))
+        history = report.order_history_lines(run.order_history)
+        if history:
+            write("")
+            for line in history:
+                write(line)
+        write("")
+        for kind, path in paths.items():
+            write(f"{kind:<14} {path}")
+        write(f"elapsed {run.elapsed_s:.0f} s")
+        self._exit(run, strict=options.get("strict", False))
+
+    def _refuse_distorting_settings(self) -> None:
+        if settings.DEBUG or "debug_toolbar" in settings.INSTALLED_APPS:
+            raise CommandError(
+                "The bench does not run with DEBUG on or the debug toolbar installed: DEBUG keeps "
+                "every query in memory (connection.queries) and the toolbar instruments every "
+                f"request, so both distort the timings. Run it as: {SETTINGS_HINT}"
+            )
+        if not settings.PERF_ALLOW_OVERRIDE:
+            raise CommandError(
+                "PERF_ALLOW_OVERRIDE is off in these settings, so the X-Perf-Toggles header the "
+                f"bench flips techniques with would be ignored. Run it as: {SETTINGS_HINT}"
+            )
+
+    @staticmethod
+    def _refuse_unmigrated_database() -> None:
+        """Scenarios and hooks expect the schema the code was written for: on an older one they
+        fail half-way, or db_indexes' hooks leave part of their indexes behind."""
+        executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        if plan:
+            pending = ", ".join(f"{m.app_label}.{m.name}" for m, _ in plan)
+            raise CommandError(
+                f"The database has unapplied migrations ({pending}): run "
+                "`python manage.py migrate` first."
+            )
+
+    @staticmethod
+    def _default_dir(timestamp: datetime) -> Path:
+        return Path(settings.BASE_DIR) / "reports" / f"bench-{timestamp:%Y%m%d-%H%M%S}"
+
+    def _exit(self, run: Run, *, strict: bool) -> None:
+        different = run.different_answers
+        if different:
+            self.stderr.write(f"Different answers off and on: {', '.join(different)}")
+        if run.interrupted:
+            raise CommandError(
+                "Interrupted: the finished scenarios are in the report; every hook restored "
+                "(toggles are per request and never outlive it).",
+                returncode=130,
+            )
+        if run.failed:
+            raise CommandError("Some scenarios failed: see the errors above and in the report.")
+        if strict and different:
+            raise CommandError("--strict: a technique gave a different answer off and on.")

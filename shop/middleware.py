@@ -1,0 +1,90 @@
+"""Middleware every response goes through: what it cost, and which toggles it ran with."""
+
+from contextlib import ExitStack
+from time import perf_counter
+
+from django.conf import settings
+from django.db import connections
+from django.http import JsonResponse
+
+from shop import toggles
+
+TOGGLE_HEADER = "X-Perf-Toggles"
+
+
+class QueryCostMiddleware:
+    """`X-DB-Queries: default=3, replica=0` and `Server-Timing: db;dur=…, app;dur=…`.
+
+    Every query on every database alias is counted and timed with an execute wrapper, so the
+    numbers include authentication and session queries: what the request really cost. A
+    streaming response's queries run after this returns and are not counted.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        counts = {alias: 0 for alias in connections}
+        db_seconds = 0.0
+
+        def counting(alias):
+            def wrapper(execute, sql, params, many, context):
+                nonlocal db_seconds
+                started = perf_counter()
+                try:
+                    return execute(sql, params, many, context)
+                finally:
+                    db_seconds += perf_counter() - started
+                    counts[alias] += 1
+
+            return wrapper
+
+        started = perf_counter()
+        with ExitStack() as stack:
+            for alias in counts:
+                stack.enter_context(connections[alias].execute_wrapper(counting(alias)))
+            response = self.get_response(request)
+        total_ms = (perf_counter() - started) * 1000
+        db_ms = db_seconds * 1000
+        queries = sum(counts.values())
+        response["X-DB-Queries"] = ", ".join(f"{alias}={n}" for alias, n in counts.items())
+        timing = f'db;dur={db_ms:.2f};desc="{queries} queries", app;dur={total_ms - db_ms:.2f}'
+        # Other middleware (the debug toolbar) may have set its own metrics: keep them too.
+        earlier = response.get("Server-Timing")
+        response["Server-Timing"] = f"{timing}, {earlier}" if earlier else timing
+        return response
+
+
+def parse_query_counts(header: str) -> dict[str, int]:
+    """`"default=3, replica=0"` → `{"default": 3, "replica": 0}`."""
+    counts = {}
+    for part in header.split(","):
+        alias, _, count = part.strip().partition("=")
+        counts[alias] = int(count)
+    return counts
+
+
+class PerfToggleMiddleware:
+    """Honour `X-Perf-Toggles: select_related=off` where settings.PERF_ALLOW_OVERRIDE is on
+    (never in production), and echo back every toggle that is not at its default."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        spec = request.headers.get(TOGGLE_HEADER)
+        flags = {}
+        if spec is not None and settings.PERF_ALLOW_OVERRIDE:
+            try:
+                flags = toggles.parse(spec)
+            except (toggles.UnknownToggle, ValueError) as exc:
+                return JsonResponse({TOGGLE_HEADER: [str(exc)]}, status=400)
+        with toggles.override(**flags):
+            response = self.get_response(request)
+            changed = {
+                toggle.name: toggles.is_enabled(toggle.name)
+                for toggle in toggles.registered()
+                if toggles.source(toggle.name) != "default"
+            }
+        response[TOGGLE_HEADER] = toggles.format_flags(changed)
+        return response

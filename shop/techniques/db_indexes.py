@@ -1,0 +1,350 @@
+"""Index the queries the shop actually runs, not only the keys Django indexes by itself.
+
+Off: the indexes Django makes on its own: primary keys, unique constraints, one B-tree per
+foreign-key column and a `_like` twin for each unique text column (see docs/data.md). That is
+what a team has before anyone looks at a query plan, and for some queries it is enough: the
+foreign-key index on `orders_order.user_id` already finds a customer's orders. For others it is
+not: the product search (`name ILIKE '%kettle%'`) and the product list (`WHERE is_active ORDER
+BY created_at DESC`) read the whole table and sort it, for every page.
+
+On: the six indexes in INDEXES below, each built for one query and measured on the medium
+data set: composite indexes that return rows already in the order the page wants (so a page
+of 50 reads 50 rows, not all of them then a sort), partial ones that hold only the rows a query
+can match, a covering one (`INCLUDE`) that answers the sales report from the index alone, and a
+GIN trigram index that lets `UPPER(name) LIKE '%KETTLE%'` look up three-letter fragments
+instead of testing every name.
+
+This technique is not like the others. The off and on paths are not two pieces of code: the
+queries are identical, and what differs is the database they run against. So the toggle
+decides nothing at request time: `X-Perf-Toggles: db_indexes=off` changes no query and no
+plan. What changes the database is `apply_state()` (the `db_indexes` management command and
+the benchmark's `before()` hook call it); the migrations create the indexes, so "on" is the
+normal state of every database.
+
+An index is not free: every INSERT, and every UPDATE of an indexed column, maintains it, and
+it takes disk and cache. Each one below says what it serves and what it costs there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.db import connections
+from django.db.models import Count
+
+from shop import toggles
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+TOGGLE = toggles.register(
+    "db_indexes",
+    group="data_access",
+    description="composite, partial, covering and trigram indexes; set in the database by "
+    "`manage.py db_indexes on|off`, not per request",
+)
+
+
+@dataclass(frozen=True)
+class NamedIndex:
+    name: str
+    table: str
+    sql: str  # "CREATE INDEX <name> ON <table> ...": IF NOT EXISTS and CONCURRENTLY are added
+    purpose: str  # one line: the query it serves, in words
+    query: str  # the name of that query in SERVED_QUERIES, for explain()
+    # An index on an expression has no statistics until ANALYZE: without them the planner
+    # guesses how many rows match (3 names for 'kettle'; with statistics ~200; in fact 95).
+    expression: bool = False
+
+    def __post_init__(self) -> None:
+        # create_sql() inserts keywords after "CREATE INDEX", and drop_sql() drops by name:
+        # both are only right if the statement says what the fields say.
+        if not self.sql.startswith(f"CREATE INDEX {self.name} ON {self.table} "):
+            raise ValueError(f"{self.name}: sql must start 'CREATE INDEX {self.name} ON ...'")
+
+    def create_sql(self, *, concurrently: bool = False) -> str:
+        keyword = "CREATE INDEX CONCURRENTLY" if concurrently else "CREATE INDEX"
+        return f"{keyword} IF NOT EXISTS{self.sql.removeprefix('CREATE INDEX')}"
+
+    def drop_sql(self, *, concurrently: bool = False) -> str:
+        return f"DROP INDEX {'CONCURRENTLY ' if concurrently else ''}IF EXISTS {self.name}"
+
+
+# Timings: EXPLAIN ANALYZE execution time of each query's SQL on the medium data set (quiet
+# 2-core machine, warm cache, median of 15), off → on.
+INDEXES = [
+    NamedIndex(
+        name="orders_order_user_created_idx",
+        table="orders_order",
+        # busiest customer (402 orders): 0.31 ms index scan on user_id + top-N sort of all 402
+        # → 0.05 ms reading the first 50 in order; a typical customer (14): 0.03 ms either way
+        sql="CREATE INDEX orders_order_user_created_idx ON orders_order "
+        "(user_id, created_at DESC, id DESC)",
+        purpose="a customer's orders, newest first (orders.selectors.order_list)",
+        query="customer_orders",
+    ),
+    NamedIndex(
+        name="orders_order_created_idx",
+        table="orders_order",
+        # 22.6 ms parallel seq scan + top-N sort of 100k rows → 0.03 ms; the staff list's
+        # query, which also JOINs auth_user: ~100 ms → 0.3 ms. Also any keyset page.
+        sql="CREATE INDEX orders_order_created_idx ON orders_order (created_at DESC, id DESC)",
+        purpose="every order, newest first: the staff list and its keyset cursor, the export",
+        query="staff_orders",
+    ),
+    NamedIndex(
+        name="orders_order_revenue_created_idx",
+        table="orders_order",
+        # by-day totals, 30 days: 16.0 ms seq scan → 4.5 ms index-only scan (6.7 ms with only
+        # the index above); 366 days: 338 pages read instead of 1,343, but sorting and grouping
+        # 56,000 rows is most of the time (60 → 45 ms). Cost: status is in the predicate, so
+        # paying, shipping or cancelling an order can no longer be a HOT update.
+        sql="CREATE INDEX orders_order_revenue_created_idx ON orders_order (created_at) "
+        "INCLUDE (id, item_count, total_amount) WHERE status IN ('paid', 'shipped')",
+        purpose="the sales report's paid and shipped orders in a date range, from the index alone",
+        query="sales_report",
+    ),
+    NamedIndex(
+        name="catalog_product_name_trgm_idx",
+        table="catalog_product",
+        # `name__icontains` compiles to UPPER("name"::text) LIKE UPPER('%kettle%'): the index
+        # is on that expression. 'kettle': 6.1 ms seq scan → 0.22 ms bitmap index scan; the
+        # page's COUNT(*) 5.9 ms → 0.18 ms. Two-letter terms have no trigram to look up and
+        # fall back to the index below.
+        sql="CREATE INDEX catalog_product_name_trgm_idx ON catalog_product "
+        "USING gin (upper(name) gin_trgm_ops)",
+        purpose="product search: name contains the term, any case (catalog.selectors.product_list)",
+        query="product_search",
+        expression=True,
+    ),
+    NamedIndex(
+        name="catalog_product_active_created_idx",
+        table="catalog_product",
+        # first page: 9.7 ms seq scan + top-N sort of 9,688 wide rows → 0.04 ms; the page's
+        # COUNT(*) WHERE is_active: 4.3 ms seq scan → 1.7 ms index-only scan
+        sql="CREATE INDEX catalog_product_active_created_idx ON catalog_product "
+        "(created_at DESC, id DESC) WHERE is_active",
+        purpose="the product list: active products, newest first (catalog.selectors.product_list)",
+        query="active_products",
+    ),
+    NamedIndex(
+        name="catalog_review_product_created_idx",
+        table="catalog_review",
+        # most-reviewed product (610 reviews): 0.26 ms → 0.05 ms; a typical product (10
+        # reviews): 0.03 ms either way. Cheap to keep: reviews are written rarely.
+        sql="CREATE INDEX catalog_review_product_created_idx ON catalog_review "
+        "(product_id, created_at DESC, id DESC)",
+        purpose="a product's reviews, newest first (catalog.selectors.review_list)",
+        query="product_reviews",
+    ),
+]
+BY_NAME = {index.name: index for index in INDEXES}
+
+
+# The off path and the on path: the database without the indexes, and with them.
+
+
+def drop_all(*, using: str = "default") -> list[str]:
+    """Drop every index in INDEXES that exists; return the names dropped.
+
+    Outside a transaction it uses DROP INDEX CONCURRENTLY: a plain DROP INDEX takes an ACCESS
+    EXCLUSIVE lock on the table, and while it waits for that lock behind one slow query, every
+    new read of the table queues behind it. CONCURRENTLY waits for running queries without
+    blocking new ones. It cannot run inside a transaction block, so in one (the tests, a
+    harness that rolls back) the plain form is used: transactional, and undone on rollback.
+    """
+    connection = connections[using]
+    concurrently = not connection.in_atomic_block
+    dropped = [name for name, state in _states(using=using).items() if state is not None]
+    with connection.cursor() as cursor:
+        for name in dropped:
+            cursor.execute(BY_NAME[name].drop_sql(concurrently=concurrently))
+    return dropped
+
+
+def create_all(*, using: str = "default", concurrently: bool = False) -> list[str]:
+    """Create every index in INDEXES that is missing; return the names created.
+
+    A plain CREATE INDEX lets reads go on but blocks writes to the table until it is built:
+    0.1–0.2 s each at medium, which a quiet database does not notice. On a busy one, pass
+    `concurrently=True` (outside a transaction): writes go on, the build takes two passes over
+    the table. A concurrent build that fails leaves an INVALID index behind, which
+    IF NOT EXISTS would then skip, so an invalid one is dropped and built again.
+
+    A table that got an expression index is analyzed afterwards (see NamedIndex.expression).
+    """
+    connection = connections[using]
+    if concurrently and connection.in_atomic_block:
+        raise ValueError("CREATE INDEX CONCURRENTLY cannot run inside a transaction")
+    missing = {name: state for name, state in _states(using=using).items() if state != "valid"}
+    created = []
+    with connection.cursor() as cursor:
+        if missing and connection.in_atomic_block:
+            # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: rows written earlier in
+            # this transaction have their checks queued until the commit, and PostgreSQL
+            # refuses to build an index on a table with queued checks. Run them now, as the
+            # commit would, then defer again.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        for name, state in missing.items():
+            index = BY_NAME[name]
+            if state == "invalid":
+                cursor.execute(index.drop_sql(concurrently=concurrently))
+            cursor.execute(index.create_sql(concurrently=concurrently))
+            created.append(name)
+        for table in dict.fromkeys(BY_NAME[n].table for n in created if BY_NAME[n].expression):
+            cursor.execute(f"ANALYZE {table}")
+    return created
+
+
+def apply_state(enabled: bool, *, using: str = "default") -> None:
+    """Make the database match the toggle: every index present, or none. Idempotent.
+
+    The benchmark calls this before each side of a db_indexes scenario, and with True at the
+    end; `manage.py db_indexes on|off` calls the same functions.
+    """
+    if enabled:
+        create_all(using=using)
+    else:
+        drop_all(using=using)
+
+
+def present(*, using: str = "default") -> dict[str, bool]:
+    """`{index name: True if it exists and is valid}`, in INDEXES order."""
+    return {name: state == "valid" for name, state in _states(using=using).items()}
+
+
+def _states(*, using: str) -> dict[str, str | None]:
+    """`{index name: "valid", "invalid" (a failed concurrent build) or None (absent)}`."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, i.indisvalid FROM pg_class c "
+            "JOIN pg_index i ON i.indexrelid = c.oid "
+            "WHERE c.relname = ANY(%s) AND pg_table_is_visible(c.oid)",
+            [list(BY_NAME)],
+        )
+        found = dict(cursor.fetchall())
+    return {
+        name: None if name not in found else "valid" if found[name] else "invalid"
+        for name in BY_NAME
+    }
+
+
+# The queries the indexes serve, each run through the selector (or view code) the API uses,
+# with a representative argument from the data, so explain() shows the plan of the SQL the
+# shop really sends. Imported inside the functions: the migrations import this module, and
+# they must not depend on the domain code.
+
+SEARCH_EXAMPLE = "kettle"  # medium: 92 of the 9,688 active products (Kettle, Kettlebell)
+
+
+def busiest_customer() -> AbstractBaseUser | None:
+    """The customer with the most orders (ties: the lowest id), or None without orders."""
+    from django.contrib.auth import get_user_model
+
+    from orders.models import Order
+
+    row = Order.objects.values("user_id").annotate(n=Count("id")).order_by("-n", "user_id").first()
+    return None if row is None else get_user_model().objects.get(pk=row["user_id"])
+
+
+def most_reviewed_product_id() -> int | None:
+    """The active product with the most reviews (ties: the lowest id), or None."""
+    from catalog.models import Review
+
+    row = (
+        Review.objects.filter(product__is_active=True)
+        .values("product_id")
+        .annotate(n=Count("id"))
+        .order_by("-n", "product_id")
+        .first()
+    )
+    return None if row is None else row["product_id"]
+
+
+def _customer_orders() -> Callable[[], object]:
+    from orders.selectors import order_list
+
+    user = busiest_customer()
+    if user is None:
+        raise LookupError("no orders to explain")
+    return lambda: list(order_list(user=user)[:50])
+
+
+def _staff_orders() -> Callable[[], object]:
+    from orders.selectors import order_list_all
+
+    return lambda: list(order_list_all()[:50])
+
+
+def _sales_report() -> Callable[[], object]:
+    from orders.selectors import sales_report
+
+    return sales_report  # the last 30 days; its first statement is the by-day totals
+
+
+def _product_search() -> Callable[[], object]:
+    from catalog.selectors import product_list
+
+    return lambda: list(product_list(search=SEARCH_EXAMPLE)[:50])
+
+
+def _active_products() -> Callable[[], object]:
+    from catalog.selectors import product_list
+
+    return lambda: list(product_list()[:50])
+
+
+def _product_reviews() -> Callable[[], object]:
+    from catalog.selectors import review_list
+
+    product_id = most_reviewed_product_id()
+    if product_id is None:
+        raise LookupError("no reviews to explain")
+    return lambda: list(review_list(product_id=product_id)[:50])
+
+
+# Each finds its representative argument in the data, then returns the call to record.
+SERVED_QUERIES: dict[str, Callable[[], Callable[[], object]]] = {
+    "customer_orders": _customer_orders,  # the busiest customer's first page of 50
+    "staff_orders": _staff_orders,  # the first page of 50 of every order
+    "sales_report": _sales_report,  # the by-day totals of the last 30 days
+    "product_search": _product_search,  # active products matching SEARCH_EXAMPLE, page of 50
+    "active_products": _active_products,  # the product list's first page of 50
+    "product_reviews": _product_reviews,  # the most-reviewed product's first 50 reviews
+}
+
+
+def explain(query_name: str, *, using: str = "default") -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of a served query, as PostgreSQL prints it.
+
+    The query is run once through its selector to record the SQL it sends; the first statement
+    that reads the index's table is the one explained (ANALYZE runs it again, for real).
+    """
+    if query_name not in SERVED_QUERIES:
+        raise KeyError(f"unknown query {query_name!r} (known: {', '.join(SERVED_QUERIES)})")
+    table = next(index.table for index in INDEXES if index.query == query_name)
+    sql, params = _first_statement_on(table, SERVED_QUERIES[query_name]())
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) {sql}", params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def _first_statement_on(table: str, run: Callable[[], object]) -> tuple[str, Any]:
+    statements: list[tuple[str, Any]] = []
+
+    def record(execute, sql, params, many, context):
+        statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with ExitStack() as stack:  # every alias: a router may send the selector's reads anywhere
+        for connection in connections.all():
+            stack.enter_context(connection.execute_wrapper(record))
+        run()
+    for sql, params in statements:
+        if f'FROM "{table}"' in sql:
+            return sql, params
+    raise LookupError(f"the query sent no statement reading {table}")

@@ -1,0 +1,355 @@
+"""The benchmark harness: pairs, alternation, same answer, restoring after failures, the SQL
+floor and the reports. Run on factory data; no timing is asserted."""
+
+import json
+import sys
+import types
+from datetime import UTC, datetime
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, transaction
+from django.http import StreamingHttpResponse
+from rest_framework.authtoken.models import Token
+
+from catalog.models import Variant
+from orders.models import Order, OrderItem
+from shop import toggles
+from shop.bench import dataset, discovery, floor, runner
+from shop.bench.alternation import Arm, abba, schedule
+from shop.bench.measure import QueryCounter, _read
+from shop.bench.scenario import Call, Scenario
+from shop.seed import SIZES
+from tests.factories import (
+    BrandFactory,
+    CategoryFactory,
+    ProductFactory,
+    UserFactory,
+    VariantFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+FAKE = "bench_fake"
+
+
+@pytest.fixture
+def products():
+    categories = CategoryFactory.create_batch(3)
+    brands = BrandFactory.create_batch(4)
+    return [ProductFactory(category=categories[i % 3], brand=brands[i % 4]) for i in range(12)]
+
+
+@pytest.fixture
+def fake_module(monkeypatch):
+    """A scenario module `bench_fake` for a toggle registered for the test only: the harness
+    finds it as it finds the real ones. The toggle changes nothing in the shop."""
+    toggle = toggles.Toggle(FAKE, "data_access", "a toggle for the harness's own tests")
+    monkeypatch.setitem(toggles._registry, FAKE, toggle)
+    module = types.ModuleType(f"shop.bench.scenarios.{FAKE}")
+    module.events = []
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    real = discovery.module_names()
+    monkeypatch.setattr(discovery, "module_names", lambda: sorted([*real, FAKE]))
+    return module
+
+
+def _bench(tmp_path, *args):
+    out, err = StringIO(), StringIO()
+    call_command("bench", *args, "--report", str(tmp_path), stdout=out, stderr=err)
+    return json.loads((tmp_path / "bench.json").read_text()), out.getvalue()
+
+
+def _order(user, *, when, lines, paid_at=None, status=Order.Status.PAID):
+    order = Order.objects.create(
+        user=user,
+        status=status,
+        created_at=when,
+        paid_at=paid_at,
+        item_count=sum(quantity for _, quantity in lines),
+        total_amount=sum((v.price * quantity for v, quantity in lines), Decimal(0)),
+    )
+    for variant, quantity in lines:
+        OrderItem.objects.create(
+            order=order,
+            variant=variant,
+            product_name=variant.product.name,
+            sku=variant.sku,
+            unit_price=variant.price,
+            quantity=quantity,
+        )
+    return order
+
+
+@pytest.fixture
+def history(customer):
+    """A customer with five orders (and a neighbour with one): prices with trailing zeros,
+    timestamps with and without microseconds, a null paid_at, a name that needs escaping."""
+    odd = VariantFactory(
+        product=ProductFactory(name='Crème "brûlée" set\\ \u2603'), price=Decimal("12.50")
+    )
+    plain = VariantFactory(price=Decimal("3.00"))
+    when = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
+    _order(customer, when=when, lines=[(odd, 2), (plain, 1)], paid_at=when)
+    _order(customer, when=when.replace(microsecond=123456), lines=[(plain, 5)])
+    _order(customer, when=when.replace(day=11), lines=[(odd, 1)], status=Order.Status.PENDING)
+    _order(customer, when=when.replace(day=9), lines=[(plain, 1), (odd, 3)], paid_at=when)
+    _order(customer, when=when, lines=[(plain, 2)], status=Order.Status.CANCELLED)
+    _order(UserFactory(), when=when, lines=[(plain, 1)])
+    return customer
+
+
+# --- the order of the runs ---------------------------------------------------------------
+
+
+def test_abba_alternates_and_reverses_every_other_round():
+    assert abba(["off", "on"], 4) == ["off", "on", "on", "off", "off", "on", "on", "off"]
+    assert abba(["off", "on", "floor"], 2) == ["off", "on", "floor", "floor", "on", "off"]
+
+
+def test_a_before_hook_makes_blocks_off_on_off():
+    arms = [Arm("off", False, None), Arm("on", True, None), Arm("floor", True, None)]
+    assert schedule(arms, 3, blocked=True) == [
+        (False, ["off", "off"]),
+        (True, ["on", "floor", "floor", "on", "on", "floor"]),
+        (False, ["off"]),
+    ]
+    assert schedule(arms[:2], 2, blocked=False) == [(None, ["off", "on", "on", "off"])]
+
+
+def test_the_runs_really_go_off_on_on_off(products, tmp_path, monkeypatch):
+    sent = []
+    real_send = runner.send
+
+    def recording(requester, prepared, *, flags, **kwargs):
+        sent.append("on" if flags["select_related"] else "off")
+        return real_send(requester, prepared, flags=flags, **kwargs)
+
+    monkeypatch.setattr(runner, "send", recording)
+    _bench(tmp_path, "select_related", "--repeat", "4")
+    warmup = ["off", "on"]  # a fifth of 4 runs, at least one per side
+    assert sent == [*warmup, "off", "on", "on", "off", "off", "on", "on", "off"]
+
+
+# --- a real technique, end to end ------------------------------------------------------------
+
+
+def test_select_related_pair_reports_queries_same_answer_and_files(products, tmp_path):
+    data, out = _bench(tmp_path, "select_related", "--repeat", "3")
+    assert {"techniques", "order_history", "floor", "machine", "dataset", "settings"} <= set(data)
+    (entry,) = data["techniques"]
+    assert entry["name"] == "select_related"
+    assert entry["same_answer"] is True
+    assert entry["answer_stable"] is True
+    for side in ("off", "on"):
+        assert {"queries", "queries_by_alias", "p50_ms", "p95_ms", "bytes"} <= set(entry[side])
+        assert entry[side]["runs"] == 3
+    assert entry["off"]["queries"] == 2 + 2 * 12  # COUNT, the page, a category and a brand each
+    assert entry["on"]["queries"] == 2
+    assert entry["off"]["bytes"] == entry["on"]["bytes"] > 0
+    assert entry["speedup_p50"] == pytest.approx(
+        entry["off"]["p50_ms"] / entry["on"]["p50_ms"], rel=0.01
+    )
+    assert data["order_history"] is None  # only with no names, or when named
+    assert data["dataset"]["rows"]["products"] == 12
+    assert "select_related" in out and "✓" in out
+    assert "<svg" in (tmp_path / "bench.html").read_text()
+    assert "| select_related |" in (tmp_path / "bench.md").read_text()
+    assert toggles.active_overrides() == {}
+
+
+def test_a_spent_budget_stops_after_one_run_per_side(products, tmp_path):
+    data, _ = _bench(tmp_path, "select_related", "--repeat", "6", "--budget", "0")
+    (entry,) = data["techniques"]
+    assert entry["off"]["runs"] == entry["on"]["runs"] == 1
+    assert "1 of 6 runs per side" in entry["warnings"][0]
+
+
+def test_a_write_is_rolled_back_and_the_token_removed(customer, fake_module, tmp_path):
+    variant = VariantFactory(stock=10)
+
+    def stock_after(response):
+        return response.status_code, Variant.objects.get(pk=variant.pk).stock
+
+    fake_module.SCENARIO = Scenario(
+        name=FAKE,
+        title="place an order",
+        call=lambda: Call(
+            "POST",
+            "/api/orders/",
+            data={"items": [{"sku": variant.sku, "quantity": 2}]},
+            user=customer.username,
+        ),
+        writes=True,
+        answer=stock_after,
+        hold={"no_such_technique": True},
+    )
+    data, _ = _bench(tmp_path, FAKE, "--repeat", "2")
+    (entry,) = data["techniques"]
+    assert entry["same_answer"] is True and entry["answer_stable"] is True
+    assert entry["on"]["status"] == 201
+    assert "no_such_technique" in entry["warnings"][0]
+    assert Order.objects.count() == 0
+    assert Variant.objects.get(pk=variant.pk).stock == 10
+    assert not Token.objects.filter(user=customer).exists()
+
+
+def test_peak_memory_is_measured_when_asked(products, fake_module, tmp_path):
+    fake_module.SCENARIO = Scenario(
+        name=FAKE,
+        title="product list",
+        call=lambda: Call("GET", "/api/products/?page_size=12"),
+        memory=True,
+    )
+    data, _ = _bench(tmp_path, FAKE, "--repeat", "1")
+    (entry,) = data["techniques"]
+    assert entry["off"]["peak_memory_bytes"] > 0
+    assert entry["on"]["peak_memory_bytes"] > 0
+
+
+# --- failures and interrupts restore everything -----------------------------------------------
+
+
+def _failing_module(fake_module, exception):
+    """before/after record what they are called with; the third answer raises."""
+    answers = []
+
+    def answer(response):
+        answers.append(response.status_code)
+        if len(answers) == 3:
+            raise exception
+        return response.json()
+
+    fake_module.before = lambda enabled: fake_module.events.append(("before", enabled))
+    fake_module.after = lambda: fake_module.events.append(("after",))
+    fake_module.SCENARIO = Scenario(
+        name=FAKE, title="fails", call=lambda: Call("GET", "/api/products/"), answer=answer
+    )
+
+
+def test_a_failing_scenario_still_runs_after_and_leaves_toggles_alone(
+    products, fake_module, tmp_path
+):
+    _failing_module(fake_module, RuntimeError("broken on purpose"))
+    with pytest.raises(CommandError, match="failed"):
+        _bench(tmp_path, FAKE, "--repeat", "4")
+    assert fake_module.events == [("before", False), ("after",)]
+    assert toggles.active_overrides() == {}
+    assert toggles.is_enabled(FAKE) and toggles.is_enabled("select_related")
+    (entry,) = json.loads((tmp_path / "bench.json").read_text())["techniques"]
+    assert "broken on purpose" in entry["error"]
+
+
+def test_ctrl_c_still_runs_after_and_keeps_what_was_measured(
+    products, fake_module, tmp_path, monkeypatch
+):
+    _failing_module(fake_module, KeyboardInterrupt())
+    monkeypatch.setattr(discovery, "module_names", lambda: ["select_related", FAKE])
+    with pytest.raises(CommandError, match="Interrupted") as raised:
+        call_command(
+            "bench", "select_related", FAKE, "--repeat", "4", "--report", str(tmp_path),
+            stdout=StringIO(), stderr=StringIO(),
+        )  # fmt: skip
+    assert raised.value.returncode == 130
+    assert fake_module.events == [("before", False), ("after",)]
+    assert toggles.active_overrides() == {}
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert data["interrupted"] is True
+    assert [entry["name"] for entry in data["techniques"]] == ["select_related"]
+
+
+# --- the order-history page and its SQL floor -------------------------------------------------
+
+
+@pytest.mark.parametrize("page_size", [50, 2])
+def test_the_floor_is_the_api_page_byte_for_byte(api_client, history, page_size):
+    api_client.force_authenticate(history)
+    response = api_client.get(f"/api/orders/?page_size={page_size}")
+    built = floor.body(
+        user_id=history.pk, page_size=page_size, base_url="http://testserver/api/orders/"
+    )
+    assert json.loads(built) == response.json()
+    assert built == response.content
+    assert json.loads(built)["results"][0]["items"]  # not vacuous: orders with their items
+
+
+def test_the_floor_of_a_customer_without_orders(api_client, customer):
+    api_client.force_authenticate(customer)
+    built = floor.body(user_id=customer.pk, page_size=50, base_url="http://testserver/api/orders/")
+    assert built == api_client.get("/api/orders/?page_size=50").content
+
+
+def test_order_history_compares_all_off_all_on_and_the_floor(history, tmp_path, monkeypatch):
+    # Only select_related's module: db_indexes' before() cannot build an index inside this
+    # test's transaction, which holds the factories' pending foreign-key checks.
+    monkeypatch.setattr(discovery, "module_names", lambda: ["select_related"])
+    data, out = _bench(tmp_path, discovery.ORDER_HISTORY, "--repeat", "2")
+    assert data["techniques"] == []
+    page = data["order_history"]
+    assert page["user"] == history.username and page["orders"] == 5
+    assert page["same_answer"] is True
+    assert page["floor_same_answer"] is True and page["floor_identical_bytes"] is True
+    assert page["floor"]["queries"] == 1
+    assert set(page["targets"]) == {"on_queries", "speedup_p50", "floor_multiple_p50"}
+    assert page["floor_multiple_p50"] == pytest.approx(
+        page["on"]["p50_ms"] / page["floor"]["p50_ms"], rel=0.01
+    )
+    assert data["floor"]["sql"].startswith("WITH total AS")
+    assert "SQL floor" in out
+    assert toggles.active_overrides() == {}
+
+
+# --- what is counted --------------------------------------------------------------------------
+
+
+def test_the_request_s_own_transaction_is_not_counted_nested_savepoints_are():
+    with QueryCounter() as counter, transaction.atomic():
+        connection.cursor().execute("SELECT 1")
+    assert counter.counts["default"] == 1  # the test's transaction makes it a savepoint
+    with QueryCounter() as counter, transaction.atomic(), transaction.atomic():
+        connection.cursor().execute("SELECT 1")
+    assert counter.counts["default"] == 3  # SAVEPOINT, SELECT, RELEASE SAVEPOINT
+
+
+def test_a_streamed_body_is_read_and_its_queries_counted():
+    def rows():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        yield b"a,b\n"
+        yield "1,2\n"
+
+    chunks = []
+    with QueryCounter() as counter:
+        size = _read(StreamingHttpResponse(rows()), keep=chunks)
+    assert (size, b"".join(chunks), counter.counts["default"]) == (8, b"a,b\n1,2\n", 1)
+
+
+# --- refusals and the data set ----------------------------------------------------------------
+
+
+def test_refuses_settings_that_distort_timings(settings):
+    settings.DEBUG = True
+    with pytest.raises(CommandError, match="config.settings.loadtest"):
+        call_command("bench", "select_related", stdout=StringIO(), stderr=StringIO())
+
+
+def test_an_unknown_name_lists_what_exists():
+    with pytest.raises(CommandError, match="no scenario for nope.*select_related"):
+        call_command("bench", "nope", stdout=StringIO(), stderr=StringIO())
+
+
+def test_size_is_matched_by_row_counts_and_seeded_when_different(monkeypatch):
+    medium = SIZES["medium"]
+    rows = {"users": medium.users + 2, "products": medium.products, "orders": medium.orders + 5}
+    assert dataset.matching_size(rows) == "medium"
+    assert dataset.matching_size({**rows, "orders": 12}) is None
+    seeded = []
+    monkeypatch.setattr(dataset, "row_counts", lambda: rows)
+    monkeypatch.setattr(dataset, "run_seed", lambda *, size, out: seeded.append(size))
+    dataset.ensure("medium", out=lambda line: None)
+    assert seeded == []
+    dataset.ensure("small", out=lambda line: None)
+    assert seeded == ["small"]

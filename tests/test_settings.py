@@ -1,0 +1,105 @@
+"""Settings come from the environment, and each environment loads what it should."""
+
+import os
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from config.env import database_from_url
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _settings_value(module: str, expression: str, **env: str) -> str:
+    """Import a settings module in a fresh interpreter and print one expression of it."""
+    code = f"import {module} as s; print({expression})"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_database_urls_become_django_settings():
+    db = database_from_url("postgresql://shop:s%40cret@db.internal:6543/perf?sslmode=require")
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
+        "shop",
+        "s@cret",
+        "db.internal",
+        "6543",
+        "perf",
+    )
+    assert db["OPTIONS"] == {"sslmode": "require"}
+
+
+def test_environment_points_the_project_at_other_servers():
+    out = _settings_value(
+        "config.settings.base",
+        "s.DATABASES['default']['PORT'], s.DATABASES['replica']['HOST'], s.CACHES['default']['LOCATION']",
+        DATABASE_URL="postgresql://u@primary.example:7000/x",
+        DATABASE_REPLICA_URL="postgresql://u@replica.example:7001/x",
+        REDIS_URL="redis://cache.example:7002/3",
+    )
+    assert out.split() == ["7000", "replica.example", "redis://cache.example:7002/3"]
+
+
+def test_defaults_are_the_local_stack():
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import config.settings.base as s; print(s.DATABASES['default']['PORT'], s.REDIS_URL)",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.split() == ["55432", "redis://127.0.0.1:56379/0"]
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import config.settings.production"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [
+        ("config.settings.local", "True"),
+        ("config.settings.test", "False"),
+        ("config.settings.loadtest", "False"),
+        ("config.settings.production", "False"),
+    ],
+)
+def test_debug_toolbar_only_in_local_settings(module, expected):
+    out = _settings_value(module, "'debug_toolbar' in s.INSTALLED_APPS", DJANGO_SECRET_KEY="x")
+    assert out == expected
+
+
+@pytest.mark.django_db
+def test_models_and_migrations_agree():
+    out = StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)
+    assert "No changes detected" in out.getvalue()
