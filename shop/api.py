@@ -1,6 +1,8 @@
 """What every API view shares: how errors become responses."""
 
 import drf_spectacular.openapi
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from django.views.defaults import page_not_found
 from rest_framework.response import Response
@@ -19,6 +21,12 @@ def not_found(request, exception):
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return Response(exc.as_payload(), status=exc.status)
+    if isinstance(exc, RequestDataTooBig):
+        # Django raises it when a parser reads `request.body` past DATA_UPLOAD_MAX_MEMORY_SIZE;
+        # left alone it becomes Django's HTML "Bad Request" page instead of an API error.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        detail = f"The body is larger than the {limit} bytes this endpoint accepts."
+        return Response({"detail": detail, "code": "payload_too_large"}, status=413)
     return drf_exception_handler(exc, context)
 
 

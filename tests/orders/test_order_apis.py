@@ -227,6 +227,19 @@ def test_malformed_bodies_are_4xx(customer_client, variants, raw, content_type):
     assert _snapshot() == before
 
 
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000)
+def test_a_body_beyond_the_upload_limit_is_a_json_413(customer_client, variants):
+    before = _snapshot()
+    items = [{"sku": variants[0].sku, "quantity": 1}] * 100  # about 4 kB of JSON
+    response = customer_client.post("/api/orders/", {"items": items}, format="json")
+    assert response.status_code == 413
+    assert response.json() == {
+        "detail": "The body is larger than the 1000 bytes this endpoint accepts.",
+        "code": "payload_too_large",
+    }
+    assert _snapshot() == before
+
+
 @pytest.mark.parametrize("key", ["", "x" * 101, "has space", "naïve", "trailing-newline\n"])
 def test_bad_idempotency_key_is_refused(customer_client, variants, key):
     before = _snapshot()
