@@ -21,9 +21,8 @@ from shop.bench.scenario import Scenario
 DEFAULT_REPEAT = 20  # recorded runs per side
 WARMUP = 3  # unrecorded runs per side first (and after each before()); at most a fifth of the runs
 # Recorded runs of one scenario stop early, at the end of an ABBA cycle, once they have taken
-# this long; every side still gets one run. bulk_writes' naive import of 10k products takes
-# 40-110 s a run on the 2-core machine: its three runs a side would take the small bench past
-# its 3 minutes on their own.
+# this long; every side still gets one run. bulk_writes' naive import of 10k products (medium)
+# takes about 20 s a run on a quiet 2-core machine, and more than twice that on a busy one.
 BUDGET_S = 60.0
 
 

@@ -39,13 +39,14 @@ def row(entry: Entry) -> list[str]:
     """One scenario as table cells."""
     off, on = entry.off, entry.on
     if entry.error or off is None or on is None:
-        return [entry.name, entry.title, "ERROR", entry.error[:60], "", "", "", "", ""]
+        return [entry.name, entry.title, "ERROR", entry.error[:60], "", "", "", "", "", ""]
     return [
         entry.name if entry.scenario == 0 else f"{entry.name} +{entry.scenario}",
         entry.title,
         f"{ms(off.p50_ms)} / {ms(off.p95_ms)}",
         f"{ms(on.p50_ms)} / {ms(on.p95_ms)}",
         times(entry.speedup_p50),
+        f"{ms(off.db_p50_ms)} → {ms(on.db_p50_ms)} ({times(entry.db_speedup_p50)})",
         pair(off, on, "queries"),
         pair(off, on, "bytes", size),
         pair(off, on, "peak_memory_bytes", size),
@@ -59,6 +60,7 @@ HEADER = [
     "off p50/p95 ms",
     "on p50/p95 ms",
     "speedup",
+    "db p50 ms",
     "queries",
     "bytes",
     "memory",

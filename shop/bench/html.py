@@ -103,6 +103,7 @@ def _metrics(sides: dict[str, Side]) -> list[tuple[str, dict[str, tuple[float, s
     metrics = [
         ("p50", {arm: (s.p50_ms, f"{ms(s.p50_ms)} ms") for arm, s in sides.items()}),
         ("p95", {arm: (s.p95_ms, f"{ms(s.p95_ms)} ms") for arm, s in sides.items()}),
+        ("db p50", {arm: (s.db_p50_ms, f"{ms(s.db_p50_ms)} ms") for arm, s in sides.items()}),
         ("queries", {arm: (s.queries, str(s.queries)) for arm, s in sides.items()}),
         ("bytes", {arm: (s.bytes, size(s.bytes)) for arm, s in sides.items()}),
     ]
@@ -140,6 +141,8 @@ def _section(entry: Entry) -> str:
         html.append(
             f'<p class="ratio">p50 {ms(entry.off.p50_ms)} ms off → {ms(entry.on.p50_ms)} ms on: '
             f"{times(entry.speedup_p50)}</p>"
+            f'<p class="muted">of which in the database: {ms(entry.off.db_p50_ms)} ms off → '
+            f"{ms(entry.on.db_p50_ms)} ms on ({times(entry.db_speedup_p50)})</p>"
         )
         chart = bars(_metrics({"off": entry.off, "on": entry.on}), f"{entry.name}: off and on")
         html.append(chart)

@@ -1,5 +1,6 @@
-"""One request through the real request path, measured: wall time, queries per database alias,
-response bytes, the answer and, when asked, peak Python memory.
+"""One request through the real request path, measured: wall time, the part of it spent in the
+database, queries per database alias, response bytes, the answer and, when asked, peak Python
+memory.
 
 The request goes through `django.test.Client`: in the same process, but through everything a
 request meets in production (URL routing, every middleware, authentication, the view, the
@@ -51,6 +52,9 @@ class QueryCounter:
 
     def __init__(self) -> None:
         self.counts = {alias: 0 for alias in connections}
+        # Time spent inside `execute()`, every alias together: sending the statement, PostgreSQL
+        # running it, and receiving the rows (a client-side cursor receives them all there).
+        self.db_seconds = 0.0
         self._stack = ExitStack()
 
     def __enter__(self) -> QueryCounter:
@@ -75,7 +79,11 @@ class QueryCounter:
             )
             if not stands_for_the_transaction:
                 self.counts[alias] += 1
-            return execute(sql, params, many, context)
+            started = perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                self.db_seconds += perf_counter() - started
 
         return wrapper
 
@@ -214,6 +222,7 @@ def send(
             value = (answer or default_answer)(readable)
     return Sample(
         ms=elapsed_ms,
+        db_ms=counter.db_seconds * 1000,
         queries=dict(counter.counts),
         bytes=size,
         status=response.status_code,

@@ -26,7 +26,7 @@ def table(run: Run, *, markdown: bool = False, title_width: int = 42) -> str:
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in r) + " |" for r in rows]
         return "\n".join(lines)
     widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
-    numeric = {2, 3, 4}
+    numeric = {2, 3, 4, 5}
     lines = []
     for r in [HEADER, *rows]:
         cells = [
@@ -57,11 +57,13 @@ def order_history_lines(history: OrderHistory | None) -> list[str]:
     lines = [
         head,
         f"  all off    p50 {ms(off.p50_ms):>7} ms  p95 {ms(off.p95_ms):>7} ms  "
-        f"{off.queries} queries  {size(off.bytes)}",
+        f"db {ms(off.db_p50_ms):>6} ms  {off.queries} queries  {size(off.bytes)}",
         f"  all on     p50 {ms(on.p50_ms):>7} ms  p95 {ms(on.p95_ms):>7} ms  "
-        f"{on.queries} queries  {size(on.bytes)}  {times(history.speedup_p50)} faster than all off",
+        f"db {ms(on.db_p50_ms):>6} ms  {on.queries} queries  {size(on.bytes)}  "
+        f"{times(history.speedup_p50)} faster than all off",
         f"  SQL floor  p50 {ms(floor.p50_ms):>7} ms  p95 {ms(floor.p95_ms):>7} ms  "
-        f"1 query  {size(floor.bytes)}  (all on is {times(history.floor_multiple_p50)} the floor)",
+        f"db {ms(floor.db_p50_ms):>6} ms  1 query  {size(floor.bytes)}  "
+        f"(all on is {times(history.floor_multiple_p50)} the floor)",
         f"  same answer: all off vs all on {check(history.same_answer)}; floor vs all on "
         f"{check(history.floor_same_answer)}"
         + (", byte for byte" if history.floor_identical_bytes else ", not byte for byte"),

@@ -7,6 +7,7 @@ import types
 from datetime import UTC, datetime
 from decimal import Decimal
 from io import StringIO
+from time import perf_counter, sleep
 
 import pytest
 from django.core.management import call_command
@@ -147,6 +148,10 @@ def test_select_related_pair_reports_queries_same_answer_and_files(products, tmp
     for side in ("off", "on"):
         assert {"queries", "queries_by_alias", "p50_ms", "p95_ms", "bytes"} <= set(entry[side])
         assert entry[side]["runs"] == 3
+        assert 0 < entry[side]["db_p50_ms"] < entry[side]["p50_ms"]
+    assert entry["db_speedup_p50"] == pytest.approx(
+        entry["off"]["db_p50_ms"] / entry["on"]["db_p50_ms"], rel=0.01
+    )
     assert entry["off"]["queries"] == 2 + 2 * 12  # COUNT, the page, a category and a brand each
     assert entry["on"]["queries"] == 2
     assert entry["off"]["bytes"] == entry["on"]["bytes"] > 0
@@ -312,6 +317,18 @@ def test_the_request_s_own_transaction_is_not_counted_nested_savepoints_are():
     with QueryCounter() as counter, transaction.atomic(), transaction.atomic():
         connection.cursor().execute("SELECT 1")
     assert counter.counts["default"] == 3  # SAVEPOINT, SELECT, RELEASE SAVEPOINT
+
+
+def test_database_time_is_the_time_inside_execute():
+    with QueryCounter() as counter:
+        pass
+    assert counter.db_seconds == 0.0
+    with QueryCounter() as counter:
+        started = perf_counter()
+        connection.cursor().execute("SELECT pg_sleep(0.05)")
+        outside = perf_counter() - started
+        sleep(0.05)  # Python's time, not the database's
+    assert 0.05 <= counter.db_seconds <= outside
 
 
 def test_a_streamed_body_is_read_and_its_queries_counted():
