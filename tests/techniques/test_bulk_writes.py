@@ -347,6 +347,15 @@ def test_an_import_is_staff_only(api_client, customer_client, category, brand):
     assert not Product.objects.exists()
 
 
+def product_error(index, field, message):
+    detail = message if isinstance(message, dict) else [message]
+    return {"products": {str(index): {field: detail}}}
+
+
+def variant_error(index, position, field, message):
+    return {"products": {str(index): {"variants": {str(position): {field: [message]}}}}}
+
+
 BAD_IMPORTS = [
     pytest.param(
         lambda p, existing: p["products"][2].update(slug="imp-0"),
@@ -433,6 +442,138 @@ BAD_IMPORTS = [
         {"products": {"non_field_errors": ["Ensure this field has no more than 10000 elements."]}},
         id="too-many-products",
     ),
+    # DRF's own messages for values of the wrong type, size or range. The plain check passes
+    # each of these bodies to the serializer, so they are the messages the serializer alone gave.
+    pytest.param(
+        lambda p, existing: p["products"][0].update(name=["a list"]),
+        product_error(0, "name", "Not a valid string."),
+        id="name-not-a-string",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][0].update(name="   "),
+        product_error(0, "name", "This field may not be blank."),
+        id="name-blank",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][1].update(name="x" * 201),
+        product_error(1, "name", "Ensure this field has no more than 200 characters."),
+        id="name-too-long",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][1]["variants"][0].update(sku="S" * 41),
+        variant_error(1, 0, "sku", "Ensure this field has no more than 40 characters."),
+        id="sku-too-long",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][0].pop("description"),
+        product_error(0, "description", "This field is required."),
+        id="description-missing",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][0].update(description=None),
+        product_error(0, "description", "This field may not be null."),
+        id="description-null",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][0].update(description="a\x00b"),
+        product_error(0, "description", "Null characters are not allowed."),
+        id="description-with-nul",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][2]["variants"][1].update(stock=-1),
+        variant_error(2, 1, "stock", "Ensure this value is greater than or equal to 0."),
+        id="negative-stock",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][0]["variants"][0].update(stock=1_000_000_001),
+        variant_error(0, 0, "stock", "Ensure this value is less than or equal to 1000000000."),
+        id="stock-too-big",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][0]["variants"][0].update(stock=True),
+        variant_error(0, 0, "stock", "A valid integer is required."),
+        id="stock-a-boolean",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][0]["variants"][0].update(stock=1.5),
+        variant_error(0, 0, "stock", "A valid integer is required."),
+        id="stock-a-fraction",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][0]["variants"][0].update(price="cheap"),
+        variant_error(0, 0, "price", "A valid number is required."),
+        id="price-not-a-number",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][0]["variants"][0].update(price="1.999"),
+        variant_error(0, 0, "price", "Ensure that there are no more than 2 decimal places."),
+        id="price-three-decimals",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][0]["variants"][0].update(price="123456789.00"),
+        variant_error(0, 0, "price", "Ensure that there are no more than 10 digits in total."),
+        id="price-too-big",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][1]["variants"][0].update(price="-1.00"),
+        variant_error(1, 0, "price", "Ensure this value is greater than or equal to 0.01."),
+        id="price-negative",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][0].update(category_id="abc"),
+        product_error(0, "category_id", "A valid integer is required."),
+        id="category-not-a-number",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][0].update(brand_id=0),
+        product_error(0, "brand_id", "Ensure this value is greater than or equal to 1."),
+        id="brand-zero",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"].__setitem__(1, "not an object"),
+        product_error(1, "non_field_errors", "Invalid data. Expected a dictionary, but got str."),
+        id="product-not-an-object",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][1]["variants"].__setitem__(0, 5),
+        variant_error(
+            1, 0, "non_field_errors", "Invalid data. Expected a dictionary, but got int."
+        ),
+        id="variant-not-an-object",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][1].update(variants={"sku": "X"}),
+        product_error(
+            1, "variants", {"non_field_errors": ['Expected a list of items but got type "dict".']}
+        ),
+        id="variants-not-a-list",
+    ),
+    pytest.param(
+        lambda p, existing: p["products"][1]["variants"].extend(
+            {"sku": f"MORE-{n}", "name": "More", "price": "1.00", "stock": 1} for n in range(99)
+        ),
+        product_error(
+            1,
+            "variants",
+            {"non_field_errors": ["Ensure this field has no more than 100 elements."]},
+        ),
+        id="too-many-variants",
+    ),
+    pytest.param(
+        lambda p, existing: p.update(products={"0": {}}),
+        {"products": {"non_field_errors": ['Expected a list of items but got type "dict".']}},
+        id="products-not-a-list",
+    ),
+    pytest.param(
+        # The serializer's errors come first, alone, as before: the duplicate slug of product 2
+        # is only reported once the body is well formed.
+        lambda p, existing: (
+            p["products"][0]["variants"][0].update(price="free"),
+            p["products"][2].update(slug="imp-0"),
+        ),
+        variant_error(0, 0, "price", "A valid number is required."),
+        id="field-error-before-duplicates",
+    ),
 ]
 
 
@@ -450,6 +591,127 @@ def test_a_bad_import_gets_field_messages_and_writes_nothing(
     filled = json.dumps(expected).replace("{slug}", existing.product.slug)
     assert response.json() == json.loads(filled.replace("{sku}", existing.sku))
     assert catalog_state() == before
+
+
+# The import reads a well-formed body with a plain check (catalog.apis.plain_import_rows) and
+# hands anything else to the serializer. Each body below goes both ways: the answer and the rows
+# written must be the same as with the serializer alone. Some are valid in a form only the
+# serializer converts, the others are wrong in a way the plain check must not hide.
+BODIES = {
+    "well-formed": lambda p: None,
+    "spaces-to-trim": lambda p: (
+        p["products"][0].update(name="  Spaced  ", slug=" imp-0\n", description="Text.\n\n"),
+        p["products"][0]["variants"][0].update(sku=" IMP-0-0 ", price=" 7.25 "),
+    ),
+    "prices-to-quantize": lambda p: (
+        p["products"][0]["variants"][0].update(price="5"),
+        p["products"][0]["variants"][1].update(price="0.5"),
+        p["products"][1]["variants"][0].update(price="99999999.99"),
+    ),
+    "longest-values": lambda p: p["products"][1].update(name="n" * 200, slug="s" * 220),
+    "not-ascii": lambda p: p["products"][0].update(name="Café ☕", description="Größe: 42 — ok"),
+    "unknown-keys": lambda p: (p.update(note="x"), p["products"][0].update(colour="red")),
+    "no-variants": lambda p: p["products"][0].update(variants=[]),
+    "numbers-the-serializer-converts": lambda p: (
+        p["products"][0].update(name=42, category_id=str(p["products"][0]["category_id"])),
+        p["products"][0]["variants"][0].update(price=5.5, stock="7", name=3.5),
+    ),
+    "ids-as-floats": lambda p: p["products"][2].update(
+        brand_id=float(p["products"][2]["brand_id"])
+    ),
+    "unicode-slug": lambda p: p["products"][0].update(slug="café"),
+    "surrogate": lambda p: p["products"][0].update(name="a\ud800b"),
+    "blank-sku": lambda p: p["products"][0]["variants"][1].update(sku=""),
+    "price-zero": lambda p: p["products"][0]["variants"][1].update(price="0.00"),
+    "price-exponent": lambda p: p["products"][0]["variants"][1].update(price="1e2"),
+    "price-infinite": lambda p: p["products"][0]["variants"][1].update(price="Infinity"),
+    "null-stock": lambda p: p["products"][0]["variants"][1].update(stock=None),
+    "huge-id": lambda p: p["products"][0].update(category_id=2**63),
+    "duplicate-sku-in-a-product": lambda p: p["products"][1]["variants"][1].update(sku="IMP-1-0"),
+    "body-a-list": lambda p: p.update(products="x"),
+}
+
+
+@pytest.mark.parametrize("spoil", BODIES.values(), ids=BODIES.keys())
+def test_the_plain_check_answers_as_the_serializer_alone(
+    staff_client, category, brand, frozen_now, monkeypatch, spoil
+):
+    payload = import_payload(category, brand)
+    spoil(payload)
+    results = {}
+    for way in ("plain check first", "serializer alone"):
+        with rolled_back(CATALOG_TABLES), monkeypatch.context() as patch:
+            if way == "serializer alone":
+                patch.setattr(catalog_apis, "plain_import_rows", lambda data: None)
+            # json.dumps escapes what the test client's encoder cannot send (a lone surrogate).
+            response = staff_client.post(
+                "/api/staff/products/import/", json.dumps(payload), content_type="application/json"
+            )
+            results[way] = (response.status_code, response.json(), catalog_state())
+    assert results["plain check first"] == results["serializer alone"]
+
+
+def serializer_rows(payload):
+    data = catalog_apis.ProductImportApi.InputSerializer(data=payload)
+    data.is_valid(raise_exception=True)
+    return [
+        catalog_services.ProductRow(
+            **{**p, "variants": [catalog_services.VariantRow(**v) for v in p["variants"]]}
+        )
+        for p in data.validated_data["products"]
+    ]
+
+
+@pytest.mark.parametrize(
+    "body", ["well-formed", "spaces-to-trim", "prices-to-quantize", "longest-values", "not-ascii"]
+)
+def test_the_plain_check_reads_a_well_formed_body_as_the_serializer_does(category, brand, body):
+    payload = import_payload(category, brand)
+    BODIES[body](payload)
+    rows = catalog_apis.plain_import_rows(payload)
+    assert rows is not None  # read without the serializer
+    # The same values, down to their types and a price's places: Decimal("5") == Decimal("5.00").
+    assert repr(rows) == repr(serializer_rows(payload))
+
+
+@pytest.mark.parametrize(
+    "body", ["numbers-the-serializer-converts", "ids-as-floats", "unicode-slug", "surrogate"]
+)
+def test_the_plain_check_leaves_anything_else_to_the_serializer(category, brand, body):
+    payload = import_payload(category, brand)
+    BODIES[body](payload)
+    assert catalog_apis.plain_import_rows(payload) is None
+
+
+def test_a_well_formed_import_does_not_run_the_serializer(
+    staff_client, category, brand, monkeypatch
+):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the serializer ran")
+
+    monkeypatch.setattr(catalog_apis.ProductImportApi, "InputSerializer", refuse)
+    response = post_import(staff_client, import_payload(category, brand, count=5))
+    assert (response.status_code, response.json()) == (201, {"products": 5, "variants": 10})
+
+
+def test_the_import_looks_up_slugs_and_skus_as_one_array_each(category, brand):
+    payload = import_payload(category, brand, count=20, variants=3)
+    rows = catalog_apis.plain_import_rows(payload)
+    with CaptureQueriesContext(connection) as captured:
+        catalog_services.product_import(rows=rows)
+    lookups = [q["sql"] for q in captured.captured_queries if "= ANY(" in q["sql"]]
+    # 20 slugs, 60 SKUs: one array literal each, where `__in` would list 80 values.
+    assert len(lookups) == 2
+    assert lookups[0].startswith('SELECT "catalog_product"."slug"')
+    assert lookups[1].startswith('SELECT "catalog_variant"."sku"')
+    assert not any(" IN (" in sql for sql in lookups)
+
+
+def test_an_import_of_products_without_variants_checks_an_empty_sku_array(
+    staff_client, category, brand
+):
+    response = post_import(staff_client, import_payload(category, brand, count=4, variants=0))
+    assert (response.status_code, response.json()) == (201, {"products": 4, "variants": 0})
 
 
 def test_an_import_that_loses_a_race_is_a_conflict_and_writes_nothing(

@@ -136,6 +136,7 @@ EXTRA_SCENARIOS = [
         writes=True,
         answer=import_answer,
         repeat=3,  # on medium, the naive side takes about 20 s a run
-        notes="Validating the 9 MB body with DRF serializers (about 3 s) costs the same both ways.",
+        notes="Parsing and checking the 9 MB body, and building the model objects, cost the same "
+        "both ways (about 0.5 s on medium); the rest of the difference is the INSERTs.",
     ),
 ]
