@@ -11,8 +11,8 @@ from rest_framework.views import APIView
 
 from orders import selectors, services
 from shop.errors import InvalidInput
-from shop.pagination import KeysetPagination, PagePagination, paginate
-from shop.techniques import cursor_pagination, streaming_export
+from shop.pagination import KeysetPagination, PagePagination
+from shop.techniques import cursor_pagination, fast_serialization, streaming_export
 
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 
@@ -62,7 +62,7 @@ class OrderListApi(APIView):
     @extend_schema(responses=OrderOutputSerializer(many=True))
     def get(self, request):
         orders = selectors.order_list(user=request.user)
-        return paginate(
+        return fast_serialization.paginate(
             queryset=orders, request=request, view=self, serializer_class=OrderOutputSerializer
         )
 
@@ -196,9 +196,13 @@ class StaffOrderListApi(APIView):
     )
     def get(self, request):
         orders = selectors.order_list_all()
-        paginator = cursor_pagination.paginator()
-        page = paginator.paginate_queryset(orders, request, view=self)
-        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        return fast_serialization.paginate(
+            queryset=orders,
+            request=request,
+            view=self,
+            serializer_class=self.OutputSerializer,
+            paginator=cursor_pagination.paginator(),
+        )
 
 
 class StaffOrderExportApi(APIView):

@@ -105,6 +105,8 @@ class KeysetPagination(BasePagination):
         return min(requested, self.max_page_size) if requested > 0 else self.page_size
 
     def _position(self, row) -> tuple[Any, ...]:
+        if isinstance(row, dict):  # a values() row (the fast_serialization technique)
+            return tuple(row[field.attname] for field in self.fields)
         return tuple(field.value_from_object(row) for field in self.fields)
 
     def decode_cursor(self, request) -> Cursor | None:

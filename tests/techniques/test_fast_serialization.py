@@ -1,0 +1,294 @@
+"""fast_serialization: the order history and the staff order list, byte for byte the same
+whether DRF's serializers and json write them or values() dicts and orjson do, with the same
+queries. What differs is what is read: every column of the table off, the shown ones on."""
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models import Prefetch
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
+from rest_framework.test import APIClient
+
+from orders.apis import OrderOutputSerializer
+from orders.models import Order
+from shop import toggles
+from shop.bench.scenarios import fast_serialization as scenario
+from shop.middleware import parse_query_counts
+from shop.techniques import fast_serialization
+from tests.factories import OrderFactory, UserFactory, VariantFactory
+
+pytestmark = pytest.mark.django_db
+
+START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+HISTORY = "/api/orders/"
+STAFF = "/api/staff/orders/"
+# Read only off: columns of orders_order that neither list shows.
+UNSHOWN = ('"orders_order"."updated_at"', '"orders_order"."idempotency_key"')
+
+
+@pytest.fixture
+def shop():
+    """Two customers' orders, two pairs of them placed at the same instant. Names that need
+    escaping or are not ASCII; orders without items; timestamps with and without microseconds;
+    unset paid_at and cancelled_at; a cancelled order."""
+    names = ["Café crème ☕", 'Quote " and \\ backslash', "日本茶", "line\u2028separator"]
+    prices = ("12.50", "3.00", "0.99", "1000.10")
+    cafe, quote, tea, line = (
+        VariantFactory(product__name=name, price=Decimal(price))
+        for name, price in zip(names, prices, strict=True)
+    )
+    customer, other = UserFactory(username="zoë"), UserFactory(username="ørjan")
+    later = START + timedelta(minutes=10, microseconds=123456)
+    specs = [  # user, created_at, lines, and what else differs from a paid order
+        (customer, START, [], {}),
+        (customer, START, [(tea, 3)], {"paid_at": START + timedelta(seconds=30)}),
+        (customer, later, [(cafe, 1), (quote, 2)], {"paid_at": later + timedelta(seconds=1)}),
+        (
+            customer,
+            START + timedelta(minutes=20),
+            [],
+            {
+                "status": Order.Status.CANCELLED,
+                "cancelled_at": START + timedelta(hours=1, microseconds=5),
+            },
+        ),
+        (customer, START + timedelta(minutes=20), [(line, 1), (cafe, 2)], {}),
+        (other, START + timedelta(minutes=30), [(quote, 1)], {}),
+        (other, START + timedelta(minutes=30), [(tea, 1), (line, 4)], {}),
+    ]
+    orders = [
+        OrderFactory(user=user, created_at=created, lines=lines, **extra)
+        for user, created, lines, extra in specs
+    ]
+    return {"customer": customer, "other": other, "orders": orders}
+
+
+@pytest.fixture
+def customer_client(shop):
+    client = APIClient()
+    client.force_authenticate(shop["customer"])
+    return client
+
+
+@pytest.fixture
+def staff_client(db):
+    client = APIClient()
+    client.force_authenticate(UserFactory(is_staff=True))
+    return client
+
+
+def _get(client, path, flags, **headers):
+    """The response and its query counts, with `flags` set by the header."""
+    response = client.get(path, HTTP_X_PERF_TOGGLES=toggles.format_flags(flags), **headers)
+    return response, parse_query_counts(response["X-DB-Queries"])
+
+
+def _both(client, path, others=None, **headers):
+    """The same request off and on: both bodies and query counts, checked to be identical."""
+    off, off_queries = _get(
+        client, path, {**(others or {}), "fast_serialization": False}, **headers
+    )
+    on, on_queries = _get(client, path, {**(others or {}), "fast_serialization": True}, **headers)
+    assert off.status_code == on.status_code
+    assert off["Content-Type"] == on["Content-Type"]
+    assert off.content == on.content
+    assert off_queries == on_queries
+    return on
+
+
+# Every combination of the techniques that change what these lists read.
+COMBINATIONS = [
+    dict(zip(("prefetch_related", "denormalized_fields"), states, strict=True))
+    for states in itertools.product((False, True), repeat=2)
+]
+
+
+@pytest.mark.parametrize("others", COMBINATIONS, ids=toggles.format_flags)
+def test_order_history_same_bytes_on_every_page(customer_client, shop, others):
+    pages = []
+    for number in (1, 2, 3):
+        response = _both(customer_client, f"{HISTORY}?page_size=2&page={number}", others)
+        assert response.status_code == 200
+        pages.append(response.json())
+    assert pages[0]["count"] == 5 and pages[0]["previous"] is None
+    assert pages[2]["next"] is None and len(pages[2]["results"]) == 1
+    orders = [order for page in pages for order in page["results"]]
+    assert [order["id"] for order in orders] == [o.pk for o in reversed(shop["orders"][:5])]
+    # Not vacuous: items, orders without any, microseconds, unset and set timestamps.
+    assert [len(order["items"]) for order in orders] == [2, 0, 2, 1, 0]
+    assert orders[0]["items"][0]["product_name"] == "line\u2028separator"
+    assert orders[0]["total_amount"] == "1025.10" and orders[0]["item_count"] == 3
+    assert orders[0]["paid_at"] is None
+    assert orders[1]["created_at"] == "2026-03-10T12:20:00Z"
+    assert orders[1]["cancelled_at"] == "2026-03-10T13:00:00.000005Z"
+    assert orders[2]["created_at"] == "2026-03-10T12:10:00.123456Z"
+
+
+def test_order_history_escapes_as_drf_does(customer_client, shop):
+    body = _both(customer_client, f"{HISTORY}?page_size=50").content
+    assert "Café crème ☕".encode() in body  # UTF-8, not \\u escapes
+    assert b'"Quote \\" and \\\\ backslash"' in body
+    assert b"line\\u2028separator" in body  # escaped, as DRF escapes it for JavaScript
+
+
+def test_order_history_past_the_end_and_empty(customer_client, api_client, shop):
+    assert _both(customer_client, f"{HISTORY}?page_size=2&page=9").status_code == 404
+    api_client.force_authenticate(UserFactory())
+    empty = _both(api_client, HISTORY)
+    assert empty.content == b'{"count":0,"next":null,"previous":null,"results":[]}'
+
+
+@pytest.mark.parametrize("page_size", [1, 3, 100])
+def test_staff_cursor_pages_same_bytes_forward_and_back(staff_client, shop, page_size):
+    """Each side follows its own links: the same links, the same pages, both ways."""
+    forward, path = [], f"{STAFF}?page_size={page_size}"
+    while path is not None:
+        page = _both(staff_client, path, {"cursor_pagination": True})
+        forward.append(page.json())
+        path = page.json()["next"]
+    assert len(forward) == -(-7 // page_size)
+    backward, path = [], forward[-1]["previous"]
+    while path is not None:
+        backward.append(_both(staff_client, path, {"cursor_pagination": True}).json())
+        path = backward[-1]["previous"]
+    assert [page["results"] for page in reversed(backward)] == [p["results"] for p in forward[:-1]]
+    rows = [row for page in forward for row in page["results"]]
+    assert [row["id"] for row in rows] == [order.pk for order in reversed(shop["orders"])]
+    assert {row["customer"] for row in rows} == {"zoë", "ørjan"}
+
+
+@pytest.mark.parametrize("number", [1, 2, 3, 9])
+def test_staff_page_numbers_same_bytes(staff_client, shop, number):
+    response = _both(
+        staff_client, f"{STAFF}?page_size=3&page={number}", {"cursor_pagination": False}
+    )
+    if number == 9:
+        assert response.status_code == 404
+        return
+    assert response.json()["count"] == 7
+    assert response.json()["results"]
+
+
+@pytest.mark.parametrize("cursor_pagination", [False, True])
+def test_staff_list_empty(staff_client, cursor_pagination):
+    assert (
+        _both(staff_client, STAFF, {"cursor_pagination": cursor_pagination}).json()["results"] == []
+    )
+
+
+def test_query_counts_are_the_serializer_s(customer_client, shop):
+    """Off and on run the same queries; prefetch_related still decides how the items come."""
+    path = f"{HISTORY}?page_size=5"
+    for prefetch, expected in ((True, 3), (False, 2 + 5)):  # COUNT(*), the page, the items
+        for fast in (False, True):
+            flags = {"prefetch_related": prefetch, "fast_serialization": fast}
+            assert _get(customer_client, path, flags)[1]["default"] == expected, flags
+
+
+def _page_sql(client, path):
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path)
+    assert response.status_code == 200
+    (sql,) = [
+        q["sql"] for q in captured if 'FROM "orders_order"' in q["sql"] and "LIMIT" in q["sql"]
+    ]
+    return sql
+
+
+def _reads_every_column(client, path):
+    sql = _page_sql(client, path)
+    return all(column in sql for column in UNSHOWN)
+
+
+@pytest.mark.parametrize("path", [f"{HISTORY}?page_size=2", f"{STAFF}?page_size=2"])
+def test_the_toggle_is_honoured_by_header_and_override(customer_client, staff_client, shop, path):
+    client = staff_client if path.startswith(STAFF) else customer_client
+    with toggles.override(fast_serialization=False):
+        assert _reads_every_column(client, path)  # model instances: every column
+    with toggles.override(fast_serialization=True):
+        assert not any(column in _page_sql(client, path) for column in UNSHOWN)
+    for state, off in (("off", True), ("on", False)):
+        client.credentials(HTTP_X_PERF_TOGGLES=f"fast_serialization={state}")
+        assert _reads_every_column(client, path) is off
+        client.credentials()
+
+
+def test_the_environment_sets_the_default(customer_client, shop, monkeypatch):
+    monkeypatch.setenv("PERF_TOGGLES", "fast_serialization=off")
+    assert _reads_every_column(customer_client, f"{HISTORY}?page_size=2")
+
+
+def test_pretty_printing_and_the_browsable_api_keep_drf_s_renderers(customer_client, shop):
+    pretty = _both(customer_client, HISTORY, HTTP_ACCEPT="application/json; indent=2")
+    assert pretty.content.startswith(b'{\n  "count": 5')
+    with toggles.override(fast_serialization=True):
+        html = customer_client.get(HISTORY, HTTP_ACCEPT="text/html")
+    assert html.status_code == 200 and html["Content-Type"].startswith("text/html")
+    assert "日本茶" in html.content.decode()
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kathmandu", "America/St_Johns"])
+def test_values_are_represented_as_drf_represents_them(zone):
+    """Each compiled field against DRF's own field, on values the database may not hold."""
+
+    class Sample(serializers.Serializer):
+        number = serializers.IntegerField()
+        text = serializers.CharField()
+        amount = serializers.DecimalField(max_digits=12, decimal_places=2)
+        when = serializers.DateTimeField()
+
+    values = {
+        "number": [0, -7, 2**40],
+        "text": ["", "ünïcode", "12"],
+        "amount": [Decimal("1.5"), Decimal("2.345"), Decimal("-0.005"), 7, Decimal("1E+3")],
+        "when": [START, START.replace(microsecond=1), START + timedelta(days=200)],
+    }
+    shape = fast_serialization._shape(Sample, Order)
+    with timezone.override(zone):
+        tz = timezone.get_current_timezone()
+        for key, column, convert in shape.fields:
+            field = Sample().fields[key]
+            assert column == key
+            for value in values[key]:
+                assert convert(value, tz) == field.to_representation(value), (key, value)
+
+
+def test_the_renderer_writes_drf_s_bytes():
+    data = {"a": ["é", "\u2028\u2029", '"\\/', "\x00\x1f\x7f", None, True, -1], "b": {}}
+    assert fast_serialization.ORJSONRenderer().render(data) == JSONRenderer().render(data)
+    assert fast_serialization.ORJSONRenderer().render(None) == b""
+
+
+def test_fields_without_a_compiled_twin_are_refused():
+    class Shown(OrderOutputSerializer):
+        label = serializers.SerializerMethodField()
+
+        def get_label(self, order):
+            return str(order)
+
+    with pytest.raises(ValueError, match="label: no fast representation"):
+        fast_serialization._shape(Shown, Order)
+
+
+def test_a_prefetch_object_is_refused():
+    orders = Order.objects.prefetch_related(Prefetch("items"))
+    with pytest.raises(ValueError, match="Prefetch"):
+        fast_serialization._prefetched(orders)
+
+
+def test_the_benchmark_calls_give_the_same_bytes(shop):
+    UserFactory(username="staff", is_staff=True)
+    scenario.SCENARIO.prepare()
+    for entry in [scenario.SCENARIO, *scenario.EXTRA_SCENARIOS]:
+        call = entry.call()
+        client = APIClient()
+        client.force_authenticate(get_user_model().objects.get(username=call.user))
+        assert _both(client, call.path, entry.hold).json()["results"]
+    assert scenario.SCENARIO.call().user == "zoë"  # the customer with the most orders
