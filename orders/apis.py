@@ -116,7 +116,7 @@ class OrderDetailApi(APIView):
 
     @extend_schema(responses=OutputSerializer)
     def get(self, request, order_id: int):
-        order = selectors.order_get(user=request.user, order_id=order_id)
+        order = selectors.order_get(user=request.user, order_id=order_id, history=True)
         return Response(self.OutputSerializer(order).data)
 
 

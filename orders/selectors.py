@@ -21,10 +21,13 @@ def order_list(*, user: AbstractBaseUser) -> QuerySet[Order]:
     return prefetch_related.apply(orders, "items")
 
 
-def order_get(*, user: AbstractBaseUser, order_id: int) -> Order:
+def order_get(*, user: AbstractBaseUser, order_id: int, history: bool = False) -> Order:
+    """One of the user's orders with its items; with `history`, its payments and events too
+    (the detail page shows them, the answers to placing and cancelling do not)."""
     orders = Order.objects.filter(pk=order_id, user=user)
     orders = denormalized_fields.order_totals(orders)
-    order = prefetch_related.apply(orders, "items", "payments", "events").first()
+    related = ("items", "payments", "events") if history else ("items",)
+    order = prefetch_related.apply(orders, *related).first()
     if order is None:
         raise NotFound(f"No order with id {order_id}.")
     return order
