@@ -6,9 +6,8 @@ import traceback
 from collections.abc import Callable, Sequence
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count
 
-from orders.models import Order
+from orders.selectors import busiest_customer
 from shop import toggles
 from shop.bench import floor
 from shop.bench.alternation import Arm, Plan, Progress, alternate
@@ -28,16 +27,8 @@ BASE_URL = "http://testserver/api/orders/"
 
 def customer() -> tuple[str, int] | None:
     """The customer with the most orders, and how many: the longest history to page through."""
-    top = (
-        Order.objects.values("user_id")
-        .annotate(orders=Count("id"))
-        .order_by("-orders", "user_id")
-        .first()
-    )
-    if top is None:
-        return None
-    username = get_user_model().objects.values_list("username", flat=True).get(pk=top["user_id"])
-    return username, top["orders"]
+    busiest = busiest_customer()
+    return None if busiest is None else (busiest[0].username, busiest[1])
 
 
 def run(

@@ -30,15 +30,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import connections
-from django.db.models import Count
 
 from shop import toggles
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
 
 TOGGLE = toggles.register(
     "db_indexes",
@@ -241,37 +237,13 @@ def _states(*, using: str) -> dict[str, str | None]:
 SEARCH_EXAMPLE = "kettle"  # medium: 92 of the 9,688 active products (Kettle, Kettlebell)
 
 
-def busiest_customer() -> AbstractBaseUser | None:
-    """The customer with the most orders (ties: the lowest id), or None without orders."""
-    from django.contrib.auth import get_user_model
-
-    from orders.models import Order
-
-    row = Order.objects.values("user_id").annotate(n=Count("id")).order_by("-n", "user_id").first()
-    return None if row is None else get_user_model().objects.get(pk=row["user_id"])
-
-
-def most_reviewed_product_id() -> int | None:
-    """The active product with the most reviews (ties: the lowest id), or None."""
-    from catalog.models import Review
-
-    row = (
-        Review.objects.filter(product__is_active=True)
-        .values("product_id")
-        .annotate(n=Count("id"))
-        .order_by("-n", "product_id")
-        .first()
-    )
-    return None if row is None else row["product_id"]
-
-
 def _customer_orders() -> Callable[[], object]:
-    from orders.selectors import order_list
+    from orders.selectors import busiest_customer, order_list
 
-    user = busiest_customer()
-    if user is None:
+    busiest = busiest_customer()
+    if busiest is None:
         raise LookupError("no orders to explain")
-    return lambda: list(order_list(user=user)[:50])
+    return lambda: list(order_list(user=busiest[0])[:50])
 
 
 def _staff_orders() -> Callable[[], object]:
@@ -299,7 +271,7 @@ def _active_products() -> Callable[[], object]:
 
 
 def _product_reviews() -> Callable[[], object]:
-    from catalog.selectors import review_list
+    from catalog.selectors import most_reviewed_product_id, review_list
 
     product_id = most_reviewed_product_id()
     if product_id is None:

@@ -2,10 +2,8 @@
 the page's own queries (off): the product list's ratings, a review list's author names, and
 an order history's totals."""
 
-from django.db.models import Count
-
-from catalog.models import Review
-from orders.models import Order
+from catalog.selectors import most_reviewed_product_id
+from orders.selectors import busiest_customer
 from shop.bench.scenario import Call, Scenario
 
 _ids: dict[str, object] = {}
@@ -13,18 +11,11 @@ _ids: dict[str, object] = {}
 
 def _prepare() -> None:
     # The most reviewed product and the customer with the most orders: the longest lists.
-    _ids["product"] = (
-        Review.objects.values("product_id")
-        .annotate(reviews=Count("id"))
-        .order_by("-reviews", "product_id")
-        .first()["product_id"]
-    )
-    _ids["customer"] = (
-        Order.objects.values("user__username")
-        .annotate(orders=Count("id"))
-        .order_by("-orders", "user__username")
-        .first()["user__username"]
-    )
+    product_id, busiest = most_reviewed_product_id(), busiest_customer()
+    if product_id is None or busiest is None:
+        raise LookupError("no reviews or no orders: seed the database first")
+    _ids["product"] = product_id
+    _ids["customer"] = busiest[0].username
 
 
 SCENARIO = Scenario(
