@@ -19,6 +19,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from catalog import apis as catalog_apis
+from catalog import imports as catalog_imports
 from catalog import services as catalog_services
 from catalog.models import Product, Variant
 from orders import services as order_services
@@ -593,7 +594,7 @@ def test_a_bad_import_gets_field_messages_and_writes_nothing(
     assert catalog_state() == before
 
 
-# The import reads a well-formed body with a plain check (catalog.apis.plain_import_rows) and
+# The import reads a well-formed body with a plain check (catalog.imports.plain_import_rows) and
 # hands anything else to the serializer. Each body below goes both ways: the answer and the rows
 # written must be the same as with the serializer alone. Some are valid in a form only the
 # serializer converts, the others are wrong in a way the plain check must not hide.
@@ -642,7 +643,7 @@ def test_the_plain_check_answers_as_the_serializer_alone(
     for way in ("plain check first", "serializer alone"):
         with rolled_back(CATALOG_TABLES), monkeypatch.context() as patch:
             if way == "serializer alone":
-                patch.setattr(catalog_apis, "plain_import_rows", lambda data: None)
+                patch.setattr(catalog_imports, "plain_import_rows", lambda data: None)
             # json.dumps escapes what the test client's encoder cannot send (a lone surrogate).
             response = staff_client.post(
                 "/api/staff/products/import/", json.dumps(payload), content_type="application/json"
@@ -668,7 +669,7 @@ def serializer_rows(payload):
 def test_the_plain_check_reads_a_well_formed_body_as_the_serializer_does(category, brand, body):
     payload = import_payload(category, brand)
     BODIES[body](payload)
-    rows = catalog_apis.plain_import_rows(payload)
+    rows = catalog_imports.plain_import_rows(payload)
     assert rows is not None  # read without the serializer
     # The same values, down to their types and a price's places: Decimal("5") == Decimal("5.00").
     assert repr(rows) == repr(serializer_rows(payload))
@@ -680,7 +681,7 @@ def test_the_plain_check_reads_a_well_formed_body_as_the_serializer_does(categor
 def test_the_plain_check_leaves_anything_else_to_the_serializer(category, brand, body):
     payload = import_payload(category, brand)
     BODIES[body](payload)
-    assert catalog_apis.plain_import_rows(payload) is None
+    assert catalog_imports.plain_import_rows(payload) is None
 
 
 def test_a_well_formed_import_does_not_run_the_serializer(
@@ -696,7 +697,7 @@ def test_a_well_formed_import_does_not_run_the_serializer(
 
 def test_the_import_looks_up_slugs_and_skus_as_one_array_each(category, brand):
     payload = import_payload(category, brand, count=20, variants=3)
-    rows = catalog_apis.plain_import_rows(payload)
+    rows = catalog_imports.plain_import_rows(payload)
     with CaptureQueriesContext(connection) as captured:
         catalog_services.product_import(rows=rows)
     lookups = [q["sql"] for q in captured.captured_queries if "= ANY(" in q["sql"]]
