@@ -11,7 +11,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from catalog.models import Product, Review, Variant
+from catalog.selectors import most_reviewed_product_id
 from orders.models import Order, OrderItem
+from orders.selectors import busiest_customer
 from shop.seed import SIZES
 from shop.seed import seed as run_seed
 
@@ -29,6 +31,22 @@ def row_counts() -> dict[str, int]:
         "orders": Order.objects.count(),
         "order_items": OrderItem.objects.count(),
     }
+
+
+def busiest_username() -> str:
+    """The customer with the most orders: the longest order history, which scenarios page."""
+    busiest = busiest_customer()
+    if busiest is None:
+        raise LookupError("no orders: seed the database first")
+    return busiest[0].username
+
+
+def most_reviewed_product() -> int:
+    """The active product with the most reviews: the longest review list."""
+    product_id = most_reviewed_product_id()
+    if product_id is None:
+        raise LookupError("no reviews: seed the database first")
+    return product_id
 
 
 def matching_size(rows: dict[str, int]) -> str | None:

@@ -7,7 +7,7 @@ puts them back. At medium, creating all six and analyzing the product table take
 second, once per block of runs.
 """
 
-from orders.selectors import busiest_customer
+from shop.bench.dataset import busiest_username
 from shop.bench.scenario import Call, Scenario
 from shop.techniques import db_indexes
 
@@ -19,21 +19,10 @@ HOLD = {
     "denormalized_fields": True,
 }
 
-_busiest: dict[str, str] = {}
-
-
-def _find_busiest_customer() -> None:
-    busiest = busiest_customer()
-    if busiest is None:
-        raise LookupError("no orders: seed the database first")
-    _busiest["username"] = busiest[0].username
-
-
 SCENARIO = Scenario(
     name="db_indexes",
     title="order history of the customer with the most orders, page of 50",
-    prepare=_find_busiest_customer,
-    call=lambda: Call("GET", "/api/orders/?page_size=50", user=_busiest["username"]),
+    call=lambda: Call("GET", "/api/orders/?page_size=50", user=busiest_username()),
     hold=HOLD,
     notes="Off drops the indexes from the database; the X-Perf-Toggles header alone changes "
     "nothing. The foreign-key index on user_id already finds the orders when off.",

@@ -2,24 +2,13 @@
 50 orders with their items, for the customer with the most orders (402 on the medium data
 set), and the staff list's first page of 50 orders with their customers."""
 
-from orders.selectors import busiest_customer
+from shop.bench.dataset import busiest_username
 from shop.bench.scenario import Call, Scenario
-
-_customer: dict[str, str] = {}
-
-
-def _prepare() -> None:
-    busiest = busiest_customer()
-    if busiest is None:
-        raise LookupError("no orders: seed the database first")
-    _customer["username"] = busiest[0].username
-
 
 SCENARIO = Scenario(
     name="fast_serialization",
     title="order history, 50 orders with their items",
-    prepare=_prepare,
-    call=lambda: Call("GET", "/api/orders/?page_size=50", user=_customer["username"]),
+    call=lambda: Call("GET", "/api/orders/?page_size=50", user=busiest_username()),
     # The items in one query on both sides: the pair isolates the serialization.
     hold={"prefetch_related": True},
     notes="The same queries on both sides; on reads only the columns the page shows.",
