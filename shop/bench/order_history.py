@@ -5,8 +5,6 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable, Sequence
 
-from django.contrib.auth import get_user_model
-
 from orders.selectors import busiest_customer
 from shop import toggles
 from shop.bench import floor
@@ -25,12 +23,6 @@ PATH = f"/api/orders/?page_size={PAGE_SIZE}"
 BASE_URL = "http://testserver/api/orders/"
 
 
-def customer() -> tuple[str, int] | None:
-    """The customer with the most orders, and how many: the longest history to page through."""
-    busiest = busiest_customer()
-    return None if busiest is None else (busiest[0].username, busiest[1])
-
-
 def run(
     *,
     suites: Sequence[Suite],
@@ -41,18 +33,19 @@ def run(
     """The order-history page with every registered toggle off, then every one on, and the SQL
     floor, alternated (off, on, floor, floor, on, off, ...). Every module's before() hook runs
     too: all-off means db_indexes' indexes dropped as well. None when there are no orders."""
-    found = customer()
+    # The customer with the most orders: the longest history to page through.
+    found = busiest_customer()
     if found is None:
         progress.note("order_history: no orders in the database, skipped")
         return None
-    username, orders = found
-    history = OrderHistory(path=f"GET {PATH}", user=username, orders=orders)
+    user, orders = found
+    history = OrderHistory(path=f"GET {PATH}", user=user.username, orders=orders)
     everything = [toggle.name for toggle in toggles.registered()]
     flags = {state: dict.fromkeys(everything, state) for state in (False, True)}
     hooks = Hooks(suites, flags, plans=False)
     try:
-        prepared = Prepared.of(Call("GET", PATH, user=username), requester)
-        user_id = get_user_model().objects.values_list("pk", flat=True).get(username=username)
+        prepared = Prepared.of(Call("GET", PATH, user=user.username), requester)
+        user_id = user.pk
 
         def endpoint(state: bool) -> Callable[[], Sample]:
             return lambda: send(requester, prepared, flags=flags[state])
