@@ -1,4 +1,5 @@
-"""Endpoints about the shop itself: the toggles and their effective state."""
+"""Endpoints about the shop itself: the toggles and their effective state, and the cheapest
+request it serves."""
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -34,3 +35,19 @@ class ToggleListApi(APIView):
             for toggle in toggles.registered()
         ]
         return Response(self.OutputSerializer(rows, many=True).data)
+
+
+class PingApi(APIView):
+    """The cheapest request the API serves: URL routing, every middleware, authentication (one
+    query with a token, none without) and DRF's dispatch and rendering, around a view that does
+    nothing else. What any endpoint pays before its own work, and what the bench measures as
+    each scenario's baseline (docs/bench.md)."""
+
+    permission_classes = [AllowAny]
+
+    class OutputSerializer(serializers.Serializer):
+        authenticated = serializers.BooleanField()
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request):
+        return Response({"authenticated": request.user.is_authenticated})

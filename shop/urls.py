@@ -6,4 +6,5 @@ app_name = "shop"
 
 urlpatterns = [
     path("perf/toggles/", apis.ToggleListApi.as_view(), name="toggle-list"),
+    path("perf/ping/", apis.PingApi.as_view(), name="ping"),
 ]

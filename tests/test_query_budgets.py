@@ -95,6 +95,8 @@ BUDGETS = [
     ),
     Budget("GET /api/reports/sales/", 4, "token, by day, top products, their names", who="staff"),
     Budget("GET /api/perf/toggles/", 0, "the registry lives in memory"),
+    Budget("GET /api/perf/ping/", 0, "nothing: anonymous, and the view reads nothing"),
+    Budget("GET /api/perf/ping/", 1, "the token JOINed to its user, nothing else", who="customer"),
     Budget(
         "POST /api/auth/token/",
         3,

@@ -39,13 +39,14 @@ def row(entry: Entry) -> list[str]:
     """One scenario as table cells."""
     off, on = entry.off, entry.on
     if entry.error or off is None or on is None:
-        return [entry.name, entry.title, "ERROR", entry.error[:60], "", "", "", "", "", ""]
+        return [entry.name, entry.title, "ERROR", entry.error[:60], *[""] * (len(HEADER) - 4)]
     return [
         entry.name if entry.scenario == 0 else f"{entry.name} +{entry.scenario}",
         entry.title,
         f"{ms(off.p50_ms)} / {ms(off.p95_ms)}",
         f"{ms(on.p50_ms)} / {ms(on.p95_ms)}",
         times(entry.speedup_p50),
+        baseline(entry),
         f"{ms(off.db_p50_ms)} → {ms(on.db_p50_ms)} ({times(entry.db_speedup_p50)})",
         pair(off, on, "queries"),
         pair(off, on, "bytes", size),
@@ -54,12 +55,20 @@ def row(entry: Entry) -> list[str]:
     ]
 
 
+def baseline(entry: Entry) -> str:
+    """`2.95 (17.9×)`: the baseline request's p50 ms, and the ceiling it puts on the speedup."""
+    if entry.baseline is None:
+        return "–"
+    return f"{ms(entry.baseline.p50_ms)} ({times(entry.ceiling_p50)})"
+
+
 HEADER = [
     "technique",
     "scenario",
     "off p50/p95 ms",
     "on p50/p95 ms",
     "speedup",
+    "baseline ms (ceiling)",
     "db p50 ms",
     "queries",
     "bytes",

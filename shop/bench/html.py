@@ -7,10 +7,11 @@ import math
 from html import escape
 
 from shop.bench.formatting import HEADER, check, context_lines, ms, row, size, times
+from shop.bench.measure import BASELINE_PATH
 from shop.bench.results import Entry, OrderHistory, Run, Side
 
-COLORS = {"off": "#c2410c", "on": "#15803d", "floor": "#475569"}
-LABELS = {"off": "off", "on": "on", "floor": "SQL floor"}
+COLORS = {"off": "#c2410c", "on": "#15803d", "floor": "#475569", "baseline": "#94a3b8"}
+LABELS = {"off": "off", "on": "on", "floor": "SQL floor", "baseline": "baseline"}
 
 CSS = """
 body { font: 15px/1.45 system-ui, sans-serif; color: #1f2937; margin: 2rem auto; max-width: 72rem;
@@ -100,15 +101,20 @@ def overview(entries: list[Entry]) -> str:
 
 
 def _metrics(sides: dict[str, Side]) -> list[tuple[str, dict[str, tuple[float, str]]]]:
+    """The bars per metric. The baseline is a different request: it shows in the times and
+    the queries, where it is the part every request pays, not in its tiny body."""
+    answers = {arm: side for arm, side in sides.items() if arm != "baseline"}
     metrics = [
         ("p50", {arm: (s.p50_ms, f"{ms(s.p50_ms)} ms") for arm, s in sides.items()}),
         ("p95", {arm: (s.p95_ms, f"{ms(s.p95_ms)} ms") for arm, s in sides.items()}),
         ("db p50", {arm: (s.db_p50_ms, f"{ms(s.db_p50_ms)} ms") for arm, s in sides.items()}),
         ("queries", {arm: (s.queries, str(s.queries)) for arm, s in sides.items()}),
-        ("bytes", {arm: (s.bytes, size(s.bytes)) for arm, s in sides.items()}),
+        ("bytes", {arm: (s.bytes, size(s.bytes)) for arm, s in answers.items()}),
     ]
-    if all(s.peak_memory_bytes is not None for s in sides.values()):
-        memory = {arm: (s.peak_memory_bytes, size(s.peak_memory_bytes)) for arm, s in sides.items()}
+    if all(s.peak_memory_bytes is not None for s in answers.values()):
+        memory = {
+            arm: (s.peak_memory_bytes, size(s.peak_memory_bytes)) for arm, s in answers.items()
+        }
         metrics.append(("peak memory", memory))
     return metrics
 
@@ -144,7 +150,19 @@ def _section(entry: Entry) -> str:
             f'<p class="muted">of which in the database: {ms(entry.off.db_p50_ms)} ms off → '
             f"{ms(entry.on.db_p50_ms)} ms on ({times(entry.db_speedup_p50)})</p>"
         )
-        chart = bars(_metrics({"off": entry.off, "on": entry.on}), f"{entry.name}: off and on")
+        sides = {"off": entry.off, "on": entry.on}
+        if entry.baseline is not None:
+            sides["baseline"] = entry.baseline
+            parts = entry.on_breakdown_ms or {}
+            html.append(
+                f'<p class="muted">baseline (<code>GET {escape(BASELINE_PATH)}</code> as the same '
+                f"user, a view that does nothing): {ms(entry.baseline.p50_ms)} ms, so no "
+                f"technique could make this request more than {times(entry.ceiling_p50)} faster "
+                f"end to end. The on side's {ms(entry.on.p50_ms)} ms is about the baseline, "
+                f"{ms(parts['database'])} ms more in the database and "
+                f"{ms(parts['python'])} ms of this request's own Python.</p>"
+            )
+        chart = bars(_metrics(sides), f"{entry.name}: off, on and the baseline")
         html.append(chart)
         html.append(
             f'<p class="muted">{len(entry.off.samples)} runs per side; queries per alias '
@@ -190,7 +208,14 @@ def _order_history(history: OrderHistory | None) -> str:
             f"and {times(history.floor_multiple_p50)} the floor</p>"
         )
         sides = {"off": history.off, "on": history.on, "floor": history.floor}
-        html.append(bars(_metrics(sides), "order history: all off, all on, SQL floor"))
+        if history.baseline is not None:
+            sides["baseline"] = history.baseline
+            html.append(
+                f'<p class="muted">baseline (<code>GET {escape(BASELINE_PATH)}</code> as the same '
+                f"customer, a view that does nothing): {ms(history.baseline.p50_ms)} ms, "
+                f"{times(history.baseline_floor_multiple_p50)} the floor on its own</p>"
+            )
+        html.append(bars(_metrics(sides), "order history: all off, all on, SQL floor, baseline"))
         items = []
         for key, target in history.targets().items():
             mark = "✓" if target["met"] else "✗"
@@ -211,7 +236,7 @@ def _summary_table(entries: list[Entry]) -> str:
         cells = row(entry)
         tds = []
         for index, cell in enumerate(cells):
-            cls = ' class="num"' if index in (2, 3, 4) else ""
+            cls = ' class="num"' if index in (2, 3, 4, 5) else ""
             if index == 0:
                 cell_html = f'<a href="#{escape(entry.name)}-{entry.scenario}">{escape(cell)}</a>'
             else:
@@ -236,7 +261,9 @@ def to_html(run: Run) -> str:
 {f"<ul>{problems}</ul>" if problems else ""}
 <p>Each technique's request ran through the whole Django stack, alternating off and on on the same
 data. Times are wall-clock milliseconds per request, body included; the bars of each metric are
-scaled to its larger side.</p>
+scaled to its largest side. The baseline is <code>GET {escape(BASELINE_PATH)}</code>, sent as the
+same user alongside each pair: what a request costs when its view does nothing. The ceiling is
+off p50 divided by the baseline's p50, the most any technique could show end to end.</p>
 {overview(run.entries)}
 {_summary_table(run.entries)}
 {_order_history(run.order_history)}

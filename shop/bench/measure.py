@@ -157,6 +157,17 @@ class Requester:
         self._tokens.clear()
 
 
+# The baseline: the cheapest request the API serves (shop.apis.PingApi), sent the way a
+# scenario's request is sent, as the same user with the same headers. What is left of a
+# request when its view does nothing: routing, middleware, authentication, DRF, the test client.
+BASELINE_PATH = "/api/perf/ping/"
+
+
+def baseline_of(call: Call) -> Call:
+    """The baseline request for `call`: GET the ping endpoint as the same user, same headers."""
+    return Call("GET", BASELINE_PATH, user=call.user, headers=call.headers)
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A call ready to send many times: its body encoded and its headers built once, so the

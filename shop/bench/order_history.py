@@ -12,7 +12,7 @@ from shop.bench.alternation import Arm, Plan, Progress, alternate
 from shop.bench.answers import AnswerKeeper, compare
 from shop.bench.discovery import Suite
 from shop.bench.hooks import Hooks, restore
-from shop.bench.measure import Prepared, Requester, send
+from shop.bench.measure import Prepared, Requester, baseline_of, send
 from shop.bench.results import OrderHistory, Sample, Side, error_text
 from shop.bench.scenario import Call
 from shop.middleware import TOGGLE_HEADER
@@ -30,9 +30,10 @@ def run(
     plan: Plan,
     progress: Progress,
 ) -> OrderHistory | None:
-    """The order-history page with every registered toggle off, then every one on, and the SQL
-    floor, alternated (off, on, floor, floor, on, off, ...). Every module's before() hook runs
-    too: all-off means db_indexes' indexes dropped as well. None when there are no orders."""
+    """The order-history page with every registered toggle off, then every one on, the SQL
+    floor and the baseline request, alternated (off, on, floor, baseline, baseline, floor, ...).
+    Every module's before() hook runs too: all-off means db_indexes' indexes dropped as well.
+    None when there are no orders."""
     # The customer with the most orders: the longest history to page through.
     found = busiest_customer()
     if found is None:
@@ -44,7 +45,9 @@ def run(
     flags = {state: dict.fromkeys(everything, state) for state in (False, True)}
     hooks = Hooks(suites, flags, plans=False)
     try:
-        prepared = Prepared.of(Call("GET", PATH, user=user.username), requester)
+        call = Call("GET", PATH, user=user.username)
+        prepared = Prepared.of(call, requester)
+        baseline = Prepared.of(baseline_of(call), requester)
         user_id = user.pk
 
         def endpoint(state: bool) -> Callable[[], Sample]:
@@ -64,16 +67,18 @@ def run(
                 Arm("off", False, keepers["off"]),
                 Arm("on", True, keepers["on"]),
                 Arm("floor", True, keepers["floor"]),
+                Arm("baseline", True, lambda: send(requester, baseline, flags=flags[True])),
             ],
             runs=plan.runs(),
             warmup=plan.warmups(),
             budget_s=plan.budget_s,
             enter=hooks.enter if hooks.blocking else None,
             progress=progress,
-            label="order_history: all off, all on, SQL floor",
+            label="order_history: all off, all on, SQL floor, baseline",
         )
         history.off, history.on = Side(samples["off"]), Side(samples["on"])
         history.floor = Side(samples["floor"])
+        history.baseline = Side(samples["baseline"])
         history.same_answer, history.difference = compare(keepers["off"].first, keepers["on"].first)
         history.floor_same_answer, floor_difference = compare(
             keepers["on"].first, keepers["floor"].first

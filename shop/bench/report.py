@@ -8,6 +8,7 @@ from pathlib import Path
 from shop.bench.floor import SQL
 from shop.bench.formatting import HEADER, check, context_lines, ms, row, size, times
 from shop.bench.html import to_html
+from shop.bench.measure import BASELINE_PATH
 from shop.bench.results import (
     TARGET_FLOOR_MULTIPLE,
     TARGET_ON_QUERIES,
@@ -26,7 +27,7 @@ def table(run: Run, *, markdown: bool = False, title_width: int = 42) -> str:
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in r) + " |" for r in rows]
         return "\n".join(lines)
     widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
-    numeric = {2, 3, 4, 5}
+    numeric = {2, 3, 4, 5, 6}
     lines = []
     for r in [HEADER, *rows]:
         cells = [
@@ -46,9 +47,9 @@ def order_history_lines(history: OrderHistory | None) -> list[str]:
     if history is None:
         return []
     head = f"order history: {history.path} as {history.user} ({history.orders:,} orders)"
-    if history.error or not (history.off and history.on and history.floor):
+    if history.error or not (history.off and history.on and history.floor and history.baseline):
         return [head, f"  ERROR: {history.error}"]
-    off, on, floor = history.off, history.on, history.floor
+    off, on, floor, base = history.off, history.on, history.floor, history.baseline
     targets = history.targets()
 
     def verdict(key: str) -> str:
@@ -57,13 +58,17 @@ def order_history_lines(history: OrderHistory | None) -> list[str]:
     lines = [
         head,
         f"  all off    p50 {ms(off.p50_ms):>7} ms  p95 {ms(off.p95_ms):>7} ms  "
-        f"db {ms(off.db_p50_ms):>6} ms  {off.queries} queries  {size(off.bytes)}",
+        f"db {ms(off.db_p50_ms):>6} ms  {_queries(off.queries)}  {size(off.bytes)}",
         f"  all on     p50 {ms(on.p50_ms):>7} ms  p95 {ms(on.p95_ms):>7} ms  "
-        f"db {ms(on.db_p50_ms):>6} ms  {on.queries} queries  {size(on.bytes)}  "
+        f"db {ms(on.db_p50_ms):>6} ms  {_queries(on.queries)}  {size(on.bytes)}  "
         f"{times(history.speedup_p50)} faster than all off",
         f"  SQL floor  p50 {ms(floor.p50_ms):>7} ms  p95 {ms(floor.p95_ms):>7} ms  "
         f"db {ms(floor.db_p50_ms):>6} ms  1 query  {size(floor.bytes)}  "
         f"(all on is {times(history.floor_multiple_p50)} the floor)",
+        f"  baseline   p50 {ms(base.p50_ms):>7} ms  p95 {ms(base.p95_ms):>7} ms  "
+        f"db {ms(base.db_p50_ms):>6} ms  {_queries(base.queries)}  {size(base.bytes)}  "
+        f"(GET {BASELINE_PATH} as {history.user}: {times(history.baseline_floor_multiple_p50)} "
+        "the floor on its own)",
         f"  same answer: all off vs all on {check(history.same_answer)}; floor vs all on "
         f"{check(history.floor_same_answer)}"
         + (", byte for byte" if history.floor_identical_bytes else ", not byte for byte"),
@@ -74,6 +79,10 @@ def order_history_lines(history: OrderHistory | None) -> list[str]:
     if history.difference:
         lines.append(f"  {history.difference}")
     return lines
+
+
+def _queries(n: int) -> str:
+    return f"{n} query" if n == 1 else f"{n} queries"
 
 
 def to_json(run: Run) -> str:
@@ -98,7 +107,10 @@ def to_markdown(run: Run) -> str:
     lines += ["", table(run, markdown=True), ""]
     lines.append(
         "Times are wall-clock milliseconds per request, body included; speedup is off p50 "
-        "divided by on p50. Queries are per request, all databases."
+        "divided by on p50. Queries are per request, all databases. The baseline is "
+        f"`GET {BASELINE_PATH}` sent as the same user, alongside each pair: what a request "
+        "costs when its view does nothing. The ceiling is off p50 divided by the baseline's: "
+        "the largest speedup the request could show end to end, whatever the technique does."
     )
     history = order_history_lines(run.order_history)
     if history:

@@ -43,7 +43,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 @dataclass
 class Side:
-    """The recorded runs of one side (off, on, or the SQL floor)."""
+    """The recorded runs of one side (off, on, the SQL floor, or the baseline request)."""
 
     samples: list[Sample]
     peak_memory_bytes: int | None = None  # from a separate, untimed run
@@ -121,6 +121,7 @@ class Entry:
     notes: str = ""
     off: Side | None = None
     on: Side | None = None
+    baseline: Side | None = None  # the cheapest request, as the same user (measure.BASELINE_PATH)
     same_answer: bool | None = None
     answer_stable: bool | None = None  # every run of a side gave that side's first answer
     difference: str = ""  # where the answers differ, when they do
@@ -141,8 +142,29 @@ class Entry:
             return None
         return ratio(self.off.db_p50_ms, self.on.db_p50_ms)
 
+    @property
+    def ceiling_p50(self) -> float | None:
+        """Off p50 divided by the baseline's p50: the largest end-to-end speedup this request
+        could show, even if the technique made its own work free. The on side still pays the
+        baseline (routing, middleware, authentication, DRF), so no technique gets past it."""
+        if self.off is None or self.baseline is None:
+            return None
+        return ratio(self.off.p50_ms, self.baseline.p50_ms)
+
+    @property
+    def on_breakdown_ms(self) -> dict[str, float] | None:
+        """Where the on side's p50 goes, approximately (medians do not add up exactly): the
+        baseline request, the database time beyond the baseline's (its token query), and the
+        rest, the Python of this request's own work (view, ORM, serializer, rendering)."""
+        if self.on is None or self.baseline is None:
+            return None
+        database = max(self.on.db_p50_ms - self.baseline.db_p50_ms, 0.0)
+        python = max(self.on.p50_ms - self.baseline.p50_ms - database, 0.0)
+        return {"baseline": self.baseline.p50_ms, "database": database, "python": python}
+
     def to_dict(self) -> dict[str, Any]:
-        speedup, db_speedup = self.speedup_p50, self.db_speedup_p50
+        speedup, db_speedup, ceiling = self.speedup_p50, self.db_speedup_p50, self.ceiling_p50
+        breakdown = self.on_breakdown_ms
         return {
             "name": self.name,
             "title": self.title,
@@ -152,8 +174,13 @@ class Entry:
             "hold": self.hold,
             "off": self.off.to_dict() if self.off else None,
             "on": self.on.to_dict() if self.on else None,
+            "baseline": self.baseline.to_dict() if self.baseline else None,
             "speedup_p50": round(speedup, 3) if speedup is not None else None,
             "db_speedup_p50": round(db_speedup, 3) if db_speedup is not None else None,
+            "ceiling_p50": round(ceiling, 3) if ceiling is not None else None,
+            "on_breakdown_ms": (
+                {part: round(ms, 3) for part, ms in breakdown.items()} if breakdown else None
+            ),
             "same_answer": self.same_answer,
             "answer_stable": self.answer_stable,
             "difference": self.difference,
@@ -175,6 +202,7 @@ class OrderHistory:
     off: Side | None = None
     on: Side | None = None
     floor: Side | None = None
+    baseline: Side | None = None  # the cheapest request, as the same customer
     same_answer: bool | None = None  # all-off against all-on
     floor_same_answer: bool | None = None  # the floor's JSON against all-on's, parsed
     floor_identical_bytes: bool | None = None  # ... and byte for byte
@@ -195,6 +223,14 @@ class OrderHistory:
         if self.on is None or self.floor is None:
             return None
         return ratio(self.on.p50_ms, self.floor.p50_ms)
+
+    @property
+    def baseline_floor_multiple_p50(self) -> float | None:
+        """The baseline's p50 as a multiple of the floor's: how close to the floor any version
+        of this endpoint could come, since every request pays at least the baseline."""
+        if self.baseline is None or self.floor is None:
+            return None
+        return ratio(self.baseline.p50_ms, self.floor.p50_ms)
 
     def targets(self) -> dict[str, dict[str, Any]]:
         on_queries = self.on.queries if self.on else None
@@ -219,6 +255,7 @@ class OrderHistory:
 
     def to_dict(self) -> dict[str, Any]:
         speedup, multiple = self.speedup_p50, self.floor_multiple_p50
+        baseline_multiple = self.baseline_floor_multiple_p50
         return {
             "path": self.path,
             "user": self.user,
@@ -226,8 +263,12 @@ class OrderHistory:
             "off": self.off.to_dict() if self.off else None,
             "on": self.on.to_dict() if self.on else None,
             "floor": self.floor.to_dict() if self.floor else None,
+            "baseline": self.baseline.to_dict() if self.baseline else None,
             "speedup_p50": round(speedup, 3) if speedup is not None else None,
             "floor_multiple_p50": round(multiple, 3) if multiple is not None else None,
+            "baseline_floor_multiple_p50": (
+                round(baseline_multiple, 3) if baseline_multiple is not None else None
+            ),
             "same_answer": self.same_answer,
             "floor_same_answer": self.floor_same_answer,
             "floor_identical_bytes": self.floor_identical_bytes,

@@ -1,5 +1,5 @@
-"""Running the scenarios: each one off against on, each module's hooks around its scenarios,
-then the order-history page against its SQL floor."""
+"""Running the scenarios: each one off against on, with the baseline request alongside, each
+module's hooks around its scenarios, then the order-history page against its SQL floor."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from shop.bench.alternation import Arm, Plan, Progress, alternate
 from shop.bench.answers import AnswerKeeper, compare
 from shop.bench.discovery import Suite
 from shop.bench.hooks import Hooks, restore
-from shop.bench.measure import Prepared, Requester, send
+from shop.bench.measure import Prepared, Requester, baseline_of, send
 from shop.bench.results import Entry, Run, Sample, Side, error_text
 from shop.bench.scenario import Scenario
 
@@ -48,8 +48,10 @@ def run_scenario(
     try:
         if scenario.prepare is not None:
             scenario.prepare()
-        prepared = Prepared.of(scenario.call(), requester)
+        call = scenario.call()
+        prepared = Prepared.of(call, requester)
         entry.path = str(prepared)
+        baseline = Prepared.of(baseline_of(call), requester)
 
         def side(state: bool, memory: bool = False) -> Callable[[], Sample]:
             return lambda: send(
@@ -67,7 +69,12 @@ def run_scenario(
                 hooks.enter(state)  # only takes the plans: there is no before()
         runs = plan.runs(scenario)
         samples = alternate(
-            [Arm("off", False, keepers[False]), Arm("on", True, keepers[True])],
+            [
+                Arm("off", False, keepers[False]),
+                Arm("on", True, keepers[True]),
+                # Not compared with anything: only its time is kept, the ceiling's denominator.
+                Arm("baseline", True, lambda: send(requester, baseline, flags=flags[True])),
+            ],
             runs=runs,
             warmup=plan.warmups(scenario),
             budget_s=plan.budget_s,
@@ -76,6 +83,7 @@ def run_scenario(
             label=f"{suite.name}[{index}] {scenario.title}",
         )
         entry.off, entry.on = Side(samples["off"]), Side(samples["on"])
+        entry.baseline = Side(samples["baseline"])
         if len(samples["off"]) < runs:
             entry.warnings.append(
                 f"{len(samples['off'])} of {runs} runs per side: the scenario's "

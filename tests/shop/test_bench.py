@@ -21,7 +21,7 @@ from orders.models import Order, OrderItem
 from shop import toggles
 from shop.bench import dataset, discovery, floor, runner
 from shop.bench.alternation import Arm, abba, schedule
-from shop.bench.measure import QueryCounter, _read
+from shop.bench.measure import BASELINE_PATH, QueryCounter, _read
 from shop.bench.scenario import Call, Scenario
 from shop.seed import SIZES
 from tests.factories import (
@@ -126,13 +126,17 @@ def test_the_runs_really_go_off_on_on_off(products, tmp_path, monkeypatch):
     real_send = runner.send
 
     def recording(requester, prepared, *, flags, **kwargs):
-        sent.append("on" if flags["select_related"] else "off")
+        if prepared.path == BASELINE_PATH:
+            sent.append("base")
+        else:
+            sent.append("on" if flags["select_related"] else "off")
         return real_send(requester, prepared, flags=flags, **kwargs)
 
     monkeypatch.setattr(runner, "send", recording)
     _bench(tmp_path, "select_related", "--repeat", "4")
-    warmup = ["off", "on"]  # a fifth of 4 runs, at least one per side
-    assert sent == [*warmup, "off", "on", "on", "off", "off", "on", "on", "off"]
+    warmup = ["off", "on", "base"]  # a fifth of 4 runs, at least one per side
+    cycle = ["off", "on", "base", "base", "on", "off"]
+    assert sent == [*warmup, *cycle, *cycle]
 
 
 # --- a real technique, end to end ------------------------------------------------------------
@@ -158,6 +162,15 @@ def test_select_related_pair_reports_queries_same_answer_and_files(products, tmp
     assert entry["speedup_p50"] == pytest.approx(
         entry["off"]["p50_ms"] / entry["on"]["p50_ms"], rel=0.01
     )
+    # The baseline: the same anonymous client on a view that does nothing, no query at all.
+    assert entry["baseline"]["runs"] == 3 and entry["baseline"]["queries"] == 0
+    assert entry["baseline"]["status"] == 200
+    assert entry["ceiling_p50"] == pytest.approx(
+        entry["off"]["p50_ms"] / entry["baseline"]["p50_ms"], rel=0.01
+    )
+    parts = entry["on_breakdown_ms"]
+    assert set(parts) == {"baseline", "database", "python"} and min(parts.values()) >= 0
+    assert parts["baseline"] == entry["baseline"]["p50_ms"]
     assert data["order_history"] is None  # only with no names, or when named
     assert data["dataset"]["rows"]["products"] == 12
     assert "select_related" in out and "✓" in out
@@ -213,6 +226,9 @@ def test_peak_memory_is_measured_when_asked(products, fake_module, tmp_path):
     (entry,) = data["techniques"]
     assert entry["off"]["peak_memory_bytes"] > 0
     assert entry["on"]["peak_memory_bytes"] > 0
+    # Charted off against on; the baseline, which is not traced, does not hide the chart.
+    assert entry["baseline"]["peak_memory_bytes"] is None
+    assert ">peak memory</text>" in (tmp_path / "bench.html").read_text()
 
 
 # --- failures and interrupts restore everything -----------------------------------------------
@@ -298,12 +314,16 @@ def test_order_history_compares_all_off_all_on_and_the_floor(history, tmp_path, 
     assert page["same_answer"] is True
     assert page["floor_same_answer"] is True and page["floor_identical_bytes"] is True
     assert page["floor"]["queries"] == 1
+    assert page["baseline"]["queries"] == 1  # the customer's token, and nothing else
+    assert page["baseline_floor_multiple_p50"] == pytest.approx(
+        page["baseline"]["p50_ms"] / page["floor"]["p50_ms"], rel=0.01
+    )
     assert set(page["targets"]) == {"on_queries", "speedup_p50", "floor_multiple_p50"}
     assert page["floor_multiple_p50"] == pytest.approx(
         page["on"]["p50_ms"] / page["floor"]["p50_ms"], rel=0.01
     )
     assert data["floor"]["sql"].startswith("WITH total AS")
-    assert "SQL floor" in out
+    assert "SQL floor" in out and "baseline" in out
     assert toggles.active_overrides() == {}
 
 
