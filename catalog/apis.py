@@ -9,7 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog import imports, selectors, services
-from shop.pagination import PagePagination, paginate
+from shop.pagination import PagePagination
+from shop.techniques import fast_serialization
 
 
 class _NamedRefSerializer(serializers.Serializer):
@@ -50,7 +51,7 @@ class ProductListApi(APIView):
             category_id=filters.validated_data.get("category"),
             search=filters.validated_data.get("search"),
         )
-        return paginate(
+        return fast_serialization.paginate(
             queryset=products, request=request, view=self, serializer_class=self.OutputSerializer
         )
 
@@ -101,7 +102,7 @@ class ProductReviewsApi(APIView):
     @extend_schema(responses=ListOutputSerializer(many=True))
     def get(self, request, product_id: int):
         reviews = selectors.review_list(product_id=product_id)
-        return paginate(
+        return fast_serialization.paginate(
             queryset=reviews, request=request, view=self, serializer_class=self.ListOutputSerializer
         )
 

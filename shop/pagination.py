@@ -176,11 +176,3 @@ def _text(value: Any) -> str:
     """A position value as the cursor carries it. `isoformat()` keeps a datetime's microseconds:
     DjangoJSONEncoder would cut them to milliseconds, and a cut position skips rows."""
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
-
-
-def paginate(*, queryset, request, view, serializer_class):
-    """Paginate a queryset with the view's `pagination_class` (which also tells the OpenAPI
-    schema that the list is paginated) and serialize the page."""
-    paginator = view.pagination_class()
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)

@@ -1,6 +1,7 @@
-"""fast_serialization: the order history and the staff order list, byte for byte the same
-whether DRF's serializers and json write them or values() dicts and orjson do, with the same
-queries. What differs is what is read: every column of the table off, the shown ones on."""
+"""fast_serialization: the order history, the staff order list, the product list and a
+product's reviews, byte for byte the same whether DRF's serializers and json write them or
+values() dicts and orjson do, with the same queries. What differs is what is read: every
+column of the table off, the shown ones on."""
 
 import itertools
 from datetime import UTC, datetime, timedelta
@@ -16,19 +17,30 @@ from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
+from catalog import services as catalog_services
+from catalog.models import Category
 from orders.apis import OrderOutputSerializer
 from orders.models import Order
 from shop import toggles
 from shop.bench.scenarios import fast_serialization as scenario
 from shop.middleware import parse_query_counts
 from shop.techniques import fast_serialization
-from tests.factories import OrderFactory, UserFactory, VariantFactory
+from tests.factories import (
+    BrandFactory,
+    CategoryFactory,
+    OrderFactory,
+    ProductFactory,
+    ReviewFactory,
+    UserFactory,
+    VariantFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
 START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 HISTORY = "/api/orders/"
 STAFF = "/api/staff/orders/"
+PRODUCTS = "/api/products/"
 # Read only off: columns of orders_order that neither list shows.
 UNSHOWN = ('"orders_order"."updated_at"', '"orders_order"."idempotency_key"')
 
@@ -283,11 +295,155 @@ def test_a_prefetch_object_is_refused():
         fast_serialization._prefetched(orders)
 
 
-def test_the_benchmark_calls_give_the_same_bytes(shop):
+def test_the_benchmark_calls_give_the_same_bytes(shop, catalog):
     UserFactory(username="staff", is_staff=True)
     for entry in [scenario.SCENARIO, *scenario.EXTRA_SCENARIOS]:
         call = entry.call()
         client = APIClient()
-        client.force_authenticate(get_user_model().objects.get(username=call.user))
+        if call.user is not None:
+            client.force_authenticate(get_user_model().objects.get(username=call.user))
         assert _both(client, call.path, entry.hold).json()["results"]
     assert scenario.SCENARIO.call().user == "zoë"  # the customer with the most orders
+
+
+# --- the product list and a product's reviews -------------------------------------------------
+
+
+@pytest.fixture
+def catalog():
+    """Products in two categories (one inside the other) and two brands, some reviewed (a
+    rating with decimals), some not (no rating at all), names that need escaping, two created
+    at the same instant, one inactive."""
+    parent = CategoryFactory(name="Kitchen")
+    child = CategoryFactory(name='Kettles & "teapots"', parent=parent)
+    brands = [BrandFactory(name="Ångström"), BrandFactory(name="Brand\u2028B")]
+    names = ["Electric kettle", "Café kettle ☕", "Teapot", "Kettlebell 日本", "Old kettle"]
+    products = [
+        ProductFactory(
+            name=name,
+            category=(parent, child)[i % 2],
+            brand=brands[i % 2],
+            created_at=START + timedelta(minutes=i // 2, microseconds=7 * (i % 2)),
+            is_active=name != "Old kettle",
+        )
+        for i, name in enumerate(names)
+    ]
+    for product, ratings in ((products[0], (5, 4, 4)), (products[2], (1,))):
+        for rating in ratings:
+            ReviewFactory(product=product, rating=rating, title='Said "so"', body="ünï\u2029x")
+        catalog_services.product_rating_refresh(product_id=product.pk)
+    return {"products": products, "parent": parent, "child": child}
+
+
+PRODUCT_TOGGLES = [
+    dict(zip(("select_related", "denormalized_fields", "field_selection"), states, strict=True))
+    for states in itertools.product((False, True), repeat=3)
+]
+
+
+@pytest.mark.parametrize("others", PRODUCT_TOGGLES, ids=toggles.format_flags)
+def test_product_list_same_bytes(api_client, catalog, others):
+    pages = [_both(api_client, f"{PRODUCTS}?page_size=3&page={n}", others).json() for n in (1, 2)]
+    rows = pages[0]["results"] + pages[1]["results"]
+    assert pages[0]["count"] == 4 and pages[1]["next"] is None
+    assert [row["name"] for row in rows] == [
+        "Kettlebell 日本",
+        "Teapot",
+        "Café kettle ☕",
+        "Electric kettle",
+    ]
+    assert rows[0]["category"] == {"id": catalog["child"].pk, "name": 'Kettles & "teapots"'}
+    assert rows[0]["brand"]["name"] == "Brand\u2028B" and rows[0]["review_count"] == 0
+    assert rows[1]["category"] == {"id": catalog["parent"].pk, "name": "Kitchen"}
+    assert rows[1]["rating_avg"] == "1.00" and rows[1]["brand"]["name"] == "Ångström"
+    assert rows[3]["rating_avg"] == "4.33" and rows[3]["review_count"] == 3
+    assert rows[2]["created_at"] == "2026-03-10T12:00:00.000007Z"
+
+
+@pytest.mark.parametrize(
+    "query", ["search=kettle", "category={parent}", "search=ket&category={child}"]
+)
+def test_product_filters_same_bytes(api_client, catalog, query):
+    path = f"{PRODUCTS}?" + query.format(parent=catalog["parent"].pk, child=catalog["child"].pk)
+    assert _both(api_client, path).json()["results"]
+
+
+def test_product_list_query_counts_are_the_serializer_s(api_client, catalog):
+    """select_related still decides whether category and brand come in the page's query."""
+    for select, expected in ((True, 2), (False, 2 + 2 * 4)):  # COUNT(*), the page, 2 a row
+        for fast in (False, True):
+            flags = {"select_related": select, "fast_serialization": fast}
+            assert _get(api_client, PRODUCTS, flags)[1]["default"] == expected, flags
+
+
+@pytest.mark.parametrize("denormalized_fields", [False, True])
+def test_reviews_same_bytes(api_client, catalog, denormalized_fields):
+    product = catalog["products"][0]
+    path = f"{PRODUCTS}{product.pk}/reviews/?page_size=2"
+    first = _both(api_client, path, {"denormalized_fields": denormalized_fields}).json()
+    assert first["count"] == 3 and len(first["results"]) == 2
+    assert first["results"][0]["title"] == 'Said "so"'
+    assert _both(api_client, f"{path}&page=2", {"denormalized_fields": denormalized_fields})
+
+
+class _ParentRef(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+
+
+class _CategoryOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    parent = _ParentRef(allow_null=True)
+
+
+@pytest.mark.parametrize("joined", [False, True])
+def test_an_unset_foreign_key_is_null(catalog, joined):
+    """A nested object over a nullable foreign key, JOINed or read per row: None where unset,
+    as DRF writes it, and the same queries as the serializer's."""
+    categories = Category.objects.order_by("id")
+    if joined:
+        categories = categories.select_related("parent")
+    expected = _CategoryOut(categories, many=True).data
+    shape = fast_serialization._shape(_CategoryOut, Category)
+    rows = list(categories.values(*shape.columns_for(fast_serialization._joined(categories))))
+    with CaptureQueriesContext(connection) as queries:
+        got = shape.represent(
+            rows,
+            prefetched=set(),
+            joined=fast_serialization._joined(categories),
+            tz=timezone.get_current_timezone(),
+        )
+    assert got == [dict(row) for row in expected]
+    assert got[0]["parent"] is None and got[1]["parent"]["name"] == "Kitchen"
+    assert len(queries) == (0 if joined else 1)  # one per set parent, none when JOINed
+
+
+def test_a_nested_object_must_be_a_forward_foreign_key():
+    class Shown(serializers.Serializer):
+        id = serializers.IntegerField()
+        user = _ParentRef(source="items")
+
+    with pytest.raises(ValueError, match="only a forward foreign key"):
+        fast_serialization._shape(Shown, Order)
+
+
+def _count_sql(client, path, flags):
+    with toggles.override(**flags), CaptureQueriesContext(connection) as captured:
+        assert client.get(path).status_code == 200
+    (sql,) = [q["sql"] for q in captured if "COUNT(*)" in q["sql"]]
+    return sql
+
+
+@pytest.mark.parametrize(
+    ("path", "others"),
+    [(PRODUCTS, {"select_related": True}), (STAFF, {"cursor_pagination": False})],
+)
+def test_the_page_count_is_the_serializer_s_statement(staff_client, shop, catalog, path, others):
+    """values() JOINs the tables it reads names from; the COUNT(*) must not carry them."""
+    off, on = (
+        _count_sql(staff_client, f"{path}?page_size=2", {**others, "fast_serialization": fast})
+        for fast in (False, True)
+    )
+    assert on == off
+    assert "JOIN" not in on
