@@ -18,6 +18,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
 from catalog import services as catalog_services
+from catalog.apis import _NamedRefSerializer
 from catalog.models import Category
 from orders.apis import OrderOutputSerializer
 from orders.models import Order
@@ -386,15 +387,13 @@ def test_reviews_same_bytes(api_client, catalog, denormalized_fields):
     assert _both(api_client, f"{path}&page=2", {"denormalized_fields": denormalized_fields})
 
 
-class _ParentRef(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-
-
 class _CategoryOut(serializers.Serializer):
+    """A category with its parent, which may be unset: {"id", "name"} as the product list
+    shows a category."""
+
     id = serializers.IntegerField()
     name = serializers.CharField()
-    parent = _ParentRef(allow_null=True)
+    parent = _NamedRefSerializer(allow_null=True)
 
 
 @pytest.mark.parametrize("joined", [False, True])
@@ -422,7 +421,7 @@ def test_an_unset_foreign_key_is_null(catalog, joined):
 def test_a_nested_object_must_be_a_forward_foreign_key():
     class Shown(serializers.Serializer):
         id = serializers.IntegerField()
-        user = _ParentRef(source="items")
+        user = _NamedRefSerializer(source="items")
 
     with pytest.raises(ValueError, match="only a forward foreign key"):
         fast_serialization._shape(Shown, Order)
