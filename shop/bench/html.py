@@ -151,16 +151,16 @@ def _section(entry: Entry) -> str:
             f"{ms(entry.on.db_p50_ms)} ms on ({times(entry.db_speedup_p50)})</p>"
         )
         sides = {"off": entry.off, "on": entry.on}
-        if entry.baseline is not None:
+        breakdown = entry.on_breakdown_ms  # set whenever the on side and the baseline are
+        if entry.baseline is not None and breakdown is not None:
             sides["baseline"] = entry.baseline
-            parts = entry.on_breakdown_ms or {}
             html.append(
                 f'<p class="muted">baseline (<code>GET {escape(BASELINE_PATH)}</code> as the same '
                 f"user, a view that does nothing): {ms(entry.baseline.p50_ms)} ms, so no "
                 f"technique could make this request more than {times(entry.ceiling_p50)} faster "
                 f"end to end. The on side's {ms(entry.on.p50_ms)} ms is about the baseline, "
-                f"{ms(parts['database'])} ms more in the database and "
-                f"{ms(parts['python'])} ms of this request's own Python.</p>"
+                f"{ms(breakdown['database'])} ms more in the database and "
+                f"{ms(breakdown['python'])} ms of this request's own Python.</p>"
             )
         chart = bars(_metrics(sides), f"{entry.name}: off, on and the baseline")
         html.append(chart)
