@@ -174,7 +174,8 @@ def test_select_related_pair_reports_queries_same_answer_and_files(products, tmp
     assert data["order_history"] is None  # only with no names, or when named
     assert data["dataset"]["rows"]["products"] == 12
     assert "select_related" in out and "✓" in out
-    assert "<svg" in (tmp_path / "bench.html").read_text()
+    html = (tmp_path / "bench.html").read_text()
+    assert "<svg" in html and "of this request's own Python" in html
     assert "| select_related |" in (tmp_path / "bench.md").read_text()
     assert toggles.active_overrides() == {}
 
