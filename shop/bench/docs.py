@@ -1,0 +1,391 @@
+"""The docs' figures, written from one recorded bench run, so that no chapter quotes a number
+the code no longer produces.
+
+`docs/figures/bench.json` is the JSON of one whole `manage.py bench` run, kept in the
+repository. A page marks where its figures go:
+
+    <!-- bench:select_related -->
+    (written by `manage.py bench_docs`; never edited by hand)
+    <!-- /bench:select_related -->
+
+A block named after a technique shows every scenario of that technique; `table`, `order_history`
+and `run` show the whole run. `update()` rewrites every block of a page from the JSON, and
+`tests/shop/test_bench_docs.py` checks that each page already reads as `update()` would write it:
+a figure typed over, or a JSON replaced without rewriting the pages, fails the test.
+
+The renderer reads the JSON as plain data, not as `results.Run`: a field a newer bench adds is
+shown generically (an extra number per side, an extra value per scenario or per run), and a
+field an older run lacks is left out rather than shown as a guess.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from shop.bench.formatting import ms, size, times
+
+KEPT = Path(settings.BASE_DIR) / "docs" / "figures" / "bench.json"
+# A mark stands on a line of its own, so a page can mention one in running text.
+BLOCK = re.compile(
+    r"^(?P<open><!-- bench:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)^(?P<close><!-- /bench:(?P=name) -->)$",
+    re.DOTALL | re.MULTILINE,
+)
+OPENING = re.compile(r"^<!-- bench:([a-z_]+) -->$", re.MULTILINE)
+RUN_BLOCKS = ("run", "table", "order_history")
+
+# Per side: (key, label, format). What a side holds beyond these is shown by `_extra_rows`.
+SIDE_ROWS = [
+    ("p50_ms", "p50", "ms"),
+    ("p95_ms", "p95", "ms"),
+    ("db_p50_ms", "database time, p50", "ms"),
+    ("queries", "queries", "count"),
+    ("bytes", "response bytes", "size"),
+    ("peak_memory_bytes", "peak Python memory", "size"),
+]
+# Known and shown elsewhere (or too fine-grained for a page).
+SIDE_SKIP = {"queries_by_alias", "mean_ms", "min_ms", "samples_ms", "status", "runs", "endpoint"}
+ENTRY_KNOWN = {
+    "name", "title", "scenario", "path", "writes", "hold", "off", "on", "baseline",
+    "speedup_p50", "db_speedup_p50", "ceiling_p50", "on_breakdown_ms", "same_answer",
+    "answer_stable", "difference", "plans", "notes", "warnings", "error",
+}  # fmt: skip
+RUN_KNOWN = {
+    "started_at", "settings", "size", "dataset", "machine", "repeat", "warmup", "budget_s",
+    "elapsed_s", "interrupted", "techniques", "order_history", "floor", "problems",
+}  # fmt: skip
+# The parts of `on_breakdown_ms`, as a sentence names them.
+BREAKDOWN = {"baseline": "baseline", "database": "more database time", "python": "Python"}
+# `manage.py bench`'s defaults: the command line shows an option only where the run changed it.
+DEFAULT_REPEAT, DEFAULT_BUDGET_S = 20, 60.0
+
+
+class DocsError(Exception):
+    """A page or the JSON does not fit: an unknown block, an unclosed one, a missing run."""
+
+
+def load(path: Path = KEPT) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# --- the values -------------------------------------------------------------------------------
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _format(value: Any, kind: str) -> str:
+    if value is None:
+        return "–"
+    if kind == "ms":
+        return f"{ms(value)} ms"
+    if kind == "size":
+        return size(value)
+    if _number(value):
+        return f"{value:,}" if isinstance(value, int) else f"{value:,.3g}"
+    return str(value)
+
+
+def _kind(key: str) -> str:
+    """How a field a newer bench added reads, from its name: `*_ms`, `*bytes*`, or a count."""
+    if key.endswith("_ms"):
+        return "ms"
+    if "bytes" in key:
+        return "size"
+    return "count"
+
+
+def _ratio(off: Any, on: Any) -> str:
+    if not (_number(off) and _number(on)) or on <= 0:
+        return ""
+    return times(off / on)
+
+
+def _yes(value: bool | None) -> str:
+    return {True: "yes", False: "**no**", None: "not checked"}[value]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _extra_keys(*sides: dict[str, Any] | None) -> list[str]:
+    """Numbers the sides hold that `SIDE_ROWS` does not name, in the JSON's order."""
+    known = {key for key, _, _ in SIDE_ROWS} | SIDE_SKIP
+    keys: dict[str, None] = {}
+    for side in sides:
+        for key, value in (side or {}).items():
+            if key not in known and _number(value):
+                keys[key] = None
+    return list(keys)
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def command(data: dict[str, Any]) -> str:
+    """The command line that made the run, as far as the JSON tells."""
+    parts = [f"DJANGO_SETTINGS_MODULE={data.get('settings')} .venv/bin/python manage.py bench"]
+    if data.get("size"):
+        parts.append(f"--size {data['size']}")
+    if data.get("repeat") not in (None, DEFAULT_REPEAT):
+        parts.append(f"--repeat {data['repeat']}")
+    if data.get("budget_s") not in (None, DEFAULT_BUDGET_S):
+        parts.append(f"--budget {data['budget_s']:g}")
+    return " ".join(parts)
+
+
+def _when(started_at: Any) -> str:
+    """`2026-12-02 07:03 UTC` from the JSON's ISO 8601 time."""
+    try:
+        return datetime.fromisoformat(started_at).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (TypeError, ValueError):
+        return str(started_at or "an unrecorded time")
+
+
+def run_line(data: dict[str, Any]) -> str:
+    """Which run the figures come from: when, on what data and machine, with which command."""
+    dataset = data.get("dataset") or {}
+    rows = ", ".join(
+        f"{n:,} {name.replace('_', ' ')}" for name, n in dataset.get("rows", {}).items()
+    )
+    machine = dict(data.get("machine") or {})
+    described = [
+        f"{machine.pop('cpu_count')} CPUs" if "cpu_count" in machine else "",
+        f"Python {machine.pop('python')}" if "python" in machine else "",
+        f"Django {machine.pop('django')}" if "django" in machine else "",
+        f"PostgreSQL {machine.pop('postgres')}" if "postgres" in machine else "",
+        f"load average {machine.pop('load_average_1m')} at the start"
+        if "load_average_1m" in machine
+        else "",
+        *(f"{key.replace('_', ' ')} {value}" for key, value in machine.items()),
+    ]
+    extras = [
+        f"{key.replace('_', ' ')}: {json.dumps(value, ensure_ascii=False)}"
+        for key, value in data.items()
+        if key not in RUN_KNOWN
+    ]
+    started = _when(data.get("started_at"))
+    line = (
+        f"From one run of `{command(data)}`, started {started}, on the "
+        f"{dataset.get('size') or 'unseeded'} data set ({rows}); "
+        f"{', '.join(part for part in described if part)}; up to {data.get('repeat')} runs per "
+        f"side after {data.get('warmup')} warm-up runs, off and on alternated"
+    )
+    if extras:
+        line += "; " + "; ".join(extras)
+    if data.get("interrupted"):
+        line += "; **the run was interrupted**"
+    return (
+        line + ". Kept in `docs/figures/bench.json` and written here by `manage.py bench_docs`: "
+        "your machine's figures will differ, so run the command for your own."
+    )
+
+
+# --- one technique --------------------------------------------------------------------------------
+
+
+def technique(data: dict[str, Any], name: str) -> str:
+    entries = [e for e in data.get("techniques", []) if e.get("name") == name]
+    if not entries:
+        return f"The recorded run has no scenario for {name}.\n\n{run_line(data)}\n"
+    parts = [scenario(entry) for entry in sorted(entries, key=lambda e: e.get("scenario", 0))]
+    return "\n".join([*parts, run_line(data)]) + "\n"
+
+
+def scenario(entry: dict[str, Any]) -> str:
+    where = f"`{entry['path']}`" if entry.get("path") else ""
+    held = ", ".join(f"{t} {'on' if v else 'off'}" for t, v in (entry.get("hold") or {}).items())
+    context = "; ".join(part for part in (where, f"held: {held}" if held else "") if part)
+    head = f"**{entry.get('title', entry.get('name'))}**" + (f" ({context})" if context else "")
+    off, on = entry.get("off"), entry.get("on")
+    if entry.get("error") or not (off and on):
+        return f"{head}: the scenario failed: `{entry.get('error') or 'no runs'}`\n"
+    lines = [head, "", "| | off | on | off ÷ on |", "|---|---|---|---|"]
+    given = {"p50_ms": entry.get("speedup_p50"), "db_p50_ms": entry.get("db_speedup_p50")}
+    rows = [*SIDE_ROWS, *((key, key.replace("_", " "), _kind(key)) for key in _extra_keys(off, on))]
+    for key, label, kind in rows:
+        a, b = off.get(key), on.get(key)
+        if a is None and b is None:
+            continue
+        ratio = times(given[key]) if given.get(key) is not None else _ratio(a, b)
+        lines.append(f"| {label} | {_format(a, kind)} | {_format(b, kind)} | {ratio} |")
+    lines.append(f"| runs | {off.get('runs', '–')} | {on.get('runs', '–')} | |")
+    lines += ["", *_sentences(entry)]
+    return "\n".join(lines) + "\n"
+
+
+def _sentences(entry: dict[str, Any]) -> list[str]:
+    said = []
+    base = entry.get("baseline")
+    if base:
+        text = (
+            f"Baseline (the do-nothing request, same user): p50 {_format(base.get('p50_ms'), 'ms')}"
+        )
+        if entry.get("ceiling_p50") is not None:
+            text += f", so the ceiling on the speedup is {times(entry['ceiling_p50'])}"
+        split = entry.get("on_breakdown_ms")
+        if split:
+            text += "; the on side's p50 is about " + ", ".join(
+                f"{_format(value, 'ms')} {BREAKDOWN.get(part, part)}"
+                for part, value in split.items()
+            )
+        said.append(text + ".")
+    same = f"Same answer off and on: {_yes(entry.get('same_answer'))}"
+    if entry.get("answer_stable") is False:
+        same += " (the answer changed from run to run)"
+    said.append(same + ".")
+    extras = [
+        f"{key.replace('_', ' ')}: {_format(value, _kind(key))}"
+        for key, value in entry.items()
+        if key not in ENTRY_KNOWN and (value is None or isinstance(value, str | int | float))
+    ]
+    if extras:
+        said.append("; ".join(extras) + ".")
+    for key in ("difference", "notes"):
+        if entry.get(key):
+            said.append(str(entry[key]))
+    said += [f"Warning: {text}" for text in entry.get("warnings") or []]
+    return [" ".join(said)]
+
+
+# --- the whole run ----------------------------------------------------------------------------------
+
+
+def table(data: dict[str, Any]) -> str:
+    entries = data.get("techniques", [])
+    extra = _extra_keys(*(side for e in entries for side in (e.get("off"), e.get("on"))))
+    header = ["technique", "scenario", "off p50 / p95", "on p50 / p95", "speedup"]
+    header += ["baseline (ceiling)", "db p50 (÷)", "queries", "bytes", "memory"]
+    header += [key.replace("_", " ") for key in extra] + ["same"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for e in entries:
+        label = e["name"] if not e.get("scenario") else f"{e['name']} +{e['scenario']}"
+        off, on, base = e.get("off"), e.get("on"), e.get("baseline")
+        if e.get("error") or not (off and on):
+            cells = [label, e.get("title", ""), "failed", *[""] * (len(header) - 3)]
+        else:
+            cells = [
+                label,
+                e.get("title", ""),
+                f"{ms(off['p50_ms'])} / {ms(off['p95_ms'])} ms",
+                f"{ms(on['p50_ms'])} / {ms(on['p95_ms'])} ms",
+                times(e.get("speedup_p50")),
+                f"{ms(base['p50_ms'])} ms ({times(e.get('ceiling_p50'))})" if base else "–",
+                _pair(off, on, "db_p50_ms", "ms") + f" ({times(e.get('db_speedup_p50'))})",
+                _pair(off, on, "queries", "count"),
+                _pair(off, on, "bytes", "size"),
+                _pair(off, on, "peak_memory_bytes", "size"),
+                *(_pair(off, on, key, _kind(key)) for key in extra),
+                _yes(e.get("same_answer")),
+            ]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines += ["", run_line(data)]
+    return "\n".join(lines) + "\n"
+
+
+def _pair(off: dict[str, Any], on: dict[str, Any], key: str, kind: str) -> str:
+    if off.get(key) is None and on.get(key) is None:
+        return "–"
+    return f"{_format(off.get(key), kind)} → {_format(on.get(key), kind)}"
+
+
+def order_history(data: dict[str, Any]) -> str:
+    history = data.get("order_history")
+    if not history:
+        return f"The recorded run has no order-history page.\n\n{run_line(data)}\n"
+    head = f"`{history.get('path')}` as {history.get('user')} ({history.get('orders', 0):,} orders)"
+    if history.get("error"):
+        return f"{head}: failed: `{history['error']}`\n\n{run_line(data)}\n"
+    arms = [("all off", "off"), ("all on", "on"), ("SQL floor", "floor"), ("baseline", "baseline")]
+    sides = [history.get(key) for _, key in arms]
+    extra = _extra_keys(*sides)
+    header = ["", "p50", "p95", "database time, p50", "queries", "bytes"]
+    header += [key.replace("_", " ") for key in extra]
+    lines = [head, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (label, _), side in zip(arms, sides, strict=True):
+        if not side:
+            continue
+        cells = [label, *(_format(side.get(k), "ms") for k in ("p50_ms", "p95_ms", "db_p50_ms"))]
+        cells += [_format(side.get("queries"), "count"), _format(side.get("bytes"), "size")]
+        cells += [_format(side.get(key), _kind(key)) for key in extra]
+        lines.append("| " + " | ".join(cells) + " |")
+    said = [
+        f"All on is {times(history.get('speedup_p50'))} faster than all off at p50, and "
+        f"{times(history.get('floor_multiple_p50'))} the floor's p50; the baseline alone is "
+        f"{times(history.get('baseline_floor_multiple_p50'))} the floor's.",
+        f"Same answer all off and all on: {_yes(history.get('same_answer'))}; the floor's JSON "
+        f"and all on's: {_yes(history.get('floor_same_answer'))}"
+        + (", byte for byte." if history.get("floor_identical_bytes") else "."),
+    ]
+    targets = history.get("targets") or {}
+    if targets:
+        said.append(
+            "Targets: "
+            + "; ".join(
+                f"{key.replace('_', ' ')} {t.get('target')}: {_format(t.get('value'), 'count')} "
+                f"{'met' if t.get('met') else '**not met**'}"
+                for key, t in targets.items()
+            )
+            + "."
+        )
+    lines += ["", " ".join(said), "", run_line(data)]
+    return "\n".join(lines) + "\n"
+
+
+def render(name: str, data: dict[str, Any]) -> str:
+    """The body of the block `name`."""
+    if name == "run":
+        elapsed = data.get("elapsed_s")
+        took = f"The run took {elapsed:g} s in all. " if _number(elapsed) else ""
+        return took + run_line(data) + "\n"
+    if name == "table":
+        return table(data)
+    if name == "order_history":
+        return order_history(data)
+    if name in {e.get("name") for e in data.get("techniques", [])} or name in technique_names():
+        return technique(data, name)
+    raise DocsError(f"no figures named {name!r}: a technique, or one of {', '.join(RUN_BLOCKS)}")
+
+
+def technique_names() -> list[str]:
+    from shop.bench.discovery import module_names  # imports every technique; only when needed
+
+    return module_names()
+
+
+# --- the pages ---------------------------------------------------------------------------------------
+
+
+def update(text: str, data: dict[str, Any]) -> str:
+    """`text` with every block's body rewritten from `data`."""
+    opened = OPENING.findall(text)
+    closed = [m.group("name") for m in BLOCK.finditer(text)]
+    if opened != closed:
+        unclosed = [name for name in opened if opened.count(name) != closed.count(name)]
+        raise DocsError(f"unclosed or misnested bench blocks: {', '.join(unclosed) or opened}")
+
+    def body(match: re.Match[str]) -> str:
+        written = (
+            "<!-- Written by `manage.py bench_docs` from docs/figures/bench.json: "
+            "do not edit by hand. -->\n" + render(match.group("name"), data)
+        )
+        return match.group("open") + written + match.group("close")
+
+    return BLOCK.sub(body, text)
+
+
+def pages(root: Path | None = None) -> list[Path]:
+    """Every Markdown page that may hold blocks: the README and docs/."""
+    root = root or Path(settings.BASE_DIR)
+    return [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+
+
+def blocks(text: str) -> list[str]:
+    return OPENING.findall(text)
