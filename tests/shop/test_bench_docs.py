@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from shop.bench import docs
+from shop.bench import discovery, docs
 from shop.bench.discovery import module_names
 
 ROOT = docs.KEPT.parents[2]
@@ -56,6 +56,19 @@ def test_the_kept_json_is_one_whole_run(kept):
     assert kept["order_history"] and not kept["order_history"]["error"]
     assert not kept["interrupted"] and not kept["problems"]
     assert not [entry["name"] for entry in kept["techniques"] if entry["error"]]
+
+
+def test_the_kept_run_measured_the_scenarios_the_code_has(kept):
+    """A scenario added, removed or retitled since the kept run needs a new run: the docs would
+    otherwise show figures of a request the bench no longer sends."""
+    for name in module_names():
+        recorded = sorted(
+            (e["scenario"], e["title"]) for e in kept["techniques"] if e["name"] == name
+        )
+        assert recorded == list(enumerate(s.title for s in discovery.suite(name).scenarios)), (
+            f"{name}'s scenarios changed since docs/figures/bench.json was recorded: rerun the "
+            "bench and `manage.py bench_docs --from` (docs/bench.md)"
+        )
 
 
 def test_a_figure_typed_over_in_a_chapter_fails_and_bench_docs_writes_it_back(
