@@ -102,6 +102,7 @@ def test_a_block_renders_what_the_json_has_missing_fields_and_new_ones_alike(kep
         entry[side]["database_bytes"] = 305_802 if side == "off" else 13_693
     entry["baseline"] = None
     entry["write_cost_ratio"] = 1.25
+    entry["write_ms"] = {"off": 2.5, "on": 3.75}
     data["perf_toggles"] = "select_related=off"
     data["order_history"]["floor"]["db_p50_ms"] = None
     del data["machine"]["django"]
@@ -111,6 +112,7 @@ def test_a_block_renders_what_the_json_has_missing_fields_and_new_ones_alike(kep
     assert "| database bytes | 298.6 kB | 13.4 kB | 22.3× |" in chapter
     assert "Baseline" not in chapter.split("\n\n")[2]
     assert "write cost ratio: 1.25" in chapter
+    assert "| write ms | 2.50 ms | 3.75 ms | 0.7× |" in chapter
     assert 'perf toggles: "select_related=off"' in chapter
     assert "Django" not in docs.run_line(data)
     assert "database bytes" in docs.render("table", data)
