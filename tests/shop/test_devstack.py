@@ -266,9 +266,8 @@ def test_binaries_command_exits_1_on_a_bare_machine(bare_machine, monkeypatch, c
 
 
 @pytest.mark.stack
-def test_another_checkouts_stack_never_stops_ours(tmp_path):
+def test_another_checkouts_stack_never_stops_ours(local_stack):
     """A second state folder on the same ports refuses to start and leaves our servers alone."""
-    devstack.up(verbose=False)
     ours = devstack.status()
     top = Path(tempfile.mkdtemp(dir="/tmp"))
     top.chmod(0o755)
