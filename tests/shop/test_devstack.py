@@ -6,6 +6,8 @@ talk to it with plain psycopg / redis connections: no Django database fixtures.
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -152,7 +154,65 @@ def test_env_lines_give_the_local_urls(no_overrides):
         f"export DATABASE_REPLICA_URL={env.DEFAULT_REPLICA_URL}",
         f"export REDIS_URL={env.DEFAULT_REDIS_URL}",
     ]
-    assert "127.0.0.1:55432/perfshop" in devstack.env_lines()[0]
+    assert f"127.0.0.1:{env.LOCAL_PRIMARY_PORT}/perfshop" in devstack.env_lines()[0]
+
+
+def _read_stack_settings(**environ: str) -> subprocess.CompletedProcess:
+    """What a fresh process reads for the stack's ports and default URLs, with `environ` as
+    its only stack settings (settings are read once, at import)."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("PERFSHOP_") and k not in OVERRIDES
+    }
+    code = (
+        "from config import env; from shop import devstack; s = devstack.Stack.default(); "
+        "print(s.primary_port, s.replica_port, s.redis_port, env.DEFAULT_DATABASE_URL, "
+        "env.DEFAULT_REPLICA_URL, env.DEFAULT_REDIS_URL)"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=devstack.PROJECT_ROOT,
+        env=env | environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_ports_default_to_the_documented_ones():
+    proc = _read_stack_settings()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [
+        "55432",
+        "55433",
+        "56379",
+        "postgresql://perfshop@127.0.0.1:55432/perfshop",
+        "postgresql://perfshop@127.0.0.1:55433/perfshop",
+        "redis://127.0.0.1:56379/0",
+    ]
+
+
+def test_a_second_stack_moves_to_other_ports_and_the_urls_follow():
+    proc = _read_stack_settings(
+        PERFSHOP_PRIMARY_PORT="55442", PERFSHOP_REPLICA_PORT="55443", PERFSHOP_REDIS_PORT="56389"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [
+        "55442",
+        "55443",
+        "56389",
+        "postgresql://perfshop@127.0.0.1:55442/perfshop",
+        "postgresql://perfshop@127.0.0.1:55443/perfshop",
+        "redis://127.0.0.1:56389/0",
+    ]
+
+
+@pytest.mark.parametrize("value", ["fifty", "0", "70000"])
+def test_a_port_that_is_not_one_is_refused_by_name(value):
+    proc = _read_stack_settings(PERFSHOP_REDIS_PORT=value)
+    assert proc.returncode == 1
+    last_line = proc.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("django.core.exceptions.ImproperlyConfigured: PERFSHOP_REDIS_PORT=")
+    assert value in last_line
 
 
 def test_env_lines_follow_the_overrides(no_overrides, monkeypatch):
