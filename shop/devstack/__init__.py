@@ -23,7 +23,8 @@ The modules, each depending only on the ones above it:
     layout     the Stack (paths, ports, the pg_root fallback), shared constants, DevstackError
     process    running commands (as `postgres` when root), pids, waiting, the state-folder lock
     discovery  PostgreSQL binaries (PgToolchain) and redis-server; the search lists
-               PG_BIN_GLOBS, PG_PACKAGES and REDIS_PACKAGES live (and are patched) there
+               PG_BIN_GLOBS, PG_PACKAGES and REDIS_PACKAGES, and PG_EXTENSIONS (what a
+               PostgreSQL build must ship), live (and are patched) there
     postgres   initdb, postgresql.conf, start/stop, role/database/slot, the pg_basebackup replica
     redis      redis-server start/stop, PING over RESP
     external   checking DATABASE_URL / DATABASE_REPLICA_URL / REDIS_URL servers instead

