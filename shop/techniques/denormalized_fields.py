@@ -131,6 +131,43 @@ COPIES = [
         _TOTALS.format(value="COALESCE(SUM(i.unit_price * i.quantity), 0.00)"),
     ),
 ]
+# The triggers that keep the copies (catalog migration 0004, orders migration 0005), by table.
+UPKEEP_TRIGGERS = {
+    "catalog_review": [
+        "catalog_review_author_username",
+        "catalog_review_rating_insert",
+        "catalog_review_rating_update",
+        "catalog_review_rating_delete",
+    ],
+    "auth_user": ["auth_user_username_to_reviews"],
+    "orders_orderitem": [
+        "orders_orderitem_totals_insert",
+        "orders_orderitem_totals_update",
+        "orders_orderitem_totals_delete",
+    ],
+}
+
+
+def upkeep_triggers(*, enabled: bool, using: str = "default") -> list[str]:
+    """Enable or disable the upkeep triggers; returns the ones changed. Only the benchmark
+    does this, to measure a write without the upkeep: while they are off, writes leave the
+    copies stale (denormalized_check finds them). ALTER TABLE takes an ACCESS EXCLUSIVE lock,
+    so only triggers not already in the wanted state are altered."""
+    wanted = "O" if enabled else "D"  # pg_trigger.tgenabled: O fires (origin), D disabled
+    names = [name for names in UPKEEP_TRIGGERS.values() for name in names]
+    with transaction.atomic(using=using), connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE t.tgname = ANY(%s) AND t.tgenabled <> %s ORDER BY 1, 2",
+            [names, wanted],
+        )
+        changed = cursor.fetchall()
+        for table, name in changed:
+            action = "ENABLE" if enabled else "DISABLE"
+            cursor.execute(f'ALTER TABLE {table} {action} TRIGGER "{name}"')
+    return [name for _, name in changed]
+
+
 # What the copies are computed from. `repair()` holds them still while it writes.
 SOURCE_TABLES = ["auth_user", "catalog_review", "orders_orderitem"]
 
