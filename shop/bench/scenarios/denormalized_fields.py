@@ -3,8 +3,9 @@ the page's own queries (off): the product list's ratings, a review list's author
 an order history's totals. And what keeping the copies costs a write: a new review.
 
 The toggle switches the reads only; the database triggers keep the copies on every write.
-So for the write's off side, `before(False)` disables the triggers that a review's INSERT
-fires (ALTER TABLE ... DISABLE TRIGGER), and `before(True)` and `after()` enable them again.
+So for the write's off side, `before(False)` disables the upkeep triggers (ALTER TABLE ...
+DISABLE TRIGGER; a review's INSERT fires two of them), and `before(True)` and `after()` enable
+them again.
 The runs happen in blocks, reads included: a read fires no trigger, so the reads measure
 the same either way. Every write run is rolled back, so nothing is written while they are
 off; if the process dies in between, the next bench's start-up calls `after()`, and
@@ -53,7 +54,8 @@ SCENARIO = Scenario(
     title="product list, 50 rows with rating and review count",
     call=lambda: Call("GET", "/api/products/?page_size=50"),
     notes="Off, the page and its COUNT(*) both JOIN the reviews and GROUP BY product. The "
-    "write side pays instead: each new review locks its product and recomputes both columns.",
+    "writes pay instead: inside each review INSERT a trigger locks the product and recomputes "
+    "both columns (the write-cost scenario measures it).",
 )
 
 EXTRA_SCENARIOS = [
