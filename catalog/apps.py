@@ -3,6 +3,3 @@ from django.apps import AppConfig
 
 class CatalogConfig(AppConfig):
     name = "catalog"
-
-    def ready(self) -> None:
-        from catalog import signals  # noqa: F401  (connects the receivers)

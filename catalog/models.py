@@ -58,7 +58,8 @@ class Product(models.Model):
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
 
-    # Denormalized from Review, kept right by catalog.services.review_create.
+    # Denormalized from Review, kept right by PostgreSQL triggers on catalog_review
+    # (catalog/migrations/0004_denormalized_fields_triggers.py).
     rating_avg = models.DecimalField(max_digits=3, decimal_places=2, default=0)
     review_count = models.PositiveIntegerField(default=0)
 
@@ -96,8 +97,10 @@ class Review(models.Model):
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviews"
     )
-    # Denormalized copy of author.username, so review lists need no JOIN to auth_user.
-    author_username = models.CharField(max_length=150)
+    # Denormalized copy of author.username, so review lists need no JOIN to auth_user. A
+    # trigger writes it on INSERT and on every rename; the database default makes Django read
+    # the stored value back from the INSERT (RETURNING).
+    author_username = models.CharField(max_length=150, db_default="")
     rating = models.PositiveSmallIntegerField(
         validators=[MinValueValidator(1), MaxValueValidator(5)]
     )

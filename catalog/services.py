@@ -1,12 +1,13 @@
-"""Writes to the catalog, with the business rules that keep denormalized fields right."""
+"""Writes to the catalog and their business rules. The denormalized fields (a product's rating,
+a review's author name) are kept right by database triggers, not here."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Sum
+from django.db.models import F
 from django.utils import timezone
 
 from catalog.models import Brand, Category, Product, Review, Variant
@@ -14,20 +15,25 @@ from shop.errors import Conflict, InvalidInput, NotFound
 from shop.lookups import AnyOf
 from shop.techniques import bulk_writes
 
-TWO_PLACES = Decimal("0.01")
-
 
 def review_create(
     *, product_id: int, author: AbstractBaseUser, rating: int, title: str, body: str
 ) -> Review:
+    """Write a review. The product's rating_avg and review_count and the review's
+    author_username are kept by database triggers (catalog migration 0004), which see every
+    write, this INSERT included: nothing here recomputes them."""
     with transaction.atomic():
-        # Locking the product row serializes reviews of one product, so the recomputed
-        # rating_avg and review_count always include every committed review.
+        # Locking the product row serializes reviews of one product: a second review by the
+        # same author waits here, then finds the first and gets a 409, not an IntegrityError.
+        # The trigger takes the same lock, so this costs no extra wait.
         product = Product.objects.select_for_update().filter(pk=product_id, is_active=True).first()
         if product is None:
             raise NotFound(f"No product with id {product_id}.")
         if Review.objects.filter(product_id=product_id, author_id=author.pk).exists():
             raise Conflict("You have already reviewed this product.", code="already_reviewed")
+        # author_username is the name this request authenticated with, which a rename may
+        # have made stale since: the trigger replaces it with auth_user's current name, and
+        # Django reads the stored value back from the INSERT's RETURNING clause.
         review = Review.objects.create(
             product=product,
             author=author,
@@ -37,28 +43,7 @@ def review_create(
             body=body,
             created_at=timezone.now(),
         )
-        product_rating_refresh(product_id=product_id)
     return review
-
-
-def product_rating_refresh(*, product_id: int) -> None:
-    """Recompute Product.rating_avg and review_count from the product's reviews."""
-    stats = Review.objects.filter(product_id=product_id).aggregate(
-        total=Sum("rating"), n=Count("id")
-    )
-    # Exact decimal division: a float average would round 4.025 down to 4.02.
-    average = (Decimal(stats["total"]) / stats["n"]) if stats["n"] else Decimal(0)
-    average = average.quantize(TWO_PLACES, rounding=ROUND_HALF_UP)
-    Product.objects.filter(pk=product_id).update(rating_avg=average, review_count=stats["n"])
-
-
-def author_username_sync(*, user_id: int, username: str) -> int:
-    """Keep Review.author_username equal to the author's username after a rename."""
-    return (
-        Review.objects.filter(author_id=user_id)
-        .exclude(author_username=username)
-        .update(author_username=username)
-    )
 
 
 # Products per import request. 10k products with 3 variants each and short descriptions are

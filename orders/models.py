@@ -49,7 +49,8 @@ class Order(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
 
-    # Denormalized from OrderItem, kept right by orders.services.
+    # Denormalized from OrderItem, kept right by a PostgreSQL trigger on orders_orderitem
+    # (orders/migrations/0005_denormalized_fields_triggers.py).
     item_count = models.PositiveIntegerField(default=0)
     total_amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
 

@@ -7,7 +7,6 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from rest_framework.test import APIClient
 
-from catalog import services
 from catalog.models import Category, Product, Review
 from tests.factories import (
     CategoryFactory,
@@ -132,7 +131,6 @@ def test_rating_avg_rounds_half_up_exactly():
     product = ProductFactory()
     for rating in [5] + [4] * 39:
         ReviewFactory(product=product, rating=rating)
-    services.product_rating_refresh(product_id=product.pk)
     product.refresh_from_db()
     assert (product.review_count, product.rating_avg) == (40, Decimal("4.03"))
 
@@ -213,7 +211,6 @@ def test_deleting_reviews_keeps_rating_avg_and_count_exact():
     product = ProductFactory()
     kept = ReviewFactory(product=product, rating=5)
     gone = ReviewFactory(product=product, rating=1)
-    services.product_rating_refresh(product_id=product.pk)
 
     gone.delete()
     product.refresh_from_db()

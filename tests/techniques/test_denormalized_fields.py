@@ -4,24 +4,29 @@ the writes keep (on), with the JOINs and aggregates only in the off path's SQL."
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
 from catalog import services as catalog_services
 from catalog.models import Review
 from orders import services as order_services
-from tests.factories import ProductFactory, ReviewFactory, VariantFactory
+from orders.models import Order, OrderItem
+from tests.factories import ProductFactory, UserFactory, VariantFactory
 
 pytestmark = pytest.mark.django_db
 
+User = get_user_model()
+
 
 def _reviewed(*ratings):
-    """A product with these ratings, its stored rating_avg and review_count recomputed by the
-    same service function the writes use."""
+    """A product with these ratings, each review written by the service, as the API does."""
     product = ProductFactory()
     for rating in ratings:
-        ReviewFactory(product=product, rating=rating)
-    catalog_services.product_rating_refresh(product_id=product.pk)
+        catalog_services.review_create(
+            product_id=product.pk, author=UserFactory(), rating=rating, title="t", body="b"
+        )
     return product
 
 
@@ -125,15 +130,68 @@ def test_order_list_and_detail_same_answer(customer_client, orders):
         assert answers["off"][0] == answers["on"][0]
 
 
-def test_a_write_that_bypasses_the_services_leaves_the_copies_stale(api_client, products):
-    """Why the services matter: the stored copies are only as right as every write path.
-    A bulk UPDATE skips them, so only the computed path sees it until they are recomputed."""
-    product = products["one"]
-    Review.objects.filter(product=product).update(rating=5)
-    path = f"/api/products/{product.pk}/"
-    stale, fresh = _both(api_client, path)["on"][0], _both(api_client, path)["off"][0]
-    assert (stale["rating_avg"], fresh["rating_avg"]) == ("1.00", "5.00")
+def _drift() -> dict[str, int]:
+    """Rows whose stored copy differs from the value computed from its source rows, written
+    here independently of the triggers and of denormalized_check."""
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            SELECT
+              (SELECT count(*) FROM catalog_review r JOIN auth_user u ON u.id = r.author_id
+               WHERE r.author_username <> u.username),
+              (SELECT count(*) FROM catalog_product p
+               WHERE (p.rating_avg, p.review_count) <> (
+                   SELECT coalesce(round(avg(r.rating), 2), 0), count(*)
+                   FROM catalog_review r WHERE r.product_id = p.id)),
+              (SELECT count(*) FROM orders_order o
+               WHERE (o.item_count, o.total_amount) <> (
+                   SELECT coalesce(sum(i.quantity), 0), coalesce(sum(i.unit_price * i.quantity), 0)
+                   FROM orders_orderitem i WHERE i.order_id = o.id))""")
+        names, counts = ("author names", "ratings", "order totals"), cursor.fetchone()
+    return dict(zip(names, counts, strict=True))
 
-    catalog_services.product_rating_refresh(product_id=product.pk)
-    answers = _both(api_client, path)
-    assert answers["on"][0] == answers["off"][0]
+
+NO_DRIFT = {"author names": 0, "ratings": 0, "order totals": 0}
+
+
+def test_writes_that_bypass_the_models_keep_the_copies_right(api_client, products, orders):
+    """A queryset update(), raw SQL and Django's cascades never run model code, and each of
+    them changes the copies' sources: the database triggers keep every copy right anyway."""
+    assert _drift() == NO_DRIFT
+    one, other = products["one"], products["4.125"]  # ratings 1, and 4 x 7 and 5
+    Review.objects.filter(product=one).update(rating=5)  # a queryset update(): 1 -> 5
+    moved = Review.objects.filter(product=other, rating=4).order_by("id").first()
+    Review.objects.filter(pk=moved.pk).update(product=one)  # a 4 moves to `one`
+    review = Review.objects.get(product=other, rating=5)
+    with connection.cursor() as cursor:
+        cursor.execute(  # a raw rename, and a raw INSERT with a wrong copy of the name
+            "UPDATE auth_user SET username = 'raw-rename' WHERE id = %s", [review.author_id]
+        )
+        cursor.execute(
+            "INSERT INTO catalog_review (product_id, author_id, author_username, rating, title, "
+            "body, created_at) VALUES (%s, %s, 'wrong', 1, 't', 'b', now())",  # `one`: 5, 4, 1
+            [one.pk, review.author_id],
+        )
+        cursor.execute(
+            "DELETE FROM catalog_review WHERE product_id = %s AND rating = 4", [other.pk]
+        )
+        cursor.execute(  # raw changes to a placed order's items
+            "UPDATE orders_orderitem SET quantity = quantity + 2 WHERE order_id = %s",
+            [orders[0].pk],
+        )
+        cursor.execute("DELETE FROM orders_orderitem WHERE order_id = %s", [orders[1].pk])
+    OrderItem.objects.filter(order=orders[2]).update(unit_price=F("unit_price") * 2)
+    assert _drift() == NO_DRIFT
+
+    assert set(
+        Review.objects.filter(author_id=review.author_id).values_list("author_username", flat=True)
+    ) == {"raw-rename"}
+    answers = _both(api_client, f"/api/products/{one.pk}/")
+    assert answers["off"][0] == answers["on"][0]
+    assert (answers["on"][0]["rating_avg"], answers["on"][0]["review_count"]) == ("3.33", 3)
+    assert Order.objects.get(pk=orders[1].pk).item_count == 0
+
+    # Django's cascades: a user's delete takes their reviews of several products with it,
+    # and a product's delete takes its reviews.
+    User.objects.get(pk=review.author_id).delete()
+    products["4.025"].delete()
+    assert _drift() == NO_DRIFT

@@ -17,7 +17,6 @@ from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
-from catalog import services as catalog_services
 from catalog.apis import _NamedRefSerializer
 from catalog.models import Category
 from orders.apis import OrderOutputSerializer
@@ -332,7 +331,6 @@ def catalog():
     for product, ratings in ((products[0], (5, 4, 4)), (products[2], (1,))):
         for rating in ratings:
             ReviewFactory(product=product, rating=rating, title='Said "so"', body="ünï\u2029x")
-        catalog_services.product_rating_refresh(product_id=product.pk)
     return {"products": products, "parent": parent, "child": child}
 
 

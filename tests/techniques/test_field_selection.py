@@ -6,7 +6,6 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from catalog import services
 from shop import toggles
 from tests.factories import BrandFactory, CategoryFactory, ProductFactory, ReviewFactory
 
@@ -25,7 +24,6 @@ def products():
     ]
     for rating in (5, 4, 4):
         ReviewFactory(product=products[0], rating=rating)
-    services.product_rating_refresh(product_id=products[0].pk)
     return products
 
 

@@ -1,0 +1,122 @@
+"""`manage.py denormalized_check [--fix]` finds the drift of every stored copy, says which rows,
+exits 1, and repairs all of it in one transaction."""
+
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from catalog import services as catalog_services
+from catalog.models import Product, Review
+from orders.models import Order
+from shop.techniques import denormalized_fields
+from tests.factories import OrderFactory, ProductFactory, UserFactory, VariantFactory
+
+pytestmark = pytest.mark.django_db
+
+COPIES = [
+    "Review.author_username",
+    "Product.rating_avg",
+    "Product.review_count",
+    "Order.item_count",
+    "Order.total_amount",
+]
+
+
+@pytest.fixture
+def shop():
+    products = ProductFactory.create_batch(2)
+    for product, ratings in zip(products, ((5, 4), (2,)), strict=True):
+        for rating in ratings:
+            catalog_services.review_create(
+                product_id=product.pk, author=UserFactory(), rating=rating, title="t", body="b"
+            )
+    variant = VariantFactory(price=Decimal("3.50"))
+    orders = [OrderFactory(lines=[(variant, n)]) for n in (1, 2)]
+    return {"products": products, "orders": orders}
+
+
+def _check(*args) -> tuple[int, str]:
+    out = StringIO()
+    try:
+        call_command("denormalized_check", *args, stdout=out)
+        status = 0
+    except SystemExit as exc:
+        status = exc.code
+    return status, out.getvalue()
+
+
+def _counts() -> dict[str, int]:
+    return {item.copy.name: item.rows for item in denormalized_fields.drift()}
+
+
+def test_no_drift_exits_0(shop):
+    status, out = _check()
+    assert status == 0
+    assert "no drift" in out
+    assert _counts() == dict.fromkeys(COPIES, 0)
+
+
+def test_each_copy_written_directly_is_found_and_fixed(shop):
+    """A direct UPDATE of a stored column is drift: the triggers watch the sources only."""
+    first, second = shop["products"]
+    review = Review.objects.filter(product=first).order_by("id").first()
+    Review.objects.filter(pk=review.pk).update(author_username="typo")
+    Product.objects.filter(pk=first.pk).update(rating_avg=Decimal("1.11"))
+    Product.objects.filter(pk=second.pk).update(review_count=7)
+    Order.objects.filter(pk__in=[o.pk for o in shop["orders"]]).update(item_count=99)
+    Order.objects.filter(pk=shop["orders"][1].pk).update(total_amount=Decimal("0.01"))
+
+    status, out = _check()
+    assert status == 1
+    assert _counts() == {
+        "Review.author_username": 1,
+        "Product.rating_avg": 1,
+        "Product.review_count": 1,
+        "Order.item_count": 2,
+        "Order.total_amount": 1,
+    }
+    assert f"id {review.pk}: stored 'typo', computed '{review.author.username}'" in out
+    assert f"id {first.pk}: stored 1.11, computed 4.50" in out
+    assert "drift: 6 rows. Run with --fix" in out
+
+    status, out = _check("--fix")
+    assert status == 0
+    assert "repaired 6 rows" in out and out.rstrip().endswith("equals what it copies")
+    assert _counts() == dict.fromkeys(COPIES, 0)
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.rating_avg, first.review_count) == (Decimal("4.50"), 2)
+    assert (second.rating_avg, second.review_count) == (Decimal("2.00"), 1)
+    assert [(o.item_count, o.total_amount) for o in Order.objects.order_by("id")] == [
+        (1, Decimal("3.50")),
+        (2, Decimal("7.00")),
+    ]
+    assert Review.objects.get(pk=review.pk).author_username == review.author.username
+
+
+def test_writes_with_the_triggers_disabled_are_found(shop):
+    """What the triggers cannot cover: a table whose triggers are switched off. The DDL is
+    rolled back with the test's transaction."""
+    product = shop["products"][1]
+    with connection.cursor() as cursor:
+        # Run the deferred foreign key checks now: ALTER TABLE refuses pending trigger events.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("ALTER TABLE catalog_review DISABLE TRIGGER USER")
+        cursor.execute("ALTER TABLE orders_orderitem DISABLE TRIGGER USER")
+    catalog_services.review_create(
+        product_id=product.pk, author=UserFactory(), rating=5, title="t", body="b"
+    )
+    OrderFactory(lines=[(VariantFactory(), 1)])  # its items' trigger is off too: 0 and 0.00
+    Order.objects.filter(pk=shop["orders"][0].pk).update(item_count=5)  # direct, still found
+
+    counts = _counts()
+    assert counts["Product.rating_avg"] == counts["Product.review_count"] == 1
+    assert (
+        counts["Order.item_count"] == 1
+    )  # the direct write; the new order's factory wrote its own
+    status, _ = _check("--fix")
+    assert status == 0
+    assert _counts() == dict.fromkeys(COPIES, 0)
