@@ -63,6 +63,9 @@ class Scenario:
     # arrives as a plain HttpResponse holding all of it, with the same status and headers.
     answer: Callable[[HttpResponse], Any] | None = None
     memory: bool = False  # also record peak Python memory during the request (tracemalloc)
+    # Also count the bytes of the values PostgreSQL sends back, in every timed run (psycopg's
+    # result lengths; see measure._result_bytes): for a technique about what is fetched.
+    db_bytes: bool = False
     # Runs per side for a slow scenario: it caps `--repeat`, and the scenario gets no warm-up
     # runs (a cold cache is noise next to seconds a run). None: the --repeat given.
     repeat: int | None = None
