@@ -159,6 +159,7 @@ def test_select_related_pair_reports_queries_same_answer_and_files(products, tmp
         assert {"queries", "queries_by_alias", "p50_ms", "p95_ms", "bytes"} <= set(entry[side])
         assert entry[side]["runs"] == 3
         assert 0 < entry[side]["db_p50_ms"] < entry[side]["p50_ms"]
+        assert 0 < entry[side]["db_min_ms"] <= entry[side]["db_p50_ms"]
     assert entry["db_speedup_p50"] == pytest.approx(
         entry["off"]["db_p50_ms"] / entry["on"]["db_p50_ms"], rel=0.01
     )
