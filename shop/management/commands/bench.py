@@ -170,8 +170,8 @@ class Command(BaseCommand):
             # A run killed before its after() hooks ran (SIGKILL, a power cut) left the
             # database in one side's state: put every module's normal state back first.
             run.problems.extend(restore(every_suite, progress, restored=run.restored))
-            for line in run.restored:
-                progress.note(f"restored at start-up (a previous run did not finish): {line}")
+            for line in run.restored:  # a killed run, or `db_indexes off` left behind
+                progress.note(f"restored at start-up: {line}")
             runner.run(
                 suites=suites,
                 hook_suites=hook_suites,
