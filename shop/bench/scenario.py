@@ -14,8 +14,9 @@ A module may also define, all optional:
   with 50 lines and an import of 10k products, say). They are reported after `SCENARIO`.
 - `before(enabled: bool) -> None`: puts the database in the state of one side before that
   side's runs (db_indexes creates or drops its indexes). Not timed. With it, the runs go in
-  blocks instead of one by one: half the off runs, all the on runs, the other half of the off
-  runs, each block after its own `before()` and warm-up.
+  blocks instead of one by one: at most 5 runs a side per block, the blocks in ABBA order
+  (off, on, on, off, ...; alternation.BLOCK_RUNS), each block after its own `before()` and
+  warm-up.
 - `after() -> None`: restores the normal state. Always called once the module's scenarios
   have started, whatever happened: an error, Ctrl-C.
 - `plans() -> dict[str, str]`: EXPLAIN output of the queries that matter, in the current state

@@ -117,6 +117,22 @@ def test_abba_alternates_and_reverses_every_other_round():
     assert abba(["off", "on", "floor"], 2) == ["off", "on", "floor", "floor", "on", "off"]
 
 
+def test_a_before_hook_makes_blocks_of_at_most_five_runs_in_abba_order():
+    arms = [Arm("off", False, None), Arm("on", True, None)]
+    blocks = schedule(arms, 20, blocked=True)
+    assert [(state, len(order)) for state, order in blocks] == [
+        (False, 5),
+        (True, 10),
+        (False, 10),
+        (True, 10),
+        (False, 5),
+    ]
+    assert [(state, len(order)) for state, order in schedule(arms, 1, blocked=True)] == [
+        (False, 1),
+        (True, 1),
+    ]
+
+
 def test_a_before_hook_makes_blocks_off_on_off():
     arms = [Arm("off", False, None), Arm("on", True, None), Arm("floor", True, None)]
     assert schedule(arms, 3, blocked=True) == [
