@@ -111,6 +111,6 @@ def restore(
                 failures.append(f"{suite.name}: after() failed: {type(exc).__name__}: {exc}")
                 continue
             if restored is not None and done:
-                names = [done] if isinstance(done, str) else list(done)
+                names = list(done) if isinstance(done, list | tuple | set) else [done]
                 restored.append(f"{suite.name}: {', '.join(map(str, names))}")
     return failures

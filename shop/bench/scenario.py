@@ -17,8 +17,10 @@ A module may also define, all optional:
   blocks instead of one by one: at most 5 runs a side per block, the blocks in ABBA order
   (off, on, on, off, ...; alternation.BLOCK_RUNS), each block after its own `before()` and
   warm-up.
-- `after() -> None`: restores the normal state. Always called once the module's scenarios
-  have started, whatever happened: an error, Ctrl-C.
+- `after() -> None | list[str]`: restores the normal state. Always called once the module's
+  scenarios have started, whatever happened: an error, Ctrl-C, SIGTERM. Also called for every
+  module when the bench starts, to repair what a killed run left, so it must be idempotent; it
+  may return what it had to restore, which the bench prints and records.
 - `plans() -> dict[str, str]`: EXPLAIN output of the queries that matter, in the current state
   (`{"order lookup": "Index Scan using ..."}`). Called once per side, after `before()` and inside
   `toggles.override(<technique>=enabled)`; the report shows both sides.
