@@ -122,13 +122,29 @@ def _utc_bounds(*, date_from: date, date_to: date) -> tuple[datetime, datetime]:
     return start, end
 
 
-def order_list_all() -> QuerySet[Order]:
-    """Every customer's orders, newest first, with the customer, for staff.
+def order_list_all(
+    *, status: str | None = None, date_from: date | None = None, date_to: date | None = None
+) -> QuerySet[Order]:
+    """Every customer's orders, newest first, with the customer, for staff; optionally only
+    those in one status, placed from `date_from` and up to `date_to` (UTC calendar days, both
+    ends included; either end may be left open).
 
     The ordering is unique (it ends with the primary key), so pages never skip or repeat a row,
     whether they are found by OFFSET or by a keyset cursor (the cursor_pagination technique).
     """
-    return Order.objects.select_related("user").order_by("-created_at", "-id")
+    orders = Order.objects.select_related("user").order_by("-created_at", "-id")
+    if date_from is not None and date_to is not None and date_from > date_to:
+        raise InvalidInput({"date_from": ["Must not be after date_to."]})
+    if status is not None:
+        orders = orders.filter(status=status)
+    if date_from is not None:
+        orders = orders.filter(created_at__gte=datetime.combine(date_from, time.min, tzinfo=UTC))
+    if date_to is not None:
+        if date_to >= date.max:
+            raise InvalidInput({"date_to": [f"Must be before {date.max.isoformat()}."]})
+        end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=UTC)
+        orders = orders.filter(created_at__lt=end)
+    return orders
 
 
 # The export's CSV columns, each with the field it comes from.

@@ -8,8 +8,13 @@ from django.db import connections
 from django.http import JsonResponse
 
 from shop import toggles
+from shop.techniques import db_indexes
 
 TOGGLE_HEADER = "X-Perf-Toggles"
+
+# Toggles whose state is the database's, not the request's, with the command that changes it:
+# the header refuses them (a 400 saying so) and the echo never names them.
+NOT_PER_REQUEST = {db_indexes.TOGGLE.name: db_indexes.SWITCH}
 
 
 class QueryCostMiddleware:
@@ -66,7 +71,8 @@ def parse_query_counts(header: str) -> dict[str, int]:
 
 class PerfToggleMiddleware:
     """Honour `X-Perf-Toggles: select_related=off` where settings.PERF_ALLOW_OVERRIDE is on
-    (never in production), and echo back every toggle that is not at its default."""
+    (never in production), and echo back every toggle that is not at its default. A toggle in
+    NOT_PER_REQUEST is refused with a 400: accepting it would claim a change that never ran."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -79,12 +85,19 @@ class PerfToggleMiddleware:
                 flags = toggles.parse(spec)
             except (toggles.UnknownToggle, ValueError) as exc:
                 return JsonResponse({TOGGLE_HEADER: [str(exc)]}, status=400)
+            refused = [
+                f"{name} cannot be set per request: its state is the database's. Run `{command}`."
+                for name, command in NOT_PER_REQUEST.items()
+                if name in flags
+            ]
+            if refused:
+                return JsonResponse({TOGGLE_HEADER: refused}, status=400)
         with toggles.override(**flags):
             response = self.get_response(request)
             changed = {
                 toggle.name: toggles.is_enabled(toggle.name)
                 for toggle in toggles.registered()
-                if toggles.source(toggle.name) != "default"
+                if toggles.source(toggle.name) != "default" and toggle.name not in NOT_PER_REQUEST
             }
         response[TOGGLE_HEADER] = toggles.format_flags(changed)
         return response

@@ -5,7 +5,9 @@ while the bench runs (caches filling, another process starting, a CPU warming) a
 much to one side as to the other, where "all the offs, then all the ons" would hand the whole
 drift to one side. A scenario module with a `before()` hook changes the database itself
 between the sides (db_indexes builds indexes), which is too slow to do per run: its runs go in
-blocks, off-on-off, so linear drift still cancels.
+blocks of at most BLOCK_RUNS per side, themselves in ABBA order (off, on, on, off, off, ...), so
+linear drift still cancels, and a burst of load from another process lands on both sides
+rather than on the one block it happened to hit.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ from shop.bench.results import Sample
 from shop.bench.scenario import Scenario
 
 DEFAULT_REPEAT = 20  # recorded runs per side
+# Recorded runs per side between two before() calls. A block of 5 medium requests lasts a
+# fraction of a second, about as long as a burst of another process's work on a shared 2-core
+# machine; the 20 runs of each side then spread over 4 blocks (db_indexes: 2 index builds more
+# than with one block per side, about a second each at medium).
+BLOCK_RUNS = 5
 WARMUP = 3  # unrecorded runs per side first (and after each before()); at most a fifth of the runs
 # Recorded runs of one scenario stop early, at the end of an ABBA cycle, once they have taken
 # this long; every side still gets one run. bulk_writes' naive import of 10k products (medium)
@@ -77,20 +84,34 @@ def schedule(
 ) -> list[tuple[bool | None, list[str]]]:
     """The runs to record, as blocks of (state to enter first or None, labels in order).
 
-    Unblocked: one block, ABBA over every arm. Blocked (a before() hook): half the off runs,
-    every on run, then the other half of the off runs, each block ABBA inside.
+    Unblocked: one block, ABBA over every arm. Blocked (a before() hook): each side's runs are
+    cut into at least two chunks of at most BLOCK_RUNS, and the chunks go in ABBA order, off
+    first (off, on, on, off, off, on, ...); two chunks of the same state in a row are one block.
+    With two chunks a side that is off-on-off: half the off runs, every on run, the other half.
+    Each block is ABBA inside.
     """
     labels = [arm.label for arm in arms]
     if not blocked:
         return [(None, abba(labels, runs))]
-    off = [arm.label for arm in arms if not arm.state]
-    on = [arm.label for arm in arms if arm.state]
-    blocks = [
-        (False, abba(off, runs - runs // 2)),
-        (True, abba(on, runs)),
-        (False, abba(off, runs // 2)),
+    by_state = {
+        False: [arm.label for arm in arms if not arm.state],
+        True: [arm.label for arm in arms if arm.state],
+    }
+    chunks = max(2, -(-runs // BLOCK_RUNS))  # per side
+    sizes = [runs // chunks + (1 if i < runs % chunks else 0) for i in range(chunks)]  # ±1
+    taken = {False: 0, True: 0}
+    blocks: list[tuple[bool, int]] = []
+    for round_ in range(chunks):
+        for state in (False, True) if round_ % 2 == 0 else (True, False):
+            size = sizes[taken[state]]
+            taken[state] += 1
+            if blocks and blocks[-1][0] == state:
+                blocks[-1] = (state, blocks[-1][1] + size)
+            else:
+                blocks.append((state, size))
+    return [
+        (state, abba(by_state[state], size)) for state, size in blocks if by_state[state] and size
     ]
-    return [(state, order) for state, order in blocks if order]
 
 
 def alternate(

@@ -47,12 +47,20 @@ def row(entry: Entry) -> list[str]:
         f"{ms(on.p50_ms)} / {ms(on.p95_ms)}",
         times(entry.speedup_p50),
         baseline(entry),
-        f"{ms(off.db_p50_ms)} → {ms(on.db_p50_ms)} ({times(entry.db_speedup_p50)})",
+        f"{ms(off.db_p50_ms)} → {ms(on.db_p50_ms)} ({times(entry.db_speedup_p50)}"
+        + (f"; own {times(entry.own_db_speedup_p50)})" if entry.own_db_speedup_p50 else ")"),
         pair(off, on, "queries"),
-        pair(off, on, "bytes", size),
+        pair(off, on, "bytes", size) + _db_bytes(off, on),
         pair(off, on, "peak_memory_bytes", size),
         check(entry.same_answer) + ("" if entry.answer_stable in (True, None) else " (unstable)"),
     ]
+
+
+def _db_bytes(off: Side, on: Side) -> str:
+    """` (from the db 312 kB → 21 kB)`, for a scenario that measures what PostgreSQL sent."""
+    if off.db_bytes is None or on.db_bytes is None:
+        return ""
+    return f" (from the db {size(off.db_bytes)} → {size(on.db_bytes)})"
 
 
 def baseline(entry: Entry) -> str:
@@ -81,6 +89,7 @@ def context_lines(run: Run) -> list[str]:
     machine = run.machine
     rows = ", ".join(f"{name.replace('_', ' ')} {n:,}" for name, n in run.rows.items())
     detected = run.detected_size or "not a seeded size"
+    restored = [f"restored at start-up: {line}" for line in run.restored]
     return [
         f"data: {detected} ({rows})",
         f"settings: {run.settings_module}; up to {run.repeat} runs per side after up to "
@@ -88,4 +97,9 @@ def context_lines(run: Run) -> list[str]:
         "of runs per scenario",
         f"machine: {machine.get('cpu_count')} CPUs, Python {machine.get('python')}, "
         f"PostgreSQL {machine.get('postgres')}, load {machine.get('load_average_1m')}",
+        # Every toggle a pair does not set runs at the state PERF_TOGGLES gives it.
+        f"PERF_TOGGLES: {run.perf_toggles!r} (the state of every toggle a pair does not set)"
+        if run.perf_toggles
+        else "PERF_TOGGLES: not set (every toggle a pair does not set is at its default)",
+        *restored,
     ]

@@ -111,6 +111,9 @@ def _metrics(sides: dict[str, Side]) -> list[tuple[str, dict[str, tuple[float, s
         ("queries", {arm: (s.queries, str(s.queries)) for arm, s in sides.items()}),
         ("bytes", {arm: (s.bytes, size(s.bytes)) for arm, s in answers.items()}),
     ]
+    if all(s.db_bytes is not None for s in answers.values()):
+        sent = {arm: (s.db_bytes, size(s.db_bytes)) for arm, s in answers.items()}
+        metrics.append(("bytes from the db", sent))
     if all(s.peak_memory_bytes is not None for s in answers.values()):
         memory = {
             arm: (s.peak_memory_bytes, size(s.peak_memory_bytes)) for arm, s in answers.items()
@@ -148,7 +151,14 @@ def _section(entry: Entry) -> str:
             f'<p class="ratio">p50 {ms(entry.off.p50_ms)} ms off → {ms(entry.on.p50_ms)} ms on: '
             f"{times(entry.speedup_p50)}</p>"
             f'<p class="muted">of which in the database: {ms(entry.off.db_p50_ms)} ms off → '
-            f"{ms(entry.on.db_p50_ms)} ms on ({times(entry.db_speedup_p50)})</p>"
+            f"{ms(entry.on.db_p50_ms)} ms on ({times(entry.db_speedup_p50)})"
+            + (
+                f"; {times(entry.own_db_speedup_p50)} without the baseline's statements "
+                "(authentication)"
+                if entry.own_db_speedup_p50
+                else ""
+            )
+            + "</p>"
         )
         sides = {"off": entry.off, "on": entry.on}
         breakdown = entry.on_breakdown_ms  # set whenever the on side and the baseline are

@@ -27,7 +27,7 @@ from rest_framework.authtoken.models import Token
 from shop import toggles
 from shop.bench.results import Sample
 from shop.bench.scenario import Call
-from shop.middleware import TOGGLE_HEADER
+from shop.middleware import NOT_PER_REQUEST, TOGGLE_HEADER
 
 # Statements Django sends for a nested `atomic()`. Under the bench's rollback (and in tests)
 # the request's own outermost transaction becomes a savepoint; those are not counted.
@@ -50,11 +50,16 @@ class QueryCounter:
     so they are skipped. Savepoints nested deeper are the request's own and are counted.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, result_bytes: bool = False) -> None:
         self.counts = {alias: 0 for alias in connections}
         # Time spent inside `execute()`, every alias together: sending the statement, PostgreSQL
         # running it, and receiving the rows (a client-side cursor receives them all there).
         self.db_seconds = 0.0
+        # The same time by statement (the SQL text, parameters apart, so the N queries of an
+        # N+1 are one entry): {sql: [executions, seconds]}. Says which query dominates.
+        self.statements: dict[str, list] = {}
+        # With `result_bytes`: the bytes of the values PostgreSQL sent back (see _result_bytes).
+        self.result_bytes: int | None = 0 if result_bytes else None
         self._stack = ExitStack()
 
     def __enter__(self) -> QueryCounter:
@@ -68,6 +73,10 @@ class QueryCounter:
 
     def __exit__(self, *exc_info: object) -> None:
         self._stack.close()
+
+    def statement_ms(self) -> dict[str, tuple[int, float]]:
+        """`{sql: (executions, milliseconds)}`, in the order the statements first ran."""
+        return {sql: (n, seconds * 1000) for sql, (n, seconds) in self.statements.items()}
 
     def _counting(self, alias: str, connection, depth: int | None):
         def wrapper(execute, sql, params, many, context):
@@ -83,9 +92,33 @@ class QueryCounter:
             try:
                 return execute(sql, params, many, context)
             finally:
-                self.db_seconds += perf_counter() - started
+                seconds = perf_counter() - started
+                self.db_seconds += seconds
+                tally = self.statements.setdefault(str(sql), [0, 0.0])
+                tally[0] += 1
+                tally[1] += seconds
+                if self.result_bytes is not None:  # after the clock: counting is not the DB's time
+                    self.result_bytes += _result_bytes(context["cursor"])
 
         return wrapper
+
+
+def _result_bytes(cursor) -> int:
+    """The bytes of every value in the result the statement just received, as PostgreSQL sent
+    them (read from psycopg's `pgresult`, libpq's copy of the result, before any conversion to
+    Python): what the columns a query selects cost on the wire, the client side of the
+    connection. The protocol's framing (a few bytes a row and a column) is left out. A call per
+    value, so only scenarios that ask for it (`Scenario.db_bytes`) pay it, outside the database
+    time but inside the request's time."""
+    result = getattr(getattr(cursor, "cursor", cursor), "pgresult", None)
+    if result is None:
+        return 0
+    columns = range(result.nfields)
+    return sum(
+        len(result.get_value(row, column) or b"")
+        for row in range(result.ntuples)
+        for column in columns
+    )
 
 
 @contextmanager
@@ -195,6 +228,13 @@ class Prepared:
         return f"{self.method} {self.path}"
 
 
+def per_request(flags: dict[str, bool]) -> dict[str, bool]:
+    """The flags a request can carry. A toggle whose state is the database's (db_indexes) is
+    left out: the server refuses it, and the scenario's before() hook has already put the
+    database in that side's state."""
+    return {name: on for name, on in flags.items() if name not in NOT_PER_REQUEST}
+
+
 def send(
     requester: Requester,
     prepared: Prepared,
@@ -203,14 +243,20 @@ def send(
     writes: bool = False,
     answer: Callable[[HttpResponse], Any] | None = None,
     memory: bool = False,
+    db_bytes: bool = False,
 ) -> Sample:
     """Send the call once with `X-Perf-Toggles` set to `flags`, read the whole body, and
     measure. With `memory`, the peak of Python allocations is recorded instead of a
-    meaningful time, and the answer is not kept (a streamed body is counted, not stored)."""
+    meaningful time, and the answer is not kept (a streamed body is counted, not stored).
+    With `db_bytes`, the bytes of the results PostgreSQL sent are counted too."""
+    flags = per_request(flags)
     headers = {**prepared.headers, TOGGLE_HEADER: toggles.format_flags(flags)}
     peaks: list[int] = []
     with rolled_back() if writes else nullcontext():
-        with QueryCounter() as counter, peak_memory(peaks) if memory else nullcontext():
+        with (
+            QueryCounter(result_bytes=db_bytes) as counter,
+            peak_memory(peaks) if memory else nullcontext(),
+        ):
             started = perf_counter()
             response = requester.client.generic(
                 prepared.method,
@@ -235,6 +281,8 @@ def send(
         ms=elapsed_ms,
         db_ms=counter.db_seconds * 1000,
         queries=dict(counter.counts),
+        db_statements=counter.statement_ms(),
+        db_bytes=counter.result_bytes,
         bytes=size,
         status=response.status_code,
         answer=value,

@@ -12,7 +12,7 @@ from shop.bench.alternation import Arm, Plan, Progress, alternate
 from shop.bench.answers import AnswerKeeper, compare
 from shop.bench.discovery import Suite
 from shop.bench.hooks import Hooks, restore
-from shop.bench.measure import Prepared, Requester, baseline_of, send
+from shop.bench.measure import Prepared, Requester, baseline_of, per_request, send
 from shop.bench.results import OrderHistory, Sample, Side, error_text
 from shop.bench.scenario import Call
 from shop.middleware import TOGGLE_HEADER
@@ -80,6 +80,7 @@ def run(
         history.floor = Side(samples["floor"])
         history.baseline = Side(samples["baseline"])
         history.same_answer, history.difference = compare(keepers["off"].first, keepers["on"].first)
+        history.answer_stable = all(keeper.stable for keeper in keepers.values())
         history.floor_same_answer, floor_difference = compare(
             keepers["on"].first, keepers["floor"].first
         )
@@ -103,7 +104,7 @@ def _floor_bytes_match(
     response = requester.client.generic(
         prepared.method,
         prepared.path,
-        headers={**prepared.headers, TOGGLE_HEADER: toggles.format_flags(flags)},
+        headers={**prepared.headers, TOGGLE_HEADER: toggles.format_flags(per_request(flags))},
     )
     built = floor.body(user_id=user_id, page_size=PAGE_SIZE, base_url=BASE_URL)
     return not response.streaming and response.content == built

@@ -63,7 +63,7 @@ def order_history_lines(history: OrderHistory | None) -> list[str]:
         f"db {ms(on.db_p50_ms):>6} ms  {_queries(on.queries)}  {size(on.bytes)}  "
         f"{times(history.speedup_p50)} faster than all off",
         f"  SQL floor  p50 {ms(floor.p50_ms):>7} ms  p95 {ms(floor.p95_ms):>7} ms  "
-        f"db {ms(floor.db_p50_ms):>6} ms  1 query  {size(floor.bytes)}  "
+        f"db {ms(floor.db_p50_ms):>6} ms  {_queries(floor.queries)}  {size(floor.bytes)}  "
         f"(all on is {times(history.floor_multiple_p50)} the floor)",
         f"  baseline   p50 {ms(base.p50_ms):>7} ms  p95 {ms(base.p95_ms):>7} ms  "
         f"db {ms(base.db_p50_ms):>6} ms  {_queries(base.queries)}  {size(base.bytes)}  "

@@ -25,6 +25,9 @@ class Sample:
     bytes: int
     status: int
     db_ms: float = 0.0  # of `ms`, the time spent executing statements (every alias)
+    # `db_ms` by statement: {sql: (executions, ms)}, to see which query dominates
+    db_statements: dict[str, tuple[int, float]] = field(default_factory=dict)
+    db_bytes: int | None = None  # bytes of the values PostgreSQL sent, when measured
     answer: Any = None
     peak_memory_bytes: int | None = None
 
@@ -83,6 +86,37 @@ class Side:
     def bytes(self) -> int:
         return statistics.median_low(sample.bytes for sample in self.samples)
 
+    def own_db_p50_ms(self, shared: frozenset[str]) -> float:
+        """The median database time of the statements not in `shared`: with the baseline's
+        statements (the token query of authentication) as `shared`, the request's own."""
+        return statistics.median(
+            sum(ms for sql, (_, ms) in sample.db_statements.items() if sql not in shared)
+            for sample in self.samples
+        )
+
+    @property
+    def db_bytes(self) -> int | None:
+        """The median bytes PostgreSQL sent per request, when the scenario measures them."""
+        measured = [sample.db_bytes for sample in self.samples if sample.db_bytes is not None]
+        return statistics.median_low(measured) if measured else None
+
+    @property
+    def db_by_statement(self) -> list[dict[str, Any]]:
+        """Each statement's median executions and database milliseconds per request (0 in a
+        run that did not send it), the slowest first."""
+        statements = dict.fromkeys(sql for s in self.samples for sql in s.db_statements)
+        rows = []
+        for sql in statements:
+            runs = [sample.db_statements.get(sql, (0, 0.0)) for sample in self.samples]
+            rows.append(
+                {
+                    "sql": sql,
+                    "executions": statistics.median_low(n for n, _ in runs),
+                    "db_p50_ms": round(statistics.median(ms for _, ms in runs), 3),
+                }
+            )
+        return sorted(rows, key=lambda row: -row["db_p50_ms"])
+
     @property
     def status(self) -> int:
         return self.samples[0].status
@@ -94,6 +128,11 @@ class Side:
             "p50_ms": round(self.p50_ms, 3),
             "p95_ms": round(self.p95_ms, 3),
             "db_p50_ms": round(self.db_p50_ms, 3),
+            # The fastest run's: on a busy machine, what is left once no statement waited for
+            # a core, the closest the client side comes to the database's own time.
+            "db_min_ms": round(min(sample.db_ms for sample in self.samples), 3),
+            "db_by_statement": self.db_by_statement,
+            "db_bytes": self.db_bytes,
             "mean_ms": round(statistics.fmean(self.times_ms), 3),
             "min_ms": round(min(self.times_ms), 3),
             "bytes": self.bytes,
@@ -143,6 +182,24 @@ class Entry:
         return ratio(self.off.db_p50_ms, self.on.db_p50_ms)
 
     @property
+    def shared_statements(self) -> frozenset[str]:
+        """The statements the baseline request sends too (authentication): no technique of
+        this request's own can change them."""
+        if self.baseline is None:
+            return frozenset()
+        return frozenset(sql for sample in self.baseline.samples for sql in sample.db_statements)
+
+    @property
+    def own_db_speedup_p50(self) -> float | None:
+        """Off database time divided by on, without the baseline's statements (the token
+        query): the technique's effect on the request's own queries. None when the baseline
+        sends no statement, since it is then db_speedup_p50."""
+        shared = self.shared_statements
+        if self.off is None or self.on is None or not shared:
+            return None
+        return ratio(self.off.own_db_p50_ms(shared), self.on.own_db_p50_ms(shared))
+
+    @property
     def ceiling_p50(self) -> float | None:
         """Off p50 divided by the baseline's p50: the largest end-to-end speedup this request
         could show, even if the technique made its own work free. The on side still pays the
@@ -164,6 +221,7 @@ class Entry:
 
     def to_dict(self) -> dict[str, Any]:
         speedup, db_speedup, ceiling = self.speedup_p50, self.db_speedup_p50, self.ceiling_p50
+        own = self.own_db_speedup_p50
         breakdown = self.on_breakdown_ms
         return {
             "name": self.name,
@@ -177,6 +235,7 @@ class Entry:
             "baseline": self.baseline.to_dict() if self.baseline else None,
             "speedup_p50": round(speedup, 3) if speedup is not None else None,
             "db_speedup_p50": round(db_speedup, 3) if db_speedup is not None else None,
+            "own_db_speedup_p50": round(own, 3) if own is not None else None,
             "ceiling_p50": round(ceiling, 3) if ceiling is not None else None,
             "on_breakdown_ms": (
                 {part: round(ms, 3) for part, ms in breakdown.items()} if breakdown else None
@@ -206,6 +265,7 @@ class OrderHistory:
     same_answer: bool | None = None  # all-off against all-on
     floor_same_answer: bool | None = None  # the floor's JSON against all-on's, parsed
     floor_identical_bytes: bool | None = None  # ... and byte for byte
+    answer_stable: bool | None = None  # every run of each arm gave that arm's first answer
     difference: str = ""
     warnings: list[str] = field(default_factory=list)
     error: str = ""
@@ -272,6 +332,7 @@ class OrderHistory:
             "same_answer": self.same_answer,
             "floor_same_answer": self.floor_same_answer,
             "floor_identical_bytes": self.floor_identical_bytes,
+            "answer_stable": self.answer_stable,
             "difference": self.difference,
             "targets": self.targets(),
             "warnings": self.warnings,
@@ -295,6 +356,9 @@ class Run:
     entries: list[Entry] = field(default_factory=list)
     order_history: OrderHistory | None = None
     problems: list[str] = field(default_factory=list)  # scenario modules that could not run
+    # PERF_TOGGLES as the environment set it: the state of every toggle a pair does not set
+    perf_toggles: str | None = None
+    restored: list[str] = field(default_factory=list)  # what after() hooks fixed at start-up
     elapsed_s: float = 0.0
     interrupted: bool = False
 
@@ -312,10 +376,21 @@ class Run:
             names.append("order_history")
         return names
 
+    @property
+    def unstable_answers(self) -> list[str]:
+        """Scenarios where a side's runs did not all give that side's first answer: the
+        comparison of first answers then says little."""
+        names = [f"{e.name}[{e.scenario}]" for e in self.entries if e.answer_stable is False]
+        if self.order_history is not None and self.order_history.answer_stable is False:
+            names.append("order_history")
+        return names
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "started_at": self.started_at,
             "settings": self.settings_module,
+            "perf_toggles": self.perf_toggles,
+            "restored_at_start": self.restored,
             "size": self.size,
             "dataset": {"size": self.detected_size, "rows": self.rows},
             "machine": self.machine,

@@ -61,6 +61,7 @@ def run_scenario(
                 writes=scenario.writes,
                 answer=scenario.answer,
                 memory=memory,
+                db_bytes=scenario.db_bytes,
             )
 
         keepers = {False: AnswerKeeper(side(False)), True: AnswerKeeper(side(True))}

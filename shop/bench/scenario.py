@@ -14,10 +14,13 @@ A module may also define, all optional:
   with 50 lines and an import of 10k products, say). They are reported after `SCENARIO`.
 - `before(enabled: bool) -> None`: puts the database in the state of one side before that
   side's runs (db_indexes creates or drops its indexes). Not timed. With it, the runs go in
-  blocks instead of one by one: half the off runs, all the on runs, the other half of the off
-  runs, each block after its own `before()` and warm-up.
-- `after() -> None`: restores the normal state. Always called once the module's scenarios
-  have started, whatever happened: an error, Ctrl-C.
+  blocks instead of one by one: at most 5 runs a side per block, the blocks in ABBA order
+  (off, on, on, off, ...; alternation.BLOCK_RUNS), each block after its own `before()` and
+  warm-up.
+- `after() -> None | list[str]`: restores the normal state. Always called once the module's
+  scenarios have started, whatever happened: an error, Ctrl-C, SIGTERM. Also called for every
+  module when the bench starts, to repair what a killed run left, so it must be idempotent; it
+  may return what it had to restore, which the bench prints and records.
 - `plans() -> dict[str, str]`: EXPLAIN output of the queries that matter, in the current state
   (`{"order lookup": "Index Scan using ..."}`). Called once per side, after `before()` and inside
   `toggles.override(<technique>=enabled)`; the report shows both sides.
@@ -63,6 +66,9 @@ class Scenario:
     # arrives as a plain HttpResponse holding all of it, with the same status and headers.
     answer: Callable[[HttpResponse], Any] | None = None
     memory: bool = False  # also record peak Python memory during the request (tracemalloc)
+    # Also count the bytes of the values PostgreSQL sends back, in every timed run (psycopg's
+    # result lengths; see measure._result_bytes): for a technique about what is fetched.
+    db_bytes: bool = False
     # Runs per side for a slow scenario: it caps `--repeat`, and the scenario gets no warm-up
     # runs (a cold cache is noise next to seconds a run). None: the --repeat given.
     repeat: int | None = None

@@ -7,7 +7,7 @@ foreign-key index on `orders_order.user_id` already finds a customer's orders. F
 not: the product search (`name ILIKE '%kettle%'`) and the product list (`WHERE is_active ORDER
 BY created_at DESC`) read the whole table and sort it, for every page.
 
-On: the six indexes in INDEXES below, each built for one query and measured on the medium
+On: the seven indexes in INDEXES below, each built for one query and measured on the medium
 data set: composite indexes that return rows already in the order the page wants (so a page
 of 50 reads 50 rows, not all of them then a sort), partial ones that hold only the rows a query
 can match, a covering one (`INCLUDE`) that answers the sales report from the index alone, and a
@@ -15,11 +15,12 @@ GIN trigram index that lets `UPPER(name) LIKE '%KETTLE%'` look up three-letter f
 instead of testing every name.
 
 This technique is not like the others. The off and on paths are not two pieces of code: the
-queries are identical, and what differs is the database they run against. So the toggle
-decides nothing at request time: `X-Perf-Toggles: db_indexes=off` changes no query and no
-plan. What changes the database is `apply_state()` (the `db_indexes` management command and
-the benchmark's `before()` hook call it); the migrations create the indexes, so "on" is the
-normal state of every database.
+queries are identical, and what differs is the database they run against. So no request can
+choose a side: `X-Perf-Toggles: db_indexes=off` is refused with a 400 that names the command
+(shop.middleware.NOT_PER_REQUEST), and `GET /api/perf/toggles/` lists db_indexes as the
+database has it (`in_effect()`, source "database"). What changes the database is
+`apply_state()` (the `db_indexes` management command and the benchmark's `before()` hook call
+it); the migrations create the indexes, so "on" is the normal state of every database.
 
 An index is not free: every INSERT, and every UPDATE of an indexed column, maintains it, and
 it takes disk and cache. Each one below says what it serves and what it costs there.
@@ -27,6 +28,7 @@ it takes disk and cache. Each one below says what it serves and what it costs th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -42,6 +44,7 @@ TOGGLE = toggles.register(
     description="composite, partial, covering and trigram indexes; set in the database by "
     "`manage.py db_indexes on|off`, not per request",
 )
+SWITCH = "python manage.py db_indexes on|off"  # the only way to change the state
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,18 @@ INDEXES = [
         sql="CREATE INDEX orders_order_created_idx ON orders_order (created_at DESC, id DESC)",
         purpose="every order, newest first: the staff list and its keyset cursor, the export",
         query="staff_orders",
+    ),
+    NamedIndex(
+        name="orders_order_status_created_idx",
+        table="orders_order",
+        # staff filter 'pending, last 30 days', first page of 50: a parallel seq scan of 100k
+        # orders (status and date tested on each) + top-N sort → the first 51 entries of the
+        # index, read in order. Cost: every status change (paid, shipped, cancelled) moves the
+        # row's entry, and the update can no longer be a HOT update.
+        sql="CREATE INDEX orders_order_status_created_idx ON orders_order "
+        "(status, created_at DESC, id DESC)",
+        purpose="staff orders in one status and date range, newest first (order_list_all)",
+        query="staff_filter",
     ),
     NamedIndex(
         name="orders_order_revenue_created_idx",
@@ -208,6 +223,11 @@ def apply_state(enabled: bool, *, using: str = "default") -> None:
         drop_all(using=using)
 
 
+def in_effect(*, using: str = "default") -> bool:
+    """Whether the technique is on in the database: every index present and valid."""
+    return all(present(using=using).values())
+
+
 def present(*, using: str = "default") -> dict[str, bool]:
     """`{index name: True if it exists and is valid}`, in INDEXES order."""
     return {name: state == "valid" for name, state in _states(using=using).items()}
@@ -252,6 +272,35 @@ def _staff_orders() -> Callable[[], object]:
     return lambda: list(order_list_all()[:50])
 
 
+# The staff filter's example: a status few orders are in, over the last 30 days of the data.
+FILTER_STATUS = "pending"  # medium: 4,086 of 100,000 orders; 368 in the last 30 days
+FILTER_DAYS = 30
+
+
+def staff_filter_example() -> dict[str, object] | None:
+    """`{"status", "date_from", "date_to"}`: FILTER_STATUS over the FILTER_DAYS days up to the
+    newest order's day, or None without orders."""
+    from datetime import UTC, timedelta
+
+    from orders.models import Order
+
+    newest = Order.objects.order_by("-created_at").values_list("created_at", flat=True).first()
+    if newest is None:
+        return None
+    date_to = newest.astimezone(UTC).date()
+    date_from = date_to - timedelta(days=FILTER_DAYS - 1)
+    return {"status": FILTER_STATUS, "date_from": date_from, "date_to": date_to}
+
+
+def _staff_filter() -> Callable[[], object]:
+    from orders.selectors import order_list_all
+
+    example = staff_filter_example()
+    if example is None:
+        raise LookupError("no orders to explain")
+    return lambda: list(order_list_all(**example)[:51])  # a keyset page reads one row more
+
+
 def _sales_report() -> Callable[[], object]:
     from orders.selectors import sales_report
 
@@ -283,6 +332,7 @@ def _product_reviews() -> Callable[[], object]:
 SERVED_QUERIES: dict[str, Callable[[], Callable[[], object]]] = {
     "customer_orders": _customer_orders,  # the busiest customer's first page of 50
     "staff_orders": _staff_orders,  # the first page of 50 of every order
+    "staff_filter": _staff_filter,  # pending orders of the last 30 days, a keyset page of 50
     "sales_report": _sales_report,  # the by-day totals of the last 30 days
     "product_search": _product_search,  # active products matching SEARCH_EXAMPLE, page of 50
     "active_products": _active_products,  # the product list's first page of 50
@@ -303,6 +353,30 @@ def explain(query_name: str, *, using: str = "default") -> str:
     with connections[using].cursor() as cursor:
         cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) {sql}", params)
         return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def scans(query_name: str, *, using: str = "default") -> set[str]:
+    """How the served query's statement reads its tables, from EXPLAIN (FORMAT JSON) without
+    ANALYZE: `{"Seq Scan on orders_order", "Index Scan using orders_order_created_idx", ...}`,
+    one string per scan node. What a test asserts, side by side: a specific node off and on."""
+    table = next(index.table for index in INDEXES if index.query == query_name)
+    sql, params = _first_statement_on(table, SERVED_QUERIES[query_name]())
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        (document,) = cursor.fetchone()
+    if isinstance(document, str):
+        document = json.loads(document)
+    found: set[str] = set()
+    nodes = [document[0]["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        nodes.extend(node.get("Plans", []))
+        kind = node["Node Type"]
+        if "Index Name" in node:
+            found.add(f"{kind} using {node['Index Name']}")
+        elif kind.endswith("Seq Scan"):
+            found.add(f"{kind} on {node['Relation Name']}")
+    return found
 
 
 def _first_statement_on(table: str, run: Callable[[], object]) -> tuple[str, Any]:

@@ -2,6 +2,9 @@
 floor and the reports. Run on factory data; no timing is asserted."""
 
 import json
+import os
+import signal
+import subprocess
 import sys
 import types
 from datetime import UTC, datetime
@@ -10,6 +13,7 @@ from io import StringIO
 from time import perf_counter, sleep
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
@@ -22,8 +26,10 @@ from shop import toggles
 from shop.bench import dataset, discovery, floor, runner
 from shop.bench.alternation import Arm, abba, schedule
 from shop.bench.measure import BASELINE_PATH, QueryCounter, _read
+from shop.bench.order_history import BASE_URL
 from shop.bench.scenario import Call, Scenario
 from shop.seed import SIZES
+from shop.techniques import db_indexes
 from tests.factories import (
     BrandFactory,
     CategoryFactory,
@@ -111,6 +117,22 @@ def test_abba_alternates_and_reverses_every_other_round():
     assert abba(["off", "on", "floor"], 2) == ["off", "on", "floor", "floor", "on", "off"]
 
 
+def test_a_before_hook_makes_blocks_of_at_most_five_runs_in_abba_order():
+    arms = [Arm("off", False, None), Arm("on", True, None)]
+    blocks = schedule(arms, 20, blocked=True)
+    assert [(state, len(order)) for state, order in blocks] == [
+        (False, 5),
+        (True, 10),
+        (False, 10),
+        (True, 10),
+        (False, 5),
+    ]
+    assert [(state, len(order)) for state, order in schedule(arms, 1, blocked=True)] == [
+        (False, 1),
+        (True, 1),
+    ]
+
+
 def test_a_before_hook_makes_blocks_off_on_off():
     arms = [Arm("off", False, None), Arm("on", True, None), Arm("floor", True, None)]
     assert schedule(arms, 3, blocked=True) == [
@@ -153,6 +175,7 @@ def test_select_related_pair_reports_queries_same_answer_and_files(products, tmp
         assert {"queries", "queries_by_alias", "p50_ms", "p95_ms", "bytes"} <= set(entry[side])
         assert entry[side]["runs"] == 3
         assert 0 < entry[side]["db_p50_ms"] < entry[side]["p50_ms"]
+        assert 0 < entry[side]["db_min_ms"] <= entry[side]["db_p50_ms"]
     assert entry["db_speedup_p50"] == pytest.approx(
         entry["off"]["db_p50_ms"] / entry["on"]["db_p50_ms"], rel=0.01
     )
@@ -258,7 +281,8 @@ def test_a_failing_scenario_still_runs_after_and_leaves_toggles_alone(
     _failing_module(fake_module, RuntimeError("broken on purpose"))
     with pytest.raises(CommandError, match="failed"):
         _bench(tmp_path, FAKE, "--repeat", "4")
-    assert fake_module.events == [("before", False), ("after",)]
+    # after() at start-up (every module's normal state first), then around the scenario
+    assert fake_module.events == [("after",), ("before", False), ("after",)]
     assert toggles.active_overrides() == {}
     assert toggles.is_enabled(FAKE) and toggles.is_enabled("select_related")
     (entry,) = json.loads((tmp_path / "bench.json").read_text())["techniques"]
@@ -276,7 +300,7 @@ def test_ctrl_c_still_runs_after_and_keeps_what_was_measured(
             stdout=StringIO(), stderr=StringIO(),
         )  # fmt: skip
     assert raised.value.returncode == 130
-    assert fake_module.events == [("before", False), ("after",)]
+    assert fake_module.events == [("after",), ("before", False), ("after",)]
     assert toggles.active_overrides() == {}
     data = json.loads((tmp_path / "bench.json").read_text())
     assert data["interrupted"] is True
@@ -314,7 +338,11 @@ def test_order_history_compares_all_off_all_on_and_the_floor(history, tmp_path, 
     assert page["user"] == history.username and page["orders"] == 5
     assert page["same_answer"] is True
     assert page["floor_same_answer"] is True and page["floor_identical_bytes"] is True
-    assert page["floor"]["queries"] == 1
+    # Counted by the QueryCounter that counts the endpoint's, not written down.
+    assert page["floor"]["queries_by_alias"] == {"default": 1, "replica": 0}
+    assert 0 < page["floor"]["db_p50_ms"] <= page["floor"]["p50_ms"]
+    (statement,) = page["floor"]["db_by_statement"]
+    assert statement["sql"].startswith("\nWITH total AS") and statement["executions"] == 1
     assert page["baseline"]["queries"] == 1  # the customer's token, and nothing else
     assert page["baseline_floor_multiple_p50"] == pytest.approx(
         page["baseline"]["p50_ms"] / page["floor"]["p50_ms"], rel=0.01
@@ -326,6 +354,13 @@ def test_order_history_compares_all_off_all_on_and_the_floor(history, tmp_path, 
     assert data["floor"]["sql"].startswith("WITH total AS")
     assert "SQL floor" in out and "baseline" in out
     assert toggles.active_overrides() == {}
+
+
+def test_the_floor_s_queries_and_database_time_are_measured(history):
+    sample = floor.sample(user_id=history.pk, page_size=50, base_url=BASE_URL)
+    assert sample.queries == {"default": 1, "replica": 0}
+    assert 0 < sample.db_ms <= sample.ms
+    assert [n for n, _ in sample.db_statements.values()] == [1]
 
 
 # --- what is counted --------------------------------------------------------------------------
@@ -363,6 +398,114 @@ def test_a_streamed_body_is_read_and_its_queries_counted():
     with QueryCounter() as counter:
         size = _read(StreamingHttpResponse(rows()), keep=chunks)
     assert (size, b"".join(chunks), counter.counts["default"]) == (8, b"a,b\n1,2\n", 1)
+
+
+def test_the_bytes_postgresql_sent_are_counted_per_request(products, tmp_path):
+    data, out = _bench(tmp_path, "field_selection", "--repeat", "2")
+    (entry,) = data["techniques"]
+    off, on = entry["off"]["db_bytes"], entry["on"]["db_bytes"]
+    # Off, every row brings its description: at least their bytes more than on.
+    descriptions = sum(len(product.description.encode()) for product in products)
+    assert descriptions > 0 and off - on >= descriptions
+    assert on > 0
+    assert "from the db" in out
+    assert ">bytes from the db</text>" in (tmp_path / "bench.html").read_text()
+
+
+def test_result_bytes_are_the_values_postgresql_sent():
+    with QueryCounter(result_bytes=True) as counter, connection.cursor() as cursor:
+        cursor.execute("SELECT repeat('x', 1000), NULL::text, 'ab' FROM generate_series(1, 3)")
+    assert counter.result_bytes == 3 * (1000 + 0 + 2)
+    with QueryCounter() as counter:
+        connection.cursor().execute("SELECT 1")
+    assert counter.result_bytes is None  # not asked: no cost
+
+
+def test_strict_fails_on_an_unstable_answer(products, fake_module, tmp_path):
+    answers = []
+
+    def changing(response):  # both sides' first answers agree; their later ones do not
+        answers.append(response.status_code)
+        return "first" if len(answers) <= 2 else f"run {len(answers)}"
+
+    fake_module.SCENARIO = Scenario(
+        name=FAKE, title="unstable", call=lambda: Call("GET", "/api/products/"), answer=changing
+    )
+    data, _ = _bench(tmp_path, FAKE, "--repeat", "1")
+    (entry,) = data["techniques"]
+    assert entry["same_answer"] is True and entry["answer_stable"] is False
+    answers.clear()
+    with pytest.raises(CommandError, match="--strict: a technique's answer changed"):
+        _bench(tmp_path, FAKE, "--repeat", "1", "--strict")
+
+
+def test_perf_toggles_from_the_environment_is_recorded(products, tmp_path, monkeypatch):
+    monkeypatch.setenv("PERF_TOGGLES", "prefetch_related=off")
+    data, out = _bench(tmp_path, "select_related", "--repeat", "1")
+    assert data["perf_toggles"] == "prefetch_related=off"
+    line = "PERF_TOGGLES: 'prefetch_related=off'"
+    assert line in out
+    assert line in (tmp_path / "bench.md").read_text()
+    assert "PERF_TOGGLES: &#x27;prefetch_related=off&#x27;" in (tmp_path / "bench.html").read_text()
+    monkeypatch.delenv("PERF_TOGGLES")
+    data, out = _bench(tmp_path, "select_related", "--repeat", "1")
+    assert data["perf_toggles"] is None and "PERF_TOGGLES: not set" in out
+
+
+# --- restoring what a killed run left ---------------------------------------------------------
+
+
+def test_start_up_restores_indexes_a_killed_run_left_dropped(products, tmp_path):
+    db_indexes.drop_all()  # what a run killed during an off block leaves
+    data, out = _bench(tmp_path, "select_related", "--repeat", "1")
+    assert db_indexes.in_effect()
+    restored = f"db_indexes: {', '.join(index.name for index in db_indexes.INDEXES)}"
+    assert data["restored_at_start"] == [restored]
+    assert f"restored at start-up: {restored}" in (tmp_path / "bench.md").read_text()
+    data, _ = _bench(tmp_path, "select_related", "--repeat", "1")
+    assert data["restored_at_start"] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_restores_the_indexes_as_ctrl_c_does(tmp_path):
+    """A real bench process, killed with SIGTERM while db_indexes' off side has the indexes
+    dropped: it stops, restores them, and still writes its report."""
+    ProductFactory.create_batch(3)  # committed: the process reads the test database
+    database = connection.settings_dict["NAME"]
+    url = f"postgresql://{connection.settings_dict['USER']}@{connection.settings_dict['HOST']}:"
+    url += f"{connection.settings_dict['PORT']}/{database}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.loadtest",
+        "DATABASE_URL": url,
+        "DATABASE_REPLICA_URL": url,
+    }
+    env.pop("PERF_TOGGLES", None)
+    command = [sys.executable, "manage.py", "bench", "db_indexes", "--repeat", "5000"]
+    process = subprocess.Popen(
+        [*command, "--report", str(tmp_path)],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = perf_counter() + 60
+        while db_indexes.in_effect() and process.poll() is None and perf_counter() < deadline:
+            sleep(0.05)
+        assert not db_indexes.in_effect(), "the off side never dropped the indexes"
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        leftover = db_indexes.create_all()  # never leave the test database without them
+    assert leftover == [], err
+    assert process.returncode == 130, err
+    assert "Interrupted (Ctrl-C or SIGTERM)" in err
+    assert json.loads((tmp_path / "bench.json").read_text())["interrupted"] is True
 
 
 # --- refusals and the data set ----------------------------------------------------------------

@@ -36,7 +36,7 @@ def _prepare() -> None:
 
 SCENARIO = Scenario(
     name="cursor_pagination",
-    title="staff order list, 50 rows at offset ~100k",
+    title="staff order list, the deepest full page of 50 (offset ~100k on medium)",
     prepare=_prepare,
     call=lambda: Call("GET", _call["path"], user="staff"),
     # The envelope differs by contract: `count` and page links off, cursor links on.

@@ -1,5 +1,6 @@
 """`python manage.py bench [NAME ...] [--size small|medium|large] [--repeat N] [--json PATH]
 [--report DIR] [--strict]`: each technique off and on, in pairs, through the real request path.
+SIGTERM stops it as Ctrl-C does: the finished scenarios are reported and every hook restores.
 
 Run it with settings that time honestly (DEBUG off, no debug toolbar):
 
@@ -19,6 +20,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
 from shop.bench import alternation, dataset, discovery, report, runner
+from shop.bench.hooks import restore, sigterm_interrupts
 from shop.bench.measure import BenchError
 from shop.bench.results import Run
 from shop.seed import SIZES
@@ -118,10 +120,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--strict",
             action="store_true",
-            help="exit non-zero when any technique gives a different answer off and on",
+            help="exit non-zero when any technique gives a different answer off and on, or "
+            "an unstable one (a side whose runs did not all give its first answer)",
         )
 
-    def handle(self, *args, names, size, repeat, budget=alternation.BUDGET_S, **options):
+    def handle(self, *args, **options):
+        # SIGTERM unwinds like Ctrl-C, so every after() hook restores (db_indexes' indexes).
+        with sigterm_interrupts():
+            self._handle(*args, **options)
+
+    def _handle(self, *args, names, size, repeat, budget=alternation.BUDGET_S, **options):
         self._refuse_distorting_settings()
         self._refuse_unmigrated_database()
         if repeat < 1:
@@ -133,8 +141,10 @@ class Command(BaseCommand):
         order_history = not names or discovery.ORDER_HISTORY in names
         try:
             suites, problems = discovery.load(names)
-            # All off means every module's before() hook too (db_indexes drops its indexes).
-            hook_suites = discovery.load([])[0] if names and order_history else suites
+            # Every module: all off means every before() hook too (db_indexes drops its
+            # indexes), and every after() hook restores at start-up.
+            every_suite = discovery.load([])[0] if names else suites
+            hook_suites = every_suite if order_history else suites
         except BenchError as exc:
             raise CommandError(str(exc)) from None
         for problem in problems:
@@ -152,10 +162,16 @@ class Command(BaseCommand):
             warmup=plan.warmup,
             budget_s=plan.budget_s,
             problems=problems,
+            perf_toggles=os.environ.get("PERF_TOGGLES"),
         )
         for line in report.context_lines(run):
             write(line)
         try:
+            # A run killed before its after() hooks ran (SIGKILL, a power cut) left the
+            # database in one side's state: put every module's normal state back first.
+            run.problems.extend(restore(every_suite, progress, restored=run.restored))
+            for line in run.restored:  # a killed run, or `db_indexes off` left behind
+                progress.note(f"restored at start-up: {line}")
             runner.run(
                 suites=suites,
                 hook_suites=hook_suites,
@@ -218,16 +234,22 @@ class Command(BaseCommand):
         return Path(settings.BASE_DIR) / "reports" / f"bench-{timestamp:%Y%m%d-%H%M%S}"
 
     def _exit(self, run: Run, *, strict: bool) -> None:
-        different = run.different_answers
+        different, unstable = run.different_answers, run.unstable_answers
         if different:
             self.stderr.write(f"Different answers off and on: {', '.join(different)}")
+        if unstable:
+            self.stderr.write(
+                f"Unstable answers (a side's runs did not all answer alike): {', '.join(unstable)}"
+            )
         if run.interrupted:
             raise CommandError(
-                "Interrupted: the finished scenarios are in the report; every hook restored "
-                "(toggles are per request and never outlive it).",
+                "Interrupted (Ctrl-C or SIGTERM): the finished scenarios are in the report; "
+                "every hook restored (toggles are per request and never outlive it).",
                 returncode=130,
             )
         if run.failed:
             raise CommandError("Some scenarios failed: see the errors above and in the report.")
         if strict and different:
             raise CommandError("--strict: a technique gave a different answer off and on.")
+        if strict and unstable:
+            raise CommandError("--strict: a technique's answer changed from one run to the next.")

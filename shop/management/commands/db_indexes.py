@@ -66,7 +66,7 @@ class Command(BaseCommand):
             state = "present" if present[index.name] else "ABSENT "
             self.stdout.write(f"  {state}  {index.name:36} {index.purpose}")
         self.stdout.write(
-            "The db_indexes toggle (X-Perf-Toggles, PERF_TOGGLES) changes no index: "
+            "X-Perf-Toggles refuses db_indexes, and PERF_TOGGLES changes no index: "
             "`db_indexes on|off` does."
         )
 
