@@ -8,6 +8,8 @@ from config.settings.base import *  # noqa: F403
 DEBUG = False
 # A header must never change how production runs: ignored whatever the environment says.
 PERF_ALLOW_OVERRIDE = False
+# Nor does any client learn what a request cost the database (X-DB-Queries, Server-Timing).
+PERF_COST_HEADERS = False
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set in production")
