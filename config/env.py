@@ -1,9 +1,22 @@
 """Reading settings from the environment: one place, explicit defaults."""
 
 import os
+import sys
 from urllib.parse import unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
+
+
+class BadEnvironment(ImproperlyConfigured):
+    """An environment variable the project cannot start with. Its message names the variable,
+    what is wrong with it and what would do, in one line: manage.py, gunicorn (config/wsgi.py)
+    and the Celery worker (config/celery_app.py) print that line and stop, without a traceback."""
+
+
+def exit_on_bad_environment(exc: BadEnvironment) -> None:
+    """Print the one line and stop, as a command-line tool does when it is started wrong."""
+    sys.exit(f"error: {exc}")
+
 
 # The local stack (`python manage.py devstack up`) listens on these ports. They are
 # deliberately not the standard ones, so a machine's own PostgreSQL or Redis is never used
@@ -34,7 +47,7 @@ def env_bool(name: str, default: bool) -> bool:
         return True
     if value in {"0", "false", "no", "off"}:
         return False
-    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true/false, on/off or 1/0)")
+    raise BadEnvironment(f"{name}={raw!r} is not a boolean (use true/false, on/off or 1/0)")
 
 
 def env_int(name: str, default: int) -> int:
@@ -44,7 +57,7 @@ def env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError as exc:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from exc
+        raise BadEnvironment(f"{name}={raw!r} is not an integer") from exc
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -58,7 +71,10 @@ def database_from_url(url: str) -> dict:
     """Turn `postgresql://user:password@host:port/name?k=v` into a Django DATABASES entry."""
     parsed = urlparse(url)
     if parsed.scheme not in {"postgres", "postgresql"}:
-        raise ImproperlyConfigured(f"only PostgreSQL URLs are supported, got {url!r}")
+        # The scheme only: the URL may hold a password, and this line goes to a terminal or a log.
+        raise BadEnvironment(
+            f"only postgresql:// database URLs are supported, got a {parsed.scheme!r} one"
+        )
     options = dict(pair.split("=", 1) for pair in parsed.query.split("&") if "=" in pair)
     return {
         "ENGINE": "django.db.backends.postgresql",

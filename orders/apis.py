@@ -2,6 +2,8 @@
 
 import re
 
+from django.conf import settings
+from django.core import validators
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -22,6 +24,42 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
     required=False,
     description="Retrying with the same key returns the first order instead of placing another.",
 )
+
+
+class Stated:
+    """A limit the schema states and `orders.services.lines_validate` checks.
+
+    drf-spectacular writes a field's Min/MaxValue and Min/MaxLength validators into the schema
+    (`minimum`, `maxItems`...). These carry the setting's value when the schema is built, and
+    check nothing themselves: the service checks every caller, the API, the bench and the seed,
+    and reports every bad line at once in the messages docs/api.md shows.
+    """
+
+    def __init__(self, limit: int | str) -> None:
+        self._limit = limit  # a number, or the name of the setting that holds it
+
+    @property
+    def limit_value(self) -> int:
+        return getattr(settings, self._limit) if isinstance(self._limit, str) else self._limit
+
+    def __call__(self, value) -> None:
+        pass
+
+
+class StatedMinValue(Stated, validators.MinValueValidator):
+    pass
+
+
+class StatedMaxValue(Stated, validators.MaxValueValidator):
+    pass
+
+
+class StatedMinLength(Stated, validators.MinLengthValidator):
+    pass
+
+
+class StatedMaxLength(Stated, validators.MaxLengthValidator):
+    pass
 
 
 class OrderItemOutputSerializer(serializers.Serializer):
@@ -52,9 +90,14 @@ class OrderListApi(APIView):
     class InputSerializer(serializers.Serializer):
         class LineSerializer(serializers.Serializer):
             sku = serializers.CharField(max_length=40)
-            quantity = serializers.IntegerField()
+            quantity = serializers.IntegerField(
+                validators=[StatedMinValue(1), StatedMaxValue("ORDER_MAX_QUANTITY_PER_LINE")]
+            )
 
-        items = LineSerializer(many=True)
+        items = serializers.ListSerializer(
+            child=LineSerializer(),
+            validators=[StatedMinLength(1), StatedMaxLength("ORDER_MAX_LINES")],
+        )
         shipping_address_id = serializers.IntegerField(
             required=False, min_value=1, max_value=2**63 - 1
         )
