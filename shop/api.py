@@ -6,6 +6,7 @@ import drf_spectacular.openapi
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import JsonResponse
+from django.urls import Resolver404, resolve
 from django.views import defaults
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -47,11 +48,24 @@ def permission_denied(request, exception):
     return defaults.permission_denied(request, exception)
 
 
-def not_found(request, exception):
+def not_found(request, exception=None):
     """404 for URLs no view matches: JSON under /api/, Django's page elsewhere."""
     if request.path.startswith(API_PREFIX):
-        return JsonResponse(error_payload(404), status=404)
+        detail = None
+        # A POST to /api/orders is not redirected to /api/orders/ (its body would be lost on
+        # the way, see shop.api_middleware.CommonMiddleware): say which URL was meant.
+        if not request.path.endswith("/") and _resolves(request.path_info + "/"):
+            detail = f"Not found. The API's URLs end with a slash: {request.path}/"
+        return JsonResponse(error_payload(404, detail), status=404)
     return defaults.page_not_found(request, exception)
+
+
+def _resolves(path: str) -> bool:
+    try:
+        resolve(path)
+    except Resolver404:
+        return False
+    return True
 
 
 def server_error(request):

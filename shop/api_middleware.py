@@ -3,9 +3,25 @@ and after Django or another middleware has answered with a page of its own."""
 
 from django.conf import settings
 from django.http import JsonResponse
+from django.middleware import common
 from rest_framework.response import Response
 
-from shop.api import API_PREFIX, error_payload, payload_too_large
+from shop.api import API_PREFIX, error_payload, not_found, payload_too_large
+
+
+class CommonMiddleware(common.CommonMiddleware):
+    """Django's CommonMiddleware, without APPEND_SLASH's redirect for API requests with a body.
+
+    `POST /api/orders` (no slash) is redirected to `/api/orders/` with a 301, which clients
+    follow as a GET without the body; with DEBUG on Django raises a RuntimeError instead, a 500.
+    Under /api/ such a request gets the JSON 404 of shop.api.not_found, naming the URL with its
+    slash. A GET or HEAD is still redirected, as everywhere else.
+    """
+
+    def should_redirect_with_slash(self, request):
+        if request.path.startswith(API_PREFIX) and request.method not in ("GET", "HEAD"):
+            return False
+        return super().should_redirect_with_slash(request)
 
 
 class BodyLimitMiddleware:
@@ -65,7 +81,12 @@ class ApiErrorMiddleware:
             or response.get("Content-Type", "").startswith("application/json")
         ):
             return response
-        replacement = JsonResponse(error_payload(response.status_code), status=response.status_code)
+        if response.status_code == 404:
+            replacement = not_found(request)
+        else:
+            replacement = JsonResponse(
+                error_payload(response.status_code), status=response.status_code
+            )
         # Keep what the middleware inside added (X-DB-Queries, Server-Timing, X-Perf-Toggles...).
         for header, value in response.items():
             if header.lower() not in {"content-type", "content-length"}:

@@ -117,9 +117,16 @@ def probes(ctx: Context) -> dict[str, tuple[str, str, dict]]:
         # Headers: a token no token could have, a host the site does not serve.
         "token with a NUL byte": ("get", "/api/orders/", {"HTTP_AUTHORIZATION": "Token a\x00b"}),
         "unknown Host": ("get", "/api/products/", {"HTTP_HOST": "elsewhere.example"}),
-        # Paths no view matches.
+        "unknown charset": (
+            "post",
+            "/api/orders/",
+            json_body("{}", content_type="application/json; charset=no-such-charset", **customer),
+        ),
+        # Paths no view matches, and one that only lacks its slash: with a body, Django would
+        # redirect it (the client then sends a GET without the body) or, with DEBUG, raise.
         "unknown URL": ("get", "/api/no-such-thing/", {}),
         "unknown URL, POST": ("post", "/api/no-such-thing/", json_body("{}")),
+        "POST without the trailing slash": ("post", "/api/orders", json_body("{}", **customer)),
     }
 
 
@@ -130,6 +137,7 @@ EXPECTED_STATUS = {
     "large file upload": 413,
     "unknown URL": 404,
     "unknown URL, POST": 404,
+    "POST without the trailing slash": 404,
     "token with a NUL byte": 401,
 }
 
@@ -154,11 +162,21 @@ def row_counts() -> dict[str, int]:
     }
 
 
+def request(client, method: str, path: str, kwargs: dict):
+    """Send one probe. A body in a charset Python does not know goes as bytes through
+    `generic()`: the test client's post() would fail to encode it first."""
+    if "charset=no-such-charset" in kwargs.get("content_type", ""):
+        kwargs = dict(kwargs)
+        data, content_type = kwargs.pop("data"), kwargs.pop("content_type")
+        return client.generic(method.upper(), path, data.encode(), content_type, **kwargs)
+    return getattr(client, method)(path, **kwargs)
+
+
 def send(client, ctx: Context) -> dict[str, dict]:
     """Each probe's status, content type and body start, by name."""
     results = {}
     for name, (method, path, kwargs) in probes(ctx).items():
-        response = getattr(client, method)(path, **kwargs)
+        response = request(client, method, path, kwargs)
         results[name] = {
             "status": response.status_code,
             "content_type": response.get("Content-Type", ""),

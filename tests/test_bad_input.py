@@ -19,7 +19,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from tests.factories import ProductFactory, UserFactory, VariantFactory
-from tests.probes import EXPECTED_STATUS, Context, probes, row_counts
+from tests.probes import EXPECTED_STATUS, Context, probes, request, row_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE_NAMES = sorted(probes(Context("t", "t", 1)))
@@ -49,11 +49,20 @@ def test_bad_input_gets_a_json_4xx_and_changes_nothing(ctx, name):
     method, path, kwargs = probes(ctx)[name]
     before = row_counts()
     # As a server answers: an exception becomes a 500 instead of being raised in the test.
-    response = getattr(Client(raise_request_exception=False), method)(path, **kwargs)
+    response = request(Client(raise_request_exception=False), method, path, kwargs)
     body = response.content.decode(errors="replace")
     assert_json_4xx(name, response.status_code, response.get("Content-Type", ""), body)
     assert "detail" in json.loads(body) or response.status_code == 400
     assert row_counts() == before
+
+
+def test_a_url_without_its_slash_is_named_in_the_404(ctx):
+    method, path, kwargs = probes(ctx)["POST without the trailing slash"]
+    response = request(Client(raise_request_exception=False), method, path, kwargs)
+    assert response.json() == {
+        "detail": "Not found. The API's URLs end with a slash: /api/orders/",
+        "code": "not_found",
+    }
 
 
 def test_a_large_upload_is_refused_before_it_is_read(ctx, monkeypatch):

@@ -45,7 +45,8 @@ MIDDLEWARE = [
     "shop.middleware.PerfToggleMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    # Django's, except that an API request with a body is not redirected to add a slash.
+    "shop.api_middleware.CommonMiddleware",
     # Its process_view knows the view (and so its body limit) and runs before the CSRF check,
     # the first to read a form body.
     "shop.api_middleware.BodyLimitMiddleware",
