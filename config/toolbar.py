@@ -7,7 +7,7 @@ session key as a query parameter (SQL). Here:
 
 - requests to the login and logout endpoints are not recorded at all: their bodies, their
   templates' context and their queries all hold a password or a fresh token;
-- elsewhere, the panels below mask those values, and no panel reads the body itself: the
+- elsewhere, the panels below mask those values (and the password in a URL-valued setting), and no panel reads the body itself: the
   toolbar runs after the view, and reading a body the view refused (too large, too many fields)
   would replace the view's JSON 413 or 400 with Django's HTML error page.
 """
@@ -15,7 +15,7 @@ session key as a query parameter (SQL). Here:
 import re
 
 from debug_toolbar.middleware import show_toolbar as default_show_toolbar
-from debug_toolbar.panels import headers, history, sql
+from debug_toolbar.panels import headers, history, settings, sql
 from debug_toolbar.panels import request as request_panel
 from debug_toolbar.utils import get_name_from_obj, sanitize_and_sort_request_vars
 from django.core.exceptions import SuspiciousOperation
@@ -26,6 +26,8 @@ MASK = "********"
 CREDENTIAL_PATHS = ("/api/auth/", "/admin/login/", "/admin/logout/", "/admin/password_change/")
 # Header names that carry credentials (Django's own list for settings, plus cookies).
 SENSITIVE_HEADER = re.compile(r"API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|COOKIE", re.IGNORECASE)
+# The password of a URL such as redis://:secret@host:6379/0 (REDIS_URL, CACHES, the broker).
+URL_PASSWORD = re.compile(r"(\w+://[^:/@\s']*:)[^@\s']+@")
 # Queries whose parameters are credentials: a token's key, a session's key or data, a password.
 CREDENTIAL_SQL = re.compile(
     r'"authtoken_token"|"django_session"|^\s*(INSERT|UPDATE)\b.*"password"',
@@ -106,6 +108,17 @@ class HistoryPanel(history.HistoryPanel):
                 "time": timezone.now(),
             }
         )
+
+
+class SettingsPanel(settings.SettingsPanel):
+    """Django's safe settings mask names that look secret (PASSWORD, SECRET_KEY), not the
+    password inside a URL-valued setting."""
+
+    def generate_stats(self, request, response):
+        super().generate_stats(request, response)
+        shown = self.get_stats()["settings"]
+        masked = {key: URL_PASSWORD.sub(rf"\1{MASK}@", value) for key, value in shown.items()}
+        self.record_stats({"settings": masked})
 
 
 class SQLPanel(sql.SQLPanel):

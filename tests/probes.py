@@ -215,6 +215,8 @@ def toolbar_record(username: str, password: str) -> dict:
     client.get("/api/orders/")
     recorded = json.dumps({rid: store._request_store[rid] for rid in store.request_ids()})
     secrets = {"token": token, "password": password, "session key": session_key}
+    # The server's own: a password in a URL-valued setting (the test sets one for the broker).
+    secrets["broker password"] = os.environ.get("BROKER_PASSWORD", "unset")
     return {
         "leaked": sorted(name for name, value in secrets.items() if value in recorded),
         "requests": [

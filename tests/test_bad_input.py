@@ -95,11 +95,11 @@ def _subprocess_env(settings_module: str) -> dict[str, str]:
     return env
 
 
-def _run(settings_module: str, *args: str) -> dict:
+def _run(settings_module: str, *args: str, **env: str) -> dict:
     result = subprocess.run(
         [sys.executable, "-m", "tests.probes", *args],
         cwd=ROOT,
-        env=_subprocess_env(settings_module),
+        env={**_subprocess_env(settings_module), **env},
         capture_output=True,
         text=True,
         timeout=120,
@@ -141,7 +141,15 @@ def test_the_debug_toolbar_records_no_credentials(settings):
     # Hashed as the local settings check it (the test settings hash with MD5, for speed).
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
     user = UserFactory(password=password)
-    answer = _run("config.settings.local", "toolbar", user.username, password)
+    broker = "Broker-Pass-99"  # no task is sent: the URL is only shown, never used
+    answer = _run(
+        "config.settings.local",
+        "toolbar",
+        user.username,
+        password,
+        BROKER_PASSWORD=broker,
+        CELERY_BROKER_URL=f"redis://:{broker}@127.0.0.1:1/15",
+    )
     assert answer["leaked"] == []
     # It still records: the API requests, with their token and session lookups (masked).
     assert "/api/orders/" in answer["requests"]

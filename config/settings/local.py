@@ -23,7 +23,7 @@ if env_bool("DEBUG_TOOLBAR", True):
         "config.toolbar.HistoryPanel",
         "debug_toolbar.panels.versions.VersionsPanel",
         "debug_toolbar.panels.timer.TimerPanel",
-        "debug_toolbar.panels.settings.SettingsPanel",
+        "config.toolbar.SettingsPanel",
         "config.toolbar.HeadersPanel",
         "config.toolbar.RequestPanel",
         "config.toolbar.SQLPanel",
