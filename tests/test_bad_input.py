@@ -156,3 +156,71 @@ def test_the_debug_toolbar_records_no_credentials(settings):
     assert not any(url.startswith("/api/auth/") for url in answer["requests"])
     assert answer["token queries"] >= 1
     assert answer["session queries"] >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_live_server_answers_json_too(tmp_path):
+    """gunicorn under the production settings, as a client meets it: what gunicorn refuses
+    before Django sees the request is JSON too (gunicorn.conf.py)."""
+    import http.client
+    import re
+    import time
+
+    log = tmp_path / "gunicorn.log"
+    env = {**_subprocess_env("config.settings.production"), "DJANGO_ALLOWED_HOSTS": "127.0.0.1"}
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "config.wsgi:application"]
+            + ["--bind", "127.0.0.1:0", "--workers", "1"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not (port := re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text())):
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+
+        def ask(method: str, path: str, body: bytes | None = None, headers=None):
+            connection = http.client.HTTPConnection("127.0.0.1", int(port[1]), timeout=30)
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            answer = (response.status, response.getheader("Content-Type"), response.read())
+            headers = dict(response.getheaders())
+            connection.close()
+            return (*answer, headers)
+
+        before = row_counts()
+        answers = {
+            "request line too long": ask("GET", "/api/products/?search=" + "x" * 5000),
+            "unknown URL": ask("GET", "/api/no-such-thing/"),
+            "deep JSON": ask(
+                "POST",
+                "/api/auth/token/",
+                b"[" * 5000 + b"]" * 5000,
+                {"Content-Type": "application/json"},
+            ),
+            "large body": ask(
+                "POST",
+                "/api/auth/token/",
+                b"x" * 3_000_000,
+                {"Content-Type": "application/x-www-form-urlencoded"},
+            ),
+        }
+        for name, (status, content_type, body, _) in answers.items():
+            assert 400 <= status < 500, (name, status, body[:200])
+            assert content_type == "application/json", (name, content_type, body[:200])
+            json.loads(body)
+        assert answers["large body"][0] == 413
+        # Production: no cost headers for anyone.
+        status, _, _, headers = ask("GET", "/api/perf/ping/")
+        assert status == 200
+        assert "X-DB-Queries" not in headers
+        assert "Server-Timing" not in headers
+        assert row_counts() == before
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
