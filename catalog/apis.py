@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog import imports, selectors, services
+from shop.api import StatedMaxLength, StatedMinLength
 from shop.pagination import PagePagination
 from shop.parsers import JSONParser
 from shop.techniques import fast_serialization
@@ -171,10 +172,17 @@ class ProductImportApi(APIView):
             description = serializers.CharField()
             category_id = serializers.IntegerField(min_value=1, max_value=imports.ID_MAX)
             brand_id = serializers.IntegerField(min_value=1, max_value=imports.ID_MAX)
-            variants = VariantSerializer(many=True, max_length=imports.IMPORT_VARIANTS_MAX)
+            variants = serializers.ListSerializer(
+                child=VariantSerializer(),
+                max_length=imports.IMPORT_VARIANTS_MAX,
+                validators=[StatedMaxLength(imports.IMPORT_VARIANTS_MAX)],
+            )
 
-        products = ProductSerializer(
-            many=True, allow_empty=False, max_length=services.PRODUCT_IMPORT_MAX
+        products = serializers.ListSerializer(
+            child=ProductSerializer(),
+            allow_empty=False,
+            max_length=services.PRODUCT_IMPORT_MAX,
+            validators=[StatedMinLength(1), StatedMaxLength(services.PRODUCT_IMPORT_MAX)],
         )
 
     class OutputSerializer(serializers.Serializer):

@@ -2,8 +2,6 @@
 
 import re
 
-from django.conf import settings
-from django.core import validators
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -12,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orders import selectors, services
+from shop.api import StatedMaxLength, StatedMaxValue, StatedMinLength, StatedMinValue
 from shop.errors import InvalidInput
 from shop.pagination import KeysetPagination, PagePagination
 from shop.techniques import cursor_pagination, fast_serialization, streaming_export
@@ -21,45 +20,10 @@ IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name="Idempotency-Key",
     location=OpenApiParameter.HEADER,
+    type={"type": "string", "pattern": f"^{IDEMPOTENCY_KEY.pattern}$", "maxLength": 100},
     required=False,
     description="Retrying with the same key returns the first order instead of placing another.",
 )
-
-
-class Stated:
-    """A limit the schema states and `orders.services.lines_validate` checks.
-
-    drf-spectacular writes a field's Min/MaxValue and Min/MaxLength validators into the schema
-    (`minimum`, `maxItems`...). These carry the setting's value when the schema is built, and
-    check nothing themselves: the service checks every caller, the API, the bench and the seed,
-    and reports every bad line at once in the messages docs/api.md shows.
-    """
-
-    def __init__(self, limit: int | str) -> None:
-        self._limit = limit  # a number, or the name of the setting that holds it
-
-    @property
-    def limit_value(self) -> int:
-        return getattr(settings, self._limit) if isinstance(self._limit, str) else self._limit
-
-    def __call__(self, value) -> None:
-        pass
-
-
-class StatedMinValue(Stated, validators.MinValueValidator):
-    pass
-
-
-class StatedMaxValue(Stated, validators.MaxValueValidator):
-    pass
-
-
-class StatedMinLength(Stated, validators.MinLengthValidator):
-    pass
-
-
-class StatedMaxLength(Stated, validators.MaxLengthValidator):
-    pass
 
 
 class OrderItemOutputSerializer(serializers.Serializer):

@@ -66,6 +66,17 @@ def test_schema_states_the_limits_the_api_enforces(api_client):
     assert (items["minItems"], items["maxItems"]) == (1, settings.ORDER_MAX_LINES)
     quantity = components["OrderListInputLine"]["properties"]["quantity"]
     assert (quantity["minimum"], quantity["maximum"]) == (1, settings.ORDER_MAX_QUANTITY_PER_LINE)
+    products = components["ProductImportInput"]["properties"]["products"]
+    assert (products["minItems"], products["maxItems"]) == (1, 10_000)
+    variants = components["ProductImportInputProduct"]["properties"]["variants"]
+    assert variants["maxItems"] == 100
+    key = next(
+        p
+        for p in schema["paths"]["/api/orders/"]["post"]["parameters"]
+        if p["name"] == "Idempotency-Key"
+    )
+    assert key["schema"]["maxLength"] == 100
+    assert key["schema"]["pattern"] == "^[A-Za-z0-9_.:\\-]{1,100}$"
     rating = components["ProductReviewsInput"]["properties"]["rating"]
     assert (rating["minimum"], rating["maximum"]) == (1, 5)
     for path in ("/api/products/", "/api/orders/", "/api/staff/orders/"):

@@ -130,7 +130,12 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "PerfShop API",
-    "DESCRIPTION": "A reference order service for backend and database performance techniques.",
+    "DESCRIPTION": (
+        "A reference order service for backend and database performance techniques. "
+        "A request body may be up to 2.5 MB (the product import: 64 MB); a larger one is "
+        "refused with 413 before it is read. Every error is JSON: "
+        '`{"detail": "...", "code": "..."}`, or field messages for bad input.'
+    ),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # From the drf-spectacular-sidecar package, pinned with the project, instead of a CDN.
