@@ -99,12 +99,16 @@ class RequestPanel(request_panel.RequestPanel):
 class HistoryPanel(history.HistoryPanel):
     def generate_stats(self, request, response):
         data = _query(request) if request.method == "GET" else _parsed_form(request)
+        pairs = sanitize_and_sort_request_vars(data)["list"] if data else []
         self.record_stats(
             {
                 "request_url": request.get_full_path(),
                 "request_method": request.method,
                 "status_code": response.status_code,
-                "data": dict(sanitize_and_sort_request_vars(data)["list"]) if data else None,
+                # The template loops over `data.items`, and a template looks a key up before a
+                # method: a form with an `items` field (an order) broke the whole panel. Stored
+                # as {"items": pairs}, the lookup finds the pairs whatever the field names.
+                "data": {"items": pairs} if pairs else None,
                 "time": timezone.now(),
             }
         )

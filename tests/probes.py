@@ -206,7 +206,7 @@ def toolbar_record(username: str, password: str) -> dict:
     client.get("/api/orders/", HTTP_AUTHORIZATION=f"Token {token}")
     client.post(
         "/api/orders/",
-        {"items": [], "password": password},
+        {"items": "not a list", "password": password},
         HTTP_AUTHORIZATION=f"Token {token}",
     )
     # The browsable API's session login, then a request with its cookie.
@@ -214,6 +214,16 @@ def toolbar_record(username: str, password: str) -> dict:
     session_key = client.cookies["sessionid"].value
     client.get("/api/orders/")
     recorded = json.dumps({rid: store._request_store[rid] for rid in store.request_ids()})
+    # Every panel still renders what it recorded, as the toolbar shows it in a browser.
+    unrendered = [
+        (store.panel(rid, "HistoryPanel")["request_url"], panel)
+        for rid in store.request_ids()
+        for panel in store._request_store[rid]
+        if client.get(
+            "/__debug__/render_panel/", {"request_id": rid, "panel_id": panel}
+        ).status_code
+        != 200
+    ]
     secrets = {"token": token, "password": password, "session key": session_key}
     # The server's own: a password in a URL-valued setting (the test sets one for the broker).
     secrets["broker password"] = os.environ.get("BROKER_PASSWORD", "unset")
@@ -222,6 +232,7 @@ def toolbar_record(username: str, password: str) -> dict:
         "requests": [
             store.panel(rid, "HistoryPanel")["request_url"] for rid in store.request_ids()
         ],
+        "unrendered panels": unrendered,
         "token queries": recorded.count("authtoken_token"),
         "session queries": recorded.count("django_session"),
     }
