@@ -1,9 +1,21 @@
 """Reading settings from the environment: one place, explicit defaults."""
 
 import os
+import sys
 from urllib.parse import unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
+
+
+class BadEnvironment(ImproperlyConfigured):
+    """An environment variable the project cannot start with. Its message names the variable,
+    what is wrong with it and what would do, in one line: manage.py, gunicorn (config/wsgi.py)
+    and the Celery worker (config/celery_app.py) print that line and stop, without a traceback."""
+
+
+def exit_on_bad_environment(exc: BadEnvironment) -> None:
+    """Print the one line and stop, as a command-line tool does when it is started wrong."""
+    sys.exit(f"error: {exc}")
 
 
 def env_str(name: str, default: str) -> str:
@@ -19,7 +31,7 @@ def env_bool(name: str, default: bool) -> bool:
         return True
     if value in {"0", "false", "no", "off"}:
         return False
-    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true/false, on/off or 1/0)")
+    raise BadEnvironment(f"{name}={raw!r} is not a boolean (use true/false, on/off or 1/0)")
 
 
 def env_int(name: str, default: int) -> int:
@@ -29,13 +41,13 @@ def env_int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError as exc:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from exc
+        raise BadEnvironment(f"{name}={raw!r} is not an integer") from exc
 
 
 def env_port(name: str, default: int) -> int:
     port = env_int(name, default)
     if not 1 <= port <= 65535:
-        raise ImproperlyConfigured(f"{name}={port} is not a TCP port (1-65535)")
+        raise BadEnvironment(f"{name}={port} is not a TCP port (1-65535)")
     return port
 
 
@@ -50,25 +62,41 @@ def env_list(name: str, default: list[str]) -> list[str]:
 # deliberately not the standard ones, so a machine's own PostgreSQL or Redis is never used
 # by accident. A second stack on the same machine (the bare-machine CI run, for one) moves
 # with PERFSHOP_PRIMARY_PORT, PERFSHOP_REPLICA_PORT and PERFSHOP_REDIS_PORT; the default URLs
-# below follow them.
-LOCAL_PRIMARY_PORT = env_port("PERFSHOP_PRIMARY_PORT", 55432)
-LOCAL_REPLICA_PORT = env_port("PERFSHOP_REPLICA_PORT", 55433)
-LOCAL_REDIS_PORT = env_port("PERFSHOP_REDIS_PORT", 56379)
+# follow them.
 LOCAL_DB_NAME = "perfshop"
 LOCAL_DB_USER = "perfshop"
+_LOCAL_PORTS = {
+    "LOCAL_PRIMARY_PORT": ("PERFSHOP_PRIMARY_PORT", 55432),
+    "LOCAL_REPLICA_PORT": ("PERFSHOP_REPLICA_PORT", 55433),
+    "LOCAL_REDIS_PORT": ("PERFSHOP_REDIS_PORT", 56379),
+}
+_DEFAULT_URLS = {
+    "DEFAULT_DATABASE_URL": "postgresql://{user}@127.0.0.1:{LOCAL_PRIMARY_PORT}/{name}",
+    "DEFAULT_REPLICA_URL": "postgresql://{user}@127.0.0.1:{LOCAL_REPLICA_PORT}/{name}",
+    "DEFAULT_REDIS_URL": "redis://127.0.0.1:{LOCAL_REDIS_PORT}/0",
+}
 
-DEFAULT_DATABASE_URL = (
-    f"postgresql://{LOCAL_DB_USER}@127.0.0.1:{LOCAL_PRIMARY_PORT}/{LOCAL_DB_NAME}"
-)
-DEFAULT_REPLICA_URL = f"postgresql://{LOCAL_DB_USER}@127.0.0.1:{LOCAL_REPLICA_PORT}/{LOCAL_DB_NAME}"
-DEFAULT_REDIS_URL = f"redis://127.0.0.1:{LOCAL_REDIS_PORT}/0"
+
+def __getattr__(name: str) -> int | str:
+    """The ports and default URLs above, read when first asked for rather than when this module
+    loads: every entry point imports this module before it can catch BadEnvironment, so a bad
+    PERFSHOP_*_PORT raised here at import would be a traceback, not the one-line error."""
+    if name in _LOCAL_PORTS:
+        return env_port(*_LOCAL_PORTS[name])
+    if name in _DEFAULT_URLS:
+        ports = {port: __getattr__(port) for port in _LOCAL_PORTS}
+        return _DEFAULT_URLS[name].format(user=LOCAL_DB_USER, name=LOCAL_DB_NAME, **ports)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def database_from_url(url: str) -> dict:
     """Turn `postgresql://user:password@host:port/name?k=v` into a Django DATABASES entry."""
     parsed = urlparse(url)
     if parsed.scheme not in {"postgres", "postgresql"}:
-        raise ImproperlyConfigured(f"only PostgreSQL URLs are supported, got {url!r}")
+        # The scheme only: the URL may hold a password, and this line goes to a terminal or a log.
+        raise BadEnvironment(
+            f"only postgresql:// database URLs are supported, got a {parsed.scheme!r} one"
+        )
     options = dict(pair.split("=", 1) for pair in parsed.query.split("&") if "=" in pair)
     return {
         "ENGINE": "django.db.backends.postgresql",

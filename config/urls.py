@@ -3,14 +3,15 @@ from django.contrib import admin
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+
+from shop.apis import AuthTokenApi
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("catalog.urls")),
     path("api/", include("orders.urls")),
     path("api/", include("shop.urls")),
-    path("api/auth/token/", obtain_auth_token, name="auth-token"),
+    path("api/auth/token/", AuthTokenApi.as_view(), name="auth-token"),
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
@@ -25,4 +26,8 @@ if "debug_toolbar" in settings.INSTALLED_APPS:
 
     urlpatterns += debug_toolbar_urls()
 
+# JSON for every error under /api/, whatever raised it (shop/api.py).
+handler400 = "shop.api.bad_request"
+handler403 = "shop.api.permission_denied"
 handler404 = "shop.api.not_found"
+handler500 = "shop.api.server_error"

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from orders import selectors, services
 from orders.models import Order
+from shop.api import StatedMaxLength, StatedMaxValue, StatedMinLength, StatedMinValue
 from shop.errors import InvalidInput
 from shop.pagination import KeysetPagination, PagePagination
 from shop.techniques import cursor_pagination, fast_serialization, streaming_export
@@ -20,6 +21,7 @@ IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name="Idempotency-Key",
     location=OpenApiParameter.HEADER,
+    type={"type": "string", "pattern": f"^{IDEMPOTENCY_KEY.pattern}$", "maxLength": 100},
     required=False,
     description="Retrying with the same key returns the first order instead of placing another.",
 )
@@ -53,9 +55,14 @@ class OrderListApi(APIView):
     class InputSerializer(serializers.Serializer):
         class LineSerializer(serializers.Serializer):
             sku = serializers.CharField(max_length=40)
-            quantity = serializers.IntegerField()
+            quantity = serializers.IntegerField(
+                validators=[StatedMinValue(1), StatedMaxValue("ORDER_MAX_QUANTITY_PER_LINE")]
+            )
 
-        items = LineSerializer(many=True)
+        items = serializers.ListSerializer(
+            child=LineSerializer(),
+            validators=[StatedMinLength(1), StatedMaxLength("ORDER_MAX_LINES")],
+        )
         shipping_address_id = serializers.IntegerField(
             required=False, min_value=1, max_value=2**63 - 1
         )

@@ -1,21 +1,79 @@
 """What every API view shares: how errors become responses."""
 
+from http import HTTPStatus
+
 import drf_spectacular.openapi
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core import validators
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import JsonResponse
-from django.views.defaults import page_not_found
+from django.urls import Resolver404, resolve
+from django.views import defaults
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from shop.errors import DomainError
 
+API_PREFIX = "/api/"
 
-def not_found(request, exception):
+
+def error_payload(status: int, detail: str | None = None) -> dict[str, str]:
+    """`{"detail", "code"}` for a status: the body of every error Django, not a view, answers."""
+    phrase = HTTPStatus(status).phrase.lower()  # "not found", "request entity too large"
+    code = phrase.replace(" ", "_").replace("-", "_")
+    return {"detail": detail or f"{phrase.capitalize()}.", "code": code}
+
+
+def payload_too_large(limit: int) -> dict[str, str]:
+    detail = f"The body is larger than the {limit} bytes this endpoint accepts."
+    return {"detail": detail, "code": "payload_too_large"}
+
+
+# Django's error views, set as handler400/403/404/500 in config/urls.py: JSON under /api/,
+# Django's own pages elsewhere (the admin). With DEBUG on Django shows its technical pages
+# instead of these; shop.api_middleware.ApiErrorMiddleware turns those into JSON too.
+
+
+def bad_request(request, exception):
+    """A SuspiciousOperation outside a view: too many query parameters, a bad Host header..."""
+    if request.path.startswith(API_PREFIX):
+        if isinstance(exception, RequestDataTooBig):
+            return JsonResponse(payload_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE), status=413)
+        return JsonResponse(error_payload(400, str(exception) or None), status=400)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception):
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(error_payload(403, str(exception) or None), status=403)
+    return defaults.permission_denied(request, exception)
+
+
+def not_found(request, exception=None):
     """404 for URLs no view matches: JSON under /api/, Django's page elsewhere."""
-    if request.path.startswith("/api/"):
-        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
-    return page_not_found(request, exception)
+    if request.path.startswith(API_PREFIX):
+        detail = None
+        # A POST to /api/orders is not redirected to /api/orders/ (its body would be lost on
+        # the way, see shop.api_middleware.CommonMiddleware): say which URL was meant.
+        if not request.path.endswith("/") and _resolves(request.path_info + "/"):
+            detail = f"Not found. The API's URLs end with a slash: {request.path}/"
+        return JsonResponse(error_payload(404, detail), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def _resolves(path: str) -> bool:
+    try:
+        resolve(path)
+    except Resolver404:
+        return False
+    return True
+
+
+def server_error(request):
+    """A bug. The traceback is in the log (`django.request`); the client learns nothing of it."""
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(error_payload(500, "A server error occurred."), status=500)
+    return defaults.server_error(request)
 
 
 def exception_handler(exc, context):
@@ -24,9 +82,12 @@ def exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         # Django raises it when a parser reads `request.body` past DATA_UPLOAD_MAX_MEMORY_SIZE;
         # left alone it becomes Django's HTML "Bad Request" page instead of an API error.
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        detail = f"The body is larger than the {limit} bytes this endpoint accepts."
-        return Response({"detail": detail, "code": "payload_too_large"}, status=413)
+        return Response(payload_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE), status=413)
+    if isinstance(exc, SuspiciousOperation):
+        # The rest of Django's refusals of a body or a query string while a view reads it:
+        # more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields (1,000), more than
+        # DATA_UPLOAD_MAX_NUMBER_FILES files (100). Bad input, so a 400, and JSON like the rest.
+        return Response(error_payload(400, str(exc)), status=400)
     return drf_exception_handler(exc, context)
 
 
@@ -44,3 +105,41 @@ class AutoSchema(drf_spectacular.openapi.AutoSchema):
         if len(parts) > 1 and name == cls.__name__.removesuffix("Serializer"):
             name = "".join(part.removesuffix("Serializer").removesuffix("Api") for part in parts)
         return name
+
+
+class Stated:
+    """A limit the schema states and something else checks.
+
+    drf-spectacular writes a field's Min/MaxValue and Min/MaxLength validators into the schema
+    (`minimum`, `maxItems`...), but not the `max_length` of a list of serializers, which DRF
+    checks itself. These carry the limit (or the setting's value) when the schema is built, and
+    check nothing themselves. An order's lines are checked by `orders.services.lines_validate`,
+    for every caller (the API, the bench, the seed) and with every bad line reported at once;
+    a product import's size by DRF's list serializer.
+    """
+
+    def __init__(self, limit: int | str) -> None:
+        self._limit = limit  # a number, or the name of the setting that holds it
+
+    @property
+    def limit_value(self) -> int:
+        return getattr(settings, self._limit) if isinstance(self._limit, str) else self._limit
+
+    def __call__(self, value) -> None:
+        pass
+
+
+class StatedMinValue(Stated, validators.MinValueValidator):
+    pass
+
+
+class StatedMaxValue(Stated, validators.MaxValueValidator):
+    pass
+
+
+class StatedMinLength(Stated, validators.MinLengthValidator):
+    pass
+
+
+class StatedMaxLength(Stated, validators.MaxLengthValidator):
+    pass

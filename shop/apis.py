@@ -1,10 +1,13 @@
-"""Endpoints about the shop itself: the toggles and their effective state, and the cheapest
-request it serves."""
+"""Endpoints about the shop itself: logging in and out with a token, the toggles and their
+effective state, and the cheapest request it serves."""
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
-from rest_framework.permissions import AllowAny
+from rest_framework import serializers, status
+from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from shop import toggles
@@ -59,3 +62,25 @@ class PingApi(APIView):
     @extend_schema(responses=OutputSerializer)
     def get(self, request):
         return Response({"authenticated": request.user.is_authenticated})
+
+
+class AuthTokenApi(ObtainAuthToken):
+    """`POST` a username and password for the user's token; `DELETE` it to log out.
+
+    A token has no expiry: it lasts until the user logs out, and the next login makes a new
+    one. Logging in again before that answers the same token (DRF's ObtainAuthToken), so one
+    user's clients share it, and logging out signs all of them out.
+    """
+
+    # ObtainAuthToken names DRF's own parsers; these are the project's (shop/parsers.py).
+    parser_classes = api_settings.DEFAULT_PARSER_CLASSES
+
+    def get_permissions(self):
+        if self.request.method == "DELETE":
+            return [IsAuthenticated()]
+        return super().get_permissions()
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request):
+        Token.objects.filter(user=request.user).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -2,7 +2,8 @@ import importlib
 import pkgutil
 
 from django.apps import AppConfig
-from django.core.exceptions import ImproperlyConfigured
+
+from config.env import BadEnvironment
 
 
 class ShopConfig(AppConfig):
@@ -19,4 +20,4 @@ class ShopConfig(AppConfig):
         try:
             toggles.environment_defaults()
         except (toggles.UnknownToggle, ValueError) as exc:
-            raise ImproperlyConfigured(f"PERF_TOGGLES: {exc}") from exc
+            raise BadEnvironment(f"PERF_TOGGLES: {exc}") from exc

@@ -23,12 +23,18 @@ class QueryCostMiddleware:
     Every query on every database alias is counted and timed with an execute wrapper, so the
     numbers include authentication and session queries: what the request really cost. A
     streaming response's queries run after this returns and are not counted.
+
+    Only where settings.PERF_COST_HEADERS allows it, as the toggle header is (never in
+    production): they tell any client how long the database took, and so which requests are
+    expensive to send.
     """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        if not settings.PERF_COST_HEADERS:
+            return self.get_response(request)
         counts = {alias: 0 for alias in connections}
         db_seconds = 0.0
 

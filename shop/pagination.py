@@ -24,6 +24,16 @@ class PagePagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 100
 
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        """DRF's parameters, with the limits stated: a page from 1, a page size from 1 to 100."""
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"]["minimum"] = 1
+            elif parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+        return parameters
+
 
 @dataclass(frozen=True)
 class Cursor:
@@ -118,11 +128,25 @@ class KeysetPagination(BasePagination):
             values, reverse = payload["p"], payload["r"]
             if not isinstance(values, list) or not isinstance(reverse, bool):
                 raise ValueError("not a cursor")
+            # `encode` writes every value as text. Anything else was crafted: a JSON number
+            # such as `1e400` or `Infinity` is a float infinity, which int() refuses with an
+            # OverflowError rather than a ValueError.
+            if not all(isinstance(value, str) for value in values):
+                raise ValueError("not a cursor")
             # Typed as the columns are (a datetime, an int), so the comparison is the column's own.
             position = tuple(
                 field.to_python(value) for field, value in zip(self.fields, values, strict=True)
             )
-        except (binascii.Error, ValueError, KeyError, TypeError, ValidationError):
+        # RecursionError: a crafted cursor nested a thousand levels deep.
+        except (
+            binascii.Error,
+            ValueError,
+            KeyError,
+            TypeError,
+            OverflowError,
+            RecursionError,
+            ValidationError,
+        ):
             raise NotFound(self.invalid_cursor_message) from None
         return Cursor(position=position, reverse=reverse)
 
@@ -167,7 +191,7 @@ class KeysetPagination(BasePagination):
                 "required": False,
                 "in": "query",
                 "description": f"Rows per page, at most {self.max_page_size}.",
-                "schema": {"type": "integer"},
+                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
             },
         ]
 

@@ -107,3 +107,50 @@ def test_models_and_migrations_agree():
     out = StringIO()
     call_command("makemigrations", "--check", "--dry-run", stdout=out)
     assert "No changes detected" in out.getvalue()
+
+
+BIN = Path(sys.executable).parent
+KNOWN = "algorithmic_complexity"  # a toggle the error line lists among the known ones
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("entry_point", "variable", "value", "line"),
+    [
+        ("manage.py", "PERF_TOGGLES", "nope=off", "error: PERF_TOGGLES: unknown toggle 'nope'"),
+        ("manage.py", "DJANGO_DEBUG", "maybe", "error: DJANGO_DEBUG='maybe' is not a boolean"),
+        ("gunicorn", "PERF_TOGGLES", "nope=off", "error: PERF_TOGGLES: unknown toggle 'nope'"),
+        ("celery", "PERF_TOGGLES", "nope=off", "error: PERF_TOGGLES: unknown toggle 'nope'"),
+        (
+            "manage.py",
+            "DATABASE_URL",
+            "mysql://user:hunter2@db/shop",
+            "error: only postgresql:// database URLs are supported, got a 'mysql' one",
+        ),
+    ],
+)
+def test_a_bad_environment_stops_every_entry_point_with_one_line(
+    entry_point, variable, value, line
+):
+    command = {
+        "manage.py": [sys.executable, "manage.py", "check"],
+        "gunicorn": [str(BIN / "gunicorn"), "config.wsgi:application", "--bind", "127.0.0.1:0"],
+        "celery": [str(BIN / "celery"), "-A", "config", "worker", "-Q", f"never-{os.getpid()}"],
+    }[entry_point]
+    result = subprocess.run(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.local", variable: value},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output[-3000:]
+    errors = [text for text in output.splitlines() if text.startswith("error: ")]
+    assert len(errors) == 1, output[-3000:]
+    assert errors[0].startswith(line)
+    if variable == "PERF_TOGGLES":
+        assert KNOWN in errors[0]
+    assert "hunter2" not in output  # a database URL's password is not printed

@@ -30,18 +30,26 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    # Swagger UI's and ReDoc's files, served by the app itself: /api/docs/ works offline.
+    "drf_spectacular_sidecar",
     "shop",
     "catalog",
     "orders",
 ]
 
 MIDDLEWARE = [
-    # Outermost: counts every query of the request, session and auth included.
+    # Outermost: every error under /api/ leaves as JSON, whichever layer answered it.
+    "shop.api_middleware.ApiErrorMiddleware",
+    # Counts every query of the request, session and auth included.
     "shop.middleware.QueryCostMiddleware",
     "shop.middleware.PerfToggleMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    # Django's, except that an API request with a body is not redirected to add a slash.
+    "shop.api_middleware.CommonMiddleware",
+    # Its process_view knows the view (and so its body limit) and runs before the CSRF check,
+    # the first to read a form body.
+    "shop.api_middleware.BodyLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -103,12 +111,18 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so an anonymous request gets 401 with a WWW-Authenticate header.
-        "rest_framework.authentication.TokenAuthentication",
+        "shop.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
     "DEFAULT_SCHEMA_CLASS": "shop.api.AutoSchema",
     "EXCEPTION_HANDLER": "shop.api.exception_handler",
+    # DRF's three parsers, with its JSONParser swapped for one that refuses deep nesting.
+    "DEFAULT_PARSER_CLASSES": [
+        "shop.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # Errors in a list of objects come keyed by position, only for the entries that failed:
     # {"items": {"2": {"sku": ["..."]}}}. The services report their own errors the same way.
     "LIST_SERIALIZER_ERRORS_AS_DICT": True,
@@ -116,9 +130,18 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "PerfShop API",
-    "DESCRIPTION": "A reference order service for backend and database performance techniques.",
+    "DESCRIPTION": (
+        "A reference order service for backend and database performance techniques. "
+        "A request body may be up to 2.5 MB (the product import: 64 MB); a larger one is "
+        "refused with 413 before it is read. Every error is JSON: "
+        '`{"detail": "...", "code": "..."}`, or field messages for bad input.'
+    ),
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # From the drf-spectacular-sidecar package, pinned with the project, instead of a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
@@ -146,6 +169,9 @@ LOGGING = {
 
 # Whether a request may flip techniques with the X-Perf-Toggles header. Never in production.
 PERF_ALLOW_OVERRIDE = env_bool("PERF_ALLOW_OVERRIDE", True)
+# Whether responses carry X-DB-Queries and Server-Timing (shop.middleware.QueryCostMiddleware).
+# Never in production: they show any client what each request costs the database.
+PERF_COST_HEADERS = env_bool("PERF_COST_HEADERS", True)
 
 # Limits on one order, checked before anything is written.
 ORDER_MAX_LINES = env_int("ORDER_MAX_LINES", 100)

@@ -17,3 +17,24 @@ if env_bool("DEBUG_TOOLBAR", True):
         *MIDDLEWARE[_after:],
     ]
     INTERNAL_IPS = ["127.0.0.1", "::1"]
+    # The stock panels, four of them replaced by ones that never record credentials and never
+    # read a body the view did not (config/toolbar.py says what each one changes).
+    DEBUG_TOOLBAR_PANELS = [
+        "config.toolbar.HistoryPanel",
+        "debug_toolbar.panels.versions.VersionsPanel",
+        "debug_toolbar.panels.timer.TimerPanel",
+        "config.toolbar.SettingsPanel",
+        "config.toolbar.HeadersPanel",
+        "config.toolbar.RequestPanel",
+        "config.toolbar.SQLPanel",
+        "debug_toolbar.panels.staticfiles.StaticFilesPanel",
+        "debug_toolbar.panels.templates.TemplatesPanel",
+        "debug_toolbar.panels.alerts.AlertsPanel",
+        "debug_toolbar.panels.cache.CachePanel",
+        "debug_toolbar.panels.signals.SignalsPanel",
+        "debug_toolbar.panels.tasks.TasksPanel",
+        "debug_toolbar.panels.community.CommunityPanel",
+        "debug_toolbar.panels.redirects.RedirectsPanel",
+        "debug_toolbar.panels.profiling.ProfilingPanel",
+    ]
+    DEBUG_TOOLBAR_CONFIG = {"SHOW_TOOLBAR_CALLBACK": "config.toolbar.show_toolbar"}

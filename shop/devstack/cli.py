@@ -13,7 +13,7 @@ from typing import TextIO
 
 from .control import down, env_lines, format_status, status, up
 from .discovery import find_pg_bindir, find_redis_server
-from .layout import DevstackError
+from .layout import DevstackError, _env
 
 
 def add_actions(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(
             args.action, quiet=getattr(args, "quiet", False), purge=getattr(args, "purge", False)
         )
-    except DevstackError as exc:
+    except (DevstackError, _env.BadEnvironment) as exc:  # a bad PERFSHOP_*_PORT
         print(f"devstack: error: {exc}", file=sys.stderr)
         return 1
 

@@ -10,7 +10,7 @@ import os
 import stat
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlparse, urlunparse
@@ -23,9 +23,6 @@ except ModuleNotFoundError:  # run as a script from outside the project root
     sys.path.insert(0, str(PROJECT_ROOT))
     from config import env as _env
 
-LOCAL_PRIMARY_PORT = _env.LOCAL_PRIMARY_PORT
-LOCAL_REPLICA_PORT = _env.LOCAL_REPLICA_PORT
-LOCAL_REDIS_PORT = _env.LOCAL_REDIS_PORT
 LOCAL_DB_NAME = _env.LOCAL_DB_NAME
 LOCAL_DB_USER = _env.LOCAL_DB_USER
 
@@ -45,9 +42,11 @@ class Stack:
     """Where the stack lives and which ports it uses."""
 
     root: Path
-    primary_port: int = LOCAL_PRIMARY_PORT
-    replica_port: int = LOCAL_REPLICA_PORT
-    redis_port: int = LOCAL_REDIS_PORT
+    # Read when a Stack is made, not when this module loads: a bad PERFSHOP_*_PORT is then a
+    # one-line error from the command (config.env.BadEnvironment), not an import traceback.
+    primary_port: int = field(default_factory=lambda: _env.LOCAL_PRIMARY_PORT)
+    replica_port: int = field(default_factory=lambda: _env.LOCAL_REPLICA_PORT)
+    redis_port: int = field(default_factory=lambda: _env.LOCAL_REDIS_PORT)
 
     @classmethod
     def default(cls) -> Stack:

@@ -10,7 +10,7 @@ import socket
 import time
 
 from .discovery import find_redis_server
-from .layout import HOST, LOCAL_REDIS_PORT, DevstackError, Stack, _Out, _show
+from .layout import HOST, DevstackError, Stack, _Out, _show
 from .process import _pid_alive, _pid_runs, _read_pid, _refuse_taken_port, _run, _tail, _wait_gone
 
 REDIS_START_TIMEOUT = 20  # seconds
@@ -30,7 +30,7 @@ def _redis_command(port: int, *args: str, host: str = HOST, timeout: float = 2.0
             return b""
 
 
-def redis_ping(port: int = LOCAL_REDIS_PORT, host: str = HOST) -> bool:
+def redis_ping(port: int, host: str = HOST) -> bool:
     try:
         return _redis_command(port, "PING", host=host).startswith(b"+PONG")
     except OSError:

@@ -68,6 +68,32 @@ def test_production_settings_never_allow_the_header():
     assert result.stdout.strip() == "False", result.stderr
 
 
+def test_cost_headers_only_where_settings_allow_them(api_client, settings):
+    ProductFactory.create_batch(3)
+    assert "X-DB-Queries" in api_client.get("/api/products/")
+    settings.PERF_COST_HEADERS = False
+    response = api_client.get("/api/products/")
+    assert response.status_code == 200
+    assert "X-DB-Queries" not in response
+    assert "Server-Timing" not in response
+
+
+def test_production_settings_never_send_cost_headers():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import config.settings.production as s; print(s.PERF_COST_HEADERS)",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SECRET_KEY": "x", "PERF_COST_HEADERS": "true"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "False", result.stderr
+
+
 def test_the_toggle_list_shows_effective_state(api_client, monkeypatch):
     body = api_client.get("/api/perf/toggles/").json()
     row = next(t for t in body if t["name"] == "select_related")

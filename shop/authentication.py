@@ -1,0 +1,22 @@
+"""Token authentication: DRF's, with the key checked for shape before it reaches the database."""
+
+import re
+
+from rest_framework import authentication, exceptions
+
+# What DRF's Token model generates: 40 hex digits (binascii.hexlify(os.urandom(20))).
+TOKEN_KEY = re.compile(r"[0-9a-f]{40}")
+
+
+class TokenAuthentication(authentication.TokenAuthentication):
+    """`Authorization: Token <key>`, refusing a key that no token could have.
+
+    DRF looks any key up as it comes. One holding a NUL byte makes psycopg refuse the query
+    (PostgreSQL text cannot contain NUL), and that `DataError` is a 500. A key of the wrong shape
+    is refused as an unknown one is, with the same 401, and without a query.
+    """
+
+    def authenticate_credentials(self, key):
+        if not TOKEN_KEY.fullmatch(key):
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        return super().authenticate_credentials(key)
