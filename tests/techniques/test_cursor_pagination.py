@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from shop import toggles
+from shop.bench.measure import BenchError
 from shop.bench.scenarios import cursor_pagination as scenario
 from shop.pagination import Cursor
 from shop.techniques import db_indexes
@@ -160,6 +161,20 @@ def test_the_benchmark_call_names_the_same_rows_for_both_paths(staff_client):
     off, on = _get(staff_client, path, "off"), _get(staff_client, path, "on")
     assert len(off["results"]) == 50
     assert off["results"] == on["results"]
+
+
+def test_the_benchmark_refuses_to_run_without_the_index():
+    """The index is a state of the database that no header can hold: the scenario checks it
+    before anything is timed."""
+    OrderFactory.create_batch(3, created_at=START)
+    with connection.cursor() as cursor:  # rolled back with the test
+        cursor.execute(db_indexes.BY_NAME[INDEX].drop_sql())
+    with pytest.raises(BenchError, match=f"{INDEX} is missing.*db_indexes on"):
+        scenario.SCENARIO.prepare()
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # queued FK checks block CREATE INDEX
+        cursor.execute(db_indexes.BY_NAME[INDEX].create_sql())
+    scenario.SCENARIO.prepare()
 
 
 def test_the_benchmark_plans_show_the_queries_of_each_side():
