@@ -46,19 +46,25 @@ def _get(client, path, state):
     return response.json()
 
 
+# More pages than any test here has rows: a paginator whose links never end fails the test
+# instead of looping forever.
+MAX_PAGES = 50
+
+
 def _pages_by_number(client, page_size):
-    pages, number = [], 1
-    while True:
+    pages = []
+    for number in range(1, MAX_PAGES):
         page = _get(client, f"{URL}?page_size={page_size}&page={number}", "off")
         pages.append(page)
         if page["next"] is None:
             return pages
-        number += 1
+    raise AssertionError(f"the page numbers never end: {pages[-1]['next']}")
 
 
 def _pages_by_cursor(client, page_size, state="on"):
     pages, path = [], f"{URL}?page_size={page_size}"
     while path is not None:
+        assert len(pages) < MAX_PAGES, f"the cursor links never end: {path}"
         page = _get(client, path, state)
         pages.append(page)
         path = page["next"]
@@ -103,6 +109,7 @@ def test_previous_links_walk_back_through_the_same_pages(staff_client, orders):
     forward = _pages_by_cursor(staff_client, 3)
     backward, path = [forward[-1]], forward[-1]["previous"]
     while path is not None:
+        assert len(backward) < MAX_PAGES, f"the previous links never end: {path}"
         page = _get(staff_client, path, "on")
         backward.append(page)
         path = page["previous"]
