@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from shop import toggles
+from shop.bench.measure import BenchError
 from shop.bench.scenarios import cursor_pagination as scenario
 from shop.pagination import Cursor
 from shop.techniques import db_indexes
@@ -45,19 +46,25 @@ def _get(client, path, state):
     return response.json()
 
 
+# More pages than any test here has rows: a paginator whose links never end fails the test
+# instead of looping forever.
+MAX_PAGES = 50
+
+
 def _pages_by_number(client, page_size):
-    pages, number = [], 1
-    while True:
+    pages = []
+    for number in range(1, MAX_PAGES):
         page = _get(client, f"{URL}?page_size={page_size}&page={number}", "off")
         pages.append(page)
         if page["next"] is None:
             return pages
-        number += 1
+    raise AssertionError(f"the page numbers never end: {pages[-1]['next']}")
 
 
 def _pages_by_cursor(client, page_size, state="on"):
     pages, path = [], f"{URL}?page_size={page_size}"
     while path is not None:
+        assert len(pages) < MAX_PAGES, f"the cursor links never end: {path}"
         page = _get(client, path, state)
         pages.append(page)
         path = page["next"]
@@ -102,6 +109,7 @@ def test_previous_links_walk_back_through_the_same_pages(staff_client, orders):
     forward = _pages_by_cursor(staff_client, 3)
     backward, path = [forward[-1]], forward[-1]["previous"]
     while path is not None:
+        assert len(backward) < MAX_PAGES, f"the previous links never end: {path}"
         page = _get(staff_client, path, "on")
         backward.append(page)
         path = page["previous"]
@@ -160,6 +168,20 @@ def test_the_benchmark_call_names_the_same_rows_for_both_paths(staff_client):
     off, on = _get(staff_client, path, "off"), _get(staff_client, path, "on")
     assert len(off["results"]) == 50
     assert off["results"] == on["results"]
+
+
+def test_the_benchmark_refuses_to_run_without_the_index():
+    """The index is a state of the database that no header can hold: the scenario checks it
+    before anything is timed."""
+    OrderFactory.create_batch(3, created_at=START)
+    with connection.cursor() as cursor:  # rolled back with the test
+        cursor.execute(db_indexes.BY_NAME[INDEX].drop_sql())
+    with pytest.raises(BenchError, match=f"{INDEX} is missing.*db_indexes on"):
+        scenario.SCENARIO.prepare()
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # queued FK checks block CREATE INDEX
+        cursor.execute(db_indexes.BY_NAME[INDEX].create_sql())
+    scenario.SCENARIO.prepare()
 
 
 def test_the_benchmark_plans_show_the_queries_of_each_side():

@@ -306,6 +306,26 @@ def test_the_benchmark_calls_give_the_same_bytes(shop, catalog):
     assert scenario.SCENARIO.call().user == "zoë"  # the customer with the most orders
 
 
+def test_the_benchmark_pairs_send_the_same_columns_on_both_sides(shop, catalog, monkeypatch):
+    """What the pair isolates is the serialization: with the held toggles, the serializer side
+    reads the columns values() reads. Unheld, field_selection off (say, in PERF_TOGGLES) would
+    have the serializer side read every description, a gain that is not this technique's."""
+    monkeypatch.setenv("PERF_TOGGLES", "field_selection=off")
+    UserFactory(username="staff", is_staff=True)
+    for entry in [scenario.SCENARIO, *scenario.EXTRA_SCENARIOS]:
+        call = entry.call()
+        client = APIClient()
+        if call.user is not None:
+            client.force_authenticate(get_user_model().objects.get(username=call.user))
+        pages = {}
+        for fast in (False, True):
+            flags = {**entry.hold, "fast_serialization": fast}
+            with toggles.override(**flags), CaptureQueriesContext(connection) as captured:
+                assert client.get(call.path).status_code == 200
+            pages[fast] = [q["sql"] for q in captured if "LIMIT" in q["sql"]][0]
+        assert ('"description"' in pages[False]) is ('"description"' in pages[True]), entry.title
+
+
 # --- the product list and a product's reviews -------------------------------------------------
 
 

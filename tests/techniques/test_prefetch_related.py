@@ -1,8 +1,17 @@
-"""prefetch_related: the same order history, 1 + N queries for the items off, 1 query on."""
+"""prefetch_related: the same order history, 1 + N queries for the items off, 1 query on.
 
+The naive code its chapter describes is lazy model access: the serializer reads
+`order.items.all()`, and Django runs `SELECT ... WHERE order_id = %s` for that order.
+fast_serialization (on by default) reads values() rows instead and has a per-row query of its
+own, which would stand in for it, so every request here holds fast_serialization off, and the
+per-order queries off are checked to be the lazy ones, statement for statement.
+"""
+
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.db.models import Prefetch
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -31,10 +40,37 @@ def _place_orders(user, count):
         services.order_place(user=user, lines=lines)
 
 
+@contextmanager
+def _statements():
+    """The SQL sent while the block runs, with its placeholders: the same statement for every
+    order, whichever id it is sent with."""
+    sent = []
+
+    def record(execute, sql, params, many, context):
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        yield sent
+
+
+def _lazy_items():
+    """The statement Django sends for `order.items.all()` without a prefetch."""
+    order = Order.objects.first()
+    with _statements() as sent:
+        list(order.items.all())
+    [sql] = sent
+    return sql
+
+
 def _get(client, path, state):
-    response = client.get(path, HTTP_X_PERF_TOGGLES=f"prefetch_related={state}")
+    with _statements() as sent:
+        response = client.get(
+            path, HTTP_X_PERF_TOGGLES=f"prefetch_related={state},fast_serialization=off"
+        )
     assert response.status_code == 200, response.content
-    return response.json(), parse_query_counts(response["X-DB-Queries"])["default"]
+    assert parse_query_counts(response["X-DB-Queries"])["default"] == len(sent)
+    return response.json(), sent
 
 
 @pytest.mark.parametrize("page_size", [5, 20])
@@ -43,14 +79,19 @@ def test_order_list_same_answer_and_a_query_per_order_only_when_off(
 ):
     _place_orders(customer, 20)
     path = f"/api/orders/?page_size={page_size}"
-    off, off_queries = _get(customer_client, path, "off")
-    on, on_queries = _get(customer_client, path, "on")
+    off, off_sql = _get(customer_client, path, "off")
+    on, on_sql = _get(customer_client, path, "on")
     assert off == on
     assert len(on["results"]) == page_size
     assert all(order["items"] for order in on["results"])
     # force_authenticate costs no query. COUNT(*), the page, then the items:
-    assert on_queries == 3  # in one query for the whole page
-    assert off_queries == 2 + page_size  # in one query per order
+    assert len(on_sql) == 3  # in one query for the whole page
+    assert len(off_sql) == 2 + page_size  # in one query per order
+    # Each of them is the lazy `order.items.all()` of one order, as the chapter's naive code
+    # runs it; on, Django's prefetch reads them all with `order_id IN (...)`.
+    assert off_sql.count(_lazy_items()) == page_size
+    assert on_sql.count(_lazy_items()) == 0
+    assert '"orders_orderitem"."order_id" IN (' in on_sql[-1]
 
 
 def test_order_history_page_of_50_takes_4_queries_with_token_auth(customer):
@@ -75,22 +116,26 @@ def test_order_detail_same_answer_and_same_count(customer_client, customer):
     order_id = customer.orders.order_by("id").last().pk
     services.order_cancel(user=customer, order_id=order_id)  # a refund and a third event
     path = f"/api/orders/{order_id}/"
-    off, off_queries = _get(customer_client, path, "off")
-    on, on_queries = _get(customer_client, path, "on")
+    off, off_sql = _get(customer_client, path, "off")
+    on, on_sql = _get(customer_client, path, "on")
     assert off == on
     assert [event["kind"] for event in on["events"]] == ["placed", "paid", "cancelled"]
-    assert off_queries == on_queries == 4  # the order, its items, payments and events
+    assert len(off_sql) == len(on_sql) == 4  # the order, its items, payments and events
+    assert off_sql.count(_lazy_items()) == 1
+    assert on_sql.count(_lazy_items()) == 0  # `IN (%s)`: the same rows, the prefetch's SQL
 
 
 def test_product_detail_same_answer_and_same_count(api_client):
     variant = VariantFactory()
     VariantFactory.create_batch(2, product=variant.product)
     path = f"/api/products/{variant.product_id}/"
-    off, off_queries = _get(api_client, path, "off")
-    on, on_queries = _get(api_client, path, "on")
+    off, off_sql = _get(api_client, path, "off")
+    on, on_sql = _get(api_client, path, "on")
     assert off == on
     assert len(on["variants"]) == 3
-    assert off_queries == on_queries == 2  # the product with its JOINs, then its variants
+    assert len(off_sql) == len(on_sql) == 2  # the product with its JOINs, then its variants
+    assert '"catalog_variant"."product_id" = %s' in off_sql[1]
+    assert '"catalog_variant"."product_id" IN (%s)' in on_sql[1]
 
 
 def test_a_prefetch_into_another_attribute_is_refused():

@@ -1,7 +1,18 @@
-"""select_related: the same product list, 1 + 2N queries off, 1 query on (plus the page count)."""
+"""select_related: the same product list, 1 + 2N queries off, 1 query on (plus the page count).
+
+The naive code its chapter describes is lazy model access: the serializer reads
+`product.category`, and Django runs `SELECT ... WHERE id = %s LIMIT 21` for that row.
+fast_serialization (on by default) reads values() rows instead and has a per-row query of its
+own, which would stand in for it, so every request here holds fast_serialization off, and the
+per-row queries off are checked to be the lazy ones, statement for statement.
+"""
+
+from contextlib import contextmanager
 
 import pytest
+from django.db import connection
 
+from catalog.models import Product
 from shop.middleware import parse_query_counts
 from tests.factories import BrandFactory, CategoryFactory, ProductFactory, VariantFactory
 
@@ -15,27 +26,60 @@ def products():
     return [ProductFactory(category=categories[i % 3], brand=brands[i % 4]) for i in range(12)]
 
 
+@contextmanager
+def _statements():
+    """The SQL sent while the block runs, with its placeholders: the same statement for every
+    row, whichever id it is sent with."""
+    sent = []
+
+    def record(execute, sql, params, many, context):
+        sent.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        yield sent
+
+
+def _lazy(attribute):
+    """The statement Django sends for `product.<attribute>` read without a JOIN."""
+    product = Product.objects.first()
+    with _statements() as sent:
+        getattr(product, attribute)
+    [sql] = sent
+    return sql
+
+
 def _get(client, path, state):
-    response = client.get(path, HTTP_X_PERF_TOGGLES=f"select_related={state}")
+    with _statements() as sent:
+        response = client.get(
+            path, HTTP_X_PERF_TOGGLES=f"select_related={state},fast_serialization=off"
+        )
     assert response.status_code == 200
-    return response.json(), parse_query_counts(response["X-DB-Queries"])["default"]
+    assert parse_query_counts(response["X-DB-Queries"])["default"] == len(sent)
+    return response.json(), sent
 
 
 @pytest.mark.parametrize("page_size", [5, 12])
 def test_product_list_same_answer_and_n_plus_one_only_when_off(api_client, products, page_size):
     path = f"/api/products/?page_size={page_size}"
-    off, off_queries = _get(api_client, path, "off")
-    on, on_queries = _get(api_client, path, "on")
+    off, off_sql = _get(api_client, path, "off")
+    on, on_sql = _get(api_client, path, "on")
     assert off == on
-    assert on_queries == 2  # COUNT(*) + one SELECT with both JOINs
-    assert off_queries == 2 + 2 * page_size  # + a category and a brand query per row
+    assert len(on_sql) == 2  # COUNT(*) + one SELECT with both JOINs
+    assert len(off_sql) == 2 + 2 * page_size  # + a category and a brand query per row
+    for attribute in ("category", "brand"):
+        # Each of them is the lazy access of one row, as the chapter's naive code runs it.
+        assert off_sql.count(_lazy(attribute)) == page_size
+        assert on_sql.count(_lazy(attribute)) == 0
+    assert all(" JOIN " in sql for sql in on_sql if "LIMIT" in sql)
 
 
-def test_product_detail_same_answer_one_query_less(api_client, products):
+def test_product_detail_same_answer_one_query_less_each(api_client, products):
     product = products[0]
     VariantFactory.create_batch(2, product=product)
     path = f"/api/products/{product.pk}/"
-    off, off_queries = _get(api_client, path, "off")
-    on, on_queries = _get(api_client, path, "on")
+    off, off_sql = _get(api_client, path, "off")
+    on, on_sql = _get(api_client, path, "on")
     assert off == on
-    assert off_queries - on_queries == 2  # category and brand fetched on their own
+    assert len(off_sql) - len(on_sql) == 2  # category and brand fetched on their own
+    assert off_sql.count(_lazy("category")) == off_sql.count(_lazy("brand")) == 1

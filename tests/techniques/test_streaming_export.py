@@ -127,11 +127,21 @@ def test_on_sends_a_chunk_per_chunk_of_rows_from_a_server_side_cursor(
     assert [chunk.count(b"\r\n") for chunk in chunks] == [2, 1]
 
 
-def test_the_path_is_decided_when_the_view_runs_not_while_streaming(staff_client, orders):
+def test_the_path_is_decided_when_the_view_runs_not_while_streaming(
+    staff_client, orders, monkeypatch
+):
+    """The body is read after the view has returned, when the request's overrides are gone: a
+    generator that looked at the toggle then would follow whatever the reader's context says.
+    Read here with the toggle off, the body must still come a chunk at a time from the cursor."""
+    monkeypatch.setattr(streaming_export, "CHUNK", 2)
     on = _get(staff_client, "on")
-    with toggles.override(streaming_export=False):  # too late: the body was already chosen
-        body = _body(on)
-    assert body == _body(_get(staff_client, "off"))
+    with toggles.override(streaming_export=False), CaptureQueriesContext(connection) as read:
+        chunks = list(on.streaming_content)
+    # Read before the next request: the test client's request_started resets the query log.
+    [export] = [query["sql"] for query in read if 'FROM "orders_order"' in query["sql"]]
+    assert export.startswith("DECLARE ")  # a server-side cursor, as the on path reads
+    assert [chunk.count(b"\r\n") for chunk in chunks] == [1, 2, 2, 1]  # header, 5 rows by 2
+    assert b"".join(chunks) == _body(_get(staff_client, "off"))
 
 
 def test_only_staff_can_export(api_client, customer_client):

@@ -24,6 +24,7 @@ SCENARIO = Scenario(
     prepare=_prepare,
     call=lambda: Call("GET", _call["path"], user="staff"),
     memory=True,
+    # Nothing held: the export reads no other toggle, so off always builds the whole CSV.
     notes="Peak memory is the point: the streamed body must be consumed inside the "
     "measurement, chunk by chunk. X-DB-Queries cannot count the streamed path's export "
     "query: it runs after the middleware has returned, while the body is consumed.",
