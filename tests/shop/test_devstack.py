@@ -171,7 +171,7 @@ def test_env_lines_give_the_local_urls(no_overrides):
 
 def _read_stack_settings(**environ: str) -> subprocess.CompletedProcess:
     """What a fresh process reads for the stack's ports and default URLs, with `environ` as
-    its only stack settings (settings are read once, at import)."""
+    its only stack settings."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("PERFSHOP_") and k not in OVERRIDES
     }
@@ -219,12 +219,28 @@ def test_a_second_stack_moves_to_other_ports_and_the_urls_follow():
 
 
 @pytest.mark.parametrize("value", ["fifty", "0", "70000"])
-def test_a_port_that_is_not_one_is_refused_by_name(value):
-    proc = _read_stack_settings(PERFSHOP_REDIS_PORT=value)
+@pytest.mark.parametrize(
+    "command",
+    [["-m", "shop.devstack", "status"], ["manage.py", "check"]],
+    ids=["devstack", "manage.py"],
+)
+def test_a_port_that_is_not_one_is_refused_in_one_line(value, command):
+    """Both commands stop with one line naming the setting, not a traceback."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("PERFSHOP_") and k not in OVERRIDES
+    }
+    proc = subprocess.run(
+        [sys.executable, *command],
+        cwd=devstack.PROJECT_ROOT,
+        env=env | {"PERFSHOP_REDIS_PORT": value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
-    last_line = proc.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("django.core.exceptions.ImproperlyConfigured: PERFSHOP_REDIS_PORT=")
-    assert value in last_line
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "error: PERFSHOP_REDIS_PORT=" in lines[0] and value in lines[0]
 
 
 def test_env_lines_follow_the_overrides(no_overrides, monkeypatch):
