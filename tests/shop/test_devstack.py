@@ -169,12 +169,16 @@ def test_env_lines_give_the_local_urls(no_overrides):
     assert f"127.0.0.1:{env.LOCAL_PRIMARY_PORT}/perfshop" in devstack.env_lines()[0]
 
 
+def _without_stack_settings() -> dict[str, str]:
+    """This process's environment less every setting that moves or replaces the stack."""
+    return {
+        k: v for k, v in os.environ.items() if not k.startswith("PERFSHOP_") and k not in OVERRIDES
+    }
+
+
 def _read_stack_settings(**environ: str) -> subprocess.CompletedProcess:
     """What a fresh process reads for the stack's ports and default URLs, with `environ` as
     its only stack settings."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("PERFSHOP_") and k not in OVERRIDES
-    }
     code = (
         "from config import env; from shop import devstack; s = devstack.Stack.default(); "
         "print(s.primary_port, s.replica_port, s.redis_port, env.DEFAULT_DATABASE_URL, "
@@ -183,7 +187,7 @@ def _read_stack_settings(**environ: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", code],
         cwd=devstack.PROJECT_ROOT,
-        env=env | environ,
+        env=_without_stack_settings() | environ,
         capture_output=True,
         text=True,
         timeout=60,
@@ -226,13 +230,10 @@ def test_a_second_stack_moves_to_other_ports_and_the_urls_follow():
 )
 def test_a_port_that_is_not_one_is_refused_in_one_line(value, command):
     """Both commands stop with one line naming the setting, not a traceback."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("PERFSHOP_") and k not in OVERRIDES
-    }
     proc = subprocess.run(
         [sys.executable, *command],
         cwd=devstack.PROJECT_ROOT,
-        env=env | {"PERFSHOP_REDIS_PORT": value},
+        env=_without_stack_settings() | {"PERFSHOP_REDIS_PORT": value},
         capture_output=True,
         text=True,
         timeout=60,

@@ -7,11 +7,9 @@ own, which would stand in for it, so every request here holds fast_serialization
 per-order queries off are checked to be the lazy ones, statement for statement.
 """
 
-from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.db.models import Prefetch
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -19,6 +17,7 @@ from rest_framework.test import APIClient
 from orders import services
 from orders.models import Order
 from shop import toggles
+from shop.bench.scenarios._statements import recording
 from shop.middleware import parse_query_counts
 from shop.techniques import prefetch_related
 from tests.factories import VariantFactory
@@ -40,31 +39,17 @@ def _place_orders(user, count):
         services.order_place(user=user, lines=lines)
 
 
-@contextmanager
-def _statements():
-    """The SQL sent while the block runs, with its placeholders: the same statement for every
-    order, whichever id it is sent with."""
-    sent = []
-
-    def record(execute, sql, params, many, context):
-        sent.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(record):
-        yield sent
-
-
 def _lazy_items():
     """The statement Django sends for `order.items.all()` without a prefetch."""
     order = Order.objects.first()
-    with _statements() as sent:
+    with recording() as sent:
         list(order.items.all())
     [sql] = sent
     return sql
 
 
 def _get(client, path, state):
-    with _statements() as sent:
+    with recording() as sent:
         response = client.get(
             path, HTTP_X_PERF_TOGGLES=f"prefetch_related={state},fast_serialization=off"
         )

@@ -7,12 +7,10 @@ own, which would stand in for it, so every request here holds fast_serialization
 per-row queries off are checked to be the lazy ones, statement for statement.
 """
 
-from contextlib import contextmanager
-
 import pytest
-from django.db import connection
 
 from catalog.models import Product
+from shop.bench.scenarios._statements import recording
 from shop.middleware import parse_query_counts
 from tests.factories import BrandFactory, CategoryFactory, ProductFactory, VariantFactory
 
@@ -26,31 +24,17 @@ def products():
     return [ProductFactory(category=categories[i % 3], brand=brands[i % 4]) for i in range(12)]
 
 
-@contextmanager
-def _statements():
-    """The SQL sent while the block runs, with its placeholders: the same statement for every
-    row, whichever id it is sent with."""
-    sent = []
-
-    def record(execute, sql, params, many, context):
-        sent.append(sql)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(record):
-        yield sent
-
-
 def _lazy(attribute):
     """The statement Django sends for `product.<attribute>` read without a JOIN."""
     product = Product.objects.first()
-    with _statements() as sent:
+    with recording() as sent:
         getattr(product, attribute)
     [sql] = sent
     return sql
 
 
 def _get(client, path, state):
-    with _statements() as sent:
+    with recording() as sent:
         response = client.get(
             path, HTTP_X_PERF_TOGGLES=f"select_related={state},fast_serialization=off"
         )
