@@ -7,12 +7,14 @@ session key as a query parameter (SQL). Here:
 
 - requests to the login and logout endpoints are not recorded at all: their bodies, their
   templates' context and their queries all hold a password or a fresh token;
-- elsewhere, the panels below mask those values (and the password in a URL-valued setting), and no panel reads the body itself: the
+- elsewhere, the panels below mask those values (and the password in a URL-valued setting, and
+  credential-like query parameters wherever the URL is kept), and no panel reads the body itself: the
   toolbar runs after the view, and reading a body the view refused (too large, too many fields)
   would replace the view's JSON 413 or 400 with Django's HTML error page.
 """
 
 import re
+from urllib.parse import urlencode
 
 from debug_toolbar.middleware import show_toolbar as default_show_toolbar
 from debug_toolbar.panels import headers, history, settings, sql
@@ -46,8 +48,23 @@ def _mask_headers(headers: dict) -> dict:
 
 
 def _parsed_form(request):
-    """The form fields the view parsed, or None: never parse the body here."""
-    return getattr(request, "_post", None)
+    """The form fields the view parsed, or None: never parse the body here. The browsable API's
+    `_content` field is a whole request body (JSON, say a login's): masked like one."""
+    form = getattr(request, "_post", None)
+    if form is not None and "_content" in form:
+        form = form.copy()
+        form["_content"] = MASK
+    return form
+
+
+def _masked_url(request) -> str:
+    """The path with its query string, credential-like parameters masked as the GET table masks
+    them (`?token=...&password=...`)."""
+    query = _query(request)
+    if not query:
+        return request.path
+    pairs = sanitize_and_sort_request_vars(query)["list"]
+    return f"{request.path}?{urlencode(pairs, doseq=True)}"
 
 
 def _query(request):
@@ -63,7 +80,12 @@ def _query(request):
 class HeadersPanel(headers.HeadersPanel):
     def process_request(self, request):
         response = super().process_request(request)
-        self.record_stats({"request_headers": _mask_headers(self.request_headers)})
+        environ = dict(self.environ)
+        if environ.get("QUERY_STRING"):
+            environ["QUERY_STRING"] = _masked_url(request).partition("?")[2]
+        self.record_stats(
+            {"request_headers": _mask_headers(self.request_headers), "environ": environ}
+        )
         return response
 
     def generate_stats(self, request, response):
@@ -102,7 +124,7 @@ class HistoryPanel(history.HistoryPanel):
         pairs = sanitize_and_sort_request_vars(data)["list"] if data else []
         self.record_stats(
             {
-                "request_url": request.get_full_path(),
+                "request_url": _masked_url(request),
                 "request_method": request.method,
                 "status_code": response.status_code,
                 # The template loops over `data.items`, and a template looks a key up before a

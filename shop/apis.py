@@ -1,7 +1,10 @@
 """Endpoints about the shop itself: logging in and out with a token, the toggles and their
 effective state, and the cheapest request it serves."""
 
+from django.conf import settings
+from django.http import JsonResponse
 from drf_spectacular.utils import extend_schema
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
@@ -84,3 +87,21 @@ class AuthTokenApi(ObtainAuthToken):
     def delete(self, request):
         Token.objects.filter(user=request.user).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SchemaApi(SpectacularAPIView):
+    """The OpenAPI schema. The API has one version: drf-spectacular would otherwise write any
+    `?version=` into its Content-Disposition header, where a NUL or a newline is a 500."""
+
+    @extend_schema(exclude=True)  # the schema's own endpoint, as drf-spectacular leaves it out
+    def get(self, request, *args, **kwargs):
+        version = request.GET.get("version")
+        current = settings.SPECTACULAR_SETTINGS["VERSION"]
+        if version not in (None, current):
+            # JSON like every API error: this view's own renderers write YAML or OpenAPI JSON.
+            message = f"The API has one version, {current}; leave the parameter out."
+            return JsonResponse({"version": [message]}, status=400)
+        return super().get(request, *args, **kwargs)
+
+    def _get_version_parameter(self, request):
+        return None  # info.version already says it

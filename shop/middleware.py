@@ -77,7 +77,7 @@ def parse_query_counts(header: str) -> dict[str, int]:
 
 class PerfToggleMiddleware:
     """Honour `X-Perf-Toggles: select_related=off` where settings.PERF_ALLOW_OVERRIDE is on
-    (never in production), and echo back every toggle that is not at its default. A toggle in
+    (never in production), and there echo back every toggle that is not at its default. A toggle in
     NOT_PER_REQUEST is refused with a 400: accepting it would claim a change that never ran."""
 
     def __init__(self, get_response):
@@ -105,5 +105,8 @@ class PerfToggleMiddleware:
                 for toggle in toggles.registered()
                 if toggles.source(toggle.name) != "default" and toggle.name not in NOT_PER_REQUEST
             }
-        response[TOGGLE_HEADER] = toggles.format_flags(changed)
+        # Where the header is ignored (production), the echo would only tell any client how the
+        # server was configured (PERF_TOGGLES): not sent.
+        if settings.PERF_ALLOW_OVERRIDE:
+            response[TOGGLE_HEADER] = toggles.format_flags(changed)
         return response

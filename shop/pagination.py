@@ -8,6 +8,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -45,6 +46,15 @@ class Cursor:
         values = [_text(value) for value in self.position]
         payload = json.dumps({"p": values, "r": self.reverse}, separators=(",", ":"))
         return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def _utc_only(value: Any) -> Any:
+    """`encode` writes every datetime in UTC (`+00:00`); any other offset was crafted. Refused
+    rather than converted: PostgreSQL answers an offset past ±15:59 with an error, and a
+    converted year 1 or 9999 can leave the calendar."""
+    if isinstance(value, datetime) and value.utcoffset() != timedelta(0):
+        raise ValueError("not a cursor")
+    return value
 
 
 class KeysetPagination(BasePagination):
@@ -135,7 +145,8 @@ class KeysetPagination(BasePagination):
                 raise ValueError("not a cursor")
             # Typed as the columns are (a datetime, an int), so the comparison is the column's own.
             position = tuple(
-                field.to_python(value) for field, value in zip(self.fields, values, strict=True)
+                _utc_only(field.to_python(value))
+                for field, value in zip(self.fields, values, strict=True)
             )
         # RecursionError: a crafted cursor nested a thousand levels deep.
         except (

@@ -76,6 +76,31 @@ def probes(ctx: Context) -> dict[str, tuple[str, str, dict]]:
             staff_orders + _cursor(b'{"p":["2026-01-01T00:00:00+00:00","1' + b"0" * 30 + b'"]}'),
             staff,
         ),
+        # A datetime whose offset Python reads but PostgreSQL refuses (past ±15:59), and one
+        # that leaves the calendar once moved to UTC.
+        "cursor: offset +20:00": (
+            "get",
+            staff_orders + _cursor(b'{"p":["2026-01-01T00:00:00+20:00","1"],"r":false}'),
+            staff,
+        ),
+        "cursor: offset -23:59, reversed": (
+            "get",
+            staff_orders + _cursor(b'{"p":["2026-01-01T00:00:00-23:59","1"],"r":true}'),
+            staff,
+        ),
+        "cursor: year 1 east of UTC": (
+            "get",
+            staff_orders + _cursor(b'{"p":["0001-01-01T00:00:00+05:00","1"],"r":false}'),
+            staff,
+        ),
+        "cursor: no offset": (
+            "get",
+            staff_orders + _cursor(b'{"p":["2026-01-01T00:00:00","1"],"r":false}'),
+            staff,
+        ),
+        # The schema's ?version= lands in a Content-Disposition header.
+        "schema version: NUL": ("get", "/api/schema/?version=%00", {}),
+        "schema version: CR LF": ("get", "/api/schema/?version=a%0d%0aX-Injected:%201", {}),
         # More fields than Django parses, in a body and in a query string.
         "too many form fields": ("post", "/api/orders/", form_body(form_fields, **customer)),
         "too many form fields: log in": ("post", "/api/auth/token/", form_body(form_fields)),
@@ -208,6 +233,20 @@ def toolbar_record(username: str, password: str) -> dict:
         "/api/orders/",
         {"items": "not a list", "password": password},
         HTTP_AUTHORIZATION=f"Token {token}",
+    )
+    # Credentials in a query string (the History panel keeps the URL), and a whole JSON body in
+    # the browsable API's `_content` form field.
+    client.get(
+        f"/api/orders/?password={password}&token={token}", HTTP_AUTHORIZATION=f"Token {token}"
+    )
+    client.post(
+        "/api/orders/",
+        {
+            "_content": json.dumps({"items": [], "password": password}),
+            "_content_type": "application/json",
+        },
+        HTTP_AUTHORIZATION=f"Token {token}",
+        HTTP_ACCEPT="text/html",
     )
     # The browsable API's session login, then a request with its cookie.
     client.post("/api/auth/login/", {"username": username, "password": password})
