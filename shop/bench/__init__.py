@@ -6,6 +6,8 @@ one per technique, named as its toggle. `python manage.py bench` runs them (docs
 - `discovery.py` finds the scenario modules; `dataset.py` checks which data set is loaded.
 - `measure.py` sends one request and measures it; `alternation.py` orders the runs (ABBA);
   `hooks.py` calls the modules' before()/after()/plans(); `answers.py` compares the answers.
+- `statements.py` records the SQL a request sends, so a scenario can check its off side runs
+  the naive code before it is timed.
 - `runner.py` runs every scenario; `order_history.py` runs the order-history page all off,
   all on and against `floor.py`, its hand-written SQL.
 - `results.py` holds what was measured; `report.py`, `formatting.py` and `html.py` write it.

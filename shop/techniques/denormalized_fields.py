@@ -148,13 +148,16 @@ UPKEEP_TRIGGERS = {
 }
 
 
-def upkeep_triggers(*, enabled: bool, using: str = "default") -> list[str]:
-    """Enable or disable the upkeep triggers; returns the ones changed. Only the benchmark
-    does this, to measure a write without the upkeep: while they are off, writes leave the
-    copies stale (denormalized_check finds them). ALTER TABLE takes an ACCESS EXCLUSIVE lock,
-    so only triggers not already in the wanted state are altered."""
+def upkeep_triggers(
+    *, enabled: bool, tables: list[str] | None = None, using: str = "default"
+) -> list[str]:
+    """Enable or disable the upkeep triggers of `tables` (default: all of them); returns the
+    ones changed. Only the benchmark does this, to measure a write without the upkeep: while
+    they are off, writes to those tables leave the copies stale (denormalized_check finds
+    them). ALTER TABLE takes an ACCESS EXCLUSIVE lock on its table, so name only the tables
+    the measured write touches, and only triggers not already in the wanted state are altered."""
     wanted = "O" if enabled else "D"  # pg_trigger.tgenabled: O fires (origin), D disabled
-    names = [name for names in UPKEEP_TRIGGERS.values() for name in names]
+    names = [name for table in tables or UPKEEP_TRIGGERS for name in UPKEEP_TRIGGERS[table]]
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
         cursor.execute(
             "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "

@@ -1,14 +1,19 @@
 """The denormalized_fields bench module: its write-cost scenario measures the INSERT without
-the upkeep triggers (off) and with them (on), and its hooks always leave them enabled."""
+catalog_review's upkeep triggers (off) and with them (on), checks that before it times
+anything, and its hooks always leave every upkeep trigger enabled."""
 
 import json
+import threading
 from io import StringIO
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import connection
 
 from catalog import services as catalog_services
 from catalog.models import Review
+from shop.bench.measure import BenchError
 from shop.bench.scenarios import denormalized_fields as scenarios
 from shop.techniques import denormalized_fields
 from tests.factories import OrderFactory, ProductFactory, UserFactory, VariantFactory
@@ -30,20 +35,65 @@ def _drift() -> int:
     return sum(item.rows for item in denormalized_fields.drift())
 
 
-def test_before_disables_the_triggers_and_after_restores_them_any_number_of_times():
+def _disabled() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tgname FROM pg_trigger WHERE tgenabled = 'D' ORDER BY 1")
+        return [name for (name,) in cursor.fetchall()]
+
+
+def _elsewhere(write) -> None:
+    """Run `write` as another request would, on its own connection, and wait for it."""
+
+    def run():
+        try:
+            write()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+
+
+def test_before_disables_only_what_a_review_insert_fires_and_after_restores_all():
     product = ProductFactory()
+    renamed = _review(ProductFactory()).author  # their review copies their name
     try:
         scenarios.before(False)
+        assert _disabled() == sorted(denormalized_fields.UPKEEP_TRIGGERS["catalog_review"])
         _review(product)  # written without upkeep: the product still says 0 reviews
-        assert _drift() == 2  # rating_avg and review_count
+        # Others keep writing meanwhile: a rename and a new order keep their copies.
+        _elsewhere(lambda: OrderFactory(lines=[(VariantFactory(), 3)]))
+        _elsewhere(lambda: get_user_model().objects.filter(pk=renamed.pk).update(username="x1"))
+        drifted = {item.copy.name: item.rows for item in denormalized_fields.drift() if item.rows}
+        assert drifted == {"Product.rating_avg": 1, "Product.review_count": 1}
     finally:
-        scenarios.after()
-    assert denormalized_fields.upkeep_triggers(enabled=True) == []  # after() enabled them all
-    scenarios.after()  # at start-up, or twice: harmless
+        restored = scenarios.after()
+    assert sorted(restored) == sorted(denormalized_fields.UPKEEP_TRIGGERS["catalog_review"])
+    assert _disabled() == []
+
+    # A run killed with every upkeep trigger off (an older bench did that): after() repairs all.
     assert sorted(denormalized_fields.upkeep_triggers(enabled=False)) == ALL  # all 8 existed
+    assert sorted(scenarios.after()) == ALL
+    assert scenarios.after() == []  # at start-up, or twice: harmless
     scenarios.before(True)
     Review.objects.all().delete()
     assert _drift() == 0
+
+
+def test_the_off_side_is_checked_before_timing(monkeypatch):
+    product = ProductFactory()
+    for rating in (5, 3):
+        _review(product, rating)
+    UserFactory()  # a customer who has not reviewed it
+    (write,) = [s for s in scenarios.EXTRA_SCENARIOS if s.writes]
+    write.prepare()  # off leaves the stored count alone, on adds the review
+    assert _disabled() == [] and Review.objects.count() == 2  # all rolled back
+
+    # A before() that disables nothing would time the upkeep on both sides: refused.
+    monkeypatch.setattr(scenarios, "before", lambda enabled: None)
+    with pytest.raises(BenchError, match=r"after before\(False\) a new review added 1"):
+        write.prepare()
 
 
 def test_the_write_cost_pair_runs_and_answers_the_same(tmp_path):

@@ -12,7 +12,13 @@ from catalog import services as catalog_services
 from catalog.models import Product, Review
 from orders.models import Order
 from shop.techniques import denormalized_fields
-from tests.factories import OrderFactory, ProductFactory, UserFactory, VariantFactory
+from tests.factories import (
+    OrderFactory,
+    OrderItemFactory,
+    ProductFactory,
+    UserFactory,
+    VariantFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -109,14 +115,19 @@ def test_writes_with_the_triggers_disabled_are_found(shop):
     catalog_services.review_create(
         product_id=product.pk, author=UserFactory(), rating=5, title="t", body="b"
     )
-    OrderFactory(lines=[(VariantFactory(), 1)])  # its items' trigger is off too: 0 and 0.00
+    # A new order's item, with the items' trigger off: the order keeps its 0 and 0.00.
+    new = OrderFactory()
+    OrderItemFactory(order=new, variant=VariantFactory(price=Decimal("2.25")), quantity=2)
     Order.objects.filter(pk=shop["orders"][0].pk).update(item_count=5)  # direct, still found
 
+    new.refresh_from_db()
+    assert (new.item_count, new.total_amount) == (0, Decimal("0.00"))
     counts = _counts()
     assert counts["Product.rating_avg"] == counts["Product.review_count"] == 1
-    assert (
-        counts["Order.item_count"] == 1
-    )  # the direct write; the new order's factory wrote its own
+    assert counts["Order.item_count"] == 2  # the new order and the direct write
+    assert counts["Order.total_amount"] == 1  # the new order
     status, _ = _check("--fix")
     assert status == 0
     assert _counts() == dict.fromkeys(COPIES, 0)
+    new.refresh_from_db()
+    assert (new.item_count, new.total_amount) == (2, Decimal("4.50"))

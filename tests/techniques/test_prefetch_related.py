@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from orders import services
 from orders.models import Order
 from shop import toggles
-from shop.bench.scenarios._statements import recording
+from shop.bench.statements import lazy_sql, recording
 from shop.middleware import parse_query_counts
 from shop.techniques import prefetch_related
 from tests.factories import VariantFactory
@@ -41,11 +41,7 @@ def _place_orders(user, count):
 
 def _lazy_items():
     """The statement Django sends for `order.items.all()` without a prefetch."""
-    order = Order.objects.first()
-    with recording() as sent:
-        list(order.items.all())
-    [sql] = sent
-    return sql
+    return lazy_sql(Order.objects.first(), "items")
 
 
 def _get(client, path, state):

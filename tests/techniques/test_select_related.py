@@ -10,7 +10,7 @@ per-row queries off are checked to be the lazy ones, statement for statement.
 import pytest
 
 from catalog.models import Product
-from shop.bench.scenarios._statements import recording
+from shop.bench.statements import lazy_sql, recording
 from shop.middleware import parse_query_counts
 from tests.factories import BrandFactory, CategoryFactory, ProductFactory, VariantFactory
 
@@ -26,11 +26,7 @@ def products():
 
 def _lazy(attribute):
     """The statement Django sends for `product.<attribute>` read without a JOIN."""
-    product = Product.objects.first()
-    with recording() as sent:
-        getattr(product, attribute)
-    [sql] = sent
-    return sql
+    return lazy_sql(Product.objects.first(), attribute)
 
 
 def _get(client, path, state):

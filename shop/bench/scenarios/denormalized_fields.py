@@ -3,21 +3,33 @@ the page's own queries (off): the product list's ratings, a review list's author
 an order history's totals. And what keeping the copies costs a write: a new review.
 
 The toggle switches the reads only; the database triggers keep the copies on every write.
-So for the write's off side, `before(False)` disables the upkeep triggers (ALTER TABLE ...
-DISABLE TRIGGER; a review's INSERT fires two of them), and `before(True)` and `after()` enable
-them again.
+So for the write's off side, `before(False)` disables catalog_review's upkeep triggers (ALTER
+TABLE ... DISABLE TRIGGER; a review's INSERT fires two of them), and `before(True)` and
+`after()` enable every upkeep trigger again. Only catalog_review: ALTER TABLE locks its table
+(ACCESS EXCLUSIVE) until it commits, and auth_user (read by every token request) and
+orders_orderitem keep their upkeep for anyone writing to them meanwhile.
 The runs happen in blocks, reads included: a read fires no trigger, so the reads measure
-the same either way. Every write run is rolled back, so nothing is written while they are
-off; if the process dies in between, the next bench's start-up calls `after()`, and
-`manage.py denormalized_check` would find any row written meanwhile.
+the same either way. Every write run is rolled back, so the bench writes nothing while they
+are off; if the process dies in between, the next bench's start-up calls `after()`, and
+`manage.py denormalized_check` would find any review written meanwhile by someone else.
+Before anything is timed, `_review_prepare()` checks that `before()` does what the off side
+claims: a review inserted after `before(False)` leaves the product's stored count alone.
 """
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.http import HttpResponse
 
+from catalog import services
+from catalog.models import Product
 from shop.bench.dataset import busiest_username, most_reviewed_product
 from shop.bench.scenario import Call, Scenario
+from shop.bench.statements import expect
 from shop.techniques import denormalized_fields
+
+TECHNIQUE = "denormalized_fields"
+# What the measured write (a review INSERT) fires: the off side disables only these.
+WRITE_TABLES = ["catalog_review"]
 
 REVIEW = {"rating": 4, "title": "Measured", "body": "Written by the bench, then rolled back."}
 _reviewer: dict[str, object] = {}
@@ -38,6 +50,32 @@ def _review_prepare() -> None:
     if reviewer is None:
         raise LookupError(f"every customer has reviewed product {product_id}")
     _reviewer.update(product_id=product_id, username=reviewer)
+    for enabled in (False, True):
+        added = _review_count_added(enabled)
+        expect(
+            added == int(enabled),
+            TECHNIQUE,
+            f"after before({enabled}) a new review added {added} to the stored review_count",
+        )
+
+
+def _review_count_added(enabled: bool) -> int:
+    """What one review, written after `before(enabled)`, adds to its product's stored
+    review_count. All inside one transaction rolled back: the review and the ALTER TABLE
+    (PostgreSQL's DDL is transactional) are undone, whatever state the triggers were in."""
+    product_id, author = _reviewer["product_id"], _reviewer["username"]
+    stored = Product.objects.filter(pk=product_id).values_list("review_count", flat=True)
+    with transaction.atomic():
+        before(enabled)  # first: ALTER TABLE refuses a table with pending trigger events
+        count = stored.get()
+        services.review_create(
+            product_id=product_id,
+            author=get_user_model().objects.get(username=author),
+            **REVIEW,
+        )
+        added = stored.get() - count
+        transaction.set_rollback(True)
+    return added
 
 
 def review_answer(response: HttpResponse) -> dict:
@@ -83,7 +121,8 @@ EXTRA_SCENARIOS = [
         ),
         writes=True,
         answer=review_answer,
-        notes="Off, the INSERT runs with the upkeep triggers disabled; on, the triggers copy "
+        notes="Off, the INSERT runs with catalog_review's upkeep triggers disabled (checked before "
+        "timing); on, the triggers copy "
         "the author's name under a row lock and recompute the product's rating and count "
         "from all its reviews. Same queries from Django both ways: the work is inside the INSERT.",
     ),
@@ -91,9 +130,13 @@ EXTRA_SCENARIOS = [
 
 
 def before(enabled: bool) -> None:
-    denormalized_fields.upkeep_triggers(enabled=enabled)
+    if enabled:
+        denormalized_fields.upkeep_triggers(enabled=True)
+    else:
+        denormalized_fields.upkeep_triggers(enabled=False, tables=WRITE_TABLES)
 
 
-def after() -> None:
-    """Safe to call at any time: enables only what is disabled."""
-    denormalized_fields.upkeep_triggers(enabled=True)
+def after() -> list[str]:
+    """Safe to call at any time: enables every upkeep trigger that is disabled, on any table,
+    and returns their names."""
+    return denormalized_fields.upkeep_triggers(enabled=True)

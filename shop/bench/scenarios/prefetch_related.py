@@ -4,7 +4,7 @@ orders (402 on the medium data set)."""
 from orders.models import Order
 from shop.bench.dataset import busiest_username
 from shop.bench.scenario import Call, Scenario
-from shop.bench.scenarios._statements import expect, lazy_sql, sent
+from shop.bench.statements import expect, lazy_sql, sent
 
 TECHNIQUE = "prefetch_related"
 # The naive code is lazy model access: the serializer reads `order.items.all()` and Django

@@ -2,7 +2,7 @@
 
 from catalog.models import Product
 from shop.bench.scenario import Call, Scenario
-from shop.bench.scenarios._statements import expect, lazy_sql, sent
+from shop.bench.statements import expect, lazy_sql, sent
 
 TECHNIQUE = "select_related"
 # The naive code is lazy model access: the serializer reads `product.category` and Django

@@ -2,8 +2,8 @@
 does not run the naive code its chapter describes fails before it is timed, instead of
 printing a ratio between two optimized paths.
 
-Not a scenario module (the leading underscore keeps discovery away): the scenarios'
-`prepare()` calls it. Nothing here writes: the view is called directly with its user set on
+Shared by the scenarios that check their SQL: their `prepare()` calls it, and the tests
+record with it too. Nothing here writes: the view is called directly with its user set on
 the request (no token, no session), as `cursor_pagination.plans()` does.
 """
 
