@@ -12,12 +12,17 @@ class ShopConfig(AppConfig):
 
     def ready(self) -> None:
         from shop import techniques, toggles
+        from shop.middleware import NOT_PER_REQUEST, refusal
 
         # Each technique registers its toggle when its module is imported.
         for module in pkgutil.iter_modules(techniques.__path__):
             if not module.name.startswith("_"):
                 importlib.import_module(f"shop.techniques.{module.name}")
         try:
-            toggles.environment_defaults()
+            flags = toggles.environment_defaults()
         except (toggles.UnknownToggle, ValueError) as exc:
             raise BadEnvironment(f"PERF_TOGGLES: {exc}") from exc
+        # Refused as the header refuses it: accepting it would claim a change that never runs.
+        for name in NOT_PER_REQUEST:
+            if name in flags:
+                raise BadEnvironment(f"PERF_TOGGLES: {refusal(name, where='in the environment')}")

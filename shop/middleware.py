@@ -17,6 +17,14 @@ TOGGLE_HEADER = "X-Perf-Toggles"
 NOT_PER_REQUEST = {db_indexes.TOGGLE.name: db_indexes.SWITCH}
 
 
+def refusal(name: str, *, where: str) -> str:
+    """Why a toggle in NOT_PER_REQUEST cannot be set `where`, and the command that sets it.
+    The header and PERF_TOGGLES at start-up (shop.apps) say the same."""
+    return (
+        f"{name} cannot be set {where}: its state is the database's. Run `{NOT_PER_REQUEST[name]}`."
+    )
+
+
 class QueryCostMiddleware:
     """`X-DB-Queries: default=3, replica=0` and `Server-Timing: db;dur=…, app;dur=…`.
 
@@ -92,9 +100,7 @@ class PerfToggleMiddleware:
             except (toggles.UnknownToggle, ValueError) as exc:
                 return JsonResponse({TOGGLE_HEADER: [str(exc)]}, status=400)
             refused = [
-                f"{name} cannot be set per request: its state is the database's. Run `{command}`."
-                for name, command in NOT_PER_REQUEST.items()
-                if name in flags
+                refusal(name, where="per request") for name in NOT_PER_REQUEST if name in flags
             ]
             if refused:
                 return JsonResponse({TOGGLE_HEADER: refused}, status=400)

@@ -7,6 +7,9 @@ from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.core.management import call_command
 
+from catalog import imports, services
+from shop.pagination import KeysetPagination, PagePagination
+
 pytestmark = pytest.mark.django_db
 
 
@@ -67,9 +70,9 @@ def test_schema_states_the_limits_the_api_enforces(api_client):
     quantity = components["OrderListInputLine"]["properties"]["quantity"]
     assert (quantity["minimum"], quantity["maximum"]) == (1, settings.ORDER_MAX_QUANTITY_PER_LINE)
     products = components["ProductImportInput"]["properties"]["products"]
-    assert (products["minItems"], products["maxItems"]) == (1, 10_000)
+    assert (products["minItems"], products["maxItems"]) == (1, services.PRODUCT_IMPORT_MAX)
     variants = components["ProductImportInputProduct"]["properties"]["variants"]
-    assert variants["maxItems"] == 100
+    assert variants["maxItems"] == imports.IMPORT_VARIANTS_MAX
     key = next(
         p
         for p in schema["paths"]["/api/orders/"]["post"]["parameters"]
@@ -79,9 +82,14 @@ def test_schema_states_the_limits_the_api_enforces(api_client):
     assert key["schema"]["pattern"] == "^[A-Za-z0-9_.:\\-]{1,100}$"
     rating = components["ProductReviewsInput"]["properties"]["rating"]
     assert (rating["minimum"], rating["maximum"]) == (1, 5)
-    for path in ("/api/products/", "/api/orders/", "/api/staff/orders/"):
+    for path, paginator in (
+        ("/api/products/", PagePagination),
+        ("/api/orders/", PagePagination),
+        ("/api/staff/orders/", KeysetPagination),
+    ):
         parameters = {p["name"]: p["schema"] for p in schema["paths"][path]["get"]["parameters"]}
-        assert (parameters["page_size"]["minimum"], parameters["page_size"]["maximum"]) == (1, 100)
+        page_size = parameters["page_size"]
+        assert (page_size["minimum"], page_size["maximum"]) == (1, paginator.max_page_size)
 
 
 @pytest.mark.django_db

@@ -118,6 +118,13 @@ KNOWN = "algorithmic_complexity"  # a toggle the error line lists among the know
     ("entry_point", "variable", "value", "line"),
     [
         ("manage.py", "PERF_TOGGLES", "nope=off", "error: PERF_TOGGLES: unknown toggle 'nope'"),
+        (
+            "manage.py",
+            "PERF_TOGGLES",
+            "select_related=off,db_indexes=off",
+            "error: PERF_TOGGLES: db_indexes cannot be set in the environment: its state is the "
+            "database's. Run `python manage.py db_indexes on|off`.",
+        ),
         ("manage.py", "DJANGO_DEBUG", "maybe", "error: DJANGO_DEBUG='maybe' is not a boolean"),
         ("gunicorn", "PERF_TOGGLES", "nope=off", "error: PERF_TOGGLES: unknown toggle 'nope'"),
         ("celery", "PERF_TOGGLES", "nope=off", "error: PERF_TOGGLES: unknown toggle 'nope'"),
@@ -151,6 +158,6 @@ def test_a_bad_environment_stops_every_entry_point_with_one_line(
     errors = [text for text in output.splitlines() if text.startswith("error: ")]
     assert len(errors) == 1, output[-3000:]
     assert errors[0].startswith(line)
-    if variable == "PERF_TOGGLES":
+    if value == "nope=off":
         assert KNOWN in errors[0]
     assert "hunter2" not in output  # a database URL's password is not printed

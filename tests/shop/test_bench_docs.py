@@ -6,11 +6,14 @@ import json
 import re
 from io import StringIO
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.urls import resolve
 
+from shop import toggles
 from shop.bench import discovery, docs
 from shop.bench.discovery import module_names
 
@@ -58,17 +61,78 @@ def test_the_kept_json_is_one_whole_run(kept):
     assert not [entry["name"] for entry in kept["techniques"] if entry["error"]]
 
 
-def test_the_kept_run_measured_the_scenarios_the_code_has(kept):
-    """A scenario added, removed or retitled since the kept run needs a new run: the docs would
-    otherwise show figures of a request the bench no longer sends."""
+def _identity(entry: dict) -> tuple:
+    return entry["title"], entry["hold"], entry["notes"]
+
+
+def _scenario_identity(scenario) -> tuple:
+    """As the bench records it (runner.run_scenario): `hold` keeps only registered toggles."""
+    registered = {toggle.name for toggle in toggles.registered()}
+    hold = {name: on for name, on in scenario.hold.items() if name in registered}
+    return scenario.title, hold, scenario.notes
+
+
+def _drift(kept: dict) -> list[str]:
+    """Each scenario whose title, hold or notes differ from the kept run's, or that the kept run
+    lacks or has in excess."""
+    found = []
     for name in module_names():
-        recorded = sorted(
-            (e["scenario"], e["title"]) for e in kept["techniques"] if e["name"] == name
-        )
-        assert recorded == list(enumerate(s.title for s in discovery.suite(name).scenarios)), (
-            f"{name}'s scenarios changed since docs/figures/bench.json was recorded: rerun the "
-            "bench and `manage.py bench_docs --from` (docs/bench.md)"
-        )
+        recorded = {e["scenario"]: _identity(e) for e in kept["techniques"] if e["name"] == name}
+        code = dict(enumerate(map(_scenario_identity, discovery.suite(name).scenarios)))
+        found += [
+            f"{name}[{index}]: kept {recorded.get(index)}, code {code.get(index)}"
+            for index in sorted(recorded.keys() | code.keys())
+            if recorded.get(index) != code.get(index)
+        ]
+    return found
+
+
+def _route(path: str) -> str:
+    """A request as the bench records it ("GET /api/products/113/reviews/?page_size=50"), less
+    what comes from the data: the URL pattern and the query's parameter names."""
+    method, url = path.split(" ", 1)
+    parts = urlsplit(url)
+    return f"{method} {resolve(parts.path).route} ?{','.join(sorted(parse_qs(parts.query)))}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_kept_run_measured_the_scenarios_the_code_has(kept):
+    """A scenario added, removed, retitled, or with another hold, notes or request since the
+    kept run needs a new run: the docs would otherwise show figures of a request the bench no
+    longer sends. The request is compared on seeded data (method, URL route, query parameter
+    names): its ids, cursors and dates come from the data."""
+    drift = _drift(kept)
+    call_command("seed", size="small", quiet=True, stdout=StringIO(), stderr=StringIO())
+    recorded = {(e["name"], e["scenario"]): e["path"] for e in kept["techniques"]}
+    for name in module_names():
+        for index, scenario in enumerate(discovery.suite(name).scenarios):
+            if scenario.prepare is not None:
+                scenario.prepare()
+            call = scenario.call()
+            sent = _route(f"{call.method.upper()} {call.path}")
+            if (name, index) in recorded and _route(recorded[name, index]) != sent:
+                drift.append(f"{name}[{index}]: kept {recorded[name, index]!r}, code {sent!r}")
+    assert not drift, (
+        "scenarios changed since docs/figures/bench.json was recorded: rerun the bench and "
+        "`manage.py bench_docs --from` (docs/bench.md):\n" + "\n".join(drift)
+    )
+
+
+def test_a_request_is_compared_less_what_comes_from_the_data():
+    reviews = _route("GET /api/products/113/reviews/?page_size=50")
+    assert reviews == _route("GET /api/products/7/reviews/?page_size=20")
+    assert reviews != _route("GET /api/products/?page_size=50")
+    assert reviews != _route("GET /api/products/113/reviews/?page_size=50&rating=5")
+    assert reviews != _route("POST /api/products/113/reviews/?page_size=50")
+
+
+@pytest.mark.parametrize("key", ["title", "hold", "notes"])
+def test_a_changed_title_hold_or_notes_is_drift(kept, key):
+    data = copy.deepcopy(kept)
+    entry = next(e for e in data["techniques"] if e["name"] == "select_related")
+    entry[key] = {"prefetch_related": False} if key == "hold" else entry[key] + " (changed)"
+    (changed,) = set(_drift(data)) - set(_drift(kept))
+    assert changed.startswith("select_related[0]: kept ")
 
 
 def test_a_figure_typed_over_in_a_chapter_fails_and_bench_docs_writes_it_back(
@@ -132,6 +196,8 @@ def test_an_unknown_or_unclosed_block_is_an_error(kept):
 
 
 def test_bench_docs_keeps_only_a_whole_run(kept, tmp_path, monkeypatch):
+    kept = copy.deepcopy(kept)
+    kept["dataset"]["size"] = "medium"
     partial = copy.deepcopy(kept)
     partial["techniques"] = [e for e in partial["techniques"] if e["name"] == "select_related"]
     source = tmp_path / "partial.json"
@@ -146,3 +212,23 @@ def test_bench_docs_keeps_only_a_whole_run(kept, tmp_path, monkeypatch):
     source.write_text(json.dumps(kept), encoding="utf-8")
     call_command("bench_docs", source=source, stdout=StringIO())
     assert json.loads(target.read_text(encoding="utf-8")) == kept
+
+
+def test_bench_docs_keeps_only_a_run_on_the_medium_data(kept, tmp_path, monkeypatch):
+    """The chapters describe the medium data set: a small run, or one on data matching no size,
+    is refused with one line, and nothing is copied."""
+    target = tmp_path / "figures" / "bench.json"
+    monkeypatch.setattr(docs, "KEPT", target)
+    monkeypatch.setattr(docs, "pages", lambda root=None: [])
+    source = tmp_path / "run.json"
+    for measured_on, named in (("small", "small"), (None, "unrecognised")):
+        data = copy.deepcopy(kept)
+        data["dataset"]["size"] = measured_on
+        source.write_text(json.dumps(data), encoding="utf-8")
+        with pytest.raises(CommandError, match=f"measured the {named} data set.*describe medium"):
+            call_command("bench_docs", source=source, stdout=StringIO())
+        assert not target.exists()
+    data["dataset"]["size"] = "medium"
+    source.write_text(json.dumps(data), encoding="utf-8")
+    call_command("bench_docs", source=source, stdout=StringIO())
+    assert target.exists()

@@ -81,6 +81,13 @@ class Command(BaseCommand):
             )
         if data.get("interrupted"):
             raise CommandError(f"{source}: the run was interrupted; keep a complete one")
+        # The chapters' prose describes the medium data set (100k orders, 10k products).
+        measured_on = (data.get("dataset") or {}).get("size")
+        if measured_on != "medium":
+            raise CommandError(
+                f"{source}: the run measured the {measured_on or 'unrecognised'} data set; the "
+                "docs describe medium: `manage.py bench --size medium --json PATH`."
+            )
         docs.KEPT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, docs.KEPT)
         self.stdout.write(f"kept {source} as {docs.KEPT}")
