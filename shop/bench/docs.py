@@ -54,11 +54,12 @@ SIDE_SKIP = {"queries_by_alias", "mean_ms", "min_ms", "samples_ms", "status", "r
 ENTRY_KNOWN = {
     "name", "title", "scenario", "path", "writes", "hold", "off", "on", "baseline",
     "speedup_p50", "db_speedup_p50", "ceiling_p50", "on_breakdown_ms", "same_answer",
-    "answer_stable", "difference", "plans", "notes", "warnings", "error",
+    "answer_stable", "difference", "plans", "notes", "warnings", "error", "own_db_speedup_p50",
 }  # fmt: skip
 RUN_KNOWN = {
     "started_at", "settings", "size", "dataset", "machine", "repeat", "warmup", "budget_s",
     "elapsed_s", "interrupted", "techniques", "order_history", "floor", "problems",
+    "perf_toggles", "restored_at_start",
 }  # fmt: skip
 # The parts of `on_breakdown_ms`, as a sentence names them.
 BREAKDOWN = {"baseline": "baseline", "database": "more database time", "python": "Python"}
@@ -179,6 +180,11 @@ def run_line(data: dict[str, Any]) -> str:
         f"{', '.join(part for part in described if part)}; up to {data.get('repeat')} runs per "
         f"side after {data.get('warmup')} warm-up runs, off and on alternated"
     )
+    toggles = data.get("perf_toggles")
+    extras.append(f"PERF_TOGGLES={toggles}" if toggles else "PERF_TOGGLES not set")
+    restored = data.get("restored_at_start")
+    if restored:
+        extras.append(f"restored at start-up: {', '.join(restored)}")
     if extras:
         line += "; " + "; ".join(extras)
     if data.get("interrupted"):
@@ -244,6 +250,12 @@ def _sentences(entry: dict[str, Any]) -> list[str]:
                 for part, value in split.items()
             )
         said.append(text + ".")
+    own = entry.get("own_db_speedup_p50")
+    if own is not None:
+        said.append(
+            f"Leaving out the statements the baseline sends too (the token lookup), the database "
+            f"time is {times(own)} lower."
+        )
     same = f"Same answer off and on: {_yes(entry.get('same_answer'))}"
     if entry.get("answer_stable") is False:
         same += " (the answer changed from run to run)"

@@ -168,6 +168,8 @@ def test_a_block_renders_what_the_json_has_missing_fields_and_new_ones_alike(kep
     entry["write_cost_ratio"] = 1.25
     entry["write_ms"] = {"off": 2.5, "on": 3.75}
     data["perf_toggles"] = "select_related=off"
+    data["restored_at_start"] = ["db_indexes: orders_order_created_idx"]
+    data["run_note"] = "a field no bench writes yet"
     data["order_history"]["floor"]["db_p50_ms"] = None
     del data["machine"]["django"]
 
@@ -177,7 +179,9 @@ def test_a_block_renders_what_the_json_has_missing_fields_and_new_ones_alike(kep
     assert "Baseline" not in chapter.split("\n\n")[2]
     assert "write cost ratio: 1.25" in chapter
     assert "| write ms | 2.50 ms | 3.75 ms | 0.7× |" in chapter
-    assert 'perf toggles: "select_related=off"' in chapter
+    assert "PERF_TOGGLES=select_related=off" in chapter
+    assert "restored at start-up: db_indexes: orders_order_created_idx" in chapter
+    assert 'run note: "a field no bench writes yet"' in chapter
     assert "Django" not in docs.run_line(data)
     assert "database bytes" in docs.render("table", data)
     assert "| SQL floor |" in docs.render("order_history", data)
