@@ -6,11 +6,13 @@ transactional in PostgreSQL, so dropping the indexes here never touches another 
 drop_all() uses the plain form inside a transaction (CONCURRENTLY cannot run in one).
 """
 
+import ast
 import importlib
 import json
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -21,6 +23,7 @@ from django.utils import timezone
 from catalog.models import Product, Review
 from orders.models import Order, OrderItem
 from shop import toggles
+from shop.bench import served_queries
 from shop.bench.scenarios import db_indexes as scenarios
 from shop.techniques import db_indexes
 from shop.techniques.db_indexes import INDEXES, NamedIndex
@@ -110,14 +113,80 @@ def shop_data():
     return {"busiest": busiest, "staff": staff, "reviewed": products[1]}
 
 
-def test_migrations_create_every_index_in_the_module():
-    created = {}
+def _frozen_indexes() -> dict[str, tuple[str, str]]:
+    """`{index name: (app, the CREATE INDEX statement)}`, read from the migrations' RunSQL."""
+    frozen = {}
     for app, module in MIGRATIONS:
-        for name in importlib.import_module(module).INDEXES:
-            assert db_indexes.BY_NAME[name].table.startswith(f"{app}_"), name
-            created[name] = app
-    assert sorted(created) == sorted(db_indexes.BY_NAME)
+        for operation in importlib.import_module(module).Migration.operations:
+            sql = getattr(operation, "sql", "")
+            if sql.startswith("CREATE INDEX"):
+                name = sql.removeprefix("CREATE INDEX IF NOT EXISTS ").split()[0]
+                frozen[name] = (app, sql)
+    return frozen
+
+
+def _definitions() -> dict[str, str]:
+    """`{index name: indexdef}` of the technique's indexes, as PostgreSQL reports them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(%s)",
+            [list(ALL_PRESENT)],
+        )
+        return dict(cursor.fetchall())
+
+
+def test_migrations_create_every_index_in_the_module():
+    frozen = _frozen_indexes()
+    for name, (app, _sql) in frozen.items():
+        assert db_indexes.BY_NAME[name].table.startswith(f"{app}_"), name
+    assert sorted(frozen) == sorted(db_indexes.BY_NAME)
     assert db_indexes.present() == ALL_PRESENT  # the test database was migrated
+
+
+def test_the_migrations_frozen_sql_builds_what_the_module_builds():
+    """The migrations hold their own copy of the SQL (a migration never imports live code):
+    `db_indexes off` then `on` must rebuild exactly the indexes the migrations made."""
+    migrated = _definitions()  # the test database was built by the migrations
+    assert sorted(migrated) == sorted(ALL_PRESENT)
+    db_indexes.drop_all()
+    assert _definitions() == {}
+    db_indexes.create_all()
+    assert _definitions() == migrated
+
+
+def test_migrations_and_techniques_never_import_up_the_layers():
+    """A migration imports no live project code (only Django): it must build the same schema
+    whatever the code says later. A technique imports no domain selector or service: the
+    domain calls the technique, never the other way round."""
+    root = Path(__file__).resolve().parents[2]
+
+    def imported(path: Path) -> set[str]:
+        """Every dotted name the module imports: `from a import b` gives `a.b`."""
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                module = "." * node.level + (node.module or "")
+                found |= {f"{module}.{alias.name}" for alias in node.names}
+        return found
+
+    migrations = sorted(root.glob("*/migrations/0*.py"))
+    assert len(migrations) > 3
+    for path in migrations:
+        project = {name for name in imported(path) if name.split(".")[0] != "django"}
+        assert not project, (path.relative_to(root), project)
+    techniques = sorted((root / "shop" / "techniques").glob("*.py"))
+    assert len(techniques) > 5
+    for path in techniques:
+        domain = {
+            name for name in imported(path) if {"selectors", "services"} & set(name.split("."))
+        }
+        assert not domain, (path.relative_to(root), domain)
+
+
+def test_every_index_has_its_served_query():
+    assert sorted(served_queries.SERVED_QUERIES) == sorted(index.query for index in INDEXES)
 
 
 def _foreign_key_index(table: str, column: str) -> str:
@@ -158,7 +227,7 @@ def _scans_on() -> dict[str, bool]:
 
 
 def scans(query: str) -> set[str]:
-    return db_indexes.scans(query)
+    return served_queries.scans(query)
 
 
 def test_each_served_query_uses_its_index_only_while_it_exists(shop_data):
@@ -181,7 +250,7 @@ def test_each_served_query_uses_its_index_only_while_it_exists(shop_data):
 
 
 def _staff_filter_path() -> str:
-    example = db_indexes.staff_filter_example()
+    example = served_queries.staff_filter_example()
     return (
         f"/api/staff/orders/?status={example['status']}&date_from={example['date_from']}"
         f"&date_to={example['date_to']}&page_size=50"

@@ -10,6 +10,7 @@ analyzing the product table takes about a second, once per block of runs.
 
 from urllib.parse import urlencode
 
+from shop.bench import served_queries
 from shop.bench.measure import BenchError
 from shop.bench.scenario import Call, Scenario
 from shop.techniques import db_indexes
@@ -26,7 +27,7 @@ STAFF = "staff"  # the seeded staff account (not a superuser)
 
 
 def _staff_filter() -> Call:
-    example = db_indexes.staff_filter_example()
+    example = served_queries.staff_filter_example()
     if example is None:
         raise BenchError("the staff filter needs orders: seed the database first")
     query = urlencode({**example, "page_size": 50})
@@ -35,8 +36,8 @@ def _staff_filter() -> Call:
 
 SCENARIO = Scenario(
     name="db_indexes",
-    title=f"staff orders '{db_indexes.FILTER_STATUS}', last {db_indexes.FILTER_DAYS} days, "
-    "page of 50",
+    title=f"staff orders '{served_queries.FILTER_STATUS}', "
+    f"last {served_queries.FILTER_DAYS} days, page of 50",
     call=_staff_filter,
     # Keyset pages: no COUNT(*), the list's contract (cursor_pagination's own pair shows it).
     hold={**HOLD, "cursor_pagination": True},
@@ -48,8 +49,10 @@ SCENARIO = Scenario(
 EXTRA_SCENARIOS = [
     Scenario(
         name="db_indexes",
-        title=f"product search '{db_indexes.SEARCH_EXAMPLE}', page of 50",
-        call=lambda: Call("GET", f"/api/products/?search={db_indexes.SEARCH_EXAMPLE}&page_size=50"),
+        title=f"product search '{served_queries.SEARCH_EXAMPLE}', page of 50",
+        call=lambda: Call(
+            "GET", f"/api/products/?search={served_queries.SEARCH_EXAMPLE}&page_size=50"
+        ),
         hold=HOLD,
         notes="name ILIKE '%kettle%': a sequential scan of every product off, the trigram "
         "index on upper(name) on.",
@@ -77,7 +80,7 @@ def after() -> list[str]:
 
 def plans() -> dict[str, str]:
     return {
-        "staff filter": db_indexes.explain("staff_filter"),
-        "product search": db_indexes.explain("product_search"),
-        "product list": db_indexes.explain("active_products"),
+        "staff filter": served_queries.explain("staff_filter"),
+        "product search": served_queries.explain("product_search"),
+        "product list": served_queries.explain("active_products"),
     }

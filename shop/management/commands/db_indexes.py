@@ -9,6 +9,7 @@ from time import perf_counter
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
+from shop.bench import served_queries
 from shop.techniques import db_indexes
 
 
@@ -24,7 +25,7 @@ class Command(BaseCommand):
             "queries",
             nargs="*",
             metavar="QUERY",
-            help=f"for explain: {', '.join(db_indexes.SERVED_QUERIES)} (default: all)",
+            help=f"for explain: {', '.join(served_queries.SERVED_QUERIES)} (default: all)",
         )
         parser.add_argument(
             "--concurrently",
@@ -49,7 +50,7 @@ class Command(BaseCommand):
         elif action == "status":
             self._status(using)
         else:
-            self._explain(queries or list(db_indexes.SERVED_QUERIES), using)
+            self._explain(queries or list(served_queries.SERVED_QUERIES), using)
 
     def _done(self, summary: str, names: list[str], started: float) -> None:
         for name in names:
@@ -71,17 +72,17 @@ class Command(BaseCommand):
         )
 
     def _explain(self, queries: list[str], using: str) -> None:
-        unknown = [name for name in queries if name not in db_indexes.SERVED_QUERIES]
+        unknown = [name for name in queries if name not in served_queries.SERVED_QUERIES]
         if unknown:
             raise CommandError(
                 f"unknown query {', '.join(unknown)} "
-                f"(known: {', '.join(db_indexes.SERVED_QUERIES)})"
+                f"(known: {', '.join(served_queries.SERVED_QUERIES)})"
             )
         for name in queries:
             index = next(index for index in db_indexes.INDEXES if index.query == name)
             self.stdout.write(self.style.MIGRATE_HEADING(f"{name} ({index.name}): {index.purpose}"))
             try:
-                self.stdout.write(db_indexes.explain(name, using=using))
+                self.stdout.write(served_queries.explain(name, using=using))
             except LookupError as exc:
                 raise CommandError(f"{name}: {exc}") from exc
             self.stdout.write("")
