@@ -11,7 +11,7 @@ import pytest
 
 from catalog.models import Product
 from shop.bench.statements import lazy_sql, recording
-from shop.middleware import parse_query_counts
+from shop.perf_headers import parse_query_counts
 from tests.factories import BrandFactory, CategoryFactory, ProductFactory, VariantFactory
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from orders.models import Order
 from shop import toggles
-from shop.middleware import parse_query_counts
+from shop.perf_headers import parse_query_counts
 from shop.techniques import streaming_export
 from tests.factories import OrderFactory, UserFactory, VariantFactory
 
