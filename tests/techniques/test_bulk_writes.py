@@ -16,7 +16,6 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from catalog import apis as catalog_apis
 from catalog import imports as catalog_imports
@@ -239,13 +238,6 @@ def test_crossing_orders_with_many_lines_do_not_deadlock(state, monkeypatch):
 
 
 # --- importing products ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def staff_client():
-    client = APIClient()
-    client.force_authenticate(UserFactory(is_staff=True))
-    return client
 
 
 @pytest.fixture

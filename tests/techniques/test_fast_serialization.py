@@ -89,13 +89,6 @@ def customer_client(shop):
     return client
 
 
-@pytest.fixture
-def staff_client(db):
-    client = APIClient()
-    client.force_authenticate(UserFactory(is_staff=True))
-    return client
-
-
 def _get(client, path, flags, **headers):
     """The response and its query counts, with `flags` set by the header."""
     response = client.get(path, HTTP_X_PERF_TOGGLES=toggles.format_flags(flags), **headers)
