@@ -9,11 +9,10 @@ from django.db import connection
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
-from catalog import services as catalog_services
 from catalog.models import Review
 from orders import services as order_services
 from orders.models import Order, OrderItem
-from tests.factories import ProductFactory, UserFactory, VariantFactory
+from tests.factories import ProductFactory, VariantFactory, review_by_service
 
 pytestmark = pytest.mark.django_db
 
@@ -24,9 +23,7 @@ def _reviewed(*ratings):
     """A product with these ratings, each review written by the service, as the API does."""
     product = ProductFactory()
     for rating in ratings:
-        catalog_services.review_create(
-            product_id=product.pk, author=UserFactory(), rating=rating, title="t", body="b"
-        )
+        review_by_service(product, rating)
     return product
 
 
