@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog import imports, selectors, services
-from shop.api import StatedMaxLength, StatedMinLength
+from shop.api_schema import StatedMaxLength, StatedMinLength
 from shop.pagination import PagePagination
 from shop.parsers import JSONParser
 from shop.techniques import fast_serialization
@@ -136,7 +136,7 @@ class ImportJSONParser(BaseParser):
     max_bytes = 64 * 1024 * 1024
 
     def parse(self, stream, media_type=None, parser_context=None):
-        # shop.api_middleware.BodyLimitMiddleware already refused a larger Content-Length, or
+        # shop.api_errors_middleware.BodyLimitMiddleware already refused a larger Content-Length, or
         # one that is not a number, before the view ran; this keeps the parser safe on its own.
         try:
             length = int(parser_context["request"].META.get("CONTENT_LENGTH") or 0)
@@ -154,7 +154,7 @@ class ProductImportApi(APIView):
 
     permission_classes = [IsAdminUser]
     parser_classes = [ImportJSONParser]
-    # The body cap checked at the door (shop.api_middleware), instead of the 2.5 MB of the rest.
+    # The body cap checked at the door (shop.api_errors_middleware), instead of the 2.5 MB of the rest.
     max_body_bytes = ImportJSONParser.max_bytes
 
     class InputSerializer(serializers.Serializer):

@@ -26,8 +26,8 @@ if "debug_toolbar" in settings.INSTALLED_APPS:
 
     urlpatterns += debug_toolbar_urls()
 
-# JSON for every error under /api/, whatever raised it (shop/api.py).
-handler400 = "shop.api.bad_request"
-handler403 = "shop.api.permission_denied"
-handler404 = "shop.api.not_found"
-handler500 = "shop.api.server_error"
+# JSON for every error under /api/, whatever raised it (shop/api_errors.py).
+handler400 = "shop.api_errors.bad_request"
+handler403 = "shop.api_errors.permission_denied"
+handler404 = "shop.api_errors.not_found"
+handler500 = "shop.api_errors.server_error"

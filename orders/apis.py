@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from orders import selectors, services
 from orders.models import Order
-from shop.api import StatedMaxLength, StatedMaxValue, StatedMinLength, StatedMinValue
+from shop.api_schema import StatedMaxLength, StatedMaxValue, StatedMinLength, StatedMinValue
 from shop.errors import InvalidInput
 from shop.pagination import KeysetPagination, PagePagination
 from shop.techniques import cursor_pagination, fast_serialization, streaming_export

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from shop import toggles
 from shop.techniques import db_indexes
 
-# The toggles the header refuses (shop.middleware.NOT_PER_REQUEST) are listed as the database
+# The toggles the header refuses (shop.perf_headers.NOT_PER_REQUEST) are listed as the database
 # has them: the state a request really runs with, whatever a flag says.
 DATABASE_STATE = {db_indexes.TOGGLE.name: db_indexes.in_effect}
 

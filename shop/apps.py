@@ -12,7 +12,7 @@ class ShopConfig(AppConfig):
 
     def ready(self) -> None:
         from shop import techniques, toggles
-        from shop.middleware import NOT_PER_REQUEST, refusal
+        from shop.perf_headers import NOT_PER_REQUEST, refusal
 
         # Each technique registers its toggle when its module is imported.
         for module in pkgutil.iter_modules(techniques.__path__):

@@ -1,4 +1,4 @@
-"""Domain errors. Services raise these; `shop.api.exception_handler` turns them into responses.
+"""Domain errors. Services raise these; `shop.api_errors.exception_handler` turns them into responses.
 
 The domain never imports the API layer, so these carry everything a response needs: a status,
 a machine-readable code, a human message and, for bad input, DRF-style field messages.

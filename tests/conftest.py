@@ -1,7 +1,13 @@
 import pytest
 from rest_framework.test import APIClient
 
-from tests.factories import AddressFactory, UserFactory
+from tests.factories import (
+    AddressFactory,
+    BrandFactory,
+    CategoryFactory,
+    ProductFactory,
+    UserFactory,
+)
 
 
 @pytest.fixture
@@ -21,3 +27,19 @@ def customer_client(customer) -> APIClient:
     client = APIClient()
     client.force_authenticate(customer)
     return client
+
+
+@pytest.fixture
+def staff_client(db) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(UserFactory(is_staff=True))
+    return client
+
+
+@pytest.fixture
+def products(db):
+    """Twelve products over three categories and four brands: each category and brand is
+    shared by several rows, so a query per row shows against one per table."""
+    categories = CategoryFactory.create_batch(3)
+    brands = BrandFactory.create_batch(4)
+    return [ProductFactory(category=categories[i % 3], brand=brands[i % 4]) for i in range(12)]

@@ -1,4 +1,5 @@
-"""factory_boy factories for tests that build exactly the rows they need."""
+"""factory_boy factories for tests that build exactly the rows they need, and the one row a
+test writes through its service instead."""
 
 from decimal import Decimal
 
@@ -6,6 +7,7 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from catalog import services as catalog_services
 from catalog.models import Brand, Category, Product, Review, Variant
 from orders.models import Address, Order, OrderItem
 
@@ -82,6 +84,14 @@ class ReviewFactory(factory.django.DjangoModelFactory):
     title = "Good"
     body = "Does what it says."
     created_at = factory.LazyFunction(timezone.now)
+
+
+def review_by_service(product, rating=4, *, author=None) -> Review:
+    """A review written as the API writes it, through catalog.services.review_create, so the
+    product's stored rating and count start right (ReviewFactory inserts the row alone)."""
+    return catalog_services.review_create(
+        product_id=product.pk, author=author or UserFactory(), rating=rating, title="t", body="b"
+    )
 
 
 class OrderFactory(factory.django.DjangoModelFactory):

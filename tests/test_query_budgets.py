@@ -26,7 +26,7 @@ from rest_framework.test import APIClient
 
 from orders import services as order_services
 from shop import toggles
-from shop.middleware import parse_query_counts
+from shop.perf_headers import parse_query_counts
 from tests.factories import (
     AddressFactory,
     ProductFactory,

@@ -39,17 +39,17 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # Outermost: every error under /api/ leaves as JSON, whichever layer answered it.
-    "shop.api_middleware.ApiErrorMiddleware",
+    "shop.api_errors_middleware.ApiErrorMiddleware",
     # Counts every query of the request, session and auth included.
-    "shop.middleware.QueryCostMiddleware",
-    "shop.middleware.PerfToggleMiddleware",
+    "shop.perf_headers.QueryCostMiddleware",
+    "shop.perf_headers.PerfToggleMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Django's, except that an API request with a body is not redirected to add a slash.
-    "shop.api_middleware.CommonMiddleware",
+    "shop.api_errors_middleware.CommonMiddleware",
     # Its process_view knows the view (and so its body limit) and runs before the CSRF check,
     # the first to read a form body.
-    "shop.api_middleware.BodyLimitMiddleware",
+    "shop.api_errors_middleware.BodyLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -115,8 +115,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
-    "DEFAULT_SCHEMA_CLASS": "shop.api.AutoSchema",
-    "EXCEPTION_HANDLER": "shop.api.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "shop.api_schema.AutoSchema",
+    "EXCEPTION_HANDLER": "shop.api_errors.exception_handler",
     # DRF's three parsers, with its JSONParser swapped for one that refuses deep nesting.
     "DEFAULT_PARSER_CLASSES": [
         "shop.parsers.JSONParser",
@@ -169,7 +169,7 @@ LOGGING = {
 
 # Whether a request may flip techniques with the X-Perf-Toggles header. Never in production.
 PERF_ALLOW_OVERRIDE = env_bool("PERF_ALLOW_OVERRIDE", True)
-# Whether responses carry X-DB-Queries and Server-Timing (shop.middleware.QueryCostMiddleware).
+# Whether responses carry X-DB-Queries and Server-Timing (shop.perf_headers.QueryCostMiddleware).
 # Never in production: they show any client what each request costs the database.
 PERF_COST_HEADERS = env_bool("PERF_COST_HEADERS", True)
 

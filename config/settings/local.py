@@ -10,7 +10,7 @@ if env_bool("DEBUG_TOOLBAR", True):
     INSTALLED_APPS = [*INSTALLED_APPS, "debug_toolbar"]
     # After the cost and toggle middleware, so X-DB-Queries and Server-Timing keep their place
     # as the outermost measurement and the toolbar sees the request's toggles.
-    _after = MIDDLEWARE.index("shop.middleware.PerfToggleMiddleware") + 1
+    _after = MIDDLEWARE.index("shop.perf_headers.PerfToggleMiddleware") + 1
     MIDDLEWARE = [
         *MIDDLEWARE[:_after],
         "debug_toolbar.middleware.DebugToolbarMiddleware",

@@ -27,7 +27,7 @@ from rest_framework.authtoken.models import Token
 from shop import toggles
 from shop.bench.results import Sample
 from shop.bench.scenario import Call
-from shop.middleware import NOT_PER_REQUEST, TOGGLE_HEADER
+from shop.perf_headers import NOT_PER_REQUEST, TOGGLE_HEADER
 
 # Statements Django sends for a nested `atomic()`. Under the bench's rollback (and in tests)
 # the request's own outermost transaction becomes a savepoint; those are not counted.

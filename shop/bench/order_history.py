@@ -15,7 +15,7 @@ from shop.bench.hooks import Hooks, restore
 from shop.bench.measure import Prepared, Requester, baseline_of, per_request, send
 from shop.bench.results import OrderHistory, Sample, Side, error_text
 from shop.bench.scenario import Call
-from shop.middleware import TOGGLE_HEADER
+from shop.perf_headers import TOGGLE_HEADER
 
 PAGE_SIZE = 50
 PATH = f"/api/orders/?page_size={PAGE_SIZE}"

@@ -1,36 +1,16 @@
 """Concurrent orders against real PostgreSQL: stock is never oversold, and a raced
 Idempotency-Key still yields exactly one order."""
 
-from concurrent.futures import ThreadPoolExecutor
-from threading import Barrier
-
 import pytest
-from django.db import connection
 
 from catalog.models import Variant
 from orders import services
 from orders.models import Order
 from shop.errors import Conflict
+from tests.concurrency import THREADS, run_concurrently
 from tests.factories import UserFactory, VariantFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-THREADS = 8
-
-
-def _run_concurrently(work, count):
-    """Start `count` calls of work(i) at the same instant, each on its own DB connection."""
-    barrier = Barrier(count)
-
-    def call(i):
-        try:
-            barrier.wait()
-            return work(i)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(call, range(count)))
 
 
 def test_concurrent_orders_never_oversell():
@@ -46,7 +26,7 @@ def test_concurrent_orders_never_oversell():
         except Conflict:
             return "short"
 
-    outcomes = _run_concurrently(place, THREADS)
+    outcomes = run_concurrently(place, THREADS)
     assert sorted(outcomes) == ["placed"] * 5 + ["short"] * (THREADS - 5)
     assert Variant.objects.get(pk=variant.pk).stock == 0
     assert Order.objects.count() == 5
@@ -64,7 +44,7 @@ def test_crossing_orders_do_not_deadlock():
         ]
         return services.order_place(user=user, lines=lines).created
 
-    assert _run_concurrently(place, THREADS) == [True] * THREADS
+    assert run_concurrently(place, THREADS) == [True] * THREADS
     assert Variant.objects.get(pk=a.pk).stock == 100 - THREADS
 
 
@@ -73,7 +53,7 @@ def test_a_raced_idempotency_key_gives_one_order():
     user = UserFactory()
     lines = [services.OrderLine(sku=variant.sku, quantity=2)]
 
-    results = _run_concurrently(
+    results = run_concurrently(
         lambda i: services.order_place(user=user, lines=lines, idempotency_key="same-click"),
         THREADS,
     )
@@ -96,7 +76,7 @@ def test_raced_retries_for_the_last_units_replay_instead_of_conflicting():
         except Conflict as exc:
             return exc
 
-    results = _run_concurrently(place, THREADS)
+    results = run_concurrently(place, THREADS)
     assert not [r for r in results if isinstance(r, Exception)]
     assert sum(r.created for r in results) == 1
     assert len({r.order.pk for r in results}) == 1

@@ -4,51 +4,25 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from rest_framework.test import APIClient
 
-from orders.models import Order, OrderItem
-from tests.factories import UserFactory, VariantFactory
+from orders.models import Order
+from tests.factories import OrderFactory, VariantFactory
 
 pytestmark = pytest.mark.django_db
 
 DAY = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
 
-def _order(*, when, lines, status=Order.Status.PAID):
-    order = Order.objects.create(
-        user=UserFactory(),
-        status=status,
-        created_at=when,
-        item_count=sum(q for _, q in lines),
-        total_amount=sum((v.price * q for v, q in lines), Decimal(0)),
-    )
-    for variant, quantity in lines:
-        OrderItem.objects.create(
-            order=order,
-            variant=variant,
-            product_name=variant.product.name,
-            sku=variant.sku,
-            unit_price=variant.price,
-            quantity=quantity,
-        )
-    return order
-
-
-@pytest.fixture
-def staff_client():
-    client = APIClient()
-    client.force_authenticate(UserFactory(is_staff=True))
-    return client
-
-
 def test_report_totals_by_day_and_top_products(staff_client):
     cheap, dear = VariantFactory(price=Decimal("2.00")), VariantFactory(price=Decimal("50.00"))
-    _order(when=DAY, lines=[(cheap, 3), (dear, 1)])
-    _order(when=DAY + timedelta(hours=1), lines=[(cheap, 1)])
-    _order(when=DAY + timedelta(days=1), lines=[(dear, 2)])
-    _order(when=DAY, lines=[(dear, 5)], status=Order.Status.CANCELLED)
-    _order(when=DAY, lines=[(dear, 7)], status=Order.Status.PENDING)  # not paid: no revenue
-    _order(when=DAY - timedelta(days=30), lines=[(dear, 9)])  # outside the range
+    OrderFactory(created_at=DAY, lines=[(cheap, 3), (dear, 1)])
+    OrderFactory(created_at=DAY + timedelta(hours=1), lines=[(cheap, 1)])
+    OrderFactory(created_at=DAY + timedelta(days=1), lines=[(dear, 2)])
+    OrderFactory(created_at=DAY, lines=[(dear, 5)], status=Order.Status.CANCELLED)
+    OrderFactory(
+        created_at=DAY, lines=[(dear, 7)], status=Order.Status.PENDING
+    )  # not paid: no revenue
+    OrderFactory(created_at=DAY - timedelta(days=30), lines=[(dear, 9)])  # outside the range
 
     response = staff_client.get("/api/reports/sales/?date_from=2026-03-10&date_to=2026-03-11")
     assert response.status_code == 200

@@ -22,7 +22,7 @@ from django.http import StreamingHttpResponse
 from rest_framework.authtoken.models import Token
 
 from catalog.models import Variant
-from orders.models import Order, OrderItem
+from orders.models import Order
 from shop import toggles
 from shop.bench import dataset, discovery, floor, runner
 from shop.bench.alternation import Arm, abba, schedule
@@ -32,8 +32,7 @@ from shop.bench.scenario import Call, Scenario
 from shop.seed import SIZES
 from shop.techniques import db_indexes
 from tests.factories import (
-    BrandFactory,
-    CategoryFactory,
+    OrderFactory,
     ProductFactory,
     UserFactory,
     VariantFactory,
@@ -42,13 +41,6 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 FAKE = "bench_fake"
-
-
-@pytest.fixture
-def products():
-    categories = CategoryFactory.create_batch(3)
-    brands = BrandFactory.create_batch(4)
-    return [ProductFactory(category=categories[i % 3], brand=brands[i % 4]) for i in range(12)]
 
 
 @pytest.fixture
@@ -71,27 +63,6 @@ def _bench(tmp_path, *args):
     return json.loads((tmp_path / "bench.json").read_text()), out.getvalue()
 
 
-def _order(user, *, when, lines, paid_at=None, status=Order.Status.PAID):
-    order = Order.objects.create(
-        user=user,
-        status=status,
-        created_at=when,
-        paid_at=paid_at,
-        item_count=sum(quantity for _, quantity in lines),
-        total_amount=sum((v.price * quantity for v, quantity in lines), Decimal(0)),
-    )
-    for variant, quantity in lines:
-        OrderItem.objects.create(
-            order=order,
-            variant=variant,
-            product_name=variant.product.name,
-            sku=variant.sku,
-            unit_price=variant.price,
-            quantity=quantity,
-        )
-    return order
-
-
 @pytest.fixture
 def history(customer):
     """A customer with five orders (and a neighbour with one): prices with trailing zeros,
@@ -101,12 +72,19 @@ def history(customer):
     )
     plain = VariantFactory(price=Decimal("3.00"))
     when = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
-    _order(customer, when=when, lines=[(odd, 2), (plain, 1)], paid_at=when)
-    _order(customer, when=when.replace(microsecond=123456), lines=[(plain, 5)])
-    _order(customer, when=when.replace(day=11), lines=[(odd, 1)], status=Order.Status.PENDING)
-    _order(customer, when=when.replace(day=9), lines=[(plain, 1), (odd, 3)], paid_at=when)
-    _order(customer, when=when, lines=[(plain, 2)], status=Order.Status.CANCELLED)
-    _order(UserFactory(), when=when, lines=[(plain, 1)])
+    OrderFactory(user=customer, created_at=when, lines=[(odd, 2), (plain, 1)], paid_at=when)
+    OrderFactory(user=customer, created_at=when.replace(microsecond=123456), lines=[(plain, 5)])
+    OrderFactory(
+        user=customer,
+        created_at=when.replace(day=11),
+        lines=[(odd, 1)],
+        status=Order.Status.PENDING,
+    )
+    OrderFactory(
+        user=customer, created_at=when.replace(day=9), lines=[(plain, 1), (odd, 3)], paid_at=when
+    )
+    OrderFactory(user=customer, created_at=when, lines=[(plain, 2)], status=Order.Status.CANCELLED)
+    OrderFactory(user=UserFactory(), created_at=when, lines=[(plain, 1)])
     return customer
 
 

@@ -11,24 +11,23 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection
 
-from catalog import services as catalog_services
 from catalog.models import Review
 from shop.bench.measure import BenchError
 from shop.bench.scenarios import denormalized_fields as scenarios
 from shop.techniques import denormalized_fields
-from tests.factories import OrderFactory, ProductFactory, UserFactory, VariantFactory
+from tests.factories import (
+    OrderFactory,
+    ProductFactory,
+    UserFactory,
+    VariantFactory,
+    review_by_service,
+)
 
 # ALTER TABLE refuses a table with pending deferred foreign-key checks, as a test's
 # never-committed transaction would have: these tests commit, as the bench does.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ALL = sorted(name for names in denormalized_fields.UPKEEP_TRIGGERS.values() for name in names)
-
-
-def _review(product, rating=4):
-    return catalog_services.review_create(
-        product_id=product.pk, author=UserFactory(), rating=rating, title="t", body="b"
-    )
 
 
 def _drift() -> int:
@@ -57,11 +56,11 @@ def _elsewhere(write) -> None:
 
 def test_before_disables_only_what_a_review_insert_fires_and_after_restores_all():
     product = ProductFactory()
-    renamed = _review(ProductFactory()).author  # their review copies their name
+    renamed = review_by_service(ProductFactory()).author  # their review copies their name
     try:
         scenarios.before(False)
         assert _disabled() == sorted(denormalized_fields.UPKEEP_TRIGGERS["catalog_review"])
-        _review(product)  # written without upkeep: the product still says 0 reviews
+        review_by_service(product)  # written without upkeep: the product still says 0 reviews
         # Others keep writing meanwhile: a rename and a new order keep their copies.
         _elsewhere(lambda: OrderFactory(lines=[(VariantFactory(), 3)]))
         _elsewhere(lambda: get_user_model().objects.filter(pk=renamed.pk).update(username="x1"))
@@ -84,7 +83,7 @@ def test_before_disables_only_what_a_review_insert_fires_and_after_restores_all(
 def test_the_off_side_is_checked_before_timing(monkeypatch):
     product = ProductFactory()
     for rating in (5, 3):
-        _review(product, rating)
+        review_by_service(product, rating)
     UserFactory()  # a customer who has not reviewed it
     (write,) = [s for s in scenarios.EXTRA_SCENARIOS if s.writes]
     write.prepare()  # off leaves the stored count alone, on adds the review
@@ -99,7 +98,7 @@ def test_the_off_side_is_checked_before_timing(monkeypatch):
 def test_the_write_cost_pair_runs_and_answers_the_same(tmp_path):
     products = ProductFactory.create_batch(3)
     for rating in (5, 3, 4):
-        _review(products[0], rating)
+        review_by_service(products[0], rating)
     customer = UserFactory()
     OrderFactory(user=customer, lines=[(VariantFactory(), 2)])
     reviews_before = Review.objects.count()

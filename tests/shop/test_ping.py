@@ -3,7 +3,7 @@
 import pytest
 from rest_framework.authtoken.models import Token
 
-from shop.middleware import parse_query_counts
+from shop.perf_headers import parse_query_counts
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -16,7 +16,6 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from catalog import apis as catalog_apis
 from catalog import imports as catalog_imports
@@ -26,6 +25,7 @@ from orders import services as order_services
 from orders.models import Order, OrderEvent, OrderItem, Payment
 from shop import toggles
 from shop.techniques import bulk_writes
+from tests.concurrency import THREADS, run_concurrently
 from tests.factories import BrandFactory, CategoryFactory, UserFactory, VariantFactory
 from tests.orders import test_order_concurrency as concurrency
 
@@ -234,18 +234,11 @@ def test_crossing_orders_with_many_lines_do_not_deadlock(state, monkeypatch):
         lines = [order_services.OrderLine(sku=v.sku, quantity=1) for v in ordered]
         return order_services.order_place(user=user, lines=lines).created
 
-    assert concurrency._run_concurrently(place, concurrency.THREADS) == [True] * concurrency.THREADS
-    assert set(Variant.objects.values_list("stock", flat=True)) == {100 - concurrency.THREADS}
+    assert run_concurrently(place, THREADS) == [True] * THREADS
+    assert set(Variant.objects.values_list("stock", flat=True)) == {100 - THREADS}
 
 
 # --- importing products ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def staff_client():
-    client = APIClient()
-    client.force_authenticate(UserFactory(is_staff=True))
-    return client
 
 
 @pytest.fixture

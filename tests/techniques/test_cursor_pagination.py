@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from rest_framework.test import APIClient
 
 from shop import toggles
 from shop.bench.measure import BenchError
@@ -23,13 +22,6 @@ pytestmark = pytest.mark.django_db
 START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 URL = "/api/staff/orders/"
 INDEX = "orders_order_created_idx"  # (created_at DESC, id DESC), from the db_indexes technique
-
-
-@pytest.fixture
-def staff_client() -> APIClient:
-    client = APIClient()
-    client.force_authenticate(UserFactory(is_staff=True))
-    return client
 
 
 @pytest.fixture

@@ -7,23 +7,15 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
-from rest_framework.test import APIClient
 
 from orders import selectors
 from orders.models import Order
 from shop import toggles
-from tests.factories import OrderFactory, UserFactory, VariantFactory
+from tests.factories import OrderFactory, VariantFactory
 
 pytestmark = pytest.mark.django_db
 
 DAY = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def staff_client() -> APIClient:
-    client = APIClient()
-    client.force_authenticate(UserFactory(is_staff=True))
-    return client
 
 
 def _ties():

@@ -8,7 +8,6 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from catalog import services as catalog_services
 from catalog.models import Product, Review
 from orders.models import Order
 from shop.techniques import denormalized_fields
@@ -16,8 +15,8 @@ from tests.factories import (
     OrderFactory,
     OrderItemFactory,
     ProductFactory,
-    UserFactory,
     VariantFactory,
+    review_by_service,
 )
 
 pytestmark = pytest.mark.django_db
@@ -36,9 +35,7 @@ def shop():
     products = ProductFactory.create_batch(2)
     for product, ratings in zip(products, ((5, 4), (2,)), strict=True):
         for rating in ratings:
-            catalog_services.review_create(
-                product_id=product.pk, author=UserFactory(), rating=rating, title="t", body="b"
-            )
+            review_by_service(product, rating)
     variant = VariantFactory(price=Decimal("3.50"))
     orders = [OrderFactory(lines=[(variant, n)]) for n in (1, 2)]
     return {"products": products, "orders": orders}
@@ -112,9 +109,7 @@ def test_writes_with_the_triggers_disabled_are_found(shop):
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("ALTER TABLE catalog_review DISABLE TRIGGER USER")
         cursor.execute("ALTER TABLE orders_orderitem DISABLE TRIGGER USER")
-    catalog_services.review_create(
-        product_id=product.pk, author=UserFactory(), rating=5, title="t", body="b"
-    )
+    review_by_service(product, 5)
     # A new order's item, with the items' trigger off: the order keeps its 0 and 0.00.
     new = OrderFactory()
     OrderItemFactory(order=new, variant=VariantFactory(price=Decimal("2.25")), quantity=2)

@@ -9,11 +9,10 @@ from django.db import connection
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
-from catalog import services as catalog_services
 from catalog.models import Review
 from orders import services as order_services
 from orders.models import Order, OrderItem
-from tests.factories import ProductFactory, UserFactory, VariantFactory
+from tests.factories import ProductFactory, VariantFactory, review_by_service
 
 pytestmark = pytest.mark.django_db
 
@@ -24,14 +23,12 @@ def _reviewed(*ratings):
     """A product with these ratings, each review written by the service, as the API does."""
     product = ProductFactory()
     for rating in ratings:
-        catalog_services.review_create(
-            product_id=product.pk, author=UserFactory(), rating=rating, title="t", body="b"
-        )
+        review_by_service(product, rating)
     return product
 
 
 @pytest.fixture
-def products():
+def rated_products():
     """Averages that catch a wrong rounding: 4.025 and 4.125 round half up to 4.03 and 4.13,
     where floats or half-even rounding give 4.02 and 4.12."""
     return {
@@ -72,12 +69,12 @@ def _both(client, path):
     return answers
 
 
-def test_product_list_same_answer_with_exact_rounding(api_client, products):
+def test_product_list_same_answer_with_exact_rounding(api_client, rated_products):
     answers = _both(api_client, "/api/products/?page_size=10")
     (off, off_sql), (on, on_sql) = answers["off"], answers["on"]
     assert off == on
     shown = {row["id"]: (row["rating_avg"], row["review_count"]) for row in on["results"]}
-    assert {name: shown[product.pk] for name, product in products.items()} == {
+    assert {name: shown[product.pk] for name, product in rated_products.items()} == {
         "no reviews": ("0.00", 0),
         "one": ("1.00", 1),
         "4.333…": ("4.33", 3),
@@ -93,15 +90,15 @@ def test_product_list_same_answer_with_exact_rounding(api_client, products):
 
 
 @pytest.mark.parametrize("name", ["no reviews", "4.025", "4.125"])
-def test_product_detail_same_answer(api_client, products, name):
-    answers = _both(api_client, f"/api/products/{products[name].pk}/")
+def test_product_detail_same_answer(api_client, rated_products, name):
+    answers = _both(api_client, f"/api/products/{rated_products[name].pk}/")
     assert answers["off"][0] == answers["on"][0]
     assert any('JOIN "catalog_review"' in sql for sql in answers["off"][1])
     assert not any('JOIN "catalog_review"' in sql for sql in answers["on"][1])
 
 
-def test_review_list_same_answer_and_no_join_when_on(api_client, products):
-    product = products["4.125"]
+def test_review_list_same_answer_and_no_join_when_on(api_client, rated_products):
+    product = rated_products["4.125"]
     author = Review.objects.filter(product=product).order_by("id").first().author
     author.username = "renamed-reviewer"
     author.save()  # the post_save receiver renames the stored copies too
@@ -153,11 +150,11 @@ def _drift() -> dict[str, int]:
 NO_DRIFT = {"author names": 0, "ratings": 0, "order totals": 0}
 
 
-def test_writes_that_bypass_the_models_keep_the_copies_right(api_client, products, orders):
+def test_writes_that_bypass_the_models_keep_the_copies_right(api_client, rated_products, orders):
     """A queryset update(), raw SQL and Django's cascades never run model code, and each of
     them changes the copies' sources: the database triggers keep every copy right anyway."""
     assert _drift() == NO_DRIFT
-    one, other = products["one"], products["4.125"]  # ratings 1, and 4 x 7 and 5
+    one, other = rated_products["one"], rated_products["4.125"]  # ratings 1, and 4 x 7 and 5
     Review.objects.filter(product=one).update(rating=5)  # a queryset update(): 1 -> 5
     moved = Review.objects.filter(product=other, rating=4).order_by("id").first()
     Review.objects.filter(pk=moved.pk).update(product=one)  # a 4 moves to `one`
@@ -193,5 +190,5 @@ def test_writes_that_bypass_the_models_keep_the_copies_right(api_client, product
     # Django's cascades: a user's delete takes their reviews of several products with it,
     # and a product's delete takes its reviews.
     User.objects.get(pk=review.author_id).delete()
-    products["4.025"].delete()
+    rated_products["4.025"].delete()
     assert _drift() == NO_DRIFT

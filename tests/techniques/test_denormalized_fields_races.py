@@ -17,7 +17,6 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Avg, Count, F, Sum
 
-from catalog import services as catalog_services
 from catalog.models import Product, Review
 from orders.models import Order, OrderItem
 from tests.factories import (
@@ -26,6 +25,7 @@ from tests.factories import (
     ProductFactory,
     UserFactory,
     VariantFactory,
+    review_by_service,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -114,20 +114,9 @@ def _stored_totals(order: Order) -> tuple[int, Decimal]:
     return order.item_count, order.total_amount
 
 
-def _review(product, rating=4, author=None):
-    """A review created through the service, so its product's copies start right."""
-    return catalog_services.review_create(
-        product_id=product.pk,
-        author=author or UserFactory(),
-        rating=rating,
-        title="t",
-        body="b",
-    )
-
-
 def test_two_reviews_deleted_at_once_leave_the_count_right():
     product = ProductFactory()
-    first, second, _ = (_review(product, rating) for rating in (1, 2, 5))
+    first, second, _ = (review_by_service(product, rating) for rating in (1, 2, 5))
 
     _race(
         lambda: Review.objects.get(pk=first.pk).delete(),
@@ -139,10 +128,10 @@ def test_two_reviews_deleted_at_once_leave_the_count_right():
 
 def test_a_review_created_while_another_is_deleted_leaves_the_count_right():
     product = ProductFactory()
-    doomed, _ = _review(product, 1), _review(product, 3)
+    doomed, _ = review_by_service(product, 1), review_by_service(product, 3)
 
     _race(
-        lambda: _review(product, 5),
+        lambda: review_by_service(product, 5),
         lambda: Review.objects.get(pk=doomed.pk).delete(),
     )
 
@@ -154,11 +143,11 @@ def test_a_review_created_while_its_products_other_reviewer_is_deleted():
     of those products is being written."""
     product, other = ProductFactory(), ProductFactory()
     leaving = UserFactory()
-    _review(product, 1, author=leaving)
-    _review(other, 2, author=leaving)
-    _review(product, 4)
+    review_by_service(product, 1, author=leaving)
+    review_by_service(other, 2, author=leaving)
+    review_by_service(product, 4)
 
-    _race(lambda: _review(product, 5), lambda: User.objects.get(pk=leaving.pk).delete())
+    _race(lambda: review_by_service(product, 5), lambda: User.objects.get(pk=leaving.pk).delete())
 
     assert _stored_rating(product) == _true_rating(product) == (Decimal("4.50"), 2)
     assert _stored_rating(other) == _true_rating(other) == (Decimal("0.00"), 0)
@@ -176,7 +165,7 @@ def test_a_rename_that_commits_after_the_login_reaches_the_new_review():
     thread, box = _in_thread(rename)
     thread.join(WAIT)
     assert "error" not in box
-    review = _review(product, author=author)  # `author` still says "before-rename"
+    review = review_by_service(product, author=author)  # `author` still says "before-rename"
 
     assert review.author_username == "after-rename"  # what the API answers
     assert Review.objects.get(pk=review.pk).author_username == "after-rename"
@@ -193,7 +182,7 @@ def test_a_rename_racing_a_new_review_reaches_it(rename_first):
         user.save()
 
     def write():
-        _review(product, author=author)  # `author` still says "before-rename"
+        review_by_service(product, author=author)  # `author` still says "before-rename"
 
     if rename_first:
         _race(rename, write)

@@ -23,7 +23,7 @@ from orders.apis import OrderOutputSerializer
 from orders.models import Order
 from shop import toggles
 from shop.bench.scenarios import fast_serialization as scenario
-from shop.middleware import parse_query_counts
+from shop.perf_headers import parse_query_counts
 from shop.techniques import fast_serialization
 from tests.factories import (
     BrandFactory,
@@ -86,13 +86,6 @@ def shop():
 def customer_client(shop):
     client = APIClient()
     client.force_authenticate(shop["customer"])
-    return client
-
-
-@pytest.fixture
-def staff_client(db):
-    client = APIClient()
-    client.force_authenticate(UserFactory(is_staff=True))
     return client
 
 

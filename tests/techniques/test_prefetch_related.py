@@ -18,7 +18,7 @@ from orders import services
 from orders.models import Order
 from shop import toggles
 from shop.bench.statements import lazy_sql, recording
-from shop.middleware import parse_query_counts
+from shop.perf_headers import parse_query_counts
 from shop.techniques import prefetch_related
 from tests.factories import VariantFactory
 

@@ -11,17 +11,10 @@ import pytest
 
 from catalog.models import Product
 from shop.bench.statements import lazy_sql, recording
-from shop.middleware import parse_query_counts
-from tests.factories import BrandFactory, CategoryFactory, ProductFactory, VariantFactory
+from shop.perf_headers import parse_query_counts
+from tests.factories import VariantFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def products():
-    categories = CategoryFactory.create_batch(3)
-    brands = BrandFactory.create_batch(4)
-    return [ProductFactory(category=categories[i % 3], brand=brands[i % 4]) for i in range(12)]
 
 
 def _lazy(attribute):

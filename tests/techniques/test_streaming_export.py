@@ -9,25 +9,17 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from rest_framework.test import APIClient
 
 from orders.models import Order
 from shop import toggles
-from shop.middleware import parse_query_counts
+from shop.perf_headers import parse_query_counts
 from shop.techniques import streaming_export
-from tests.factories import OrderFactory, UserFactory, VariantFactory
+from tests.factories import OrderFactory, VariantFactory
 
 pytestmark = pytest.mark.django_db
 
 DAY = datetime(2026, 3, 10, tzinfo=UTC)
 URL = "/api/staff/orders/export.csv?date_from=2026-03-10&date_to=2026-03-11"
-
-
-@pytest.fixture
-def staff_client() -> APIClient:
-    client = APIClient()
-    client.force_authenticate(UserFactory(is_staff=True))
-    return client
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shop.middleware import parse_query_counts
+from shop.perf_headers import parse_query_counts
 from tests.factories import ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -117,7 +117,7 @@ def test_the_toggle_list_shows_effective_state(api_client, monkeypatch):
 def test_server_timing_keeps_metrics_set_further_in(rf):
     from django.http import HttpResponse
 
-    from shop.middleware import QueryCostMiddleware
+    from shop.perf_headers import QueryCostMiddleware
 
     def inner(request):
         response = HttpResponse("ok")

@@ -1,10 +1,9 @@
-"""What every API view shares: how errors become responses."""
+"""How the API's errors become JSON: the DRF exception handler for errors a view raises, and
+Django's error views (handler400/403/404/500) for the ones no view answers."""
 
 from http import HTTPStatus
 
-import drf_spectacular.openapi
 from django.conf import settings
-from django.core import validators
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import JsonResponse
 from django.urls import Resolver404, resolve
@@ -31,7 +30,7 @@ def payload_too_large(limit: int) -> dict[str, str]:
 
 # Django's error views, set as handler400/403/404/500 in config/urls.py: JSON under /api/,
 # Django's own pages elsewhere (the admin). With DEBUG on Django shows its technical pages
-# instead of these; shop.api_middleware.ApiErrorMiddleware turns those into JSON too.
+# instead of these; shop.api_errors_middleware.ApiErrorMiddleware turns those into JSON too.
 
 
 def bad_request(request, exception):
@@ -54,7 +53,7 @@ def not_found(request, exception=None):
     if request.path.startswith(API_PREFIX):
         detail = None
         # A POST to /api/orders is not redirected to /api/orders/ (its body would be lost on
-        # the way, see shop.api_middleware.CommonMiddleware): say which URL was meant.
+        # the way, see shop.api_errors_middleware.CommonMiddleware): say which URL was meant.
         if not request.path.endswith("/") and _resolves(request.path_info + "/"):
             detail = f"Not found. The API's URLs end with a slash: {request.path}/"
         return JsonResponse(error_payload(404, detail), status=404)
@@ -89,57 +88,3 @@ def exception_handler(exc, context):
         # DATA_UPLOAD_MAX_NUMBER_FILES files (100). Bad input, so a 400, and JSON like the rest.
         return Response(error_payload(400, str(exc)), status=400)
     return drf_exception_handler(exc, context)
-
-
-class AutoSchema(drf_spectacular.openapi.AutoSchema):
-    """Name schema components after the view that owns a nested serializer.
-
-    Views keep their serializers inside them (`ProductDetailApi.OutputSerializer`), so plain
-    class names collide; `ProductDetailOutput` and `OrderDetailOutputPayment` do not.
-    """
-
-    def _get_serializer_name(self, serializer, direction, bypass_extensions=False):
-        name = super()._get_serializer_name(serializer, direction, bypass_extensions)
-        cls = serializer if isinstance(serializer, type) else type(serializer)
-        parts = cls.__qualname__.split(".")
-        if len(parts) > 1 and name == cls.__name__.removesuffix("Serializer"):
-            name = "".join(part.removesuffix("Serializer").removesuffix("Api") for part in parts)
-        return name
-
-
-class Stated:
-    """A limit the schema states and something else checks.
-
-    drf-spectacular writes a field's Min/MaxValue and Min/MaxLength validators into the schema
-    (`minimum`, `maxItems`...), but not the `max_length` of a list of serializers, which DRF
-    checks itself. These carry the limit (or the setting's value) when the schema is built, and
-    check nothing themselves. An order's lines are checked by `orders.services.lines_validate`,
-    for every caller (the API, the bench, the seed) and with every bad line reported at once;
-    a product import's size by DRF's list serializer.
-    """
-
-    def __init__(self, limit: int | str) -> None:
-        self._limit = limit  # a number, or the name of the setting that holds it
-
-    @property
-    def limit_value(self) -> int:
-        return getattr(settings, self._limit) if isinstance(self._limit, str) else self._limit
-
-    def __call__(self, value) -> None:
-        pass
-
-
-class StatedMinValue(Stated, validators.MinValueValidator):
-    pass
-
-
-class StatedMaxValue(Stated, validators.MaxValueValidator):
-    pass
-
-
-class StatedMinLength(Stated, validators.MinLengthValidator):
-    pass
-
-
-class StatedMaxLength(Stated, validators.MaxLengthValidator):
-    pass

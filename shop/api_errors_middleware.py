@@ -6,7 +6,7 @@ from django.http import JsonResponse
 from django.middleware import common
 from rest_framework.response import Response
 
-from shop.api import API_PREFIX, error_payload, not_found, payload_too_large
+from shop.api_errors import API_PREFIX, error_payload, not_found, payload_too_large
 
 
 class CommonMiddleware(common.CommonMiddleware):
@@ -14,7 +14,7 @@ class CommonMiddleware(common.CommonMiddleware):
 
     `POST /api/orders` (no slash) is redirected to `/api/orders/` with a 301, which clients
     follow as a GET without the body; with DEBUG on Django raises a RuntimeError instead, a 500.
-    Under /api/ such a request gets the JSON 404 of shop.api.not_found, naming the URL with its
+    Under /api/ such a request gets the JSON 404 of shop.api_errors.not_found, naming the URL with its
     slash. A GET or HEAD is still redirected, as everywhere else.
     """
 
@@ -59,7 +59,7 @@ class BodyLimitMiddleware:
 class ApiErrorMiddleware:
     """Every error under /api/ is JSON, whoever answered it.
 
-    Views answer errors in JSON (shop.api.exception_handler), and so do the error views of
+    Views answer errors in JSON (shop.api_errors.exception_handler), and so do the error views of
     config/urls.py, but only with DEBUG off: with DEBUG on (`make serve`) Django answers an
     unknown URL, a request it finds suspicious (too many query parameters, a bad Host) and an
     unhandled exception with its HTML debug pages. This turns those into the same
