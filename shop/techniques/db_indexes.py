@@ -17,7 +17,7 @@ instead of testing every name.
 This technique is not like the others. The off and on paths are not two pieces of code: the
 queries are identical, and what differs is the database they run against. So no request can
 choose a side: `X-Perf-Toggles: db_indexes=off` is refused with a 400 that names the command
-(shop.middleware.NOT_PER_REQUEST), and `GET /api/perf/toggles/` lists db_indexes as the
+(shop.perf_headers.NOT_PER_REQUEST), and `GET /api/perf/toggles/` lists db_indexes as the
 database has it (`in_effect()`, source "database"). What changes the database is
 `apply_state()` (the `db_indexes` management command and the benchmark's `before()` hook call
 it); the migrations create the indexes, so "on" is the normal state of every database.
