@@ -134,7 +134,9 @@ class PerfShopUser(HttpUser):
         self.token = None
         self.client.headers.pop("Authorization", None)
 
-    def post_order(self, items: list[dict], *, headers: dict | None = None) -> int | None:
+    def post_order(
+        self, items: list[dict], *, headers: dict | None = None, name: str = "/api/orders/"
+    ) -> int | None:
         """POST /api/orders/ with a fresh Idempotency-Key; the new order's id, or None.
 
         A 409 (insufficient stock) is a legitimate business answer, counted as a success."""
@@ -142,7 +144,7 @@ class PerfShopUser(HttpUser):
             "/api/orders/",
             json={"items": items},
             headers={"Idempotency-Key": str(uuid.uuid4()), **(headers or {})},
-            name="/api/orders/",
+            name=name,
             catch_response=True,
         ) as response:
             if response.status_code in (200, 201):
@@ -249,7 +251,11 @@ class OrderingUser(TechniqueUser):
             return
         cls.orders_left -= 1
         items = [{"sku": sku, "quantity": 1} for sku in self._skus[: self.lines]]
-        order_id = self.post_order(items, headers=self.toggles(**self.hold))
+        order_id = self.post_order(
+            items,
+            headers=self.toggles(**self.hold),
+            name=f"{self.technique}: /api/orders/ ({self.lines} lines)",
+        )
         if order_id is None:
             return
         with self.client.post(
