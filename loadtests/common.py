@@ -269,6 +269,18 @@ class OrderingUser(TechniqueUser):
                 response.failure(f"cancel: HTTP {response.status_code}: {response.text[:200]}")
 
 
+ORDER_STOP_TIMEOUT = 30  # seconds; an order of 100 lines and its cancel take well under that
+
+
+@events.init.add_listener
+def _let_orders_finish(environment, **_kwargs):
+    """When the run time is up, let an ordering user finish its task (Locust's --stop-timeout).
+    Stopped between its order and the cancel, it would leave that order's stock taken."""
+    ordering = any(issubclass(cls, OrderingUser) for cls in environment.user_classes or [])
+    if ordering and not environment.stop_timeout:
+        environment.stop_timeout = ORDER_STOP_TIMEOUT
+
+
 def json_body(response) -> dict:
     try:
         body = response.json()
