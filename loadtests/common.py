@@ -13,7 +13,6 @@ scenarios LOADTEST_TOGGLE (on|off) and LOADTEST_MAX_ORDERS.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import random
@@ -193,8 +192,8 @@ class OrderingUser(TechniqueUser):
 
     Orders are written for real (the bench rolls its back), so a Locust process places at most
     LOADTEST_MAX_ORDERS of them (default 200), shared by its users; then they stop. The rows a
-    run adds are bounded, not only its time. The SKUs are learnt once per process from the
-    newest products' details, as the bench takes the first variants in stock.
+    run adds are bounded, not only its time. The SKUs (one variant in stock of each of the newest
+    products) are learnt once per process; the bench likewise orders the same SKUs every time.
     """
 
     abstract = True
@@ -284,7 +283,7 @@ def _let_orders_finish(environment, **_kwargs):
 def json_body(response) -> dict:
     try:
         body = response.json()
-    except (ValueError, json.JSONDecodeError):
+    except ValueError:  # requests' JSONDecodeError included
         return {}
     return body if isinstance(body, dict) else {}
 
