@@ -52,7 +52,7 @@ serve: stack-up  ## Run gunicorn and the Celery workers (the Procfile), Ctrl-C t
 down:  ## Stop the local stack (data is kept; `python -m shop.devstack down --purge` deletes it)
 	@if [ -x $(PY) ]; then $(PY) -m shop.devstack down; else echo "nothing to stop: no $(VENV)"; fi
 
-loadtest: install  ## Run Locust headless against `make serve` for a bounded time; CSVs in loadtests/results/
+loadtest: install  ## Run Locust headless against `make serve` for a bounded time (LOADTEST_SCENARIO=<technique> LOADTEST_TOGGLE=off|on: one technique); CSVs in loadtests/results/
 	bash loadtests/run.sh
 
 compose-check:  ## Validate docker-compose.yml (needs the docker-compose client, no engine)

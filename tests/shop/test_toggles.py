@@ -43,6 +43,7 @@ def test_the_catalog_the_registry_and_the_files_agree():
         assert (ROOT / f"tests/techniques/test_{name}.py").is_file(), name
         assert (ROOT / f"docs/techniques/{name}.md").is_file(), name
         assert (ROOT / f"shop/bench/scenarios/{name}.py").is_file(), name
+        assert (ROOT / f"loadtests/scenarios/{name}.py").is_file(), name
 
 
 def test_defaults_are_on():

@@ -1,0 +1,48 @@
+"""fast_serialization under load: the three lists of its bench scenario
+(shop/bench/scenarios/fast_serialization.py), in turn, each with the bench's holds:
+
+- a customer's order history, 50 orders with their items (prefetch_related held on);
+- the staff order list's first cursor page of 50 (cursor_pagination held on);
+- the product list, 50 rows with category and brand (select_related and field_selection on).
+"""
+
+from locust import task
+
+from loadtests.common import STAFF, TechniqueUser, customer
+
+
+class FastSerializationUser(TechniqueUser):
+    technique = "fast_serialization"
+
+    def on_start(self) -> None:
+        super().on_start()
+        # Two logins: the order history is a customer's, the staff list is staff only.
+        self.log_in(STAFF)
+        self.staff_token = self.client.headers.pop("Authorization", None)
+        self.log_in(customer())
+
+    @task
+    def order_history(self) -> None:
+        if self.authenticated():
+            self.client.get(
+                "/api/orders/?page_size=50",
+                headers=self.toggles(prefetch_related=True),
+                name="fast_serialization: /api/orders/?page_size=50",
+            )
+
+    @task
+    def staff_order_list(self) -> None:
+        if self.staff_token:
+            self.client.get(
+                "/api/staff/orders/?page_size=50",
+                headers={"Authorization": self.staff_token, **self.toggles(cursor_pagination=True)},
+                name="fast_serialization: /api/staff/orders/?page_size=50",
+            )
+
+    @task
+    def product_list(self) -> None:
+        self.client.get(
+            "/api/products/?page_size=50",
+            headers=self.toggles(select_related=True, field_selection=True),
+            name="fast_serialization: /api/products/?page_size=50",
+        )
