@@ -15,7 +15,7 @@ from locust.exception import StopUser
 from loadtests.common import STAFF, TechniqueUser, json_body
 
 # The examples the bench and EXPLAIN use; the module imports without Django's set-up.
-from shop.techniques.db_indexes import FILTER_DAYS, FILTER_STATUS, SEARCH_EXAMPLE
+from shop.bench.query_examples import FILTER_DAYS, FILTER_STATUS, SEARCH_EXAMPLE
 
 # Held on, so both sides run the same code and only the indexes differ.
 HOLD = {

@@ -20,13 +20,8 @@ from django.db import connections
 from catalog.selectors import most_reviewed_product_id, product_list, review_list
 from orders.models import Order
 from orders.selectors import busiest_customer, order_list, order_list_all, sales_report
+from shop.bench.query_examples import FILTER_DAYS, FILTER_STATUS, SEARCH_EXAMPLE
 from shop.techniques.db_indexes import INDEXES
-
-SEARCH_EXAMPLE = "kettle"  # medium: 92 of the 9,688 active products (Kettle, Kettlebell)
-
-# The staff filter's example: a status few orders are in, over the last 30 days of the data.
-FILTER_STATUS = "pending"  # medium: 4,086 of 100,000 orders; 368 in the last 30 days
-FILTER_DAYS = 30
 
 
 def staff_filter_example() -> dict[str, object] | None:
