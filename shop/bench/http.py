@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
+import urllib3
 
 from shop import toggles
 from shop.bench.discovery import Suite
@@ -103,35 +103,37 @@ def _block(
     """`count` requests from `clients` threads, each sending its next one once answered."""
     lock = threading.Lock()
     left = [count]
+    # One pool shared by the threads (see shop.bench.open_loop); no retries: an error counts.
+    pool = urllib3.PoolManager(maxsize=clients, retries=False)
+    timeout = urllib3.Timeout(total=TIMEOUT_S)
 
     def client() -> None:
-        with requests.Session() as session:
-            while True:
+        while True:
+            with lock:
+                if left[0] == 0:
+                    return
+                left[0] -= 1
+            started = time.perf_counter()
+            try:
+                # The whole body is read (preload_content): it is part of the request's time.
+                response = pool.request(
+                    prepared.method,
+                    url,
+                    body=prepared.body or None,
+                    headers=headers,
+                    timeout=timeout,
+                )
+            except urllib3.exceptions.HTTPError as exc:
                 with lock:
-                    if left[0] == 0:
-                        return
-                    left[0] -= 1
-                started = time.perf_counter()
-                try:
-                    response = session.request(
-                        prepared.method,
-                        url,
-                        data=prepared.body or None,
-                        headers=headers,
-                        timeout=TIMEOUT_S,
-                    )
-                    response.content  # noqa: B018 (the whole body is part of the request)
-                except requests.RequestException as exc:
-                    with lock:
-                        into.errors[type(exc).__name__] += 1
-                    continue
-                elapsed_ms = (time.perf_counter() - started) * 1000
-                with lock:
-                    into.times_ms.append(elapsed_ms)
-                    into.statuses[response.status_code] += 1
-                    into.db_queries = response.headers.get("X-DB-Queries")
-                    if response.status_code >= 400:
-                        into.errors[f"HTTP {response.status_code}"] += 1
+                    into.errors[type(exc).__name__] += 1
+                continue
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            with lock:
+                into.times_ms.append(elapsed_ms)
+                into.statuses[response.status] += 1
+                into.db_queries = response.headers.get("X-DB-Queries")
+                if response.status >= 400:
+                    into.errors[f"HTTP {response.status}"] += 1
 
     threads = [threading.Thread(target=client, name=f"http-client-{i}") for i in range(clients)]
     started = time.perf_counter()
@@ -140,6 +142,7 @@ def _block(
     for thread in threads:
         thread.join()
     into.wall_s += time.perf_counter() - started
+    pool.clear()
 
 
 def run_suite(

@@ -124,7 +124,7 @@ def test_a_refused_connection_is_an_error():
         pass  # the port is closed again
     result = open_loop.run(url, rate=100, duration_s=0.05, warmup_s=0)
     assert result.sent == 5 and result.errors == 5
-    assert result.error_kinds == {"ConnectionError": 5}
+    assert result.error_kinds == {"NewConnectionError": 5}
     assert result.achieved_rate == 0
 
 
