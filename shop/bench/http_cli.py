@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 
 from shop import toggles
-from shop.bench import discovery, http, open_loop, server
+from shop.bench import dataset, discovery, http, open_loop, server
 from shop.bench.measure import BASELINE_PATH, BenchError, Prepared, Requester, per_request
 from shop.perf_headers import TOGGLE_HEADER
 
@@ -96,7 +96,13 @@ def handle(options: dict[str, Any], *, write: Callable[[str], None], default_dir
     data: dict[str, Any] = {
         "started_at": timestamp.isoformat(timespec="seconds"),
         "settings_module": os.environ.get("DJANGO_SETTINGS_MODULE", settings.SETTINGS_MODULE),
+        # The client, gunicorn and PostgreSQL share these CPUs: the load says how busy they were.
+        "machine": dataset.machine(),
     }
+    write(
+        f"{data['machine']['cpu_count']} CPUs, load average "
+        f"{data['machine']['load_average_1m']} at the start"
+    )
     if options["open_loop"]:
         if len(names) > 1:
             raise BenchError("--open-loop sends one request: give one PATH or scenario NAME")
@@ -183,7 +189,9 @@ def _write_report(
     markdown = [
         f"# Bench: {title}",
         "",
-        f"Started {data['started_at']}, settings `{data['settings_module']}`.",
+        f"Started {data['started_at']}, settings `{data['settings_module']}`, "
+        f"{data['machine']['cpu_count']} CPUs, load average "
+        f"{data['machine']['load_average_1m']} at the start.",
         "",
         *body,
     ]

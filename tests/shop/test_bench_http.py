@@ -198,6 +198,7 @@ def test_open_loop_against_gunicorn_on_the_ping_endpoint(live_env, tmp_path):
     assert report["sent"] == 50
     assert report["errors"] == 0 and report["error_kinds"] == {}
     assert report["url"].startswith("http://127.0.0.1:")
+    assert report["machine"]["cpu_count"] >= 1
     assert "achieved" in out.getvalue() and "p99" in out.getvalue()
     assert "p99" in (tmp_path / "bench.md").read_text()
 
