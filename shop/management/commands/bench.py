@@ -1,5 +1,6 @@
 """`python manage.py bench [NAME ...] [--size small|medium|large] [--repeat N] [--json PATH]
 [--report DIR] [--strict]`: each technique off and on, in pairs, through the real request path.
+`--http` and `--open-loop` send over real HTTP to gunicorn instead (shop/bench/http_cli.py).
 SIGTERM stops it as Ctrl-C does: the finished scenarios are reported and every hook restores.
 
 Run it with settings that time honestly (DEBUG off, no debug toolbar):
@@ -19,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
-from shop.bench import alternation, dataset, discovery, report, runner
+from shop.bench import alternation, dataset, discovery, http_cli, report, runner
 from shop.bench.hooks import restore, sigterm_interrupts
 from shop.bench.measure import BenchError
 from shop.bench.results import Run
@@ -123,11 +124,29 @@ class Command(BaseCommand):
             help="exit non-zero when any technique gives a different answer off and on, or "
             "an unstable one (a side whose runs did not all give its first answer)",
         )
+        http_cli.add_arguments(parser)  # --http, --open-loop and their options
 
     def handle(self, *args, **options):
         # SIGTERM unwinds like Ctrl-C, so every after() hook restores (db_indexes' indexes).
         with sigterm_interrupts():
-            self._handle(*args, **options)
+            if http_cli.wanted(options):
+                self._handle_over_http(options)
+            else:
+                self._handle(*args, **options)
+
+    def _handle_over_http(self, options) -> None:
+        """--http or --open-loop: against gunicorn, which is stopped on the way out."""
+        self._refuse_distorting_settings()
+        self._refuse_unmigrated_database()
+        default_dir = self._default_dir(datetime.now(UTC))
+        try:
+            http_cli.handle(options, write=self.stdout.write, default_dir=default_dir)
+        except BenchError as exc:
+            raise CommandError(str(exc)) from None
+        except KeyboardInterrupt:
+            raise CommandError(
+                "Interrupted (Ctrl-C or SIGTERM): gunicorn stopped.", returncode=130
+            ) from None
 
     def _handle(self, *args, names, size, repeat, budget=alternation.BUDGET_S, **options):
         self._refuse_distorting_settings()
