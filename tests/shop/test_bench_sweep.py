@@ -1,0 +1,95 @@
+"""`manage.py bench --sweep NAME`: every point the data holds runs off against on, the JSON has
+one entry per point, and the HTML draws a line per side. Run on factory data; no timing is
+asserted."""
+
+import json
+import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from shop.bench import sweep_report
+from shop.bench.scenarios import cursor_pagination
+from tests.factories import OrderFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+SIDE_KEYS = {"p50_ms", "p95_ms", "db_p50_ms", "queries", "runs", "db_parts_ms"}
+
+
+@pytest.fixture
+def small_sweep(monkeypatch):
+    """Thirty orders (pairs at the same instant, so only the id orders them), pages of 5, and
+    offsets 5, 10, 20 and 1,000: the last is past the data, which holds pages up to 25."""
+    UserFactory(username="staff", is_staff=True)
+    for minute in range(15):
+        OrderFactory.create_batch(2, created_at=START + timedelta(minutes=minute))
+    monkeypatch.setattr(cursor_pagination, "PAGE_SIZE", 5)
+    sweep = replace(cursor_pagination.SWEEP, points=(5, 10, 20, 1_000))
+    monkeypatch.setattr(cursor_pagination, "SWEEP", sweep)
+
+
+def _sweep(tmp_path, *args):
+    out = StringIO()
+    call_command("bench", *args, "--report", str(tmp_path), stdout=out, stderr=StringIO())
+    return json.loads((tmp_path / "sweep.json").read_text()), out.getvalue()
+
+
+def test_every_point_runs_off_and_on_with_the_same_answer(small_sweep, tmp_path):
+    data, out = _sweep(tmp_path, "--sweep", "cursor_pagination", "--repeat", "2")
+    assert data["sweep"] == "cursor_pagination" and data["axis"] == "offset (rows)"
+    assert [p["point"] for p in data["points"]] == [5, 10, 20]
+    assert data["skipped"] == [1_000]
+    for point in data["points"]:
+        # Each point asks for its own page: page N off, the cursor after row N*5 on.
+        assert f"page={point['point'] // 5 + 1}&cursor=" in point["path"]
+        assert point["same_answer"] is True and point["answer_stable"] is True
+        assert point["error"] == ""
+        for side in ("off", "on"):
+            assert set(point[side]) == SIDE_KEYS
+            assert point[side]["runs"] == 2
+            assert set(point[side]["db_parts_ms"]) == {"count", "page"}
+            assert point[side]["db_parts_ms"]["page"] > 0
+        # The COUNT(*) is the page-number path's alone.
+        assert point["off"]["db_parts_ms"]["count"] > 0
+        assert point["on"]["db_parts_ms"]["count"] == 0
+        assert point["entry"]["off"]["runs"] == 2  # everything a single pair reports
+    assert re.search(r"^\s+20\s", out, re.MULTILINE)  # the table's row for offset 20
+
+
+def test_the_html_draws_a_line_per_side_and_measure(small_sweep, tmp_path):
+    _sweep(tmp_path, "--sweep", "cursor_pagination", "--repeat", "1")
+    html = (tmp_path / "sweep.html").read_text()
+    series = re.findall(r'<polyline data-series="([^"]+)" points="([^"]+)"', html)
+    assert [name for name, _ in series] == [
+        "off p50",
+        "on p50",
+        "off db",
+        "on db",
+        "off db: count",
+        "off db: page",
+        "on db: count",
+        "on db: page",
+    ]
+    assert all(len(points.split()) == 3 for _, points in series)  # one vertex per point
+    assert "| 20 |" in (tmp_path / "sweep.md").read_text()
+
+
+def test_the_x_axis_is_logarithmic():
+    svg = sweep_report.line_chart(
+        [("off p50", "#000", "", [(10, 1.0), (100, 2.0), (1_000, 3.0)])], x_label="n", label="t"
+    )
+    xs = [float(x) for x in re.search(r'points="([^"]+)"', svg)[1].replace(",", " ").split()[::2]]
+    assert xs[1] - xs[0] == pytest.approx(xs[2] - xs[1])  # each tenfold step, the same width
+
+
+def test_an_unknown_sweep_lists_the_ones_there_are(tmp_path):
+    with pytest.raises(CommandError, match="no sweep for 'nope'. Sweeps: .*cursor_pagination"):
+        _sweep(tmp_path, "--sweep", "nope")
+    with pytest.raises(CommandError, match="name no other technique"):
+        _sweep(tmp_path, "--sweep", "cursor_pagination", "select_related")
