@@ -30,6 +30,9 @@ class Sweep:
     axis: str  # what a point counts, for the chart's x axis: "offset (rows)"
     points: tuple[int, ...]  # the sizes of the work asked for, smallest first
     scenario_at: Callable[[int], Scenario]  # the scenario at one point (as `fit` returned it)
+    # Puts the database at this point before `fit` (db_indexes seeds each size): not timed,
+    # and the database is left at the last point's. None: the points share one data set.
+    data: Callable[[int], None] | None = None
     # The point the data can hold for one asked for (the deepest full page for an offset past
     # the end, say), or None to skip it. Runs before `scenario_at`; may read, must not write.
     fit: Callable[[int], int | None] = lambda point: point
@@ -146,26 +149,33 @@ def _sweep_of(name: str) -> Sweep | None:
 def run(suite: discovery.Suite, sweep: Sweep, *, plan: Plan, progress: Progress, into: SweepRun):
     """Every point the data holds, off against on, then the module's after() hook whatever
     happened. Points accumulate in `into` as they finish."""
-    requester = Requester()
     try:
         for asked in sweep.points:
+            if sweep.data is not None:
+                sweep.data(asked)
             point = sweep.fit(asked)
             if point is None:
                 into.skipped.append(asked)
                 progress.note(f"{suite.name}: the data cannot hold {asked:,} ({sweep.axis})")
                 continue
-            entry = run_scenario(
-                suite,
-                0,
-                sweep.scenario_at(point),
-                requester=requester,
-                plan=plan,
-                progress=progress,
-            )
+            # A requester per point: a `data` hook that seeds replaces the users and their
+            # tokens, and a token kept from the point before would be refused (401).
+            requester = Requester()
+            try:
+                entry = run_scenario(
+                    suite,
+                    0,
+                    sweep.scenario_at(point),
+                    requester=requester,
+                    plan=plan,
+                    progress=progress,
+                )
+            finally:
+                requester.close()
+            refused = [s.status for s in (entry.off, entry.on) if s and s.status >= 400]
+            if refused and not entry.error:  # the same error page off and on is no answer
+                entry.error = f"the request answered {refused[0]}: nothing was measured"
             into.points.append(Point(asked=asked, point=point, entry=entry))
     finally:
-        try:
-            into.problems.extend(restore([suite], progress))
-        finally:
-            requester.close()
+        into.problems.extend(restore([suite], progress))
     return into

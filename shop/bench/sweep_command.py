@@ -42,7 +42,8 @@ def run(
         shape=definition.shape,
         parts=definition.parts,
         started_at=timestamp.isoformat(timespec="seconds"),
-        size=size or dataset.matching_size(rows),
+        # A sweep with a `data` hook seeds each point itself: no one size describes it.
+        size=None if definition.data else size or dataset.matching_size(rows),
         rows=rows,
         machine=dataset.machine(),
         repeat=plan.repeat,

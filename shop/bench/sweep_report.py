@@ -53,7 +53,7 @@ def table(run: SweepRun, *, markdown: bool = False) -> str:
 
 def intro(run: SweepRun) -> list[str]:
     lines = [
-        f"sweep {run.name} over {run.axis}: {run.size or 'the data as it is'}, "
+        f"sweep {run.name} over {run.axis}: {run.size or 'the data of each point'}, "
         f"{run.repeat} runs per side per point; times in ms (p50), db = database time (p50)",
     ]
     if run.shape:

@@ -11,9 +11,13 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from rest_framework.authtoken.models import Token
 
+from orders.models import Order
 from shop.bench import sweep_report
 from shop.bench.scenarios import cursor_pagination
+from shop.bench.scenarios import db_indexes as db_indexes_scenario
+from shop.techniques import db_indexes
 from tests.factories import OrderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -93,3 +97,27 @@ def test_an_unknown_sweep_lists_the_ones_there_are(tmp_path):
         _sweep(tmp_path, "--sweep", "nope")
     with pytest.raises(CommandError, match="name no other technique"):
         _sweep(tmp_path, "--sweep", "cursor_pagination", "select_related")
+
+
+def test_db_indexes_puts_the_data_at_each_point_first(monkeypatch, tmp_path):
+    """db_indexes' points are table sizes: its `data` hook fills the table before each point
+    (seeding in the real sweep, factories here), and each point measures the table it left."""
+    UserFactory(username="staff", is_staff=True)
+    filled = []
+
+    def fill(orders):
+        filled.append(orders)
+        missing = orders - Order.objects.count()
+        OrderFactory.create_batch(missing, status=Order.Status.PENDING)
+        Token.objects.all().delete()  # as seeding does: the users are new
+
+    sweep = replace(db_indexes_scenario.SWEEP, data=fill, points=(4, 12))
+    monkeypatch.setattr(db_indexes_scenario, "SWEEP", sweep)
+    data, _ = _sweep(tmp_path, "--sweep", "db_indexes", "--repeat", "1")
+    assert filled == [4, 12]
+    assert [p["point"] for p in data["points"]] == [4, 12]
+    for point in data["points"]:
+        assert point["same_answer"] is True and point["error"] == ""
+        assert point["entry"]["off"]["status"] == point["entry"]["on"]["status"] == 200
+        assert len(point["entry"]["plans"]) == 2  # both sides' EXPLAIN: the indexes flipped
+    assert db_indexes.in_effect()  # after() put every index back
