@@ -14,11 +14,12 @@ from django.core.management.base import CommandError
 from rest_framework.authtoken.models import Token
 
 from orders.models import Order
-from shop.bench import sweep_report
-from shop.bench.scenarios import cursor_pagination
+from shop.bench import sweep_pages, sweep_report
+from shop.bench.scenarios import cursor_pagination, prefetch_related, select_related
 from shop.bench.scenarios import db_indexes as db_indexes_scenario
+from shop.pagination import PagePagination
 from shop.techniques import db_indexes
-from tests.factories import OrderFactory, UserFactory
+from tests.factories import OrderFactory, UserFactory, VariantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -121,3 +122,43 @@ def test_db_indexes_puts_the_data_at_each_point_first(monkeypatch, tmp_path):
         assert point["entry"]["off"]["status"] == point["entry"]["on"]["status"] == 200
         assert len(point["entry"]["plans"]) == 2  # both sides' EXPLAIN: the indexes flipped
     assert db_indexes.in_effect()  # after() put every index back
+
+
+@pytest.fixture
+def low_cap(monkeypatch):
+    """The API's page cap at 8 for the test, so the sweep's 10 is past it, as 200 is past 100."""
+    monkeypatch.setattr(PagePagination, "max_page_size", 8)
+    monkeypatch.setattr(sweep_pages, "CAP", 8)
+
+
+def test_select_related_pages_past_the_cap_then_puts_it_back(
+    products, low_cap, tmp_path, monkeypatch
+):
+    sweep = replace(select_related.SWEEP, points=(2, 10, 50))  # 12 products: 50 is skipped
+    monkeypatch.setattr(select_related, "SWEEP", sweep)
+    data, _ = _sweep(tmp_path, "--sweep", "select_related", "--repeat", "1")
+    assert [p["point"] for p in data["points"]] == [2, 10] and data["skipped"] == [50]
+    for point in data["points"]:
+        assert point["same_answer"] is True and point["error"] == ""
+        # The page query, its COUNT(*), and a category and a brand query a row off.
+        assert point["off"]["queries"] == 2 + 2 * point["point"]
+        assert point["on"]["queries"] == 2
+    assert PagePagination.max_page_size == 8  # after() put the API's cap back
+
+
+def test_prefetch_related_pages_past_the_cap(customer, low_cap, tmp_path, monkeypatch):
+    variant = VariantFactory()
+    for minute in range(12):
+        OrderFactory(
+            user=customer, created_at=START + timedelta(minutes=minute), lines=[(variant, 1)]
+        )
+    sweep = replace(prefetch_related.SWEEP, points=(2, 10, 50))
+    monkeypatch.setattr(prefetch_related, "SWEEP", sweep)
+    data, _ = _sweep(tmp_path, "--sweep", "prefetch_related", "--repeat", "1")
+    assert [p["point"] for p in data["points"]] == [2, 10] and data["skipped"] == [50]
+    small, large = data["points"]
+    assert small["same_answer"] is True and large["same_answer"] is True
+    # One items query an order off, the same queries at any page size on.
+    assert large["off"]["queries"] - small["off"]["queries"] == 10 - 2
+    assert large["on"]["queries"] == small["on"]["queries"]
+    assert PagePagination.max_page_size == 8
