@@ -15,11 +15,16 @@ from rest_framework.authtoken.models import Token
 
 from orders.models import Order
 from shop.bench import sweep_pages, sweep_report
-from shop.bench.scenarios import cursor_pagination, prefetch_related, select_related
+from shop.bench.scenarios import (
+    algorithmic_complexity,
+    cursor_pagination,
+    prefetch_related,
+    select_related,
+)
 from shop.bench.scenarios import db_indexes as db_indexes_scenario
 from shop.pagination import PagePagination
 from shop.techniques import db_indexes
-from tests.factories import OrderFactory, UserFactory, VariantFactory
+from tests.factories import AddressFactory, OrderFactory, UserFactory, VariantFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -162,3 +167,20 @@ def test_prefetch_related_pages_past_the_cap(customer, low_cap, tmp_path, monkey
     assert large["off"]["queries"] - small["off"]["queries"] == 10 - 2
     assert large["on"]["queries"] == small["on"]["queries"]
     assert PagePagination.max_page_size == 8
+
+
+def test_algorithmic_complexity_orders_past_the_line_limit(settings, tmp_path, monkeypatch):
+    """With the API's limit at 3 lines, the point of 5 is placed all the same (201, not 400),
+    and the limit is back at 3 afterwards."""
+    settings.ORDER_MAX_LINES = 3
+    AddressFactory(user=UserFactory(username="user1"))
+    VariantFactory.create_batch(6, stock=10)
+    sweep = replace(algorithmic_complexity.SWEEP, points=(2, 5, 50))  # 6 variants: 50 skipped
+    monkeypatch.setattr(algorithmic_complexity, "SWEEP", sweep)
+    data, _ = _sweep(tmp_path, "--sweep", "algorithmic_complexity", "--repeat", "1")
+    assert [p["point"] for p in data["points"]] == [2, 5] and data["skipped"] == [50]
+    for point in data["points"]:
+        assert point["same_answer"] is True and point["error"] == ""
+        assert point["entry"]["off"]["status"] == point["entry"]["on"]["status"] == 201
+        assert point["entry"]["writes"] is True  # rolled back: every point starts alike
+    assert settings.ORDER_MAX_LINES == 3
