@@ -67,6 +67,7 @@ def side_dict(side: Side | None, parts: dict[str, Callable[[str], bool]]) -> dic
         "queries": side.queries,
         "runs": len(side.samples),
         "db_parts_ms": {name: round(part_ms(side, m), 3) for name, m in parts.items()},
+        "peak_memory_bytes": side.peak_memory_bytes,  # from an untimed run, when measured
     }
 
 
@@ -93,6 +94,11 @@ class SweepRun:
     @property
     def failed(self) -> bool:
         return bool(self.problems) or any(p.entry.error for p in self.points)
+
+    @property
+    def memory(self) -> bool:
+        """Whether the points measured peak memory (a scenario with `memory=True`)."""
+        return any(p.entry.off and p.entry.off.peak_memory_bytes is not None for p in self.points)
 
     @property
     def different_answers(self) -> list[str]:

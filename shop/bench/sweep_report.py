@@ -8,7 +8,7 @@ import math
 from html import escape
 from pathlib import Path
 
-from shop.bench.formatting import check, ms, times
+from shop.bench.formatting import check, ms, size, times
 from shop.bench.html import COLORS, CSS, _svg
 from shop.bench.sweep import Point, SweepRun
 
@@ -19,7 +19,18 @@ DASH = {"p50": "", "db": "6 4", "part": "2 3"}
 
 def _columns(run: SweepRun) -> list[str]:
     parts = [f"{side} db {part}" for side in ("off", "on") for part in run.parts]
-    return [run.axis, "off p50", "on p50", "off db", "on db", *parts, "speedup", "same answer"]
+    memory = ["off peak mem", "on peak mem"] if run.memory else []
+    return [
+        run.axis,
+        "off p50",
+        "on p50",
+        "off db",
+        "on db",
+        *parts,
+        *memory,
+        "speedup",
+        "same answer",
+    ]
 
 
 def _cells(run: SweepRun, point: Point) -> list[str]:
@@ -28,6 +39,7 @@ def _cells(run: SweepRun, point: Point) -> list[str]:
         return [f"{point.point:,}", "ERROR: " + entry.error]
     data = run.to_dict()["points"][run.points.index(point)]
     parts = [ms(data[side]["db_parts_ms"][part]) for side in ("off", "on") for part in run.parts]
+    memory = [size(data[side]["peak_memory_bytes"]) for side in ("off", "on")] if run.memory else []
     return [
         f"{point.point:,}",
         ms(entry.off.p50_ms),
@@ -35,6 +47,7 @@ def _cells(run: SweepRun, point: Point) -> list[str]:
         ms(entry.off.db_p50_ms),
         ms(entry.on.db_p50_ms),
         *parts,
+        *memory,
         times(entry.speedup_p50),
         check(entry.same_answer),
     ]
@@ -79,7 +92,11 @@ def to_markdown(run: SweepRun) -> str:
 
 
 def line_chart(
-    series: list[tuple[str, str, str, list[tuple[float, float]]]], *, x_label: str, label: str
+    series: list[tuple[str, str, str, list[tuple[float, float]]]],
+    *,
+    x_label: str,
+    label: str,
+    unit: str = "ms",
 ) -> str:
     """Lines of (x, y) points, x on a log scale, y linear from 0. A series is (name, color,
     dash, points); each is drawn as one `<polyline data-series="name">` with a legend."""
@@ -120,7 +137,7 @@ def line_chart(
         f'<text x="{left + width / 2}" y="{top + height + 34}" text-anchor="middle">'
         f"{escape(x_label)} (log scale)</text>"
         f'<text x="14" y="{top + height / 2}" text-anchor="middle" '
-        f'transform="rotate(-90 14 {top + height / 2})">ms</text>'
+        f'transform="rotate(-90 14 {top + height / 2})">{escape(unit)}</text>'
     )
     for index, (name, color, dash, points) in enumerate(series):
         coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in points if x > 0)
@@ -180,6 +197,19 @@ def charts(run: SweepRun) -> list[str]:
         ]
         out.append(
             line_chart(by_part, x_label=run.axis, label=f"{run.name}: database time by part")
+        )
+    if run.memory:
+        memory = [
+            (
+                f"{side} peak memory",
+                COLORS[side],
+                "",
+                [(p["point"], p[side]["peak_memory_bytes"] / 1024**2) for p in measured],
+            )
+            for side in ("off", "on")
+        ]
+        out.append(
+            line_chart(memory, x_label=run.axis, label=f"{run.name}: peak memory", unit="MB")
         )
     return out
 

@@ -20,6 +20,7 @@ from shop.bench.scenarios import (
     cursor_pagination,
     prefetch_related,
     select_related,
+    streaming_export,
 )
 from shop.bench.scenarios import db_indexes as db_indexes_scenario
 from shop.pagination import PagePagination
@@ -29,7 +30,7 @@ from tests.factories import AddressFactory, OrderFactory, UserFactory, VariantFa
 pytestmark = pytest.mark.django_db
 
 START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-SIDE_KEYS = {"p50_ms", "p95_ms", "db_p50_ms", "queries", "runs", "db_parts_ms"}
+SIDE_KEYS = {"p50_ms", "p95_ms", "db_p50_ms", "queries", "runs", "db_parts_ms", "peak_memory_bytes"}
 
 
 @pytest.fixture
@@ -184,3 +185,22 @@ def test_algorithmic_complexity_orders_past_the_line_limit(settings, tmp_path, m
         assert point["entry"]["off"]["status"] == point["entry"]["on"]["status"] == 201
         assert point["entry"]["writes"] is True  # rolled back: every point starts alike
     assert settings.ORDER_MAX_LINES == 3
+
+
+def test_streaming_export_records_peak_memory_at_each_point(tmp_path, monkeypatch):
+    """Orders over three days: the point of 2 takes the newest day's (the range is whole days),
+    the point of 6 every order; both sides' peak memory is in the JSON and drawn."""
+    UserFactory(username="staff", is_staff=True)
+    for day, count in ((1, 3), (2, 2), (3, 2)):
+        OrderFactory.create_batch(count, created_at=START + timedelta(days=day))
+    sweep = replace(streaming_export.SWEEP, points=(2, 6, 100))  # 7 orders: 100 is skipped
+    monkeypatch.setattr(streaming_export, "SWEEP", sweep)
+    data, _ = _sweep(tmp_path, "--sweep", "streaming_export", "--repeat", "1")
+    assert [p["point"] for p in data["points"]] == [2, 7] and data["skipped"] == [100]
+    for point in data["points"]:
+        assert point["same_answer"] is True and point["error"] == ""
+        assert point["off"]["peak_memory_bytes"] > 0 and point["on"]["peak_memory_bytes"] > 0
+        first_day = {2: 3, 7: 1}[point["point"]]
+        assert f"date_from={START + timedelta(days=first_day):%Y-%m-%d}&" in point["path"]
+    html = (tmp_path / "sweep.html").read_text()
+    assert 'data-series="off peak memory"' in html and 'data-series="on peak memory"' in html
