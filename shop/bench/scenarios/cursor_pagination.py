@@ -7,6 +7,7 @@ its own parameter and ignores the other, as it would for a client that knows onl
 """
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -17,6 +18,7 @@ from orders.apis import StaffOrderListApi
 from orders.models import Order
 from shop.bench.measure import BenchError
 from shop.bench.scenario import Call, Scenario
+from shop.bench.sweep import Sweep
 from shop.pagination import Cursor
 from shop.techniques import db_indexes
 
@@ -26,7 +28,7 @@ INDEX = "orders_order_created_idx"
 _call: dict[str, str] = {}
 
 
-def _prepare() -> None:
+def _check_index() -> None:
     # The index lives in the database, not in the request: a header cannot hold it, so it is
     # checked here, before anything is timed.
     if not db_indexes.present()[INDEX]:
@@ -34,15 +36,28 @@ def _prepare() -> None:
             f"{INDEX} is missing: the keyset path would scan the table. "
             "Run `manage.py db_indexes on` first."
         )
-    newest_first = Order.objects.order_by("-created_at", "-id")
-    page = max(newest_first.count() // PAGE_SIZE, 1)  # the deepest page that is full
-    offset = (page - 1) * PAGE_SIZE
-    query = f"page_size={PAGE_SIZE}&page={page}"
+
+
+def _path_at(offset: int) -> str:
+    """The URL of the page that starts after `offset` rows (a multiple of PAGE_SIZE), with
+    both positions: `page=N` and the equivalent cursor."""
+    query = f"page_size={PAGE_SIZE}&page={offset // PAGE_SIZE + 1}"
     if offset:
-        # The keyset names the row the page starts after: the last row of page - 1.
+        # The keyset names the row the page starts after: the last row of the page before.
+        newest_first = Order.objects.order_by("-created_at", "-id")
         position = newest_first.values_list("created_at", "id")[offset - 1]
         query += f"&cursor={Cursor(position=position).encode()}"
-    _call["path"] = f"/api/staff/orders/?{query}"
+    return f"/api/staff/orders/?{query}"
+
+
+def _deepest_full_page() -> int:
+    """The offset of the deepest full page."""
+    return (max(Order.objects.count() // PAGE_SIZE, 1) - 1) * PAGE_SIZE
+
+
+def _prepare() -> None:
+    _check_index()
+    _call["path"] = _path_at(_deepest_full_page())
 
 
 SCENARIO = Scenario(
@@ -86,3 +101,48 @@ def plans() -> dict[str, str]:
                 name = "count" if "COUNT(*)" in sql else "page"
                 plans[name] = "\n".join(row[0] for row in cursor.fetchall())
     return plans
+
+
+# --- the sweep: the same page at offsets of 1k, 10k, 100k and 1M rows ---------------------
+# The off side reads and throws away `offset` rows, then counts the whole table; the on side
+# seeks the index to the cursor. Parts split the off side's database time into the COUNT(*),
+# the same at every depth, and the page, which grows with the offset.
+
+
+def _fit(offset: int) -> int | None:
+    """The offset itself when a full page starts there; past the end, the deepest full page
+    if it is at least half as deep (100k on medium's 100,000 orders is 99,950); else None."""
+    deepest = _deepest_full_page()
+    if offset <= deepest:
+        return offset - offset % PAGE_SIZE
+    return deepest if deepest * 2 >= offset else None
+
+
+def _scenario_at(offset: int) -> Scenario:
+    def prepare() -> None:
+        _check_index()
+        _call["path"] = _path_at(offset)  # plans() reads it too
+
+    return replace(
+        SCENARIO,
+        title=f"staff order list, page of {PAGE_SIZE} after {offset:,} rows",
+        prepare=prepare,
+    )
+
+
+def _is_count(sql: str) -> bool:
+    return 'FROM "orders_order"' in sql and "COUNT(*)" in sql
+
+
+def _is_page(sql: str) -> bool:
+    return 'FROM "orders_order"' in sql and "COUNT(*)" not in sql
+
+
+SWEEP = Sweep(
+    axis="offset (rows)",
+    points=(1_000, 10_000, 100_000, 1_000_000),
+    scenario_at=_scenario_at,
+    fit=_fit,
+    parts={"count": _is_count, "page": _is_page},
+    shape="off: linear in the offset (the page; the COUNT(*) is flat); on: flat",
+)

@@ -1,6 +1,7 @@
 """`python manage.py bench [NAME ...] [--size small|medium|large] [--repeat N] [--json PATH]
-[--report DIR] [--strict]`: each technique off and on, in pairs, through the real request path.
-`--http` and `--open-loop` send over real HTTP to gunicorn instead (shop/bench/http_cli.py).
+[--report DIR] [--strict] [--sweep NAME]`: each technique off and on, in pairs, through the real
+request path. `--http` and `--open-loop` send over real HTTP to gunicorn instead
+(shop/bench/http_cli.py); `--sweep` runs one technique's pair at several sizes of its work.
 SIGTERM stops it as Ctrl-C does: the finished scenarios are reported and every hook restores.
 
 Run it with settings that time honestly (DEBUG off, no debug toolbar):
@@ -20,7 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
-from shop.bench import alternation, dataset, discovery, http_cli, report, runner
+from shop.bench import alternation, dataset, discovery, http_cli, report, runner, sweep_command
 from shop.bench.hooks import restore, sigterm_interrupts
 from shop.bench.measure import BenchError
 from shop.bench.results import Run
@@ -119,6 +120,12 @@ class Command(BaseCommand):
             help="where bench.json, bench.md and bench.html go (default reports/bench-<time>/)",
         )
         parser.add_argument(
+            "--sweep",
+            metavar="NAME",
+            help="run NAME's scenario at each point of its SWEEP (offsets, page sizes...) "
+            "instead of the pairs: sweep.json, sweep.md and sweep.html, a chart per sweep",
+        )
+        parser.add_argument(
             "--strict",
             action="store_true",
             help="exit non-zero when any technique gives a different answer off and on, or "
@@ -154,6 +161,10 @@ class Command(BaseCommand):
         if repeat < 1:
             raise CommandError("--repeat must be at least 1")
         plan = alternation.Plan(repeat=repeat, budget_s=budget)
+        if options.get("sweep"):
+            if names:
+                raise CommandError("--sweep runs one technique's sweep: name no other technique")
+            return sweep_command.run(self, options["sweep"], size=size, plan=plan, **options)
         started = perf_counter()
         write = self.stdout.write
         progress = ConsoleProgress(self.stderr)

@@ -1,0 +1,187 @@
+"""Cost against work: one technique's scenario at several sizes of its work, off against on at
+each, so a report shows how each side's cost grows (flat, logarithmic, linear) instead of one
+ratio at one size.
+
+A scenario module may define `SWEEP = Sweep(...)`: the points (an offset, a page size, a row
+count) and how to build the scenario at each. `manage.py bench --sweep NAME` runs every point
+the data can hold through `runner.run_scenario`, the same warm-up, ABBA alternation, answer
+check and hooks as a single pair, and writes sweep.json, sweep.md and sweep.html
+(`sweep_report.py`).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shop.bench import discovery
+from shop.bench.alternation import Plan, Progress
+from shop.bench.hooks import restore
+from shop.bench.measure import BenchError, Requester
+from shop.bench.results import Entry, Side
+from shop.bench.runner import run_scenario
+from shop.bench.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class Sweep:
+    axis: str  # what a point counts, for the chart's x axis: "offset (rows)"
+    points: tuple[int, ...]  # the sizes of the work asked for, smallest first
+    scenario_at: Callable[[int], Scenario]  # the scenario at one point (as `fit` returned it)
+    # Puts the database at this point before `fit` (db_indexes seeds each size): not timed,
+    # and the database is left at the last point's. None: the points share one data set.
+    data: Callable[[int], None] | None = None
+    # The point the data can hold for one asked for (the deepest full page for an offset past
+    # the end, say), or None to skip it. Runs before `scenario_at`; may read, must not write.
+    fit: Callable[[int], int | None] = lambda point: point
+    # The database time split by statement: {part: does this SQL belong to it}. The chart and
+    # the table show each part per side (cursor_pagination: the COUNT(*) and the page).
+    parts: dict[str, Callable[[str], bool]] = field(default_factory=dict)
+    shape: str = ""  # the expected shape, a sentence for the report
+
+
+@dataclass
+class Point:
+    asked: int  # the point in SWEEP.points
+    point: int  # the one measured, as `fit` returned it
+    entry: Entry
+
+
+def part_ms(side: Side, matches: Callable[[str], bool]) -> float:
+    """The median, over a side's runs, of the database time of the statements that match."""
+    return statistics.median(
+        sum(ms for sql, (_, ms) in sample.db_statements.items() if matches(sql))
+        for sample in side.samples
+    )
+
+
+def side_dict(side: Side | None, parts: dict[str, Callable[[str], bool]]) -> dict[str, Any]:
+    if side is None:
+        return {}
+    return {
+        "p50_ms": round(side.p50_ms, 3),
+        "p95_ms": round(side.p95_ms, 3),
+        "db_p50_ms": round(side.db_p50_ms, 3),
+        "queries": side.queries,
+        "runs": len(side.samples),
+        "db_parts_ms": {name: round(part_ms(side, m), 3) for name, m in parts.items()},
+        "peak_memory_bytes": side.peak_memory_bytes,  # from an untimed run, when measured
+    }
+
+
+@dataclass
+class SweepRun:
+    """Everything one `manage.py bench --sweep NAME` produced."""
+
+    name: str
+    axis: str
+    shape: str
+    parts: dict[str, Callable[[str], bool]]
+    started_at: str
+    size: str | None
+    rows: dict[str, int]
+    machine: dict[str, Any]
+    repeat: int
+    points: list[Point] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)  # asked for, but the data cannot hold
+    problems: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.problems) or any(p.entry.error for p in self.points)
+
+    @property
+    def memory(self) -> bool:
+        """Whether the points measured peak memory (a scenario with `memory=True`)."""
+        return any(p.entry.off and p.entry.off.peak_memory_bytes is not None for p in self.points)
+
+    @property
+    def different_answers(self) -> list[str]:
+        return [f"{self.name}@{p.point}" for p in self.points if p.entry.same_answer is False]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sweep": self.name,
+            "axis": self.axis,
+            "shape": self.shape,
+            "parts": list(self.parts),
+            "started_at": self.started_at,
+            "size": self.size,
+            "dataset": {"rows": self.rows},
+            "machine": self.machine,
+            "repeat": self.repeat,
+            "elapsed_s": round(self.elapsed_s, 1),
+            "interrupted": self.interrupted,
+            "points": [
+                {
+                    "asked": p.asked,
+                    "point": p.point,
+                    "path": p.entry.path,
+                    "same_answer": p.entry.same_answer,
+                    "answer_stable": p.entry.answer_stable,
+                    "error": p.entry.error,
+                    "off": side_dict(p.entry.off, self.parts),
+                    "on": side_dict(p.entry.on, self.parts),
+                    "speedup_p50": (round(p.entry.speedup_p50, 3) if p.entry.speedup_p50 else None),
+                    "entry": p.entry.to_dict(),  # everything a single pair reports
+                }
+                for p in self.points
+            ],
+            "skipped": self.skipped,
+            "problems": self.problems,
+            "restored_at_start": self.restored,
+        }
+
+
+def load(name: str) -> tuple[discovery.Suite, Sweep]:
+    """The technique's suite (for its hooks) and its SWEEP, or a BenchError naming the ones
+    that have a sweep."""
+    available = [n for n in discovery.module_names() if _sweep_of(n) is not None]
+    if name not in discovery.module_names() or _sweep_of(name) is None:
+        raise BenchError(f"no sweep for {name!r}. Sweeps: {', '.join(available) or 'none'}.")
+    return discovery.suite(name), _sweep_of(name)
+
+
+def _sweep_of(name: str) -> Sweep | None:
+    sweep = getattr(discovery.import_module(name), "SWEEP", None)
+    return sweep if isinstance(sweep, Sweep) else None
+
+
+def run(suite: discovery.Suite, sweep: Sweep, *, plan: Plan, progress: Progress, into: SweepRun):
+    """Every point the data holds, off against on, then the module's after() hook whatever
+    happened. Points accumulate in `into` as they finish."""
+    try:
+        for asked in sweep.points:
+            if sweep.data is not None:
+                sweep.data(asked)
+            point = sweep.fit(asked)
+            if point is None:
+                into.skipped.append(asked)
+                progress.note(f"{suite.name}: the data cannot hold {asked:,} ({sweep.axis})")
+                continue
+            # A requester per point: a `data` hook that seeds replaces the users and their
+            # tokens, and a token kept from the point before would be refused (401).
+            requester = Requester()
+            try:
+                entry = run_scenario(
+                    suite,
+                    0,
+                    sweep.scenario_at(point),
+                    requester=requester,
+                    plan=plan,
+                    progress=progress,
+                )
+            finally:
+                requester.close()
+            refused = [s.status for s in (entry.off, entry.on) if s and s.status >= 400]
+            if refused and not entry.error:  # the same error page off and on is no answer
+                entry.error = f"the request answered {refused[0]}: nothing was measured"
+            into.points.append(Point(asked=asked, point=point, entry=entry))
+    finally:
+        into.problems.extend(restore([suite], progress))
+    return into
