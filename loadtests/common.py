@@ -19,25 +19,24 @@ import random
 import sys
 import uuid
 from collections import deque
-from urllib.parse import urlparse
 
 from gevent.lock import Semaphore
 from locust import HttpUser, between, events
 from locust.exception import StopUser
 
+from shop.loopback import is_loopback_url  # plain Python, like shop.toggles
 from shop.toggles import format_flags  # plain Python: no Django set-up in the Locust process
 
 logger = logging.getLogger("perfshop.loadtest")
 
 DEFAULT_HOST = "http://127.0.0.1:8000"
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 USER_POOL = int(os.environ.get("LOCUST_USER_POOL", "1000"))
 PASSWORD = os.environ.get("LOCUST_PASSWORD", "password")
 WAIT_MIN = float(os.environ.get("LOCUST_WAIT_MIN", "0.5"))
 WAIT_MAX = float(os.environ.get("LOCUST_WAIT_MAX", "2.0"))
 MAX_RUN_TIME = int(os.environ.get("LOADTEST_MAX_RUN_TIME", "300"))
 STAFF = "staff"  # the seeded staff account (not a superuser)
-TOGGLE_HEADER = "X-Perf-Toggles"  # shop.middleware.TOGGLE_HEADER
+TOGGLE_HEADER = "X-Perf-Toggles"  # shop.perf_headers.TOGGLE_HEADER (needs Django to import)
 SIDES = {"on": True, "off": False}
 
 # Outcomes worth knowing about that are not failures; logged when the test stops.
@@ -48,8 +47,7 @@ notes = {"orders_out_of_stock": 0, "orders_placed": 0, "orders_cancelled": 0}
 def _safety_rails(environment, **_kwargs):
     """Refuse non-loopback targets; never let a headless run go on forever."""
     host = environment.host or DEFAULT_HOST
-    hostname = urlparse(host).hostname or ""
-    if hostname not in LOOPBACK_HOSTS and os.environ.get("LOADTEST_ALLOW_REMOTE") != "1":
+    if not is_loopback_url(host) and os.environ.get("LOADTEST_ALLOW_REMOTE") != "1":
         logger.error(
             "refusing to load-test %s: only 127.0.0.1/localhost are allowed "
             "(set LOADTEST_ALLOW_REMOTE=1 if you really mean it)",

@@ -109,6 +109,7 @@ def handle(options: dict[str, Any], *, write: Callable[[str], None], default_dir
         target = names[0] if names else BASELINE_PATH
         # Checked before gunicorn starts: a bad rate fails in a second, not after start-up.
         open_loop.schedule(options["rate"], options["duration"])
+        open_loop.check_in_flight(options["in_flight"])
         with _server(options, write) as base_url:
             path, headers, close = _open_loop_request(target)
             try:

@@ -11,24 +11,24 @@ wait for a free thread, or sat in the server's queue, carries the wait in its la
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import urllib3
 
 from shop.bench.measure import BenchError
 from shop.bench.results import percentile
+from shop.loopback import is_loopback_url
 
 MAX_RATE = 2000  # requests per second
 MAX_DURATION_S = 300.0
 MAX_REQUESTS = 100_000
 DEFAULT_IN_FLIGHT = 64  # threads: at 200/s and 5 ms a request, about one is busy
+MAX_IN_FLIGHT = 256  # a thread each: more only adds threads competing for 2 cores
 TIMEOUT_S = 10.0  # a request that takes longer is an error (its latency is still recorded)
 LEAD_S = 0.05  # t0 is this far ahead, so request 0 is not late before the loop starts
 # Unrecorded, at the same rate, first: gunicorn's freshly forked workers import the views and
@@ -37,19 +37,17 @@ WARMUP_S = 1.0
 
 
 def require_loopback(url: str) -> None:
-    """The bench loads only this machine: refuse any other host."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
-    except ValueError:
-        pass
-    raise BenchError(
-        f"refusing to load {url}: the bench sends load to loopback only "
-        "(127.0.0.1, ::1 or localhost)"
-    )
+    """The bench loads only this machine: refuse any other host (shop/loopback.py)."""
+    if not is_loopback_url(url):
+        raise BenchError(
+            f"refusing to load {url}: the bench sends load to loopback only "
+            "(127.0.0.1, ::1 or localhost, without user info)"
+        )
+
+
+def check_in_flight(in_flight: int) -> None:
+    if not 1 <= in_flight <= MAX_IN_FLIGHT:
+        raise BenchError(f"--in-flight must be between 1 and {MAX_IN_FLIGHT}")
 
 
 def schedule(rate: float, duration_s: float) -> list[float]:
@@ -157,8 +155,7 @@ def run(
     is sent, and every one is waited for."""
     require_loopback(url)
     due = schedule(rate, duration_s)
-    if in_flight < 1:
-        raise BenchError("--in-flight must be at least 1")
+    check_in_flight(in_flight)
     # One connection pool shared by the threads (urllib3's is thread-safe, and cheaper per
     # request than requests' Session on top of it: the client shares the CPU with the server).
     # No retries: a refused or reset request is an error, not a second, later attempt.
@@ -180,7 +177,8 @@ def run(
     pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="open-loop")
     try:
         if warmup_s > 0:
-            _drive(pool, send, schedule(rate, warmup_s))
+            # At least one request, however low the rate: a warm-up of none warms nothing.
+            _drive(pool, send, schedule(rate, max(warmup_s, 1 / rate)))
         outcomes = _drive(pool, send, due)
     finally:
         # Ctrl-C: what is not sent yet never is; what is in flight ends within its timeout.

@@ -68,12 +68,12 @@ def _wait_until_listening(process: subprocess.Popen[bytes], log: Path) -> str:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM (gunicorn finishes the requests in flight), then SIGKILL to its whole group."""
+    """SIGTERM (gunicorn finishes the requests in flight), then SIGKILL to whatever of its
+    group is left: a worker can outlive a master that died or timed out."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

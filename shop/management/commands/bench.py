@@ -147,6 +147,13 @@ class Command(BaseCommand):
         self._refuse_unmigrated_database()
         default_dir = self._default_dir(datetime.now(UTC))
         try:
+            # As for the pairs: what a killed run left behind (indexes dropped) is put back first.
+            restored: list[str] = []
+            failures = restore(
+                discovery.load([])[0], ConsoleProgress(self.stderr), restored=restored
+            )
+            for line in [*(f"restored at start-up: {r}" for r in restored), *failures]:
+                self.stderr.write(line)
             http_cli.handle(options, write=self.stdout.write, default_dir=default_dir)
         except BenchError as exc:
             raise CommandError(str(exc)) from None
