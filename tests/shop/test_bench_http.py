@@ -265,3 +265,17 @@ def test_a_rate_below_one_a_second_still_warms_up_and_runs():
     with fake_server() as (url, _):
         result = open_loop.run(url, rate=4, duration_s=0.5, warmup_s=0.1)
     assert result.sent == 2 and result.errors == 0
+
+
+@pytest.mark.parametrize("flag", [["--size", "small"], ["--strict"], ["--sweep", "select_related"]])
+def test_the_pairs_options_are_refused_over_http(flag, tmp_path):
+    with pytest.raises(CommandError, match="not for --http or --open-loop"):
+        call_command(
+            "bench",
+            "--open-loop",
+            *flag,
+            "--report",
+            str(tmp_path),
+            stdout=StringIO(),
+            stderr=StringIO(),
+        )

@@ -143,6 +143,21 @@ class Command(BaseCommand):
 
     def _handle_over_http(self, options) -> None:
         """--http or --open-loop: against gunicorn, which is stopped on the way out."""
+        # Options of the in-process pairs that mean nothing here: refused, not silently dropped.
+        ignored = [
+            flag
+            for flag, given in (
+                ("--sweep", options.get("sweep")),
+                ("--strict", options.get("strict")),
+                ("--size", options.get("size")),
+            )
+            if given
+        ]
+        if ignored:
+            raise CommandError(
+                f"{', '.join(ignored)}: for the in-process pairs, not for --http or "
+                "--open-loop, which use the data the database holds (seed it with manage.py seed)"
+            )
         self._refuse_distorting_settings()
         self._refuse_unmigrated_database()
         default_dir = self._default_dir(datetime.now(UTC))
