@@ -382,7 +382,7 @@ def test_a_streamed_body_is_read_and_its_queries_counted():
 
     chunks = []
     with QueryCounter() as counter:
-        size = _read(StreamingHttpResponse(rows()), keep=chunks)
+        size, _ = _read(StreamingHttpResponse(rows()), keep=chunks)
     assert (size, b"".join(chunks), counter.counts["default"]) == (8, b"a,b\n1,2\n", 1)
 
 
