@@ -51,6 +51,8 @@ SIDE_ROWS = [
 ]
 # Known and shown elsewhere (or too fine-grained for a page).
 SIDE_SKIP = {"queries_by_alias", "mean_ms", "min_ms", "samples_ms", "status", "runs", "endpoint"}
+# The time to the first byte is the whole time unless a side streamed: shown only then.
+SIDE_SKIP |= {"ttfb_p50_ms", "streamed"}
 ENTRY_KNOWN = {
     "name", "title", "scenario", "path", "writes", "hold", "off", "on", "baseline",
     "speedup_p50", "db_speedup_p50", "ceiling_p50", "on_breakdown_ms", "same_answer",
@@ -217,6 +219,8 @@ def scenario(entry: dict[str, Any]) -> str:
     lines = [head, "", "| | off | on | off ÷ on |", "|---|---|---|---|"]
     given = {"p50_ms": entry.get("speedup_p50"), "db_p50_ms": entry.get("db_speedup_p50")}
     rows = [*SIDE_ROWS, *((key, key.replace("_", " "), _kind(key)) for key in _extra_keys(off, on))]
+    if off.get("streamed") or on.get("streamed"):
+        rows.insert(2, ("ttfb_p50_ms", "time to first byte, p50", "ms"))
     for key, label, kind in rows:
         a, b = off.get(key), on.get(key)
         if a is None and b is None:
@@ -293,8 +297,8 @@ def table(data: dict[str, Any]) -> str:
             cells = [
                 label,
                 e.get("title", ""),
-                f"{ms(off['p50_ms'])} / {ms(off['p95_ms'])} ms",
-                f"{ms(on['p50_ms'])} / {ms(on['p95_ms'])} ms",
+                f"{ms(off['p50_ms'])} / {ms(off['p95_ms'])} ms" + _first_byte(off),
+                f"{ms(on['p50_ms'])} / {ms(on['p95_ms'])} ms" + _first_byte(on),
                 times(e.get("speedup_p50")),
                 f"{ms(base['p50_ms'])} ms ({times(e.get('ceiling_p50'))})" if base else "–",
                 _pair(off, on, "db_p50_ms", "ms") + f" ({times(e.get('db_speedup_p50'))})",
@@ -307,6 +311,14 @@ def table(data: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     lines += ["", run_line(data)]
     return "\n".join(lines) + "\n"
+
+
+def _first_byte(side: dict[str, Any]) -> str:
+    """` (first byte 0.84 ms)` for a side that streamed its body (a run recorded before the
+    bench measured it has no `streamed`, and shows nothing)."""
+    if not side.get("streamed") or side.get("ttfb_p50_ms") is None:
+        return ""
+    return f" (first byte {ms(side['ttfb_p50_ms'])} ms)"
 
 
 def _pair(off: dict[str, Any], on: dict[str, Any], key: str, kind: str) -> str:

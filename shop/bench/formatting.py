@@ -43,8 +43,8 @@ def row(entry: Entry) -> list[str]:
     return [
         entry.name if entry.scenario == 0 else f"{entry.name} +{entry.scenario}",
         entry.title,
-        f"{ms(off.p50_ms)} / {ms(off.p95_ms)}",
-        f"{ms(on.p50_ms)} / {ms(on.p95_ms)}",
+        f"{ms(off.p50_ms)} / {ms(off.p95_ms)}" + first_byte(off),
+        f"{ms(on.p50_ms)} / {ms(on.p95_ms)}" + first_byte(on),
         times(entry.speedup_p50),
         baseline(entry),
         f"{ms(off.db_p50_ms)} → {ms(on.db_p50_ms)} ({times(entry.db_speedup_p50)}"
@@ -54,6 +54,12 @@ def row(entry: Entry) -> list[str]:
         pair(off, on, "peak_memory_bytes", size),
         check(entry.same_answer) + ("" if entry.answer_stable in (True, None) else " (unstable)"),
     ]
+
+
+def first_byte(side: Side) -> str:
+    """` (first byte 0.84)`: a streamed side's p50 time to the first byte of its body. A plain
+    response's is its whole time, so it says nothing new and is not shown."""
+    return f" (first byte {ms(side.ttfb_p50_ms)})" if side.streamed else ""
 
 
 def _db_bytes(off: Side, on: Side) -> str:

@@ -111,6 +111,10 @@ def _metrics(sides: dict[str, Side]) -> list[tuple[str, dict[str, tuple[float, s
         ("queries", {arm: (s.queries, str(s.queries)) for arm, s in sides.items()}),
         ("bytes", {arm: (s.bytes, size(s.bytes)) for arm, s in answers.items()}),
     ]
+    if any(s.streamed for s in answers.values()):
+        # The whole time for a side that is not streamed: a bar as long as its p50.
+        first = {arm: (s.ttfb_p50_ms, f"{ms(s.ttfb_p50_ms)} ms") for arm, s in sides.items()}
+        metrics.insert(1, ("time to first byte p50", first))
     if all(s.db_bytes is not None for s in answers.values()):
         sent = {arm: (s.db_bytes, size(s.db_bytes)) for arm, s in answers.items()}
         metrics.append(("bytes from the db", sent))

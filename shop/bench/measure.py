@@ -266,8 +266,10 @@ def send(
                 headers=headers,
             )
             chunks: list[bytes] = []
-            size = _read(response, keep=None if memory else chunks)
-            elapsed_ms = (perf_counter() - started) * 1000
+            size, first_byte = _read(response, keep=None if memory else chunks)
+            finished = perf_counter()
+            elapsed_ms = (finished - started) * 1000
+            ttfb_ms = ((first_byte or finished) - started) * 1000
         _check_toggles(response, flags)
         value = None
         if not memory:
@@ -287,22 +289,28 @@ def send(
         status=response.status_code,
         answer=value,
         peak_memory_bytes=peaks[0] if peaks else None,
+        ttfb_ms=ttfb_ms,
+        streamed=response.streaming,
     )
 
 
-def _read(response: HttpResponse, *, keep: list[bytes] | None) -> int:
-    """Read the whole body as a client would; return its length in bytes."""
+def _read(response: HttpResponse, *, keep: list[bytes] | None) -> tuple[int, float | None]:
+    """Read the whole body as a client would; return its length in bytes and, for a streamed
+    body, the `perf_counter()` at which its first non-empty chunk arrived (None for a plain
+    body, which arrives whole, and for an empty stream)."""
     if not response.streaming:
         if keep is not None:
             keep.append(response.content)
-        return len(response.content)
-    size = 0
+        return len(response.content), None
+    size, first_byte = 0, None
     for chunk in response.streaming_content:
         chunk = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
+        if first_byte is None and chunk:
+            first_byte = perf_counter()
         size += len(chunk)
         if keep is not None:
             keep.append(chunk)
-    return size
+    return size, first_byte
 
 
 def _check_toggles(response: HttpResponse, flags: dict[str, bool]) -> None:

@@ -30,6 +30,10 @@ class Sample:
     db_bytes: int | None = None  # bytes of the values PostgreSQL sent, when measured
     answer: Any = None
     peak_memory_bytes: int | None = None
+    # Of `ms`, the time until the first chunk of the body was in the client's hands. A plain
+    # response's body arrives whole, so it is `ms`; a streamed one's first chunk comes early.
+    ttfb_ms: float | None = None
+    streamed: bool = False
 
 
 def error_text(exc: BaseException) -> str:
@@ -62,6 +66,18 @@ class Side:
     @property
     def p95_ms(self) -> float:
         return percentile(self.times_ms, 0.95)
+
+    @property
+    def ttfb_p50_ms(self) -> float:
+        """The median time to the body's first byte: the whole time for a plain response."""
+        return statistics.median(
+            sample.ms if sample.ttfb_ms is None else sample.ttfb_ms for sample in self.samples
+        )
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the response was streamed, so its first byte came before the whole body."""
+        return any(sample.streamed for sample in self.samples)
 
     @property
     def db_p50_ms(self) -> float:
@@ -127,6 +143,8 @@ class Side:
             "queries_by_alias": self.queries_by_alias,
             "p50_ms": round(self.p50_ms, 3),
             "p95_ms": round(self.p95_ms, 3),
+            "ttfb_p50_ms": round(self.ttfb_p50_ms, 3),
+            "streamed": self.streamed,
             "db_p50_ms": round(self.db_p50_ms, 3),
             # The fastest run's: on a busy machine, what is left once no statement waited for
             # a core, the closest the client side comes to the database's own time.

@@ -63,6 +63,8 @@ def side_dict(side: Side | None, parts: dict[str, Callable[[str], bool]]) -> dic
     return {
         "p50_ms": round(side.p50_ms, 3),
         "p95_ms": round(side.p95_ms, 3),
+        "ttfb_p50_ms": round(side.ttfb_p50_ms, 3),  # the whole p50 unless streamed
+        "streamed": side.streamed,
         "db_p50_ms": round(side.db_p50_ms, 3),
         "queries": side.queries,
         "runs": len(side.samples),
@@ -99,6 +101,12 @@ class SweepRun:
     def memory(self) -> bool:
         """Whether the points measured peak memory (a scenario with `memory=True`)."""
         return any(p.entry.off and p.entry.off.peak_memory_bytes is not None for p in self.points)
+
+    @property
+    def streamed(self) -> bool:
+        """Whether a side streamed its body, so its time to first byte is not its whole time."""
+        sides = (side for p in self.points for side in (p.entry.off, p.entry.on))
+        return any(side is not None and side.streamed for side in sides)
 
     @property
     def different_answers(self) -> list[str]:

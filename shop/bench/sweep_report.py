@@ -13,13 +13,14 @@ from shop.bench.html import COLORS, CSS, _svg
 from shop.bench.sweep import Point, SweepRun
 
 # One series per side and measure: solid for the p50, dashed for the database time, dotted
-# for a part of the database time.
-DASH = {"p50": "", "db": "6 4", "part": "2 3"}
+# for a part of the database time, dash-dotted for the time to the first byte.
+DASH = {"p50": "", "db": "6 4", "part": "2 3", "ttfb": "8 3 2 3"}
 
 
 def _columns(run: SweepRun) -> list[str]:
     parts = [f"{side} db {part}" for side in ("off", "on") for part in run.parts]
     memory = ["off peak mem", "on peak mem"] if run.memory else []
+    ttfb = ["off ttfb", "on ttfb"] if run.streamed else []
     return [
         run.axis,
         "off p50",
@@ -27,6 +28,7 @@ def _columns(run: SweepRun) -> list[str]:
         "off db",
         "on db",
         *parts,
+        *ttfb,
         *memory,
         "speedup",
         "same answer",
@@ -40,6 +42,7 @@ def _cells(run: SweepRun, point: Point) -> list[str]:
     data = run.to_dict()["points"][run.points.index(point)]
     parts = [ms(data[side]["db_parts_ms"][part]) for side in ("off", "on") for part in run.parts]
     memory = [size(data[side]["peak_memory_bytes"]) for side in ("off", "on")] if run.memory else []
+    ttfb = [ms(data[side]["ttfb_p50_ms"]) for side in ("off", "on")] if run.streamed else []
     return [
         f"{point.point:,}",
         ms(entry.off.p50_ms),
@@ -47,6 +50,7 @@ def _cells(run: SweepRun, point: Point) -> list[str]:
         ms(entry.off.db_p50_ms),
         ms(entry.on.db_p50_ms),
         *parts,
+        *ttfb,
         *memory,
         times(entry.speedup_p50),
         check(entry.same_answer),
@@ -69,6 +73,11 @@ def intro(run: SweepRun) -> list[str]:
         f"sweep {run.name} over {run.axis}: {run.size or 'the data of each point'}, "
         f"{run.repeat} runs per side per point; times in ms (p50), db = database time (p50)",
     ]
+    if run.streamed:
+        lines.append(
+            "ttfb = time to the first byte of the body (p50): the whole p50 for a side that "
+            "builds its body before sending it, far less for one that streams it"
+        )
     if run.shape:
         lines.append(f"expected shape: {run.shape}")
     if run.skipped:
@@ -198,6 +207,23 @@ def charts(run: SweepRun) -> list[str]:
         out.append(
             line_chart(by_part, x_label=run.axis, label=f"{run.name}: database time by part")
         )
+    if run.streamed:
+        # A streamed side's client has its first byte long before the last: both lines per side.
+        first_byte = [
+            (
+                f"{side} {measure}",
+                COLORS[side],
+                DASH[measure],
+                [(p["point"], p[side][key]) for p in measured],
+            )
+            for measure, key in (("p50", "p50_ms"), ("ttfb", "ttfb_p50_ms"))
+            for side in ("off", "on")
+        ]
+        out.append(
+            line_chart(
+                first_byte, x_label=run.axis, label=f"{run.name}: p50 and time to first byte"
+            )
+        )
     if run.memory:
         memory = [
             (
@@ -236,7 +262,8 @@ def to_html(run: SweepRun) -> str:
 <p class="muted">{escape(run.started_at)} · {run.elapsed_s:.0f} s</p>
 <ul>{context}{problems}{errors}</ul>
 <p>At each point the scenario ran off and on, alternating, through the whole Django stack.
-Solid lines are each side's p50, dashed ones its time in the database; the x axis is logarithmic,
+Solid lines are each side's p50, dashed ones its time in the database, dash-dotted ones (when
+a side streams) its time to the first byte; the x axis is logarithmic,
 so a flat line is a constant cost, a straight rising line a logarithmic one, and a line that
 bends upward a cost linear in the work.</p>
 {"".join(charts(run))}

@@ -382,8 +382,25 @@ def test_a_streamed_body_is_read_and_its_queries_counted():
 
     chunks = []
     with QueryCounter() as counter:
-        size = _read(StreamingHttpResponse(rows()), keep=chunks)
+        size, _ = _read(StreamingHttpResponse(rows()), keep=chunks)
     assert (size, b"".join(chunks), counter.counts["default"]) == (8, b"a,b\n1,2\n", 1)
+
+
+def test_the_streamed_export_reports_its_first_byte_and_the_built_one_does_not(tmp_path):
+    """On streams the CSV, so its first byte is timed apart; off builds it whole, so its first
+    byte is its whole time, and the report says nothing of it."""
+    UserFactory(username="staff", is_staff=True)
+    OrderFactory.create_batch(3)
+    data, out = _bench(tmp_path, "streaming_export", "--repeat", "2")
+    (entry,) = data["techniques"]
+    off, on = entry["off"], entry["on"]
+    assert entry["same_answer"] is True and off["bytes"] == on["bytes"] > 0
+    assert (off["streamed"], on["streamed"], entry["baseline"]["streamed"]) == (False, True, False)
+    assert off["ttfb_p50_ms"] == off["p50_ms"]
+    assert on["ttfb_p50_ms"] <= on["p50_ms"]
+    assert out.count("(first byte ") == 1  # the on side's cell alone
+    assert ">time to first byte p50</text>" in (tmp_path / "bench.html").read_text()
+    assert "(first byte " in (tmp_path / "bench.md").read_text()
 
 
 def test_the_bytes_postgresql_sent_are_counted_per_request(products, tmp_path):

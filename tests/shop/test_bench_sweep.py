@@ -31,6 +31,7 @@ pytestmark = pytest.mark.django_db
 
 START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 SIDE_KEYS = {"p50_ms", "p95_ms", "db_p50_ms", "queries", "runs", "db_parts_ms", "peak_memory_bytes"}
+SIDE_KEYS |= {"ttfb_p50_ms", "streamed"}
 
 
 @pytest.fixture
@@ -64,6 +65,9 @@ def test_every_point_runs_off_and_on_with_the_same_answer(small_sweep, tmp_path)
         for side in ("off", "on"):
             assert set(point[side]) == SIDE_KEYS
             assert point[side]["runs"] == 2
+            # A JSON page is not streamed: its first byte comes with the whole body.
+            assert point[side]["streamed"] is False
+            assert point[side]["ttfb_p50_ms"] == point[side]["p50_ms"]
             assert set(point[side]["db_parts_ms"]) == {"count", "page"}
             assert point[side]["db_parts_ms"]["page"] > 0
         # The COUNT(*) is the page-number path's alone.
@@ -71,6 +75,7 @@ def test_every_point_runs_off_and_on_with_the_same_answer(small_sweep, tmp_path)
         assert point["on"]["db_parts_ms"]["count"] == 0
         assert point["entry"]["off"]["runs"] == 2  # everything a single pair reports
     assert re.search(r"^\s+20\s", out, re.MULTILINE)  # the table's row for offset 20
+    assert "ttfb" not in out  # no column that would repeat the p50
 
 
 def test_the_html_draws_a_line_per_side_and_measure(small_sweep, tmp_path):
@@ -187,7 +192,7 @@ def test_algorithmic_complexity_orders_past_the_line_limit(settings, tmp_path, m
     assert settings.ORDER_MAX_LINES == 3
 
 
-def test_streaming_export_records_peak_memory_at_each_point(tmp_path, monkeypatch):
+def test_streaming_export_records_peak_memory_and_first_byte_at_each_point(tmp_path, monkeypatch):
     """Orders over three days: the point of 2 takes the newest day's (the range is whole days),
     the point of 6 every order; both sides' peak memory is in the JSON and drawn."""
     UserFactory(username="staff", is_staff=True)
@@ -200,7 +205,13 @@ def test_streaming_export_records_peak_memory_at_each_point(tmp_path, monkeypatc
     for point in data["points"]:
         assert point["same_answer"] is True and point["error"] == ""
         assert point["off"]["peak_memory_bytes"] > 0 and point["on"]["peak_memory_bytes"] > 0
+        # Off builds the CSV whole: its first byte is its whole time. On streams it.
+        assert point["off"]["streamed"] is False and point["on"]["streamed"] is True
+        assert point["off"]["ttfb_p50_ms"] == point["off"]["p50_ms"]
+        assert point["on"]["ttfb_p50_ms"] <= point["on"]["p50_ms"]
         first_day = {2: 3, 7: 1}[point["point"]]
         assert f"date_from={START + timedelta(days=first_day):%Y-%m-%d}&" in point["path"]
     html = (tmp_path / "sweep.html").read_text()
     assert 'data-series="off peak memory"' in html and 'data-series="on peak memory"' in html
+    assert 'data-series="off ttfb"' in html and 'data-series="on ttfb"' in html
+    assert "<th>on ttfb</th>" in html
