@@ -11,6 +11,10 @@ of the sweep, and at every bench start-up, like every hook).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
+from shop.bench.scenario import Call, Scenario
 from shop.pagination import PagePagination
 
 CAP = PagePagination.max_page_size  # the API's, as the code sets it
@@ -27,3 +31,20 @@ def restore_cap() -> list[str]:
         return []
     PagePagination.max_page_size = CAP
     return [f"PagePagination.max_page_size back to {CAP}"]
+
+
+def page_scenario(
+    scenario: Scenario,
+    page_size: int,
+    *,
+    title: str,
+    call: Callable[[int], Call],
+    prepare: Callable[[int], None],
+) -> Scenario:
+    """`scenario` at one page size: the cap raised for it before its own prepare()."""
+
+    def prepare_point() -> None:
+        raise_cap(page_size)
+        prepare(page_size)
+
+    return replace(scenario, title=title, call=lambda: call(page_size), prepare=prepare_point)

@@ -1,8 +1,6 @@
 """The order history's first page: 50 orders with their items, for the customer with the most
 orders (402 on the medium data set)."""
 
-from dataclasses import replace
-
 from orders.models import Order
 from orders.selectors import busiest_customer
 from shop.bench import sweep_pages
@@ -60,15 +58,13 @@ SCENARIO = Scenario(
 
 
 def _scenario_at(page_size: int) -> Scenario:
-    def prepare() -> None:
-        sweep_pages.raise_cap(page_size)  # 200 is past the API's 100: see sweep_pages
-        _prepare(page_size)
-
-    return replace(
+    # 200 is past the API's 100: see sweep_pages.
+    return sweep_pages.page_scenario(
         SCENARIO,
+        page_size,
         title=f"order history, {page_size} orders with their items",
-        call=lambda: _call(page_size),
-        prepare=prepare,
+        call=_call,
+        prepare=_prepare,
     )
 
 

@@ -1,7 +1,5 @@
 """The product list's first page of 50: category and brand for every row."""
 
-from dataclasses import replace
-
 from catalog.models import Product
 from shop.bench import sweep_pages
 from shop.bench.scenario import Call, Scenario
@@ -57,15 +55,13 @@ SCENARIO = Scenario(
 
 
 def _scenario_at(page_size: int) -> Scenario:
-    def prepare() -> None:
-        sweep_pages.raise_cap(page_size)  # 200 is past the API's 100: see sweep_pages
-        _prepare(page_size)
-
-    return replace(
+    # 200 is past the API's 100: see sweep_pages.
+    return sweep_pages.page_scenario(
         SCENARIO,
+        page_size,
         title=f"product list, {page_size} rows with category and brand",
-        call=lambda: _call(page_size),
-        prepare=prepare,
+        call=_call,
+        prepare=_prepare,
     )
 
 
