@@ -22,6 +22,11 @@ def times(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}×"
 
 
+def share(value: float | None) -> str:
+    """A fraction as a percentage: `0.25` → `25%`."""
+    return "–" if value is None else f"{value:.0%}"
+
+
 def check(value: bool | None) -> str:
     return {True: "✓", False: "✗ DIFFERENT", None: "–"}[value]
 

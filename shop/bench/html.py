@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from html import escape
 
-from shop.bench.formatting import HEADER, check, context_lines, ms, row, size, times
+from shop.bench import metrics
+from shop.bench.formatting import HEADER, check, context_lines, ms, row, share, size, times
 from shop.bench.measure import BASELINE_PATH
 from shop.bench.results import Entry, OrderHistory, Run, Side
 
@@ -180,8 +181,12 @@ def _section(entry: Entry) -> str:
         html.append(chart)
         html.append(
             f'<p class="muted">{len(entry.off.samples)} runs per side; queries per alias '
-            f"off {entry.off.queries_by_alias}, on {entry.on.queries_by_alias}</p>"
+            f"off {entry.off.queries_by_alias}, on {entry.on.queries_by_alias}; primary's share "
+            f"off {share(entry.off.primary_share)}, on {share(entry.on.primary_share)}</p>"
         )
+        counts = metrics.summary({"off": entry.off.metrics, "on": entry.on.metrics})
+        if counts:
+            html.append(f'<p class="muted">Per request: {escape(counts)}</p>')
     for text in [entry.notes, *entry.warnings]:
         if text:
             html.append(f"<p>{escape(text)}</p>")

@@ -25,6 +25,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from shop import toggles
+from shop.bench.metrics import SessionCounter, counted
 from shop.bench.results import Sample
 from shop.bench.scenario import Call
 from shop.perf_headers import NOT_PER_REQUEST, TOGGLE_HEADER
@@ -168,6 +169,15 @@ class Requester:
     client: Client = field(default_factory=lambda: Client(raise_request_exception=True))
     _tokens: dict[str, str] = field(default_factory=dict)
     _created: list[str] = field(default_factory=list)
+    _sessions: SessionCounter | None = None
+
+    @property
+    def sessions(self) -> SessionCounter:
+        """Reads the connections PostgreSQL saw opened, on connections of its own, opened
+        once (so they are not counted)."""
+        if self._sessions is None:
+            self._sessions = SessionCounter()
+        return self._sessions
 
     def auth_headers(self, username: str | None) -> dict[str, str]:
         if username is None:
@@ -184,6 +194,9 @@ class Requester:
         return {"Authorization": f"Token {self._tokens[username]}"}
 
     def close(self) -> None:
+        if self._sessions is not None:
+            self._sessions.close()
+            self._sessions = None
         if self._created:
             Token.objects.filter(key__in=self._created).delete()
             self._created.clear()
@@ -244,16 +257,20 @@ def send(
     answer: Callable[[HttpResponse], Any] | None = None,
     memory: bool = False,
     db_bytes: bool = False,
+    metrics: Callable[[HttpResponse], dict[str, float]] | None = None,
 ) -> Sample:
     """Send the call once with `X-Perf-Toggles` set to `flags`, read the whole body, and
     measure. With `memory`, the peak of Python allocations is recorded instead of a
     meaningful time, and the answer is not kept (a streamed body is counted, not stored).
-    With `db_bytes`, the bytes of the results PostgreSQL sent are counted too."""
+    With `db_bytes`, the bytes of the results PostgreSQL sent are counted too. Cache
+    operations and connections opened are always counted (outside the timed part), and
+    `metrics`, a scenario's own counts, is called once the body is read."""
     flags = per_request(flags)
     headers = {**prepared.headers, TOGGLE_HEADER: toggles.format_flags(flags)}
     peaks: list[int] = []
     with rolled_back() if writes else nullcontext():
         with (
+            counted(requester.sessions) as counts,
             QueryCounter(result_bytes=db_bytes) as counter,
             peak_memory(peaks) if memory else nullcontext(),
         ):
@@ -279,6 +296,8 @@ def send(
                     b"".join(chunks), status=response.status_code, headers=dict(response.items())
                 )
             value = (answer or default_answer)(readable)
+            if metrics is not None:
+                counts.update(metrics(readable))
     return Sample(
         ms=elapsed_ms,
         db_ms=counter.db_seconds * 1000,
@@ -291,6 +310,7 @@ def send(
         peak_memory_bytes=peaks[0] if peaks else None,
         ttfb_ms=ttfb_ms,
         streamed=response.streaming,
+        metrics={name: n for name, n in counts.items() if n},
     )
 
 

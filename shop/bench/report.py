@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from shop.bench import metrics
 from shop.bench.floor import SQL
 from shop.bench.formatting import HEADER, check, context_lines, ms, row, size, times
 from shop.bench.html import to_html
@@ -37,6 +38,19 @@ def table(run: Run, *, markdown: bool = False, title_width: int = 42) -> str:
         lines.append("  ".join(cells).rstrip())
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def metrics_lines(run: Run) -> list[str]:
+    """Each scenario whose cache operations, connections opened or counts of its own are not
+    all 0, with those counts per request, off and on."""
+    lines = []
+    for entry in run.entries:
+        if entry.off is None or entry.on is None:
+            continue
+        counts = metrics.summary({"off": entry.off.metrics, "on": entry.on.metrics})
+        if counts:
+            lines.append(f"{entry.name}[{entry.scenario}]: {counts}")
+    return lines
 
 
 def _clip(text: str, width: int) -> str:
@@ -112,6 +126,9 @@ def to_markdown(run: Run) -> str:
         "costs when its view does nothing. The ceiling is off p50 divided by the baseline's: "
         "the largest speedup the request could show end to end, whatever the technique does."
     )
+    counts = metrics_lines(run)
+    if counts:
+        lines += ["", "## Counts beyond queries, per request", "", *[f"- {c}" for c in counts]]
     history = order_history_lines(run.order_history)
     if history:
         lines += ["", "## Order history and the SQL floor", "", "```", *history, "```"]

@@ -9,6 +9,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from shop.bench.metrics import COMMON, ordered
+
 # The order-history targets from the issue: "all-on uses ≤ 4 queries, is at least 5× faster
 # than all-off at p50, and is within 3× of the SQL floor".
 TARGET_ON_QUERIES = 4
@@ -34,6 +36,9 @@ class Sample:
     # response's body arrives whole, so it is `ms`; a streamed one's first chunk comes early.
     ttfb_ms: float | None = None
     streamed: bool = False
+    # Counts beyond the queries (shop.bench.metrics): cache operations, connections opened,
+    # and the scenario's own (units oversold, tasks lost). A count that stayed 0 may be absent.
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 def error_text(exc: BaseException) -> str:
@@ -134,13 +139,37 @@ class Side:
         return sorted(rows, key=lambda row: -row["db_p50_ms"])
 
     @property
+    def primary_share(self) -> float | None:
+        """The share of the queries that ran on the primary (the `default` alias): what read
+        routing moves off it. None when the request sent no query."""
+        total = self.queries
+        return self.queries_by_alias.get("default", 0) / total if total else None
+
+    @property
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """Each count of shop.bench.metrics, as `{"p50": per request, "total": all runs}`.
+        Cache operations and connections are always there (0 when none); a scenario's own
+        names appear once a run reported them."""
+        names = set(COMMON).union(*(sample.metrics for sample in self.samples))
+        return {
+            name: {
+                "p50": statistics.median(s.metrics.get(name, 0) for s in self.samples),
+                "total": sum(s.metrics.get(name, 0) for s in self.samples),
+            }
+            for name in ordered(names)
+        }
+
+    @property
     def status(self) -> int:
         return self.samples[0].status
 
     def to_dict(self) -> dict[str, Any]:
+        share = self.primary_share
         return {
             "queries": self.queries,
             "queries_by_alias": self.queries_by_alias,
+            "primary_share": None if share is None else round(share, 3),
+            "metrics": self.metrics,
             "p50_ms": round(self.p50_ms, 3),
             "p95_ms": round(self.p95_ms, 3),
             "ttfb_p50_ms": round(self.ttfb_p50_ms, 3),

@@ -62,6 +62,7 @@ def run_scenario(
                 answer=scenario.answer,
                 memory=memory,
                 db_bytes=scenario.db_bytes,
+                metrics=scenario.metrics,
             )
 
         keepers = {False: AnswerKeeper(side(False)), True: AnswerKeeper(side(True))}

@@ -74,4 +74,8 @@ class Scenario:
     repeat: int | None = None
     # Toggles held fixed (usually on) while this one is flipped, so the pair isolates it.
     hold: dict[str, bool] = field(default_factory=dict)
+    # Counts of its own, per run, next to the common ones (shop.bench.metrics): called after
+    # each request, untimed, with the response (body read), inside a writing scenario's
+    # rollback so it can read what the request left: `{"units_oversold": 0}`.
+    metrics: Callable[[HttpResponse], dict[str, float]] | None = None
     notes: str = ""  # a sentence for the report: the catalog's contract change, a caveat

@@ -244,6 +244,12 @@ class Command(BaseCommand):
         paths = report.write(run, directory=directory, json_path=json_path)
         write("")
         write(report.table(run))
+        counts = report.metrics_lines(run)
+        if counts:
+            write("")
+            write("counts beyond queries, per request (p50):")
+            for line in counts:
+                write(f"  {line}")
         history = report.order_history_lines(run.order_history)
         if history:
             write("")

@@ -1,0 +1,119 @@
+"""The bench's counts beyond time and queries: cache operations on the real Redis, connections
+opened as PostgreSQL counts them, a scenario's own counts, and the primary's share."""
+
+import psycopg
+import pytest
+from django.core.cache import cache
+from django.core.signals import request_started
+from django.db import connections
+
+from shop.bench import metrics
+from shop.bench.alternation import Plan
+from shop.bench.discovery import Suite
+from shop.bench.measure import Prepared, Requester, send
+from shop.bench.runner import run_scenario
+from shop.bench.scenario import Call, Scenario
+
+pytestmark = pytest.mark.django_db
+
+
+class Quiet:
+    def start(self, label: str, total: int) -> None: ...
+    def advance(self) -> None: ...
+    def note(self, line: str) -> None: ...
+
+
+@pytest.fixture
+def requester():
+    requester = Requester()
+    yield requester
+    requester.close()
+
+
+def test_cache_operations_are_counted_on_the_real_redis():
+    cache.delete_many(["bench:a", "bench:b"])
+    with metrics.CacheCounter() as counter:
+        assert cache.get("bench:a") is None  # miss
+        cache.set("bench:a", 1)
+        assert cache.get("bench:a") == 1  # hit
+        assert cache.get_many(["bench:a", "bench:b"]) == {"bench:a": 1}  # a hit, a miss
+        assert cache.get_or_set("bench:b", 2) == 2  # a miss, an add, a hit
+        assert cache.get("bench:b", 2) == 2  # a hit, though the value is the default
+        cache.delete("bench:a")
+    assert dict(counter.counts) == {
+        metrics.CACHE_HITS: 4,
+        metrics.CACHE_MISSES: 3,
+        metrics.CACHE_SETS: 2,
+        metrics.CACHE_DELETES: 1,
+    }
+    cache.delete("bench:b")
+    with metrics.CacheCounter() as counter:
+        pass
+    assert not counter.counts
+    assert cache.get("bench:b") is None  # the wrappers are gone: this counted nowhere
+    assert not counter.counts
+
+
+def test_a_requests_cache_operations_reach_its_sample(requester):
+    def looks_up(**kwargs):
+        cache.get("bench:during-request")
+
+    request_started.connect(looks_up)
+    try:
+        sample = send(requester, Prepared.of(Call("GET", "/api/perf/ping/"), requester), flags={})
+    finally:
+        request_started.disconnect(looks_up)
+    assert sample.metrics == {metrics.CACHE_MISSES: 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_connections_opened_are_read_from_postgresql(requester):
+    sessions = metrics.SessionCounter()
+    try:
+        with metrics.counted(sessions) as counts:
+            pass
+        assert counts[metrics.CONNECTIONS_OPENED] == 0  # its own readings count nothing
+        params = connections["default"].get_connection_params()
+        with metrics.counted(sessions) as counts:
+            for _ in range(3):
+                psycopg.connect(
+                    host=params.get("host"),
+                    port=params.get("port"),
+                    dbname=params["dbname"],
+                    user=params.get("user"),
+                    password=params.get("password"),
+                ).close()
+        assert counts[metrics.CONNECTIONS_OPENED] == 3
+    finally:
+        sessions.close()
+
+    # A request on a closed connection opens a new one, and the sample says so.
+    prepared = Prepared.of(Call("GET", "/api/products/"), requester)
+    send(requester, prepared, flags={})  # the readers are opened before this one is timed
+    assert send(requester, prepared, flags={}).metrics.get(metrics.CONNECTIONS_OPENED, 0) == 0
+    connections.close_all()
+    assert send(requester, prepared, flags={}).metrics[metrics.CONNECTIONS_OPENED] == 1
+
+
+def test_a_scenario_reports_counts_of_its_own_and_the_primary_share(products):
+    scenario = Scenario(
+        name="select_related",
+        title="product list, with a count of its own",
+        call=lambda: Call("GET", "/api/products/?page_size=5"),
+        metrics=lambda response: {metrics.UNITS_OVERSOLD: len(response.json()["results"])},
+    )
+    entry = run_scenario(
+        Suite("select_related", [scenario]),
+        0,
+        scenario,
+        requester=Requester(),
+        plan=Plan(repeat=3, warmup=0),
+        progress=Quiet(),
+    )
+    assert not entry.error
+    on = entry.to_dict()["on"]
+    assert on["metrics"][metrics.UNITS_OVERSOLD] == {"p50": 5, "total": 15}
+    assert list(on["metrics"])[: len(metrics.COMMON)] == list(metrics.COMMON)
+    assert on["metrics"][metrics.CACHE_HITS] == {"p50": 0, "total": 0}
+    # The test settings mirror the replica onto the primary: every query is the primary's.
+    assert on["primary_share"] == 1.0
