@@ -15,8 +15,8 @@ Both give the same answer in the same order, so the errors a customer sees do no
 """
 
 from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
-from catalog.models import Variant
 from shop import toggles
 
 TOGGLE = toggles.register(
@@ -49,18 +49,27 @@ def _repeats_optimized(skus: Sequence[str]) -> list[bool]:
     return found
 
 
-def match(skus: Sequence[str], variants: Sequence[Variant]) -> list[Variant | None]:
+class HasSku(Protocol):
+    """Anything with a SKU: the catalog's `Variant`, which this module does not need to know."""
+
+    sku: str
+
+
+V = TypeVar("V", bound=HasSku)
+
+
+def match(skus: Sequence[str], variants: Sequence[V]) -> list[V | None]:
     """For each SKU, the variant with that SKU, or None when none of `variants` has it."""
     if not toggles.is_enabled(TOGGLE.name):
         return _match_naive(skus, variants)
     return _match_optimized(skus, variants)
 
 
-def _match_naive(skus: Sequence[str], variants: Sequence[Variant]) -> list[Variant | None]:
+def _match_naive(skus: Sequence[str], variants: Sequence[V]) -> list[V | None]:
     # For each SKU, scan the variants until one has it: an unknown SKU scans all of them.
     return [next((variant for variant in variants if variant.sku == sku), None) for sku in skus]
 
 
-def _match_optimized(skus: Sequence[str], variants: Sequence[Variant]) -> list[Variant | None]:
+def _match_optimized(skus: Sequence[str], variants: Sequence[V]) -> list[V | None]:
     by_sku = {variant.sku: variant for variant in variants}  # SKUs are unique
     return [by_sku.get(sku) for sku in skus]
