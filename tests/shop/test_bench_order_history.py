@@ -4,8 +4,11 @@ with every module's hooks), with the SQL floor as an extra arm, a cold arm and t
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from orders.models import Order
 from shop import toggles
@@ -171,3 +174,10 @@ def test_a_composite_scenario_that_holds_a_toggle_or_mixes_is_refused(fake_modul
         discovery.suite(FAKE)
     del fake_module.EXTRA_SCENARIOS
     assert discovery.suite(FAKE).composite
+
+
+def test_the_http_modes_refuse_a_composite_scenario_in_one_line():
+    """Over HTTP the other modules' before() hooks do not run, so all off would keep
+    db_indexes' indexes: refused before any server starts."""
+    with pytest.raises(CommandError, match="order_history: a composite scenario .* in process"):
+        call_command("bench", "--http", "order_history", stdout=StringIO(), stderr=StringIO())
