@@ -8,7 +8,9 @@ one per technique, named as its toggle. `python manage.py bench` runs them (docs
   `hooks.py` calls the modules' before()/after()/plans(); `answers.py` compares the answers.
 - `statements.py` records the SQL a request sends, so a scenario can check its off side runs
   the naive code before it is timed.
-- `runner.py` runs every scenario; `order_history.py` runs the order-history page all off,
-  all on and against `floor.py`, its hand-written SQL.
+- `runner.py` runs every scenario: off and on, the extra arms a scenario declares (the SQL
+  floor, `floor.py`), and the cold runs (`cold.py` resets before each); `targets.py` checks
+  the bounds a scenario declares. `scenarios/order_history.py` is composite: every toggle off
+  against every one on.
 - `results.py` holds what was measured; `report.py`, `formatting.py` and `html.py` write it.
 """

@@ -29,37 +29,43 @@ class AnswerKeeper:
         return dataclasses.replace(sample, answer=None)
 
 
-def compare(off: Sample, on: Sample) -> tuple[bool, str]:
-    """Whether two runs gave the same answer (status and body), and if not, where they part."""
+def compare(off: Sample, on: Sample, names: tuple[str, str] = ("off", "on")) -> tuple[bool, str]:
+    """Whether two runs gave the same answer (status and body), and if not, where they part.
+    `names` say which run is which in the message: an extra arm's answer is compared with on's
+    (`("on", "floor")`), a cold run's with its warm side's."""
+    a, b = names
     if off.status != on.status:
-        return False, f"status {off.status} off, {on.status} on"
+        return False, f"status {off.status} {a}, {on.status} {b}"
     if off.answer == on.answer:
         return True, ""
-    return False, first_difference(off.answer, on.answer)
+    return False, first_difference(off.answer, on.answer, names=names)
 
 
-def first_difference(off: Any, on: Any, path: str = "answer") -> str:
+def first_difference(
+    off: Any, on: Any, path: str = "answer", names: tuple[str, str] = ("off", "on")
+) -> str:
     """`results[3].items[0].unit_price: '12.50' off, '12.5' on`."""
+    a_name, b_name = names
     if isinstance(off, dict) and isinstance(on, dict):
         for key in [*off, *(k for k in on if k not in off)]:
             a, b = off.get(key, _MISSING), on.get(key, _MISSING)
             if a is _MISSING or b is _MISSING:
-                side = "on" if a is _MISSING else "off"
+                side = b_name if a is _MISSING else a_name
                 return f"{path}.{key}: only {side}"
             if a != b:
-                return first_difference(a, b, f"{path}.{key}")
+                return first_difference(a, b, f"{path}.{key}", names)
     if isinstance(off, list) and isinstance(on, list):
         for index, (a, b) in enumerate(zip(off, on, strict=False)):
             if a != b:
-                return first_difference(a, b, f"{path}[{index}]")
+                return first_difference(a, b, f"{path}[{index}]", names)
         if len(off) != len(on):
-            return f"{path}: {len(off)} items off, {len(on)} on"
+            return f"{path}: {len(off)} items {a_name}, {len(on)} {b_name}"
     if isinstance(off, bytes | str) and isinstance(on, bytes | str) and type(off) is type(on):
         at = next((i for i, (a, b) in enumerate(zip(off, on, strict=False)) if a != b), None)
         if at is None:
-            return f"{path}: {len(off)} long off, {len(on)} on"
-        return f"{path}, from offset {at}: {_short(off[at:])} off, {_short(on[at:])} on"
-    return f"{path}: {_short(off)} off, {_short(on)} on"
+            return f"{path}: {len(off)} long {a_name}, {len(on)} {b_name}"
+        return f"{path}, from offset {at}: {_short(off[at:])} {a_name}, {_short(on[at:])} {b_name}"
+    return f"{path}: {_short(off)} {a_name}, {_short(on)} {b_name}"
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -8,8 +8,8 @@ repository. A page marks where its figures go:
     (written by `manage.py bench_docs`; never edited by hand)
     <!-- /bench:select_related -->
 
-A block named after a technique shows every scenario of that technique; `table`, `order_history`
-and `run` show the whole run. `update()` rewrites every block of a page from the JSON, and
+A block named after a technique (or a composite scenario, `order_history`) shows every scenario
+of that module, with its extra arms, cold runs and targets; `table` and `run` show the whole run. `update()` rewrites every block of a page from the JSON, and
 `tests/shop/test_bench_docs.py` checks that each page already reads as `update()` would write it:
 a figure typed over, or a JSON replaced without rewriting the pages, fails the test.
 
@@ -29,7 +29,17 @@ from typing import Any
 from django.conf import settings
 
 from shop.bench.discovery import module_names
-from shop.bench.formatting import ms, size, times
+from shop.bench.docs_values import (
+    SIDE_ROWS,
+    cell,
+    extra_keys,
+    formatted,
+    is_number,
+    kind_of,
+    ratio_of,
+    yes,
+)
+from shop.bench.formatting import ms, times
 
 KEPT = Path(settings.BASE_DIR) / "docs" / "figures" / "bench.json"
 # A mark stands on a line of its own, so a page can mention one in running text.
@@ -38,29 +48,23 @@ BLOCK = re.compile(
     re.DOTALL | re.MULTILINE,
 )
 OPENING = re.compile(r"^<!-- bench:([a-z_]+) -->$", re.MULTILINE)
-RUN_BLOCKS = ("run", "table", "order_history")
+RUN_BLOCKS = ("run", "table")
 
-# Per side: (key, label, format). What a side holds beyond these is shown by `_extra_rows`.
-SIDE_ROWS = [
-    ("p50_ms", "p50", "ms"),
-    ("p95_ms", "p95", "ms"),
-    ("db_p50_ms", "database time, p50", "ms"),
-    ("queries", "queries", "count"),
-    ("bytes", "response bytes", "size"),
-    ("peak_memory_bytes", "peak Python memory", "size"),
+# A cold side's rows (Scenario.cold), after the warm ones: what a first request costs.
+COLD_ROWS = [
+    ("p50_ms", "cold p50", "ms"),
+    ("db_p50_ms", "cold database time, p50", "ms"),
+    ("queries", "cold queries", "count"),
 ]
-# Known and shown elsewhere (or too fine-grained for a page).
-SIDE_SKIP = {"queries_by_alias", "mean_ms", "min_ms", "samples_ms", "status", "runs", "endpoint"}
-# The time to the first byte is the whole time unless a side streamed: shown only then.
-SIDE_SKIP |= {"ttfb_p50_ms", "streamed"}
 ENTRY_KNOWN = {
     "name", "title", "scenario", "path", "writes", "hold", "off", "on", "baseline",
     "speedup_p50", "db_speedup_p50", "ceiling_p50", "on_breakdown_ms", "same_answer",
     "answer_stable", "difference", "plans", "notes", "warnings", "error", "own_db_speedup_p50",
+    "user", "every_toggle", "arms", "cold", "targets",
 }  # fmt: skip
 RUN_KNOWN = {
     "started_at", "settings", "size", "dataset", "machine", "repeat", "warmup", "budget_s",
-    "elapsed_s", "interrupted", "techniques", "order_history", "floor", "problems",
+    "elapsed_s", "interrupted", "techniques", "problems",
     "perf_toggles", "restored_at_start",
 }  # fmt: skip
 # The parts of `on_breakdown_ms`, as a sentence names them.
@@ -75,59 +79,6 @@ class DocsError(Exception):
 
 def load(path: Path = KEPT) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-# --- the values -------------------------------------------------------------------------------
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _format(value: Any, kind: str) -> str:
-    if value is None:
-        return "–"
-    if kind == "ms":
-        return f"{ms(value)} ms"
-    if kind == "size":
-        return size(value)
-    if _number(value):
-        return f"{value:,}" if isinstance(value, int) else f"{value:,.3g}"
-    return str(value)
-
-
-def _kind(key: str) -> str:
-    """How a field a newer bench added reads, from its name: `*_ms`, `*bytes*`, or a count."""
-    if key.endswith("_ms"):
-        return "ms"
-    if "bytes" in key:
-        return "size"
-    return "count"
-
-
-def _ratio(off: Any, on: Any) -> str:
-    if not (_number(off) and _number(on)) or on <= 0:
-        return ""
-    return times(off / on)
-
-
-def _yes(value: bool | None) -> str:
-    return {True: "yes", False: "**no**", None: "not checked"}[value]
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def _extra_keys(*sides: dict[str, Any] | None) -> list[str]:
-    """Numbers the sides hold that `SIDE_ROWS` does not name, in the JSON's order."""
-    known = {key for key, _, _ in SIDE_ROWS} | SIDE_SKIP
-    keys: dict[str, None] = {}
-    for side in sides:
-        for key, value in (side or {}).items():
-            if key not in known and _number(value):
-                keys[key] = None
-    return list(keys)
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -210,47 +161,99 @@ def technique(data: dict[str, Any], name: str) -> str:
 
 def scenario(entry: dict[str, Any]) -> str:
     where = f"`{entry['path']}`" if entry.get("path") else ""
+    where += f" as {entry['user']}" if where and entry.get("user") else ""
     held = ", ".join(f"{t} {'on' if v else 'off'}" for t, v in (entry.get("hold") or {}).items())
     context = "; ".join(part for part in (where, f"held: {held}" if held else "") if part)
     head = f"**{entry.get('title', entry.get('name'))}**" + (f" ({context})" if context else "")
     off, on = entry.get("off"), entry.get("on")
     if entry.get("error") or not (off and on):
         return f"{head}: the scenario failed: `{entry.get('error') or 'no runs'}`\n"
-    lines = [head, "", "| | off | on | off ÷ on |", "|---|---|---|---|"]
+    # An extra arm (the SQL floor) is a column after the ratio: its figures, not a ratio.
+    arms = [arm.get("side") or {} for arm in (entry.get("arms") or {}).values()]
+    titles = [arm.get("title", label) for label, arm in (entry.get("arms") or {}).items()]
+    lines = [head, "", "| | off | on | off ÷ on |" + "".join(f" {title} |" for title in titles)]
+    lines.append("|" + "---|" * (4 + len(arms)))
+
+    def row(label: str, a: Any, b: Any, ratio: str, kind: str, more: list[Any]) -> None:
+        cells = [label, formatted(a, kind), formatted(b, kind), ratio]
+        cells += [formatted(value, kind) if value is not None else "–" for value in more]
+        lines.append("| " + " | ".join(cells) + " |")
+
     given = {"p50_ms": entry.get("speedup_p50"), "db_p50_ms": entry.get("db_speedup_p50")}
-    rows = [*SIDE_ROWS, *((key, key.replace("_", " "), _kind(key)) for key in _extra_keys(off, on))]
+    extra = extra_keys(off, on, *arms)
+    rows = [*SIDE_ROWS, *((key, key.replace("_", " "), kind_of(key)) for key in extra)]
     if off.get("streamed") or on.get("streamed"):
         rows.insert(2, ("ttfb_p50_ms", "time to first byte, p50", "ms"))
     for key, label, kind in rows:
         a, b = off.get(key), on.get(key)
         if a is None and b is None:
             continue
-        ratio = times(given[key]) if given.get(key) is not None else _ratio(a, b)
-        lines.append(f"| {label} | {_format(a, kind)} | {_format(b, kind)} | {ratio} |")
+        ratio = times(given[key]) if given.get(key) is not None else ratio_of(a, b)
+        row(label, a, b, ratio, kind, [arm.get(key) for arm in arms])
+    cold = entry.get("cold") or {}
+    if cold.get("off") and cold.get("on"):  # each run a first request (Scenario.cold)
+        for key, label, kind in COLD_ROWS:
+            a, b = cold["off"].get(key), cold["on"].get(key)
+            given_ratio = cold.get("speedup_p50") if key == "p50_ms" else None
+            ratio = times(given_ratio) if given_ratio is not None else ratio_of(a, b)
+            row(label, a, b, ratio, kind, [None] * len(arms))
     # A figure a newer bench records per scenario as {"off": ..., "on": ...} is a row too.
     for key, value in entry.items():
         if key not in ENTRY_KNOWN and isinstance(value, dict) and {"off", "on"} <= set(value):
             a, b = value["off"], value["on"]
-            label, kind = key.replace("_", " "), _kind(key)
-            lines.append(f"| {label} | {_format(a, kind)} | {_format(b, kind)} | {_ratio(a, b)} |")
-    lines.append(f"| runs | {off.get('runs', '–')} | {on.get('runs', '–')} | |")
+            row(key.replace("_", " "), a, b, ratio_of(a, b), kind_of(key), [None] * len(arms))
+    lines.append(
+        f"| runs | {off.get('runs', '–')} | {on.get('runs', '–')} | |"
+        + "".join(f" {arm.get('runs', '–')} |" for arm in arms)
+    )
     lines += ["", *_sentences(entry)]
     return "\n".join(lines) + "\n"
+
+
+def _declared(entry: dict[str, Any]) -> list[str]:
+    """Sentences on what a scenario declares beyond its pair: cold runs, arms, targets."""
+    said = []
+    cold, off, on = entry.get("cold") or {}, entry["off"], entry["on"]
+    if cold.get("off") and cold.get("on"):
+        said.append(
+            "Cold, each run a first request (new database connections, the cache emptied): "
+            f"off takes {ratio_of(cold['off'].get('p50_ms'), off.get('p50_ms'))} its warm p50, "
+            f"on {ratio_of(cold['on'].get('p50_ms'), on.get('p50_ms'))}."
+        )
+    for label, arm in (entry.get("arms") or {}).items():
+        title = arm.get("title", label)
+        text = f"On's p50 is {times(arm.get('on_multiple_p50'))} the {title}'s"
+        if arm.get("baseline_multiple_p50") is not None:
+            text += f"; the baseline alone is {times(arm['baseline_multiple_p50'])} it"
+        said.append(
+            f"{text}. Same answer as on from the {title}: {yes(arm.get('same_answer'))}"
+            + (", byte for byte." if arm.get("identical_bytes") else ".")
+        )
+    targets = entry.get("targets") or {}
+    if targets:
+        said.append(
+            "Targets: "
+            + "; ".join(
+                f"{t.get('label') or key} {t.get('target')}: {formatted(t.get('value'), 'count')} "
+                f"{'met' if t.get('met') else '**not met**'}"
+                for key, t in targets.items()
+            )
+            + "."
+        )
+    return said
 
 
 def _sentences(entry: dict[str, Any]) -> list[str]:
     said = []
     base = entry.get("baseline")
     if base:
-        text = (
-            f"Baseline (the do-nothing request, same user): p50 {_format(base.get('p50_ms'), 'ms')}"
-        )
+        text = f"Baseline (the do-nothing request, same user): p50 {formatted(base.get('p50_ms'), 'ms')}"
         if entry.get("ceiling_p50") is not None:
             text += f", so the ceiling on the speedup is {times(entry['ceiling_p50'])}"
         split = entry.get("on_breakdown_ms")
         if split:
             text += "; the on side's p50 is about " + ", ".join(
-                f"{_format(value, 'ms')} {BREAKDOWN.get(part, part)}"
+                f"{formatted(value, 'ms')} {BREAKDOWN.get(part, part)}"
                 for part, value in split.items()
             )
         said.append(text + ".")
@@ -260,12 +263,13 @@ def _sentences(entry: dict[str, Any]) -> list[str]:
             f"Leaving out the statements the baseline sends too (the token lookup), the database "
             f"time is {times(own)} lower."
         )
-    same = f"Same answer off and on: {_yes(entry.get('same_answer'))}"
+    same = f"Same answer off and on: {yes(entry.get('same_answer'))}"
     if entry.get("answer_stable") is False:
         same += " (the answer changed from run to run)"
     said.append(same + ".")
+    said += _declared(entry)
     extras = [
-        f"{key.replace('_', ' ')}: {_format(value, _kind(key))}"
+        f"{key.replace('_', ' ')}: {formatted(value, kind_of(key))}"
         for key, value in entry.items()
         if key not in ENTRY_KNOWN and (value is None or isinstance(value, str | int | float))
     ]
@@ -283,7 +287,7 @@ def _sentences(entry: dict[str, Any]) -> list[str]:
 
 def table(data: dict[str, Any]) -> str:
     entries = data.get("techniques", [])
-    extra = _extra_keys(*(side for e in entries for side in (e.get("off"), e.get("on"))))
+    extra = extra_keys(*(side for e in entries for side in (e.get("off"), e.get("on"))))
     header = ["technique", "scenario", "off p50 / p95", "on p50 / p95", "speedup"]
     header += ["baseline (ceiling)", "db p50 (÷)", "queries", "bytes", "memory"]
     header += [key.replace("_", " ") for key in extra] + ["same"]
@@ -305,10 +309,10 @@ def table(data: dict[str, Any]) -> str:
                 _pair(off, on, "queries", "count"),
                 _pair(off, on, "bytes", "size"),
                 _pair(off, on, "peak_memory_bytes", "size"),
-                *(_pair(off, on, key, _kind(key)) for key in extra),
-                _yes(e.get("same_answer")),
+                *(_pair(off, on, key, kind_of(key)) for key in extra),
+                yes(e.get("same_answer")),
             ]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(cell(c) for c in cells) + " |")
     lines += ["", run_line(data)]
     return "\n".join(lines) + "\n"
 
@@ -324,62 +328,17 @@ def _first_byte(side: dict[str, Any]) -> str:
 def _pair(off: dict[str, Any], on: dict[str, Any], key: str, kind: str) -> str:
     if off.get(key) is None and on.get(key) is None:
         return "–"
-    return f"{_format(off.get(key), kind)} → {_format(on.get(key), kind)}"
-
-
-def order_history(data: dict[str, Any]) -> str:
-    history = data.get("order_history")
-    if not history:
-        return f"The recorded run has no order-history page.\n\n{run_line(data)}\n"
-    head = f"`{history.get('path')}` as {history.get('user')} ({history.get('orders', 0):,} orders)"
-    if history.get("error"):
-        return f"{head}: failed: `{history['error']}`\n\n{run_line(data)}\n"
-    arms = [("all off", "off"), ("all on", "on"), ("SQL floor", "floor"), ("baseline", "baseline")]
-    sides = [history.get(key) for _, key in arms]
-    extra = _extra_keys(*sides)
-    header = ["", "p50", "p95", "database time, p50", "queries", "bytes"]
-    header += [key.replace("_", " ") for key in extra]
-    lines = [head, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for (label, _), side in zip(arms, sides, strict=True):
-        if not side:
-            continue
-        cells = [label, *(_format(side.get(k), "ms") for k in ("p50_ms", "p95_ms", "db_p50_ms"))]
-        cells += [_format(side.get("queries"), "count"), _format(side.get("bytes"), "size")]
-        cells += [_format(side.get(key), _kind(key)) for key in extra]
-        lines.append("| " + " | ".join(cells) + " |")
-    said = [
-        f"All on is {times(history.get('speedup_p50'))} faster than all off at p50, and "
-        f"{times(history.get('floor_multiple_p50'))} the floor's p50; the baseline alone is "
-        f"{times(history.get('baseline_floor_multiple_p50'))} the floor's.",
-        f"Same answer all off and all on: {_yes(history.get('same_answer'))}; the floor's JSON "
-        f"and all on's: {_yes(history.get('floor_same_answer'))}"
-        + (", byte for byte." if history.get("floor_identical_bytes") else "."),
-    ]
-    targets = history.get("targets") or {}
-    if targets:
-        said.append(
-            "Targets: "
-            + "; ".join(
-                f"{key.replace('_', ' ')} {t.get('target')}: {_format(t.get('value'), 'count')} "
-                f"{'met' if t.get('met') else '**not met**'}"
-                for key, t in targets.items()
-            )
-            + "."
-        )
-    lines += ["", " ".join(said), "", run_line(data)]
-    return "\n".join(lines) + "\n"
+    return f"{formatted(off.get(key), kind)} → {formatted(on.get(key), kind)}"
 
 
 def render(name: str, data: dict[str, Any]) -> str:
     """The body of the block `name`."""
     if name == "run":
         elapsed = data.get("elapsed_s")
-        took = f"The run took {elapsed:g} s in all. " if _number(elapsed) else ""
+        took = f"The run took {elapsed:g} s in all. " if is_number(elapsed) else ""
         return took + run_line(data) + "\n"
     if name == "table":
         return table(data)
-    if name == "order_history":
-        return order_history(data)
     if name in {e.get("name") for e in data.get("techniques", [])} or name in module_names():
         return technique(data, name)
     raise DocsError(f"no figures named {name!r}: a technique, or one of {', '.join(RUN_BLOCKS)}")

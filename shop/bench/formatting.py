@@ -57,6 +57,7 @@ def row(entry: Entry) -> list[str]:
         pair(off, on, "queries"),
         pair(off, on, "bytes", size) + _db_bytes(off, on),
         pair(off, on, "peak_memory_bytes", size),
+        pair(entry.cold_off, entry.cold_on, "p50_ms", ms),
         check(entry.same_answer) + ("" if entry.answer_stable in (True, None) else " (unstable)"),
     ]
 
@@ -92,6 +93,7 @@ HEADER = [
     "queries",
     "bytes",
     "memory",
+    "cold p50 ms",  # each run a first request, for a scenario that asks (Scenario.cold)
     "same",
 ]
 

@@ -9,10 +9,17 @@ from html import escape
 from shop.bench import metrics
 from shop.bench.formatting import HEADER, check, context_lines, ms, row, share, size, times
 from shop.bench.measure import BASELINE_PATH
-from shop.bench.results import Entry, OrderHistory, Run, Side
+from shop.bench.results import Entry, Run, Side, ratio
 
-COLORS = {"off": "#c2410c", "on": "#15803d", "floor": "#475569", "baseline": "#94a3b8"}
-LABELS = {"off": "off", "on": "on", "floor": "SQL floor", "baseline": "baseline"}
+# By bar label; an extra arm (the SQL floor) is ARM_COLOR.
+COLORS = {
+    "off": "#c2410c",
+    "on": "#15803d",
+    "cold off": "#fdba74",
+    "cold on": "#86efac",
+    "baseline": "#94a3b8",
+}
+ARM_COLOR = "#475569"
 
 CSS = """
 body { font: 15px/1.45 system-ui, sans-serif; color: #1f2937; margin: 2rem auto; max-width: 72rem;
@@ -56,9 +63,9 @@ def bars(metrics: list[tuple[str, dict[str, tuple[float, str]]]], label: str) ->
                 width = max(width, 1.5)
             parts.append(
                 f'<rect x="{label_width}" y="{y:.1f}" width="{width:.1f}" height="{bar_height}" '
-                f'fill="{COLORS[arm]}" rx="2"/>'
+                f'fill="{COLORS.get(arm, ARM_COLOR)}" rx="2"/>'
                 f'<text x="{label_width + width + 6:.1f}" y="{y + 12:.1f}">'
-                f"{escape(LABELS[arm])}: {escape(text)}</text>"
+                f"{escape(arm)}: {escape(text)}</text>"
             )
             y += bar_height + gap
         parts.append(
@@ -166,6 +173,9 @@ def _section(entry: Entry) -> str:
             + "</p>"
         )
         sides = {"off": entry.off, "on": entry.on}
+        sides |= {arm.title: arm.side for arm in entry.arms.values()}
+        if entry.cold_off and entry.cold_on:
+            sides |= {"cold off": entry.cold_off, "cold on": entry.cold_on}
         breakdown = entry.on_breakdown_ms  # set whenever the on side and the baseline are
         if entry.baseline is not None and breakdown is not None:
             sides["baseline"] = entry.baseline
@@ -177,14 +187,15 @@ def _section(entry: Entry) -> str:
                 f"{ms(breakdown['database'])} ms more in the database and "
                 f"{ms(breakdown['python'])} ms of this request's own Python.</p>"
             )
-        chart = bars(_metrics(sides), f"{entry.name}: off, on and the baseline")
+        chart = bars(_metrics(sides), f"{entry.name}: {', '.join(sides)}")
         html.append(chart)
+        html += _declared(entry)
         html.append(
             f'<p class="muted">{len(entry.off.samples)} runs per side; queries per alias '
             f"off {entry.off.queries_by_alias}, on {entry.on.queries_by_alias}; primary's share "
             f"off {share(entry.off.primary_share)}, on {share(entry.on.primary_share)}</p>"
         )
-        counts = metrics.summary({"off": entry.off.metrics, "on": entry.on.metrics})
+        counts = metrics.summary(metrics.sides_of(entry))
         if counts:
             html.append(f'<p class="muted">Per request: {escape(counts)}</p>')
     for text in [entry.notes, *entry.warnings]:
@@ -202,50 +213,35 @@ def _section(entry: Entry) -> str:
     return "\n".join(html)
 
 
-def _order_history(history: OrderHistory | None) -> str:
-    if history is None:
-        return ""
-    html = [
-        '<section id="order_history">',
-        "<h2>Order history: every technique off, every one on, and the SQL floor</h2>",
-        f'<p class="muted"><code>{escape(history.path)}</code> as {escape(history.user)} '
-        f"({history.orders:,} orders). The floor is one hand-written query that builds the "
-        "same JSON in PostgreSQL: the fastest this page could be.</p>",
-    ]
-    if history.error:
-        html.append(f'<p class="error">Error: {escape(history.error)}</p>')
-    if history.off and history.on and history.floor:
+def _declared(entry: Entry) -> list[str]:
+    """What the scenario declares beyond its pair: its extra arms, its cold runs, its targets."""
+    html = []
+    for arm in entry.arms.values():
+        bytes_badge = _badge(arm.identical_bytes, "byte for byte")
         html.append(
-            "<p>"
-            + _badge(history.same_answer, "all off = all on")
-            + _badge(history.floor_same_answer, "floor = all on")
-            + _badge(history.floor_identical_bytes, "byte for byte")
+            f"<p>{_badge(arm.same_answer, f'{arm.title} = on')}{bytes_badge}"
+            f"on is {times(ratio(entry.on.p50_ms, arm.side.p50_ms))} the {escape(arm.title)}'s "
+            f"p50; the baseline alone is "
+            + times(entry.baseline and ratio(entry.baseline.p50_ms, arm.side.p50_ms))
             + "</p>"
         )
+    if entry.cold_off and entry.cold_on:
         html.append(
-            f'<p class="ratio">all on is {times(history.speedup_p50)} faster than all off, '
-            f"and {times(history.floor_multiple_p50)} the floor</p>"
+            f'<p class="muted">cold (each run a first request: new database connections, '
+            f"the cache emptied): p50 {ms(entry.cold_off.p50_ms)} ms off → "
+            f"{ms(entry.cold_on.p50_ms)} ms on ({times(entry.cold_speedup_p50)}); database "
+            f"{ms(entry.cold_off.db_p50_ms)} → {ms(entry.cold_on.db_p50_ms)} ms; queries "
+            f"{entry.cold_off.queries} → {entry.cold_on.queries}</p>"
         )
-        sides = {"off": history.off, "on": history.on, "floor": history.floor}
-        if history.baseline is not None:
-            sides["baseline"] = history.baseline
-            html.append(
-                f'<p class="muted">baseline (<code>GET {escape(BASELINE_PATH)}</code> as the same '
-                f"customer, a view that does nothing): {ms(history.baseline.p50_ms)} ms, "
-                f"{times(history.baseline_floor_multiple_p50)} the floor on its own</p>"
-            )
-        html.append(bars(_metrics(sides), "order history: all off, all on, SQL floor, baseline"))
-        items = []
-        for key, target in history.targets().items():
-            mark = "✓" if target["met"] else "✗"
-            items.append(
-                f"<li>{escape(key)} {escape(target['target'])}: {target['value']} {mark}</li>"
-            )
-        html.append("<p>Targets:</p><ul>" + "".join(items) + "</ul>")
-    if history.difference:
-        html.append(f'<p class="error">Answers differ: {escape(history.difference)}</p>')
-    html.append("</section>")
-    return "\n".join(html)
+    targets = entry.to_dict()["targets"]
+    if targets:
+        items = "".join(
+            f"<li>{escape(t['label'])} {escape(t['target'])}: {t['value']} "
+            f"{'✓' if t['met'] else '✗'}</li>"
+            for t in targets.values()
+        )
+        html.append(f"<p>Targets:</p><ul>{items}</ul>")
+    return html
 
 
 def _summary_table(entries: list[Entry]) -> str:
@@ -285,7 +281,6 @@ same user alongside each pair: what a request costs when its view does nothing. 
 off p50 divided by the baseline's p50, the most any technique could show end to end.</p>
 {overview(run.entries)}
 {_summary_table(run.entries)}
-{_order_history(run.order_history)}
 {"".join(_section(entry) for entry in run.entries)}
 </body></html>
 """

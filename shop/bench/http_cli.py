@@ -128,6 +128,7 @@ def handle(options: dict[str, Any], *, write: Callable[[str], None], default_dir
         if not names:
             raise BenchError("--http needs the scenario NAMEs to send")
         suites, _ = discovery.load(names)
+        _refuse_composite(suites)
         with _server(options, write) as base_url:
             pairs = []
             for suite in suites:
@@ -162,7 +163,9 @@ def _open_loop_request(target: str) -> tuple[str, dict[str, str], Callable[[], N
     """A path is sent as it is; a scenario NAME sends its request, technique on, as its user."""
     if target.startswith("/"):
         return target, {}, lambda: None
-    scenario = discovery.suite(target).scenarios[0]
+    found = discovery.suite(target)
+    _refuse_composite([found])
+    scenario = found.scenarios[0]
     if scenario.prepare is not None:
         scenario.prepare()
     requester = Requester()
@@ -173,6 +176,17 @@ def _open_loop_request(target: str) -> tuple[str, dict[str, str], Callable[[], N
     flags = per_request({**scenario.hold, scenario.name: True})
     headers = {**prepared.headers, TOGGLE_HEADER: toggles.format_flags(flags)}
     return prepared.path, headers, requester.close
+
+
+def _refuse_composite(suites: list[discovery.Suite]) -> None:
+    """A composite scenario's all off needs every module's before() (db_indexes' indexes
+    dropped), which the HTTP modes do not run: its pairs run in process only."""
+    composite = [suite.name for suite in suites if suite.composite]
+    if composite:
+        raise BenchError(
+            f"{', '.join(composite)}: a composite scenario (every toggle off against every one "
+            "on) runs in process only; over HTTP, name its techniques"
+        )
 
 
 def _write_report(

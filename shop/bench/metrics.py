@@ -182,6 +182,13 @@ def ordered(names: set[str] | list[str]) -> list[str]:
     return [n for n in COMMON if n in names] + sorted(set(names) - set(COMMON))
 
 
+def sides_of(entry: Any) -> dict[str, dict[str, dict[str, float]]]:
+    """An entry's sides that have runs, by label, each with its `Side.metrics`: off, on, and
+    the cold runs when the scenario has them (a cold run opens its connection: it shows)."""
+    sides = {"off": entry.off, "on": entry.on, "cold off": entry.cold_off, "cold on": entry.cold_on}
+    return {label: side.metrics for label, side in sides.items() if side is not None}
+
+
 def summary(per_side: dict[str, dict[str, dict[str, float]]]) -> str:
     """One line for a report: each count that is not 0 on some side, per request (p50),
     side by side: `cache_hits off 0 · on 3; connections_opened off 1 · on 0`. Empty when

@@ -6,17 +6,10 @@ import json
 from pathlib import Path
 
 from shop.bench import metrics
-from shop.bench.floor import SQL
 from shop.bench.formatting import HEADER, check, context_lines, ms, row, size, times
 from shop.bench.html import to_html
 from shop.bench.measure import BASELINE_PATH
-from shop.bench.results import (
-    TARGET_FLOOR_MULTIPLE,
-    TARGET_ON_QUERIES,
-    TARGET_SPEEDUP,
-    OrderHistory,
-    Run,
-)
+from shop.bench.results import Entry, Run, Side, ratio
 
 
 def table(run: Run, *, markdown: bool = False, title_width: int = 42) -> str:
@@ -47,7 +40,7 @@ def metrics_lines(run: Run) -> list[str]:
     for entry in run.entries:
         if entry.off is None or entry.on is None:
             continue
-        counts = metrics.summary({"off": entry.off.metrics, "on": entry.on.metrics})
+        counts = metrics.summary(metrics.sides_of(entry))
         if counts:
             lines.append(f"{entry.name}[{entry.scenario}]: {counts}")
     return lines
@@ -57,42 +50,50 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def order_history_lines(history: OrderHistory | None) -> list[str]:
-    if history is None:
+def entry_lines(entry: Entry) -> list[str]:
+    """What a scenario declares beyond its pair, one line each: its cold runs, its extra arms
+    and how they compare with on, its targets. Nothing for a plain pair."""
+    if not (entry.cold_off or entry.arms or entry.targets) or entry.error:
         return []
-    head = f"order history: {history.path} as {history.user} ({history.orders:,} orders)"
-    if history.error or not (history.off and history.on and history.floor and history.baseline):
-        return [head, f"  ERROR: {history.error}"]
-    off, on, floor, base = history.off, history.on, history.floor, history.baseline
-    targets = history.targets()
-
-    def verdict(key: str) -> str:
-        return "✓" if targets[key]["met"] else "✗"
-
-    lines = [
-        head,
-        f"  all off    p50 {ms(off.p50_ms):>7} ms  p95 {ms(off.p95_ms):>7} ms  "
-        f"db {ms(off.db_p50_ms):>6} ms  {_queries(off.queries)}  {size(off.bytes)}",
-        f"  all on     p50 {ms(on.p50_ms):>7} ms  p95 {ms(on.p95_ms):>7} ms  "
-        f"db {ms(on.db_p50_ms):>6} ms  {_queries(on.queries)}  {size(on.bytes)}  "
-        f"{times(history.speedup_p50)} faster than all off",
-        f"  SQL floor  p50 {ms(floor.p50_ms):>7} ms  p95 {ms(floor.p95_ms):>7} ms  "
-        f"db {ms(floor.db_p50_ms):>6} ms  {_queries(floor.queries)}  {size(floor.bytes)}  "
-        f"(all on is {times(history.floor_multiple_p50)} the floor)",
-        f"  baseline   p50 {ms(base.p50_ms):>7} ms  p95 {ms(base.p95_ms):>7} ms  "
-        f"db {ms(base.db_p50_ms):>6} ms  {_queries(base.queries)}  {size(base.bytes)}  "
-        f"(GET {BASELINE_PATH} as {history.user}: {times(history.baseline_floor_multiple_p50)} "
-        "the floor on its own)",
-        f"  same answer: all off vs all on {check(history.same_answer)}; floor vs all on "
-        f"{check(history.floor_same_answer)}"
-        + (", byte for byte" if history.floor_identical_bytes else ", not byte for byte"),
-        f"  targets: all on ≤ {TARGET_ON_QUERIES} queries {verdict('on_queries')} · "
-        f"≥ {TARGET_SPEEDUP:g}× faster than all off {verdict('speedup_p50')} · "
-        f"within {TARGET_FLOOR_MULTIPLE:g}× of the floor {verdict('floor_multiple_p50')}",
-    ]
-    if history.difference:
-        lines.append(f"  {history.difference}")
+    who = f" as {entry.user}" if entry.user else ""
+    lines = [f"{entry.name}[{entry.scenario}] {entry.title}: {entry.path}{who}"]
+    for label, side in (("cold off", entry.cold_off), ("cold on", entry.cold_on)):
+        if side is not None:
+            lines.append(f"  {label:<10} {_side(side)}")
+    if entry.cold_off and entry.cold_on and entry.off and entry.on:
+        lines.append(
+            f"  cold: off {times(ratio(entry.cold_off.p50_ms, entry.off.p50_ms))} and on "
+            f"{times(ratio(entry.cold_on.p50_ms, entry.on.p50_ms))} their warm p50; on "
+            f"{times(entry.cold_speedup_p50)} faster than off cold"
+        )
+    for arm in entry.arms.values():
+        multiple = entry.on and ratio(entry.on.p50_ms, arm.side.p50_ms)
+        lines.append(
+            f"  {arm.title:<10} {_side(arm.side)}  (on is {times(multiple)} its p50)"
+            f"  same answer as on {check(arm.same_answer)}"
+            + {True: ", byte for byte", False: ", not byte for byte", None: ""}[arm.identical_bytes]
+        )
+    checked = entry.to_dict()["targets"]
+    if checked:
+        lines.append(
+            "  targets: "
+            + " · ".join(
+                f"{t['label']} {t['target']}: {_value(t['value'])} {'✓' if t['met'] else '✗'}"
+                for t in checked.values()
+            )
+        )
     return lines
+
+
+def _side(side: Side) -> str:
+    return (
+        f"p50 {ms(side.p50_ms):>7} ms  p95 {ms(side.p95_ms):>7} ms  "
+        f"db {ms(side.db_p50_ms):>6} ms  {_queries(side.queries)}  {size(side.bytes)}"
+    )
+
+
+def _value(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3g}"
 
 
 def _queries(n: int) -> str:
@@ -100,19 +101,17 @@ def _queries(n: int) -> str:
 
 
 def to_json(run: Run) -> str:
-    data = run.to_dict()
-    history = run.order_history
-    data["floor"] = None
-    if history is not None and history.floor is not None:
-        data["floor"] = {
-            "endpoint": history.path,
-            **history.floor.to_dict(),
-            "all_on_multiple_p50": data["order_history"]["floor_multiple_p50"],
-            "same_answer": history.floor_same_answer,
-            "identical_bytes": history.floor_identical_bytes,
-            "sql": SQL.strip(),
-        }
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(run.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def run_lines(run: Run) -> list[str]:
+    """`entry_lines` of every entry that has any, a blank line between two."""
+    lines: list[str] = []
+    for entry in run.entries:
+        more = entry_lines(entry)
+        if more:
+            lines += [""] * bool(lines) + more
+    return lines
 
 
 def to_markdown(run: Run) -> str:
@@ -129,9 +128,9 @@ def to_markdown(run: Run) -> str:
     counts = metrics_lines(run)
     if counts:
         lines += ["", "## Counts beyond queries, per request", "", *[f"- {c}" for c in counts]]
-    history = order_history_lines(run.order_history)
-    if history:
-        lines += ["", "## Order history and the SQL floor", "", "```", *history, "```"]
+    more = run_lines(run)
+    if more:
+        lines += ["", "## Cold runs, extra arms and targets", "", "```", *more, "```"]
     notes = [
         f"- **{e.name}** ({e.title}): {text}"
         for e in run.entries

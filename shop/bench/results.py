@@ -1,5 +1,6 @@
-"""What the bench measured, in plain data: one `Entry` per scenario, the order-history pair with
-its SQL floor, and the run's context. `to_dict()` is the JSON the reports are written from."""
+"""What the bench measured, in plain data: one `Entry` per scenario (with its extra arms, cold
+runs and targets when it declares them), and the run's context. `to_dict()` is the JSON the
+reports are written from."""
 
 from __future__ import annotations
 
@@ -10,12 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shop.bench.metrics import COMMON, ordered
-
-# The order-history targets from the issue: "all-on uses ≤ 4 queries, is at least 5× faster
-# than all-off at p50, and is within 3× of the SQL floor".
-TARGET_ON_QUERIES = 4
-TARGET_SPEEDUP = 5.0
-TARGET_FLOOR_MULTIPLE = 3.0
+from shop.bench.targets import Target, evaluate
 
 
 @dataclass(frozen=True)
@@ -55,7 +51,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 @dataclass
 class Side:
-    """The recorded runs of one side (off, on, the SQL floor, or the baseline request)."""
+    """The recorded runs of one side (off, on, an extra arm, or the baseline request)."""
 
     samples: list[Sample]
     peak_memory_bytes: int | None = None  # from a separate, untimed run
@@ -194,6 +190,36 @@ def ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator > 0 else None
 
 
+def _rounded(value: float | None) -> float | None:
+    return round(value, 3) if value is not None else None
+
+
+@dataclass
+class ArmResult:
+    """An extra arm's runs (the SQL floor), and how its answer compares with the on side's."""
+
+    title: str
+    side: Side
+    same_answer: bool | None = None  # its answer against the on side's, parsed
+    identical_bytes: bool | None = None  # ... and byte for byte, when the arm builds a body
+    source: str = ""  # what it runs: the floor's SQL
+
+    def to_dict(self, on: Side | None, baseline: Side | None) -> dict[str, Any]:
+        """With the on side's p50 as a multiple of the arm's (1.0: as fast as the arm), and
+        the baseline's: how close any version of the request could come to it."""
+        return {
+            "title": self.title,
+            "side": self.side.to_dict(),
+            "on_multiple_p50": _rounded(on and ratio(on.p50_ms, self.side.p50_ms)),
+            "baseline_multiple_p50": _rounded(
+                baseline and ratio(baseline.p50_ms, self.side.p50_ms)
+            ),
+            "same_answer": self.same_answer,
+            "identical_bytes": self.identical_bytes,
+            "source": self.source,
+        }
+
+
 @dataclass
 class Entry:
     """One scenario of one technique, off against on."""
@@ -202,12 +228,18 @@ class Entry:
     title: str
     scenario: int  # 0 for the module's SCENARIO, 1.. for its EXTRA_SCENARIOS
     path: str = ""  # "GET /api/products/?page_size=50"
+    user: str | None = None  # who the request logs in as; None: anonymous
     writes: bool = False
     hold: dict[str, bool] = field(default_factory=dict)
+    every_toggle: bool = False  # composite: every toggle off against every one on
     notes: str = ""
     off: Side | None = None
     on: Side | None = None
     baseline: Side | None = None  # the cheapest request, as the same user (measure.BASELINE_PATH)
+    arms: dict[str, ArmResult] = field(default_factory=dict)  # the scenario's extra arms
+    cold_off: Side | None = None  # with `Scenario.cold`: each run after a reset, a first request
+    cold_on: Side | None = None
+    targets: tuple[Target, ...] = ()  # as declared; checked in to_dict()
     same_answer: bool | None = None
     answer_stable: bool | None = None  # every run of a side gave that side's first answer
     difference: str = ""  # where the answers differ, when they do
@@ -220,6 +252,12 @@ class Entry:
         if self.off is None or self.on is None:
             return None
         return ratio(self.off.p50_ms, self.on.p50_ms)
+
+    @property
+    def cold_speedup_p50(self) -> float | None:
+        if self.cold_off is None or self.cold_on is None:
+            return None
+        return ratio(self.cold_off.p50_ms, self.cold_on.p50_ms)
 
     @property
     def db_speedup_p50(self) -> float | None:
@@ -270,20 +308,33 @@ class Entry:
         speedup, db_speedup, ceiling = self.speedup_p50, self.db_speedup_p50, self.ceiling_p50
         own = self.own_db_speedup_p50
         breakdown = self.on_breakdown_ms
-        return {
+        cold = None
+        if self.cold_off is not None and self.cold_on is not None:
+            cold = {
+                "off": self.cold_off.to_dict(),
+                "on": self.cold_on.to_dict(),
+                "speedup_p50": _rounded(self.cold_speedup_p50),
+            }
+        data = {
             "name": self.name,
             "title": self.title,
             "scenario": self.scenario,
             "path": self.path,
+            "user": self.user,
             "writes": self.writes,
             "hold": self.hold,
+            "every_toggle": self.every_toggle,
             "off": self.off.to_dict() if self.off else None,
             "on": self.on.to_dict() if self.on else None,
             "baseline": self.baseline.to_dict() if self.baseline else None,
-            "speedup_p50": round(speedup, 3) if speedup is not None else None,
-            "db_speedup_p50": round(db_speedup, 3) if db_speedup is not None else None,
-            "own_db_speedup_p50": round(own, 3) if own is not None else None,
-            "ceiling_p50": round(ceiling, 3) if ceiling is not None else None,
+            "arms": {
+                label: arm.to_dict(self.on, self.baseline) for label, arm in self.arms.items()
+            },
+            "cold": cold,
+            "speedup_p50": _rounded(speedup),
+            "db_speedup_p50": _rounded(db_speedup),
+            "own_db_speedup_p50": _rounded(own),
+            "ceiling_p50": _rounded(ceiling),
             "on_breakdown_ms": (
                 {part: round(ms, 3) for part, ms in breakdown.items()} if breakdown else None
             ),
@@ -295,96 +346,14 @@ class Entry:
             "warnings": self.warnings,
             "error": self.error,
         }
-
-
-@dataclass
-class OrderHistory:
-    """The order-history page with every technique off, then every one on, and the SQL floor:
-    one hand-written query that builds the same JSON in PostgreSQL."""
-
-    path: str
-    user: str
-    orders: int  # how many orders the customer has
-    off: Side | None = None
-    on: Side | None = None
-    floor: Side | None = None
-    baseline: Side | None = None  # the cheapest request, as the same customer
-    same_answer: bool | None = None  # all-off against all-on
-    floor_same_answer: bool | None = None  # the floor's JSON against all-on's, parsed
-    floor_identical_bytes: bool | None = None  # ... and byte for byte
-    answer_stable: bool | None = None  # every run of each arm gave that arm's first answer
-    difference: str = ""
-    warnings: list[str] = field(default_factory=list)
-    error: str = ""
+        # Read from the figures above, so a target checks what the reports show.
+        data["targets"] = evaluate(self.targets, data)
+        return data
 
     @property
-    def speedup_p50(self) -> float | None:
-        if self.off is None or self.on is None:
-            return None
-        return ratio(self.off.p50_ms, self.on.p50_ms)
-
-    @property
-    def floor_multiple_p50(self) -> float | None:
-        """All-on p50 as a multiple of the floor's p50: 1.0 would be as fast as PostgreSQL
-        building the page itself."""
-        if self.on is None or self.floor is None:
-            return None
-        return ratio(self.on.p50_ms, self.floor.p50_ms)
-
-    @property
-    def baseline_floor_multiple_p50(self) -> float | None:
-        """The baseline's p50 as a multiple of the floor's: how close to the floor any version
-        of this endpoint could come, since every request pays at least the baseline."""
-        if self.baseline is None or self.floor is None:
-            return None
-        return ratio(self.baseline.p50_ms, self.floor.p50_ms)
-
-    def targets(self) -> dict[str, dict[str, Any]]:
-        on_queries = self.on.queries if self.on else None
-        speedup, multiple = self.speedup_p50, self.floor_multiple_p50
-        return {
-            "on_queries": {
-                "target": f"<= {TARGET_ON_QUERIES}",
-                "value": on_queries,
-                "met": on_queries is not None and on_queries <= TARGET_ON_QUERIES,
-            },
-            "speedup_p50": {
-                "target": f">= {TARGET_SPEEDUP:g}",
-                "value": round(speedup, 3) if speedup is not None else None,
-                "met": speedup is not None and speedup >= TARGET_SPEEDUP,
-            },
-            "floor_multiple_p50": {
-                "target": f"<= {TARGET_FLOOR_MULTIPLE:g}",
-                "value": round(multiple, 3) if multiple is not None else None,
-                "met": multiple is not None and multiple <= TARGET_FLOOR_MULTIPLE,
-            },
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        speedup, multiple = self.speedup_p50, self.floor_multiple_p50
-        baseline_multiple = self.baseline_floor_multiple_p50
-        return {
-            "path": self.path,
-            "user": self.user,
-            "orders": self.orders,
-            "off": self.off.to_dict() if self.off else None,
-            "on": self.on.to_dict() if self.on else None,
-            "floor": self.floor.to_dict() if self.floor else None,
-            "baseline": self.baseline.to_dict() if self.baseline else None,
-            "speedup_p50": round(speedup, 3) if speedup is not None else None,
-            "floor_multiple_p50": round(multiple, 3) if multiple is not None else None,
-            "baseline_floor_multiple_p50": (
-                round(baseline_multiple, 3) if baseline_multiple is not None else None
-            ),
-            "same_answer": self.same_answer,
-            "floor_same_answer": self.floor_same_answer,
-            "floor_identical_bytes": self.floor_identical_bytes,
-            "answer_stable": self.answer_stable,
-            "difference": self.difference,
-            "targets": self.targets(),
-            "warnings": self.warnings,
-            "error": self.error,
-        }
+    def compared(self) -> list[bool | None]:
+        """Every answer comparison: off against on, and each compared arm against on."""
+        return [self.same_answer, *(arm.same_answer for arm in self.arms.values())]
 
 
 @dataclass
@@ -401,7 +370,6 @@ class Run:
     warmup: int
     budget_s: float
     entries: list[Entry] = field(default_factory=list)
-    order_history: OrderHistory | None = None
     problems: list[str] = field(default_factory=list)  # scenario modules that could not run
     # PERF_TOGGLES as the environment set it: the state of every toggle a pair does not set
     perf_toggles: str | None = None
@@ -412,25 +380,17 @@ class Run:
     @property
     def failed(self) -> bool:
         """An error stopped a scenario (a different answer is reported, not failed)."""
-        history_error = self.order_history is not None and bool(self.order_history.error)
-        return bool(self.problems) or any(e.error for e in self.entries) or history_error
+        return bool(self.problems) or any(e.error for e in self.entries)
 
     @property
     def different_answers(self) -> list[str]:
-        names = [f"{e.name}[{e.scenario}]" for e in self.entries if e.same_answer is False]
-        history = self.order_history
-        if history is not None and False in (history.same_answer, history.floor_same_answer):
-            names.append("order_history")
-        return names
+        return [f"{e.name}[{e.scenario}]" for e in self.entries if False in e.compared]
 
     @property
     def unstable_answers(self) -> list[str]:
         """Scenarios where a side's runs did not all give that side's first answer: the
         comparison of first answers then says little."""
-        names = [f"{e.name}[{e.scenario}]" for e in self.entries if e.answer_stable is False]
-        if self.order_history is not None and self.order_history.answer_stable is False:
-            names.append("order_history")
-        return names
+        return [f"{e.name}[{e.scenario}]" for e in self.entries if e.answer_stable is False]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -447,6 +407,5 @@ class Run:
             "elapsed_s": round(self.elapsed_s, 1),
             "interrupted": self.interrupted,
             "techniques": [entry.to_dict() for entry in self.entries],
-            "order_history": self.order_history.to_dict() if self.order_history else None,
             "problems": self.problems,
         }

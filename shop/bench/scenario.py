@@ -24,6 +24,16 @@ A module may also define, all optional:
 - `plans() -> dict[str, str]`: EXPLAIN output of the queries that matter, in the current state
   (`{"order lookup": "Index Scan using ..."}`). Called once per side, after `before()` and inside
   `toggles.override(<technique>=enabled)`; the report shows both sides.
+
+A scenario may also be **composite** (`every_toggle=True`): its sides are every registered
+toggle off against every one on, with every scenario module's hooks (all off drops db_indexes'
+indexes), so it measures what the techniques do together to one request. Its module is named
+for the request (`order_history`), not for a toggle, and runs after the techniques.
+
+Besides off, on and the baseline, a scenario may declare **extra arms** (`arms`: the SQL floor,
+one hand-written statement that builds the same body) timed in the same alternation, a **cold
+arm** (`cold`: each side again, every run a first request) and **targets** (bounds on its
+figures, checked in every report).
 """
 
 from __future__ import annotations
@@ -33,6 +43,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.http import HttpResponse
+
+from shop import toggles
+from shop.bench.results import Sample
+from shop.bench.targets import Target
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,23 @@ class Call:
     # anonymous.
     user: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExtraArm:
+    """One more arm, timed in the same alternation as off and on and in the on side's state
+    (after before(True)): for the order-history page, its SQL floor."""
+
+    label: str  # its key in the JSON: "floor"
+    title: str  # for the reports: "SQL floor"
+    # One timed run. The arm measures itself (its wall time, and its queries with a
+    # QueryCounter, as `floor.sample` does), since it need not be an HTTP request.
+    run: Callable[[], Sample]
+    compare: bool = True  # its answer must be the on side's (as off's must): reported if not
+    # The body it builds, as bytes: compared once, untimed, with the on side's response body
+    # byte for byte. None: only the parsed answers are compared.
+    body: Callable[[], bytes] | None = None
+    source: str = ""  # what it runs (the floor's SQL), kept in the JSON
 
 
 @dataclass(frozen=True)
@@ -79,3 +110,26 @@ class Scenario:
     # rollback so it can read what the request left: `{"units_oversold": 0}`.
     metrics: Callable[[HttpResponse], dict[str, float]] | None = None
     notes: str = ""  # a sentence for the report: the catalog's contract change, a caveat
+    # Composite: every registered toggle off against every one on, with every module's hooks,
+    # instead of the toggle `name`. `name` is then the request's, not a toggle's.
+    every_toggle: bool = False
+    # More arms, each run in the same alternation as off and on, answers compared with on's.
+    arms: tuple[ExtraArm, ...] = ()
+    # Also time each side cold, after the warm runs: each cold run follows a reset (untimed)
+    # that makes it a first request. For a request a warm cache or connection flatters.
+    cold: bool = False
+    # The reset before each cold run; None: `shop.bench.cold.reset` (new database connections,
+    # the project's cache emptied).
+    reset: Callable[[], None] | None = None
+    # Bounds on the scenario's figures, checked and reported with every run.
+    targets: tuple[Target, ...] = ()
+
+    def flags(self, enabled: bool) -> dict[str, bool]:
+        """The toggles a side sets: the held ones and the technique at `enabled`, or every
+        registered toggle at `enabled` for a composite scenario. A held toggle no technique
+        registers is left out (the runner warns about it)."""
+        registered = [toggle.name for toggle in toggles.registered()]
+        if self.every_toggle:
+            return dict.fromkeys(registered, enabled)
+        holds = {name: on for name, on in self.hold.items() if name in registered}
+        return {**holds, self.name: enabled}

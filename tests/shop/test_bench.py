@@ -6,9 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import types
-from datetime import UTC, datetime
-from decimal import Decimal
 from io import StringIO
 from time import perf_counter, sleep
 
@@ -24,10 +21,9 @@ from rest_framework.authtoken.models import Token
 from catalog.models import Variant
 from orders.models import Order
 from shop import toggles
-from shop.bench import dataset, discovery, floor, runner
+from shop.bench import dataset, discovery, runner
 from shop.bench.alternation import Arm, abba, schedule
 from shop.bench.measure import BASELINE_PATH, QueryCounter, _read
-from shop.bench.order_history import BASE_URL
 from shop.bench.scenario import Call, Scenario
 from shop.seed import SIZES
 from shop.techniques import db_indexes
@@ -37,56 +33,9 @@ from tests.factories import (
     UserFactory,
     VariantFactory,
 )
+from tests.shop.conftest import FAKE, run_bench
 
 pytestmark = pytest.mark.django_db
-
-FAKE = "bench_fake"
-
-
-@pytest.fixture
-def fake_module(monkeypatch):
-    """A scenario module `bench_fake` for a toggle registered for the test only: the harness
-    finds it as it finds the real ones. The toggle changes nothing in the shop."""
-    toggle = toggles.Toggle(FAKE, "data_access", "a toggle for the harness's own tests")
-    monkeypatch.setitem(toggles._registry, FAKE, toggle)
-    module = types.ModuleType(f"shop.bench.scenarios.{FAKE}")
-    module.events = []
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    real = discovery.module_names()
-    monkeypatch.setattr(discovery, "module_names", lambda: sorted([*real, FAKE]))
-    return module
-
-
-def _bench(tmp_path, *args):
-    out, err = StringIO(), StringIO()
-    call_command("bench", *args, "--report", str(tmp_path), stdout=out, stderr=err)
-    return json.loads((tmp_path / "bench.json").read_text()), out.getvalue()
-
-
-@pytest.fixture
-def history(customer):
-    """A customer with five orders (and a neighbour with one): prices with trailing zeros,
-    timestamps with and without microseconds, a null paid_at, a name that needs escaping."""
-    odd = VariantFactory(
-        product=ProductFactory(name='Crème "brûlée" set\\ \u2603'), price=Decimal("12.50")
-    )
-    plain = VariantFactory(price=Decimal("3.00"))
-    when = datetime(2026, 3, 10, 12, 0, 0, tzinfo=UTC)
-    OrderFactory(user=customer, created_at=when, lines=[(odd, 2), (plain, 1)], paid_at=when)
-    OrderFactory(user=customer, created_at=when.replace(microsecond=123456), lines=[(plain, 5)])
-    OrderFactory(
-        user=customer,
-        created_at=when.replace(day=11),
-        lines=[(odd, 1)],
-        status=Order.Status.PENDING,
-    )
-    OrderFactory(
-        user=customer, created_at=when.replace(day=9), lines=[(plain, 1), (odd, 3)], paid_at=when
-    )
-    OrderFactory(user=customer, created_at=when, lines=[(plain, 2)], status=Order.Status.CANCELLED)
-    OrderFactory(user=UserFactory(), created_at=when, lines=[(plain, 1)])
-    return customer
-
 
 # --- the order of the runs ---------------------------------------------------------------
 
@@ -134,7 +83,7 @@ def test_the_runs_really_go_off_on_on_off(products, tmp_path, monkeypatch):
         return real_send(requester, prepared, flags=flags, **kwargs)
 
     monkeypatch.setattr(runner, "send", recording)
-    _bench(tmp_path, "select_related", "--repeat", "4")
+    run_bench(tmp_path, "select_related", "--repeat", "4")
     warmup = ["off", "on", "base"]  # a fifth of 4 runs, at least one per side
     cycle = ["off", "on", "base", "base", "on", "off"]
     assert sent == [*warmup, *cycle, *cycle]
@@ -144,10 +93,13 @@ def test_the_runs_really_go_off_on_on_off(products, tmp_path, monkeypatch):
 
 
 def test_select_related_pair_reports_queries_same_answer_and_files(products, tmp_path):
-    data, out = _bench(tmp_path, "select_related", "--repeat", "3")
-    assert {"techniques", "order_history", "floor", "machine", "dataset", "settings"} <= set(data)
+    data, out = run_bench(tmp_path, "select_related", "--repeat", "3")
+    assert {"techniques", "machine", "dataset", "settings"} <= set(data)
     (entry,) = data["techniques"]
     assert entry["name"] == "select_related"
+    # Declares no extra arm, no cold runs, no target: the entry says so, the reports skip them.
+    assert (entry["arms"], entry["cold"], entry["targets"]) == ({}, None, {})
+    assert entry["every_toggle"] is False and entry["user"] is None
     assert entry["same_answer"] is True
     assert entry["answer_stable"] is True
     for side in ("off", "on"):
@@ -173,7 +125,6 @@ def test_select_related_pair_reports_queries_same_answer_and_files(products, tmp
     parts = entry["on_breakdown_ms"]
     assert set(parts) == {"baseline", "database", "python"} and min(parts.values()) >= 0
     assert parts["baseline"] == entry["baseline"]["p50_ms"]
-    assert data["order_history"] is None  # only with no names, or when named
     assert data["dataset"]["rows"]["products"] == 12
     assert "select_related" in out and "✓" in out
     html = (tmp_path / "bench.html").read_text()
@@ -183,7 +134,7 @@ def test_select_related_pair_reports_queries_same_answer_and_files(products, tmp
 
 
 def test_a_spent_budget_stops_after_one_run_per_side(products, tmp_path):
-    data, _ = _bench(tmp_path, "select_related", "--repeat", "6", "--budget", "0")
+    data, _ = run_bench(tmp_path, "select_related", "--repeat", "6", "--budget", "0")
     (entry,) = data["techniques"]
     assert entry["off"]["runs"] == entry["on"]["runs"] == 1
     assert "1 of 6 runs per side" in entry["warnings"][0]
@@ -208,7 +159,7 @@ def test_a_write_is_rolled_back_and_the_token_removed(customer, fake_module, tmp
         answer=stock_after,
         hold={"no_such_technique": True},
     )
-    data, _ = _bench(tmp_path, FAKE, "--repeat", "2")
+    data, _ = run_bench(tmp_path, FAKE, "--repeat", "2")
     (entry,) = data["techniques"]
     assert entry["same_answer"] is True and entry["answer_stable"] is True
     assert entry["on"]["status"] == 201
@@ -225,7 +176,7 @@ def test_peak_memory_is_measured_when_asked(products, fake_module, tmp_path):
         call=lambda: Call("GET", "/api/products/?page_size=12"),
         memory=True,
     )
-    data, _ = _bench(tmp_path, FAKE, "--repeat", "1")
+    data, _ = run_bench(tmp_path, FAKE, "--repeat", "1")
     (entry,) = data["techniques"]
     assert entry["off"]["peak_memory_bytes"] > 0
     assert entry["on"]["peak_memory_bytes"] > 0
@@ -259,7 +210,7 @@ def test_a_failing_scenario_still_runs_after_and_leaves_toggles_alone(
 ):
     _failing_module(fake_module, RuntimeError("broken on purpose"))
     with pytest.raises(CommandError, match="failed"):
-        _bench(tmp_path, FAKE, "--repeat", "4")
+        run_bench(tmp_path, FAKE, "--repeat", "4")
     # after() at start-up (every module's normal state first), then around the scenario
     assert fake_module.events == [("after",), ("before", False), ("after",)]
     assert toggles.active_overrides() == {}
@@ -284,69 +235,6 @@ def test_ctrl_c_still_runs_after_and_keeps_what_was_measured(
     data = json.loads((tmp_path / "bench.json").read_text())
     assert data["interrupted"] is True
     assert [entry["name"] for entry in data["techniques"]] == ["select_related"]
-
-
-# --- the order-history page and its SQL floor -------------------------------------------------
-
-
-@pytest.mark.parametrize("page_size", [50, 2])
-def test_the_floor_is_the_api_page_byte_for_byte(api_client, history, page_size):
-    api_client.force_authenticate(history)
-    response = api_client.get(f"/api/orders/?page_size={page_size}")
-    built = floor.body(
-        user_id=history.pk, page_size=page_size, base_url="http://testserver/api/orders/"
-    )
-    assert json.loads(built) == response.json()
-    assert built == response.content
-    assert json.loads(built)["results"][0]["items"]  # not vacuous: orders with their items
-
-
-def test_the_floor_of_a_customer_without_orders(api_client, customer):
-    api_client.force_authenticate(customer)
-    built = floor.body(user_id=customer.pk, page_size=50, base_url="http://testserver/api/orders/")
-    assert built == api_client.get("/api/orders/?page_size=50").content
-
-
-def test_order_history_compares_all_off_all_on_and_the_floor(history, tmp_path, monkeypatch):
-    # Only select_related's module: db_indexes' before() cannot build an index inside this
-    # test's transaction, which holds the factories' pending foreign-key checks.
-    monkeypatch.setattr(discovery, "module_names", lambda: ["select_related"])
-    data, out = _bench(tmp_path, discovery.ORDER_HISTORY, "--repeat", "2")
-    assert data["techniques"] == []
-    page = data["order_history"]
-    assert page["user"] == history.username and page["orders"] == 5
-    assert page["same_answer"] is True
-    assert page["floor_same_answer"] is True and page["floor_identical_bytes"] is True
-    # Counted by the QueryCounter that counts the endpoint's, not written down.
-    assert page["floor"]["queries_by_alias"] == {"default": 1, "replica": 0}
-    # Database time is the time inside execute(), not the whole run: strictly less, and the
-    # one statement's time the counter recorded (the statement is all the floor runs).
-    assert 0 < page["floor"]["db_p50_ms"] < page["floor"]["p50_ms"]
-    (statement,) = page["floor"]["db_by_statement"]
-    assert statement["sql"].startswith("\nWITH total AS") and statement["executions"] == 1
-    assert page["floor"]["db_p50_ms"] == statement["db_p50_ms"]
-    assert page["baseline"]["queries"] == 1  # the customer's token, and nothing else
-    assert page["baseline_floor_multiple_p50"] == pytest.approx(
-        page["baseline"]["p50_ms"] / page["floor"]["p50_ms"], rel=0.01
-    )
-    assert set(page["targets"]) == {"on_queries", "speedup_p50", "floor_multiple_p50"}
-    assert page["floor_multiple_p50"] == pytest.approx(
-        page["on"]["p50_ms"] / page["floor"]["p50_ms"], rel=0.01
-    )
-    assert data["floor"]["sql"].startswith("WITH total AS")
-    assert "SQL floor" in out and "baseline" in out
-    assert toggles.active_overrides() == {}
-
-
-def test_the_floor_s_queries_and_database_time_are_measured(history):
-    sample = floor.sample(user_id=history.pk, page_size=50, base_url=BASE_URL)
-    assert sample.queries == {"default": 1, "replica": 0}
-    # The time inside execute() that the QueryCounter recorded, so strictly less than the run
-    # (which also fetches the row and encodes it), and exactly the one statement's time.
-    assert 0 < sample.db_ms < sample.ms
-    ((executions, statement_ms),) = sample.db_statements.values()
-    assert executions == 1
-    assert sample.db_ms == statement_ms
 
 
 # --- what is counted --------------------------------------------------------------------------
@@ -391,7 +279,7 @@ def test_the_streamed_export_reports_its_first_byte_and_the_built_one_does_not(t
     byte is its whole time, and the report says nothing of it."""
     UserFactory(username="staff", is_staff=True)
     OrderFactory.create_batch(3)
-    data, out = _bench(tmp_path, "streaming_export", "--repeat", "2")
+    data, out = run_bench(tmp_path, "streaming_export", "--repeat", "2")
     (entry,) = data["techniques"]
     off, on = entry["off"], entry["on"]
     assert entry["same_answer"] is True and off["bytes"] == on["bytes"] > 0
@@ -404,7 +292,7 @@ def test_the_streamed_export_reports_its_first_byte_and_the_built_one_does_not(t
 
 
 def test_the_bytes_postgresql_sent_are_counted_per_request(products, tmp_path):
-    data, out = _bench(tmp_path, "field_selection", "--repeat", "2")
+    data, out = run_bench(tmp_path, "field_selection", "--repeat", "2")
     (entry,) = data["techniques"]
     off, on = entry["off"]["db_bytes"], entry["on"]["db_bytes"]
     # Off, every row brings its description: at least their bytes more than on.
@@ -434,24 +322,24 @@ def test_strict_fails_on_an_unstable_answer(products, fake_module, tmp_path):
     fake_module.SCENARIO = Scenario(
         name=FAKE, title="unstable", call=lambda: Call("GET", "/api/products/"), answer=changing
     )
-    data, _ = _bench(tmp_path, FAKE, "--repeat", "1")
+    data, _ = run_bench(tmp_path, FAKE, "--repeat", "1")
     (entry,) = data["techniques"]
     assert entry["same_answer"] is True and entry["answer_stable"] is False
     answers.clear()
     with pytest.raises(CommandError, match="--strict: a technique's answer changed"):
-        _bench(tmp_path, FAKE, "--repeat", "1", "--strict")
+        run_bench(tmp_path, FAKE, "--repeat", "1", "--strict")
 
 
 def test_perf_toggles_from_the_environment_is_recorded(products, tmp_path, monkeypatch):
     monkeypatch.setenv("PERF_TOGGLES", "prefetch_related=off")
-    data, out = _bench(tmp_path, "select_related", "--repeat", "1")
+    data, out = run_bench(tmp_path, "select_related", "--repeat", "1")
     assert data["perf_toggles"] == "prefetch_related=off"
     line = "PERF_TOGGLES: 'prefetch_related=off'"
     assert line in out
     assert line in (tmp_path / "bench.md").read_text()
     assert "PERF_TOGGLES: &#x27;prefetch_related=off&#x27;" in (tmp_path / "bench.html").read_text()
     monkeypatch.delenv("PERF_TOGGLES")
-    data, out = _bench(tmp_path, "select_related", "--repeat", "1")
+    data, out = run_bench(tmp_path, "select_related", "--repeat", "1")
     assert data["perf_toggles"] is None and "PERF_TOGGLES: not set" in out
 
 
@@ -460,12 +348,12 @@ def test_perf_toggles_from_the_environment_is_recorded(products, tmp_path, monke
 
 def test_start_up_restores_indexes_a_killed_run_left_dropped(products, tmp_path):
     db_indexes.drop_all()  # what a run killed during an off block leaves
-    data, out = _bench(tmp_path, "select_related", "--repeat", "1")
+    data, out = run_bench(tmp_path, "select_related", "--repeat", "1")
     assert db_indexes.in_effect()
     restored = f"db_indexes: {', '.join(index.name for index in db_indexes.INDEXES)}"
     assert data["restored_at_start"] == [restored]
     assert f"restored at start-up: {restored}" in (tmp_path / "bench.md").read_text()
-    data, _ = _bench(tmp_path, "select_related", "--repeat", "1")
+    data, _ = run_bench(tmp_path, "select_related", "--repeat", "1")
     assert data["restored_at_start"] == []
 
 

@@ -80,8 +80,9 @@ class Command(BaseCommand):
         "Benchmark techniques in pairs: each scenario's request through the whole Django stack, "
         "warmed up, then alternating off and on on the same data. Checks that the answers are "
         "the same; reports queries, p50/p95 ms, bytes and peak memory; writes JSON, Markdown "
-        "and HTML reports. With no names, every scenario and the order-history page against its "
-        "SQL floor. Needs DEBUG off: " + SETTINGS_HINT
+        "and HTML reports. With no names, every scenario, the composite ones (order_history: "
+        "every technique off against every one on, and its SQL floor) last. Needs DEBUG off: "
+        + SETTINGS_HINT
     )
 
     def add_arguments(self, parser):
@@ -89,7 +90,8 @@ class Command(BaseCommand):
             "names",
             nargs="*",
             metavar="NAME",
-            help=f"techniques to run (default: all), or {discovery.ORDER_HISTORY}",
+            help="scenarios to run, by technique (or composite scenario, order_history); "
+            "default: all",
         )
         parser.add_argument(
             "--size",
@@ -190,13 +192,11 @@ class Command(BaseCommand):
         started = perf_counter()
         write = self.stdout.write
         progress = ConsoleProgress(self.stderr)
-        order_history = not names or discovery.ORDER_HISTORY in names
         try:
             suites, problems = discovery.load(names)
-            # Every module: all off means every before() hook too (db_indexes drops its
-            # indexes), and every after() hook restores at start-up.
+            # Every module: a composite scenario's all off calls every before() hook too
+            # (db_indexes drops its indexes), and every after() hook restores at start-up.
             every_suite = discovery.load([])[0] if names else suites
-            hook_suites = every_suite if order_history else suites
         except BenchError as exc:
             raise CommandError(str(exc)) from None
         for problem in problems:
@@ -226,8 +226,7 @@ class Command(BaseCommand):
                 progress.note(f"restored at start-up: {line}")
             runner.run(
                 suites=suites,
-                hook_suites=hook_suites,
-                order_history=order_history,
+                hook_suites=every_suite,
                 plan=plan,
                 progress=progress,
                 into=run,
@@ -250,10 +249,10 @@ class Command(BaseCommand):
             write("counts beyond queries, per request (p50):")
             for line in counts:
                 write(f"  {line}")
-        history = report.order_history_lines(run.order_history)
-        if history:
+        more = report.run_lines(run)
+        if more:
             write("")
-            for line in history:
+            for line in more:
                 write(line)
         write("")
         for kind, path in paths.items():
