@@ -121,6 +121,7 @@ class SweepRun:
     skipped: list[int] = field(default_factory=list)  # asked for, but the data cannot hold
     problems: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
+    settings_module: str = ""  # DJANGO_SETTINGS_MODULE, as the run had it
     elapsed_s: float = 0.0
     interrupted: bool = False
 
@@ -161,6 +162,7 @@ class SweepRun:
             "parts": list(self.parts),
             "series": [{"name": name, "axis": axis} for name, axis in self.series.items()],
             "started_at": self.started_at,
+            "settings": self.settings_module,
             "size": self.size,
             "dataset": {"rows": self.rows},
             "machine": self.machine,

@@ -5,6 +5,7 @@ too: `docs/figures/sweeps/<name>.json` is what the chapters show, `shop/bench/sw
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
@@ -49,6 +50,7 @@ def run(
         rows=rows,
         machine=dataset.machine(),
         repeat=plan.repeat,
+        settings_module=os.environ.get("DJANGO_SETTINGS_MODULE", settings.SETTINGS_MODULE),
     )
     for line in sweep_report.intro(result):
         command.stdout.write(line)

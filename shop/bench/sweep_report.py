@@ -309,7 +309,7 @@ def write(run: SweepRun, *, directory: Path, json_path: Path | None = None) -> d
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(text, encoding="utf-8")
-        paths["json (kept)"] = json_path
+        paths["json copy"] = json_path
     paths["markdown"].write_text(to_markdown(run), encoding="utf-8")
     paths["html"].write_text(to_html(run), encoding="utf-8")
     return paths
