@@ -163,6 +163,10 @@ def test_db_indexes_runs_each_query_on_a_sample_of_its_table(sampled_shop, monke
             assert point["entry"]["off"]["status"] == point["entry"]["on"]["status"] == 200
             assert len(point["entry"]["plans"]) == 2  # both sides' EXPLAIN: the indexes flipped
     assert "product list\n" in out  # a table per series
+    html = (tmp_path / "sweep.html").read_text()
+    for series in data["series"]:  # and charts per series, on its own axis
+        assert f'aria-label="db_indexes: {series["name"]}: p50 and database time"' in html
+        assert f"{series['axis']} (log scale)" in html
     assert _user_state() == sampled_shop  # rows, path, no sample schema left
     assert db_indexes.in_effect()  # after() put every index back
 
