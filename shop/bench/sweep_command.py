@@ -80,3 +80,8 @@ def run(
         raise CommandError("Interrupted: the finished points are in the report.", returncode=130)
     if result.failed:
         raise CommandError("Some points failed: see the errors above and in the report.")
+    if not result.points:
+        raise CommandError(
+            f"The data holds none of the sweep's points ({definition.axis}): seed it first "
+            "(`manage.py seed --size medium`, or `--size medium` here)."
+        )

@@ -204,6 +204,13 @@ def test_db_indexes_sweep_interrupted_restores_everything(sampled_shop, monkeypa
     assert db_indexes.in_effect()
 
 
+def test_a_sweep_with_no_point_the_data_holds_fails_in_one_line(tmp_path):
+    """No orders or products: every db_indexes point is skipped, and the command says to seed."""
+    with pytest.raises(CommandError, match=r"none of the sweep's points .*seed it first"):
+        _sweep(tmp_path, "--sweep", "db_indexes", "--repeat", "1")
+    assert _user_state()[1] is None  # no sample schema left
+
+
 def test_a_sample_is_a_share_of_the_table_and_release_is_idempotent(sampled_shop):
     table_sample.use(["orders_order"], 10)
     assert table_sample.in_use() and Order.objects.count() == 9
