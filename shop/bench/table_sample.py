@@ -112,6 +112,9 @@ def _copy(cursor, table: str, percent: int, skip_indexes: Sequence[str]) -> None
         if name in skip_indexes:
             continue
         # "CREATE INDEX name ON public.orders_order USING ...": the same index on the copy.
+        # Never run the definition unchanged: it would build a second index on the real table.
+        if f" ON {qualified} " not in definition:
+            raise ValueError(f"cannot copy index {name} of {qualified}: {definition}")
         cursor.execute(definition.replace(f" ON {qualified} ", f" ON {SCHEMA}.{table} ", 1))
 
 
