@@ -6,7 +6,9 @@ A scenario module may define `SWEEP = Sweep(...)`: the points (an offset, a page
 count) and how to build the scenario at each. `manage.py bench --sweep NAME` runs every point
 the data can hold through `runner.run_scenario`, the same warm-up, ABBA alternation, answer
 check and hooks as a single pair, and writes sweep.json, sweep.md and sweep.html
-(`sweep_report.py`).
+(`sweep_report.py`). A sweep of several requests (db_indexes: the staff filter, the product
+search and the product list) lists them as `series`: each runs at every point and gets its own
+table and charts.
 """
 
 from __future__ import annotations
@@ -26,12 +28,26 @@ from shop.bench.scenario import Scenario
 
 
 @dataclass(frozen=True)
+class Series:
+    """One request of a sweep that measures several at each point."""
+
+    name: str  # "staff filter": the heading of its table and charts
+    scenario_at: Callable[[int], Scenario]  # the scenario at one point (as `fit` returned it)
+    axis: str  # what its x counts: "orders in the table"
+    # The size of its work at the point, read from the data once `data` has put it there
+    # (the rows of the table it reads); None: the point itself.
+    work: Callable[[int], int] | None = None
+
+
+@dataclass(frozen=True)
 class Sweep:
     axis: str  # what a point counts, for the chart's x axis: "offset (rows)"
     points: tuple[int, ...]  # the sizes of the work asked for, smallest first
-    scenario_at: Callable[[int], Scenario]  # the scenario at one point (as `fit` returned it)
-    # Puts the database at this point before `fit` (db_indexes seeds each size): not timed,
-    # and the database is left at the last point's. None: the points share one data set.
+    # The scenario at one point (as `fit` returned it); None when `series` lists several.
+    scenario_at: Callable[[int], Scenario] | None = None
+    # Puts the database at this point before `fit`: not timed. It must leave the user's data
+    # as it found it (db_indexes reads a sample of the tables, in a schema of its own, and
+    # its module's after() hook puts everything back). None: the points share one data set.
     data: Callable[[int], None] | None = None
     # The point the data can hold for one asked for (the deepest full page for an offset past
     # the end, say), or None to skip it. Runs before `scenario_at`; may read, must not write.
@@ -40,13 +56,27 @@ class Sweep:
     # the table show each part per side (cursor_pagination: the COUNT(*) and the page).
     parts: dict[str, Callable[[str], bool]] = field(default_factory=dict)
     shape: str = ""  # the expected shape, a sentence for the report
+    series: tuple[Series, ...] = ()  # several requests at each point, instead of scenario_at
+
+    def lines(self) -> tuple[Series, ...]:
+        """The series run at each point: `series`, or the one `scenario_at` builds."""
+        if self.series:
+            return self.series
+        if self.scenario_at is None:
+            raise ValueError("a Sweep needs scenario_at or series")
+        return (Series(name="", scenario_at=self.scenario_at, axis=self.axis),)
 
 
 @dataclass
 class Point:
     asked: int  # the point in SWEEP.points
-    point: int  # the one measured, as `fit` returned it
+    point: int  # the one measured: as `fit` returned it, or its series' `work` there
     entry: Entry
+    series: str = ""  # the series' name; "" for a sweep of one request
+
+    @property
+    def label(self) -> str:
+        return f"{self.series}@{self.point}" if self.series else str(self.point)
 
 
 def part_ms(side: Side, matches: Callable[[str], bool]) -> float:
@@ -81,6 +111,7 @@ class SweepRun:
     axis: str
     shape: str
     parts: dict[str, Callable[[str], bool]]
+    series: dict[str, str]  # {name: axis} of a sweep of several requests; {} for one
     started_at: str
     size: str | None
     rows: dict[str, int]
@@ -90,6 +121,7 @@ class SweepRun:
     skipped: list[int] = field(default_factory=list)  # asked for, but the data cannot hold
     problems: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
+    settings_module: str = ""  # DJANGO_SETTINGS_MODULE, as the run had it
     elapsed_s: float = 0.0
     interrupted: bool = False
 
@@ -110,7 +142,17 @@ class SweepRun:
 
     @property
     def different_answers(self) -> list[str]:
-        return [f"{self.name}@{p.point}" for p in self.points if p.entry.same_answer is False]
+        return [f"{self.name}@{p.label}" for p in self.points if p.entry.same_answer is False]
+
+    def by_series(self) -> dict[str, list[Point]]:
+        """The points of each series, in the order measured ({"": all} for one request)."""
+        grouped: dict[str, list[Point]] = {name: [] for name in self.series}
+        for point in self.points:
+            grouped.setdefault(point.series, []).append(point)
+        return grouped or {"": []}
+
+    def axis_of(self, series: str) -> str:
+        return self.series.get(series, self.axis)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,7 +160,9 @@ class SweepRun:
             "axis": self.axis,
             "shape": self.shape,
             "parts": list(self.parts),
+            "series": [{"name": name, "axis": axis} for name, axis in self.series.items()],
             "started_at": self.started_at,
+            "settings": self.settings_module,
             "size": self.size,
             "dataset": {"rows": self.rows},
             "machine": self.machine,
@@ -127,6 +171,7 @@ class SweepRun:
             "interrupted": self.interrupted,
             "points": [
                 {
+                    "series": p.series or None,
                     "asked": p.asked,
                     "point": p.point,
                     "path": p.entry.path,
@@ -172,24 +217,27 @@ def run(suite: discovery.Suite, sweep: Sweep, *, plan: Plan, progress: Progress,
                 into.skipped.append(asked)
                 progress.note(f"{suite.name}: the data cannot hold {asked:,} ({sweep.axis})")
                 continue
-            # A requester per point: a `data` hook that seeds replaces the users and their
-            # tokens, and a token kept from the point before would be refused (401).
-            requester = Requester()
-            try:
-                entry = run_scenario(
-                    suite,
-                    0,
-                    sweep.scenario_at(point),
-                    requester=requester,
-                    plan=plan,
-                    progress=progress,
-                )
-            finally:
-                requester.close()
-            refused = [s.status for s in (entry.off, entry.on) if s and s.status >= 400]
-            if refused and not entry.error:  # the same error page off and on is no answer
-                entry.error = f"the request answered {refused[0]}: nothing was measured"
-            into.points.append(Point(asked=asked, point=point, entry=entry))
+            for line in sweep.lines():
+                into.points.append(_measure(suite, line, asked, point, plan, progress))
     finally:
         into.problems.extend(restore([suite], progress))
     return into
+
+
+def _measure(
+    suite: discovery.Suite, line: Series, asked: int, point: int, plan: Plan, progress: Progress
+) -> Point:
+    """One series at one point, off against on."""
+    # A requester per point: a token kept from a `data` hook's point before could be gone.
+    requester = Requester()
+    try:
+        entry = run_scenario(
+            suite, 0, line.scenario_at(point), requester=requester, plan=plan, progress=progress
+        )
+    finally:
+        requester.close()
+    refused = [s.status for s in (entry.off, entry.on) if s and s.status >= 400]
+    if refused and not entry.error:  # the same error page off and on is no answer
+        entry.error = f"the request answered {refused[0]}: nothing was measured"
+    work = line.work(point) if line.work is not None else point
+    return Point(asked=asked, point=work, entry=entry, series=line.name)

@@ -1,9 +1,11 @@
 """`manage.py bench --sweep NAME`: the command's sweep path, after its checks (settings,
 migrations, --repeat). Seeds the size asked for, restores what a killed run left, runs every
-point (`sweep.run`), then prints the table and writes the reports."""
+point (`sweep.run`), then prints the table and writes the reports (and the JSON to `--json`
+too: `docs/figures/sweeps/<name>.json` is what the chapters show, `shop/bench/sweep_docs.py`)."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from time import perf_counter
@@ -24,6 +26,7 @@ def run(
     size: str | None,
     plan: Plan,
     report: str | None = None,
+    json: str | None = None,
     **_: object,
 ) -> None:
     from shop.management.commands.bench import ConsoleProgress  # the command's own progress
@@ -41,12 +44,13 @@ def run(
         axis=definition.axis,
         shape=definition.shape,
         parts=definition.parts,
+        series={line.name: line.axis for line in definition.series},
         started_at=timestamp.isoformat(timespec="seconds"),
-        # A sweep with a `data` hook seeds each point itself: no one size describes it.
-        size=None if definition.data else size or dataset.matching_size(rows),
+        size=size or dataset.matching_size(rows),
         rows=rows,
         machine=dataset.machine(),
         repeat=plan.repeat,
+        settings_module=os.environ.get("DJANGO_SETTINGS_MODULE", settings.SETTINGS_MODULE),
     )
     for line in sweep_report.intro(result):
         command.stdout.write(line)
@@ -63,7 +67,7 @@ def run(
         if report
         else Path(settings.BASE_DIR) / "reports" / f"sweep-{name}-{timestamp:%Y%m%d-%H%M%S}"
     )
-    paths = sweep_report.write(result, directory=directory)
+    paths = sweep_report.write(result, directory=directory, json_path=Path(json) if json else None)
     command.stdout.write("")
     command.stdout.write(sweep_report.table(result))
     command.stdout.write("")
@@ -76,3 +80,8 @@ def run(
         raise CommandError("Interrupted: the finished points are in the report.", returncode=130)
     if result.failed:
         raise CommandError("Some points failed: see the errors above and in the report.")
+    if not result.points:
+        raise CommandError(
+            f"The data holds none of the sweep's points ({definition.axis}): seed it first "
+            "(`manage.py seed --size medium`, or `--size medium` here)."
+        )

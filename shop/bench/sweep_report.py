@@ -1,5 +1,6 @@
 """A sweep's results as a console table, JSON, Markdown and HTML with line charts: each side's
-p50 and database time against the size of the work, on a log x axis."""
+p50 and database time against the size of the work, on a log x axis. A sweep of several
+requests (`Sweep.series`) gets a table and charts per request."""
 
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ from shop.bench.sweep import Point, SweepRun
 DASH = {"p50": "", "db": "6 4", "part": "2 3", "ttfb": "8 3 2 3"}
 
 
-def _columns(run: SweepRun) -> list[str]:
+def _columns(run: SweepRun, series: str = "") -> list[str]:
     parts = [f"{side} db {part}" for side in ("off", "on") for part in run.parts]
     memory = ["off peak mem", "on peak mem"] if run.memory else []
     ttfb = ["off ttfb", "on ttfb"] if run.streamed else []
     return [
-        run.axis,
+        run.axis_of(series),
         "off p50",
         "on p50",
         "off db",
@@ -58,7 +59,18 @@ def _cells(run: SweepRun, point: Point) -> list[str]:
 
 
 def table(run: SweepRun, *, markdown: bool = False) -> str:
-    head, rows = _columns(run), [_cells(run, point) for point in run.points]
+    """One table, or with several series a table under each series' name."""
+    if not run.series:
+        return _table(run, "", run.points, markdown=markdown)
+    return "\n\n".join(
+        (f"### {name}\n\n" if markdown else f"{name}\n")
+        + _table(run, name, points, markdown=markdown)
+        for name, points in run.by_series().items()
+    )
+
+
+def _table(run: SweepRun, series: str, points: list[Point], *, markdown: bool) -> str:
+    head, rows = _columns(run, series), [_cells(run, point) for point in points]
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
@@ -92,7 +104,7 @@ def to_markdown(run: SweepRun) -> str:
     lines += [f"- {line}" for line in intro(run)]
     lines += ["", table(run, markdown=True), ""]
     notes = [
-        f"- {p.point:,}: {t}" for p in run.points for t in [*p.entry.warnings, p.entry.error] if t
+        f"- {p.label}: {t}" for p in run.points for t in [*p.entry.warnings, p.entry.error] if t
     ]
     notes += [f"- {problem}" for problem in run.problems]
     if notes:
@@ -178,11 +190,21 @@ def _nice(value: float) -> float:
 
 
 def charts(run: SweepRun) -> list[str]:
+    """The charts of each series, one after the other."""
+    data = run.to_dict()["points"]
+    out = []
+    for series in run.by_series():
+        measured = [p for p in data if p["off"] and p["on"] and (p["series"] or "") == series]
+        out += _series_charts(run, series, measured)
+    return out
+
+
+def _series_charts(run: SweepRun, series: str, measured: list[dict]) -> list[str]:
     """Both sides' p50 and database time against the point; with parts, a second chart of
     each side's database time by part."""
-    data = run.to_dict()["points"]
-    measured = [p for p in data if p["off"] and p["on"]]
-    series = [
+    name = f"{run.name}: {series}" if series else run.name
+    axis = run.axis_of(series)
+    lines = [
         (
             f"{side} {measure}",
             COLORS[side],
@@ -192,7 +214,7 @@ def charts(run: SweepRun) -> list[str]:
         for measure, key in (("p50", "p50_ms"), ("db", "db_p50_ms"))
         for side in ("off", "on")
     ]
-    out = [line_chart(series, x_label=run.axis, label=f"{run.name}: p50 and database time")]
+    out = [line_chart(lines, x_label=axis, label=f"{name}: p50 and database time")]
     if run.parts:
         by_part = [
             (
@@ -204,9 +226,7 @@ def charts(run: SweepRun) -> list[str]:
             for side in ("off", "on")
             for i, part in enumerate(run.parts)
         ]
-        out.append(
-            line_chart(by_part, x_label=run.axis, label=f"{run.name}: database time by part")
-        )
+        out.append(line_chart(by_part, x_label=axis, label=f"{name}: database time by part"))
     if run.streamed:
         # A streamed side's client has its first byte long before the last: both lines per side.
         first_byte = [
@@ -220,9 +240,7 @@ def charts(run: SweepRun) -> list[str]:
             for side in ("off", "on")
         ]
         out.append(
-            line_chart(
-                first_byte, x_label=run.axis, label=f"{run.name}: p50 and time to first byte"
-            )
+            line_chart(first_byte, x_label=axis, label=f"{name}: p50 and time to first byte")
         )
     if run.memory:
         memory = [
@@ -234,9 +252,7 @@ def charts(run: SweepRun) -> list[str]:
             )
             for side in ("off", "on")
         ]
-        out.append(
-            line_chart(memory, x_label=run.axis, label=f"{run.name}: peak memory", unit="MB")
-        )
+        out.append(line_chart(memory, x_label=axis, label=f"{name}: peak memory", unit="MB"))
     return out
 
 
@@ -244,14 +260,13 @@ def to_html(run: SweepRun) -> str:
     context = "".join(f"<li>{escape(line)}</li>" for line in intro(run))
     problems = "".join(f'<li class="error">{escape(p)}</li>' for p in run.problems)
     errors = "".join(
-        f'<li class="error">{p.point:,}: {escape(p.entry.error)}</li>'
+        f'<li class="error">{escape(p.label)}: {escape(p.entry.error)}</li>'
         for p in run.points
         if p.entry.error
     )
-    head = "".join(f"<th>{escape(h)}</th>" for h in _columns(run))
-    rows = "".join(
-        "<tr>" + "".join(f'<td class="num">{escape(c)}</td>' for c in _cells(run, p)) + "</tr>"
-        for p in run.points
+    tables = "".join(
+        (f"<h2>{escape(series)}</h2>" if series else "") + _html_table(run, series, points)
+        for series, points in run.by_series().items()
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -267,22 +282,34 @@ a side streams) its time to the first byte; the x axis is logarithmic,
 so a flat line is a constant cost, a straight rising line a logarithmic one, and a line that
 bends upward a cost linear in the work.</p>
 {"".join(charts(run))}
-<table><tr>{head}</tr>{rows}</table>
+{tables}
 </body></html>
 """
 
 
-def write(run: SweepRun, *, directory: Path) -> dict[str, Path]:
-    """sweep.json, sweep.md and sweep.html in `directory`."""
+def _html_table(run: SweepRun, series: str, points: list[Point]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in _columns(run, series))
+    rows = "".join(
+        "<tr>" + "".join(f'<td class="num">{escape(c)}</td>' for c in _cells(run, p)) + "</tr>"
+        for p in points
+    )
+    return f"<table><tr>{head}</tr>{rows}</table>"
+
+
+def write(run: SweepRun, *, directory: Path, json_path: Path | None = None) -> dict[str, Path]:
+    """sweep.json, sweep.md and sweep.html in `directory`, and the JSON at `json_path` too."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = {
         "json": directory / "sweep.json",
         "markdown": directory / "sweep.md",
         "html": directory / "sweep.html",
     }
-    paths["json"].write_text(
-        json.dumps(run.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    text = json.dumps(run.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    paths["json"].write_text(text, encoding="utf-8")
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(text, encoding="utf-8")
+        paths["json copy"] = json_path
     paths["markdown"].write_text(to_markdown(run), encoding="utf-8")
     paths["html"].write_text(to_html(run), encoding="utf-8")
     return paths

@@ -11,10 +11,11 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from rest_framework.authtoken.models import Token
+from django.db import connection
 
+from catalog.models import Product
 from orders.models import Order
-from shop.bench import sweep_pages, sweep_report
+from shop.bench import sweep_pages, sweep_report, table_sample
 from shop.bench.scenarios import (
     algorithmic_complexity,
     cursor_pagination,
@@ -25,7 +26,13 @@ from shop.bench.scenarios import (
 from shop.bench.scenarios import db_indexes as db_indexes_scenario
 from shop.pagination import PagePagination
 from shop.techniques import db_indexes
-from tests.factories import AddressFactory, OrderFactory, UserFactory, VariantFactory
+from tests.factories import (
+    AddressFactory,
+    OrderFactory,
+    ProductFactory,
+    UserFactory,
+    VariantFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -111,28 +118,108 @@ def test_an_unknown_sweep_lists_the_ones_there_are(tmp_path):
         _sweep(tmp_path, "--sweep", "cursor_pagination", "select_related")
 
 
-def test_db_indexes_puts_the_data_at_each_point_first(monkeypatch, tmp_path):
-    """db_indexes' points are table sizes: its `data` hook fills the table before each point
-    (seeding in the real sweep, factories here), and each point measures the table it left."""
+@pytest.fixture
+def sampled_shop():
+    """Orders and products with ids 1 to 80: the 10% sample (`id % 100 < 10`) holds ids 1 to
+    9, the 50% one ids 1 to 49. Returns what the user's tables and path are before the sweep."""
     UserFactory(username="staff", is_staff=True)
-    filled = []
+    for i in range(1, 81):
+        OrderFactory(id=i, created_at=START + timedelta(hours=i), status=Order.Status.PENDING)
+        ProductFactory(id=i, name=f"Kettle {i}" if i % 3 else f"Lamp {i}")
+    return _user_state()
 
-    def fill(orders):
-        filled.append(orders)
-        missing = orders - Order.objects.count()
-        OrderFactory.create_batch(missing, status=Order.Status.PENDING)
-        Token.objects.all().delete()  # as seeding does: the users are new
 
-    sweep = replace(db_indexes_scenario.SWEEP, data=fill, points=(4, 12))
+def _user_state() -> tuple:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW search_path")
+        (path,) = cursor.fetchone()
+        cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [table_sample.SCHEMA])
+        schema = cursor.fetchone()
+    orders = list(Order.objects.order_by("id").values_list("id", "status", "created_at"))
+    products = list(Product.objects.order_by("id").values_list("id", "name"))
+    return path, schema, orders, products
+
+
+def _db_indexes_sweep(monkeypatch, **changes):
+    sweep = replace(db_indexes_scenario.SWEEP, points=(10, 50, 100), **changes)
     monkeypatch.setattr(db_indexes_scenario, "SWEEP", sweep)
-    data, _ = _sweep(tmp_path, "--sweep", "db_indexes", "--repeat", "1")
-    assert filled == [4, 12]
-    assert [p["point"] for p in data["points"]] == [4, 12]
-    for point in data["points"]:
-        assert point["same_answer"] is True and point["error"] == ""
-        assert point["entry"]["off"]["status"] == point["entry"]["on"]["status"] == 200
-        assert len(point["entry"]["plans"]) == 2  # both sides' EXPLAIN: the indexes flipped
+
+
+def test_db_indexes_runs_each_query_on_a_sample_of_its_table(sampled_shop, monkeypatch, tmp_path):
+    """Every indexed query the db_indexes scenarios measure is a series; at 10% and 50% it
+    reads the sample (9 and 49 rows), at 100% the table itself (80), and the user's rows,
+    path and indexes are as they were afterwards."""
+    _db_indexes_sweep(monkeypatch)
+    data, out = _sweep(tmp_path, "--sweep", "db_indexes", "--repeat", "1")
+    scenarios = [db_indexes_scenario.SCENARIO, *db_indexes_scenario.EXTRA_SCENARIOS]
+    assert len(data["series"]) == len(scenarios) == 3
+    assert [s["name"] for s in data["series"]] == ["staff filter", "product search", "product list"]
+    for series, scenario in zip(data["series"], scenarios, strict=True):
+        points = [p for p in data["points"] if p["series"] == series["name"]]
+        assert [(p["asked"], p["point"]) for p in points] == [(10, 9), (50, 49), (100, 80)]
+        for point in points:
+            assert point["entry"]["title"] == scenario.title
+            assert point["same_answer"] is True and point["error"] == ""
+            assert point["entry"]["off"]["status"] == point["entry"]["on"]["status"] == 200
+            assert len(point["entry"]["plans"]) == 2  # both sides' EXPLAIN: the indexes flipped
+    assert "product list\n" in out  # a table per series
+    html = (tmp_path / "sweep.html").read_text()
+    for series in data["series"]:  # and charts per series, on its own axis
+        assert f'aria-label="db_indexes: {series["name"]}: p50 and database time"' in html
+        assert f"{series['axis']} (log scale)" in html
+    assert _user_state() == sampled_shop  # rows, path, no sample schema left
     assert db_indexes.in_effect()  # after() put every index back
+
+
+def test_db_indexes_sweep_reads_the_sample_it_made(sampled_shop, monkeypatch, tmp_path):
+    """The page the staff filter answers at 10% holds only sampled orders (ids 1 to 9)."""
+    answers = {}
+
+    def record(percent):
+        db_indexes_scenario._sample(percent)
+        answers[percent] = set(Order.objects.values_list("id", flat=True))
+
+    _db_indexes_sweep(monkeypatch, data=record)
+    _sweep(tmp_path, "--sweep", "db_indexes", "--repeat", "1")
+    assert answers[10] == set(range(1, 10)) and answers[50] == set(range(1, 50))
+    assert answers[100] == set(range(1, 81))
+    assert _user_state() == sampled_shop
+
+
+def test_db_indexes_sweep_interrupted_restores_everything(sampled_shop, monkeypatch, tmp_path):
+    """Ctrl-C at the second point, its sample in use and indexes dropped: the path, the
+    schema and the indexes are put back all the same."""
+
+    def interrupt(percent):
+        db_indexes_scenario._sample(percent)
+        if percent == 50:
+            db_indexes.drop_all()
+            raise KeyboardInterrupt
+
+    _db_indexes_sweep(monkeypatch, data=interrupt)
+    with pytest.raises(CommandError, match="Interrupted") as raised:
+        _sweep(tmp_path, "--sweep", "db_indexes", "--repeat", "1")
+    assert raised.value.returncode == 130
+    assert _user_state() == sampled_shop
+    assert db_indexes.in_effect()
+
+
+def test_a_sweep_with_no_point_the_data_holds_fails_in_one_line(tmp_path):
+    """No orders or products: every db_indexes point is skipped, and the command says to seed."""
+    with pytest.raises(CommandError, match=r"none of the sweep's points .*seed it first"):
+        _sweep(tmp_path, "--sweep", "db_indexes", "--repeat", "1")
+    assert _user_state()[1] is None  # no sample schema left
+
+
+def test_a_sample_is_a_share_of_the_table_and_release_is_idempotent(sampled_shop):
+    table_sample.use(["orders_order"], 10)
+    assert table_sample.in_use() and Order.objects.count() == 9
+    assert Product.objects.count() == 80  # a table not sampled is the user's
+    assert table_sample.release() == ["search_path reset", f"schema {table_sample.SCHEMA} dropped"]
+    assert table_sample.release() == []
+    assert _user_state() == sampled_shop
+    with pytest.raises(ValueError, match="1 to 99%"):
+        table_sample.use(["orders_order"], 100)
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 With `--from`, the JSON of a whole `manage.py bench` run becomes the kept one
 (`docs/figures/bench.json`). Then every marked block in README.md and docs/ is rewritten from
-the kept JSON. See shop/bench/docs.py and docs/bench.md ("Regenerating the docs' figures").
+the kept JSON, and every `<!-- sweep:NAME -->` block from docs/figures/sweeps/NAME.json. See
+shop/bench/docs.py, shop/bench/sweep_docs.py and docs/bench.md ("Regenerating the docs' figures").
 """
 
 import json
@@ -11,14 +12,15 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from shop.bench import docs
+from shop.bench import docs, sweep_docs
 from shop.bench.discovery import module_names
 
 
 class Command(BaseCommand):
     help = (
         "Rewrite the bench figures in README.md and docs/ (the <!-- bench:NAME --> blocks) from "
-        "docs/figures/bench.json, after copying a new run's JSON there with --from."
+        "docs/figures/bench.json, after copying a new run's JSON there with --from; and the "
+        "<!-- sweep:NAME --> blocks from docs/figures/sweeps/NAME.json."
     )
 
     def add_arguments(self, parser):
@@ -47,7 +49,7 @@ class Command(BaseCommand):
         for page in docs.pages():
             text = page.read_text(encoding="utf-8")
             try:
-                written = docs.update(text, data)
+                written = sweep_docs.update(docs.update(text, data))
             except docs.DocsError as exc:
                 raise CommandError(f"{page}: {exc}") from None
             if written == text:
