@@ -190,6 +190,7 @@ def test_open_loop_against_gunicorn_on_the_ping_endpoint(live_env, tmp_path):
     assert report["machine"]["cpu_count"] >= 1
     assert "achieved" in out.getvalue() and "p99" in out.getvalue()
     assert "p99" in (tmp_path / "bench.md").read_text()
+    assert "achieved: " in (tmp_path / "bench.html").read_text()
 
 
 @pytest.mark.slow
@@ -217,6 +218,9 @@ def test_closed_loop_over_http_sends_the_toggle_to_gunicorn(live_env, products, 
         assert pair[side]["errors"] == {}
         assert pair[side]["statuses"] == {"200": 12}
     assert pair["off"]["db_queries"] != pair["on"]["db_queries"]
+    assert pair["same_answer"] is True and pair["difference"] == ""
+    page = (tmp_path / "bench.html").read_text()
+    assert "same answer ✓" in page and pair["on"]["db_queries"] in page
 
 
 @pytest.mark.slow
