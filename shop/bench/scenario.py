@@ -28,7 +28,7 @@ A module may also define, all optional:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,5 +73,6 @@ class Scenario:
     # runs (a cold cache is noise next to seconds a run). None: the --repeat given.
     repeat: int | None = None
     # Toggles held fixed (usually on) while this one is flipped, so the pair isolates it.
-    hold: dict[str, bool] = field(default_factory=dict)
+    # shop/bench/holds.py holds them, for the Locust scenarios to send the same.
+    hold: Mapping[str, bool] = field(default_factory=dict)
     notes: str = ""  # a sentence for the report: the catalog's contract change, a caveat
