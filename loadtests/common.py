@@ -163,8 +163,9 @@ class TechniqueUser(PerfShopUser):
     """A user that runs one technique's requests, off or on as LOADTEST_TOGGLE says.
 
     Each request sends `X-Perf-Toggles` with the technique at that side plus the toggles the
-    technique's bench scenario holds (shop/bench/scenarios/<name>.py), so the pair isolates the
-    technique exactly as the bench does. A technique that cannot be switched per request
+    technique's bench scenario holds, taken from the same entry of shop/bench/holds.py
+    (`self.toggles(**holds.SELECT_RELATED)`), so the pair isolates the technique exactly as
+    the bench does. A technique that cannot be switched per request
     (db_indexes) sets `per_request = False`: its holds are sent, never its own name.
     """
 

@@ -17,6 +17,8 @@ from django.db.models import Sum
 from catalog.models import Variant
 from orders.models import Order
 from shop import toggles
+from shop.bench import discovery
+from shop.bench.measure import per_request
 from shop.techniques import db_indexes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +102,10 @@ def test_every_scenario_runs_off_and_on_against_a_live_server(seeded, live_serve
     for side in ("on", "off"):
         runs[side].update(_run_against(live_server.url, side, *WRITES))
 
+    bench_holds = {
+        name: [per_request(dict(scenario.hold)) for scenario in discovery.suite(name).scenarios]
+        for name in runs["on"]
+    }
     for side, run in runs.items():
         assert set(run) == {toggle.name for toggle in toggles.registered()}
         for name, scenario in run.items():
@@ -118,6 +124,9 @@ def test_every_scenario_runs_off_and_on_against_a_live_server(seeded, live_serve
                     assert sent[name] == (side == "on"), (side, request)
                 # The server applied exactly what was sent.
                 assert request["echo"] == request["sent"], (side, request)
+                # Besides the technique: what one of its bench scenarios holds.
+                held = {flag: on for flag, on in sent.items() if flag != name}
+                assert held in bench_holds[name], (side, request, bench_holds[name])
 
     # The same rows on both sides, page by page (cursor_pagination's URL carries both positions).
     for name in reads:

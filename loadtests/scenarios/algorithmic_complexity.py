@@ -12,12 +12,13 @@ import os
 from locust import task
 
 from loadtests.common import OrderingUser
+from shop.bench import holds
 
 
 class AlgorithmicComplexityUser(OrderingUser):
     technique = "algorithmic_complexity"
     lines = int(os.environ.get("LOADTEST_ORDER_LINES", "100"))
-    hold = {"bulk_writes": True}
+    hold = holds.ALGORITHMIC_COMPLEXITY
 
     @task
     def place_order(self) -> None:

@@ -10,12 +10,13 @@ the catalog for good, and every later run would browse them. The bench measures 
 from locust import task
 
 from loadtests.common import OrderingUser
+from shop.bench import holds
 
 
 class BulkWritesUser(OrderingUser):
     technique = "bulk_writes"
     lines = 50
-    hold = {"algorithmic_complexity": True}
+    hold = holds.BULK_WRITES
 
     @task
     def place_order(self) -> None:

@@ -14,16 +14,9 @@ from locust.exception import StopUser
 
 from loadtests.common import STAFF, TechniqueUser, json_body
 
-# The examples the bench and EXPLAIN use; the module imports without Django's set-up.
+# The examples and holds the bench uses; both import without Django's set-up.
+from shop.bench import holds
 from shop.bench.query_examples import FILTER_DAYS, FILTER_STATUS, SEARCH_EXAMPLE
-
-# Held on, so both sides run the same code and only the indexes differ.
-HOLD = {
-    "select_related": True,
-    "prefetch_related": True,
-    "field_selection": True,
-    "denormalized_fields": True,
-}
 
 
 class DbIndexesUser(TechniqueUser):
@@ -56,7 +49,7 @@ class DbIndexesUser(TechniqueUser):
         newest = json_body(
             self.client.get(
                 "/api/staff/orders/?page_size=1",
-                headers=self.toggles(cursor_pagination=True),
+                headers=self.toggles(**holds.DB_INDEXES_STAFF_FILTER),
                 name="learn: /api/staff/orders/?page_size=1",
             )
         ).get("results") or [{}]
@@ -73,7 +66,7 @@ class DbIndexesUser(TechniqueUser):
         if self.authenticated():
             self.client.get(
                 self.filter_path,
-                headers=self.toggles(**HOLD, cursor_pagination=True),
+                headers=self.toggles(**holds.DB_INDEXES_STAFF_FILTER),
                 name=f"db_indexes: /api/staff/orders/?status={FILTER_STATUS} (last {FILTER_DAYS} days)",
             )
 
@@ -81,7 +74,7 @@ class DbIndexesUser(TechniqueUser):
     def product_search(self) -> None:
         self.client.get(
             f"/api/products/?search={SEARCH_EXAMPLE}&page_size=50",
-            headers=self.toggles(**HOLD),
+            headers=self.toggles(**holds.DB_INDEXES),
             name=f"db_indexes: /api/products/?search={SEARCH_EXAMPLE}",
         )
 
@@ -89,6 +82,6 @@ class DbIndexesUser(TechniqueUser):
     def product_list(self) -> None:
         self.client.get(
             "/api/products/?page_size=50",
-            headers=self.toggles(**HOLD),
+            headers=self.toggles(**holds.DB_INDEXES),
             name="db_indexes: /api/products/?page_size=50",
         )

@@ -9,6 +9,7 @@
 from locust import task
 
 from loadtests.common import STAFF, TechniqueUser, customer
+from shop.bench import holds
 
 
 class FastSerializationUser(TechniqueUser):
@@ -26,7 +27,7 @@ class FastSerializationUser(TechniqueUser):
         if self.authenticated():
             self.client.get(
                 "/api/orders/?page_size=50",
-                headers=self.toggles(prefetch_related=True),
+                headers=self.toggles(**holds.FAST_SERIALIZATION_ORDER_HISTORY),
                 name="fast_serialization: /api/orders/?page_size=50",
             )
 
@@ -35,7 +36,10 @@ class FastSerializationUser(TechniqueUser):
         if self.staff_token:
             self.client.get(
                 "/api/staff/orders/?page_size=50",
-                headers={"Authorization": self.staff_token, **self.toggles(cursor_pagination=True)},
+                headers={
+                    "Authorization": self.staff_token,
+                    **self.toggles(**holds.FAST_SERIALIZATION_STAFF_ORDERS),
+                },
                 name="fast_serialization: /api/staff/orders/?page_size=50",
             )
 
@@ -43,6 +47,6 @@ class FastSerializationUser(TechniqueUser):
     def product_list(self) -> None:
         self.client.get(
             "/api/products/?page_size=50",
-            headers=self.toggles(select_related=True, field_selection=True),
+            headers=self.toggles(**holds.FAST_SERIALIZATION_PRODUCT_LIST),
             name="fast_serialization: /api/products/?page_size=50",
         )

@@ -8,6 +8,7 @@ field_selection or not.
 from locust import task
 
 from loadtests.common import TechniqueUser
+from shop.bench import holds
 
 
 class FieldSelectionUser(TechniqueUser):
@@ -17,6 +18,6 @@ class FieldSelectionUser(TechniqueUser):
     def product_list(self) -> None:
         self.client.get(
             "/api/products/?page_size=100",
-            headers=self.toggles(fast_serialization=False),
+            headers=self.toggles(**holds.FIELD_SELECTION),
             name="field_selection: /api/products/?page_size=100",
         )

@@ -9,6 +9,7 @@ fast_serialization is held off, as in the bench: its values() path would replace
 from locust import task
 
 from loadtests.common import TechniqueUser, customer
+from shop.bench import holds
 
 
 class PrefetchRelatedUser(TechniqueUser):
@@ -23,6 +24,6 @@ class PrefetchRelatedUser(TechniqueUser):
         if self.authenticated():
             self.client.get(
                 "/api/orders/?page_size=50",
-                headers=self.toggles(fast_serialization=False),
+                headers=self.toggles(**holds.PREFETCH_RELATED),
                 name="prefetch_related: /api/orders/?page_size=50",
             )

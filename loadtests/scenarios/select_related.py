@@ -8,6 +8,7 @@ model access that is the naive code here.
 from locust import task
 
 from loadtests.common import TechniqueUser
+from shop.bench import holds
 
 
 class SelectRelatedUser(TechniqueUser):
@@ -17,6 +18,6 @@ class SelectRelatedUser(TechniqueUser):
     def product_list(self) -> None:
         self.client.get(
             "/api/products/?page_size=50",
-            headers=self.toggles(fast_serialization=False),
+            headers=self.toggles(**holds.SELECT_RELATED),
             name="select_related: /api/products/?page_size=50",
         )

@@ -7,6 +7,11 @@ throughput once workers compete for the CPU and the database. The toggle travels
 `X-Perf-Toggles` header, as in-process. Sides alternate off, on, on, off, each after an
 unrecorded warm-up, so a drift of the machine (another process, a warming cache) falls on both.
 
+Every request sent counts, answered or not. One that times out (or gets no answer at all) is
+recorded at the time it took, its timeout or more, next to the answered ones: left out, a
+stall would vanish from p99 and max, the very figures meant to show it. Before a side is
+timed, its answer is fetched once and the two are compared (shop.bench.http_answers).
+
 Scenarios that write are refused: over HTTP their transaction commits, so the runs would not
 start from the same data, and the bench would leave the database changed.
 """
@@ -22,10 +27,12 @@ from typing import Any
 import urllib3
 
 from shop import toggles
+from shop.bench.answers import compare
 from shop.bench.discovery import Suite
+from shop.bench.http_answers import NoAnswer, fetch
 from shop.bench.measure import BenchError, Prepared, Requester, per_request
-from shop.bench.open_loop import require_loopback
-from shop.bench.results import percentile
+from shop.bench.open_loop import TIMEOUT, error_kind, require_loopback
+from shop.bench.results import Sample, error_text, percentile
 from shop.bench.scenario import Scenario
 from shop.perf_headers import TOGGLE_HEADER
 
@@ -39,11 +46,12 @@ ORDER = (False, True, True, False)  # off, on, on, off
 
 @dataclass
 class HttpSide:
-    """The recorded requests of one side: latency from send to the end of the body."""
+    """The recorded requests of one side: latency from send to the end of the body, or to
+    the moment the client gave up on it (a timeout, a reset): every request sent is in it."""
 
     times_ms: list[float] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)  # "timeout", "HTTP 500", ...
     wall_s: float = 0.0  # how long its blocks took, clients all busy
     # The server's own count (`X-DB-Queries: default=3, replica=0`) on the last answer: shows
     # that the toggle reached it. Absent where settings.PERF_COST_HEADERS is off.
@@ -58,16 +66,30 @@ class HttpSide:
         return sum(self.errors.values())
 
     @property
+    def timeouts(self) -> int:
+        return self.errors[TIMEOUT]
+
+    @property
     def rate(self) -> float:
-        return self.count / self.wall_s if self.wall_s else 0.0
+        """Requests answered without error, per second."""
+        return (self.count - self.error_count) / self.wall_s if self.wall_s else 0.0
+
+    def percentiles(self) -> dict[str, float | None]:
+        times = self.times_ms
+        return {
+            "p50_ms": percentile(times, 0.50) if times else None,
+            "p90_ms": percentile(times, 0.90) if times else None,
+            "p99_ms": percentile(times, 0.99) if times else None,
+            "max_ms": max(times) if times else None,
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "requests": self.count,
             "errors": dict(self.errors),
+            "timeouts": self.timeouts,
             "statuses": {str(code): n for code, n in sorted(self.statuses.items())},
-            "p50_ms": percentile(self.times_ms, 0.50) if self.times_ms else None,
-            "p95_ms": percentile(self.times_ms, 0.95) if self.times_ms else None,
+            **self.percentiles(),
             "rate_per_s": self.rate,
             "db_queries": self.db_queries,
         }
@@ -81,6 +103,9 @@ class HttpPair:
     clients: int
     off: HttpSide
     on: HttpSide
+    # Each side's answer, fetched once before it was timed, compared as in-process.
+    same_answer: bool | None = None  # None: a side got no answer to compare
+    difference: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +113,8 @@ class HttpPair:
             "title": self.title,
             "request": self.request,
             "clients": self.clients,
+            "same_answer": self.same_answer,
+            "difference": self.difference,
             "off": self.off.as_dict(),
             "on": self.on.as_dict(),
         }
@@ -98,14 +125,21 @@ def _flags(scenario: Scenario, enabled: bool) -> dict[str, bool]:
 
 
 def _block(
-    url: str, prepared: Prepared, headers: dict[str, str], *, clients: int, count: int, into
+    url: str,
+    prepared: Prepared,
+    headers: dict[str, str],
+    *,
+    clients: int,
+    count: int,
+    into: HttpSide,
+    timeout_s: float,
 ) -> None:
     """`count` requests from `clients` threads, each sending its next one once answered."""
     lock = threading.Lock()
     left = [count]
     # One pool shared by the threads (see shop.bench.open_loop); no retries: an error counts.
     pool = urllib3.PoolManager(maxsize=clients, retries=False)
-    timeout = urllib3.Timeout(total=TIMEOUT_S)
+    timeout = urllib3.Timeout(total=timeout_s)
 
     def client() -> None:
         while True:
@@ -114,6 +148,7 @@ def _block(
                     return
                 left[0] -= 1
             started = time.perf_counter()
+            response, error = None, None
             try:
                 # The whole body is read (preload_content): it is part of the request's time.
                 response = pool.request(
@@ -124,12 +159,14 @@ def _block(
                     timeout=timeout,
                 )
             except urllib3.exceptions.HTTPError as exc:
-                with lock:
-                    into.errors[type(exc).__name__] += 1
-                continue
+                error = error_kind(exc)
+            # Answered or not: a request given up on waited this long too, so it is timed.
             elapsed_ms = (time.perf_counter() - started) * 1000
             with lock:
                 into.times_ms.append(elapsed_ms)
+                if response is None:
+                    into.errors[error] += 1
+                    continue
                 into.statuses[response.status] += 1
                 into.db_queries = response.headers.get("X-DB-Queries")
                 if response.status >= 400:
@@ -145,8 +182,41 @@ def _block(
     pool.clear()
 
 
+def _answer(
+    url: str, prepared: Prepared, headers: dict[str, str], scenario: Scenario, timeout_s: float
+) -> Sample | str:
+    """The side's answer, or why there is none."""
+    pool = urllib3.PoolManager(maxsize=1, retries=False)
+    try:
+        return fetch(pool, url, prepared, headers, answer=scenario.answer, timeout_s=timeout_s)
+    except NoAnswer as exc:
+        return f"no answer: {exc}"
+    except Exception as exc:  # the scenario's answer callable failed on this response
+        return error_text(exc)
+    finally:
+        pool.clear()
+
+
+def _compared(answers: dict[bool, Sample | str]) -> tuple[bool | None, str]:
+    off, on = answers[False], answers[True]
+    if isinstance(off, Sample) and isinstance(on, Sample):
+        return compare(off, on)
+    problems = [
+        f"{label}: {answer}"
+        for label, answer in (("off", off), ("on", on))
+        if not isinstance(answer, Sample)
+    ]
+    return None, "not compared, " + "; ".join(problems)
+
+
 def run_suite(
-    base_url: str, suite: Suite, *, clients: int, requests_per_side: int, out=print
+    base_url: str,
+    suite: Suite,
+    *,
+    clients: int,
+    requests_per_side: int,
+    timeout_s: float = TIMEOUT_S,
+    out=print,
 ) -> list[HttpPair]:
     """Each of the suite's scenarios over HTTP, off and on. Its before()/after() hooks run as
     in-process (db_indexes creates or drops its indexes), after() always."""
@@ -173,6 +243,7 @@ def run_suite(
             if prepared.body:
                 base_headers["Content-Type"] = prepared.content_type
             sides = {False: HttpSide(), True: HttpSide()}
+            answers: dict[bool, Sample | str] = {}
             half = requests_per_side // 2
             state: bool | None = None
             for index, enabled in enumerate(ORDER):
@@ -183,12 +254,24 @@ def run_suite(
                     **base_headers,
                     TOGGLE_HEADER: toggles.format_flags(_flags(scenario, enabled)),
                 }
+                if enabled not in answers:  # the side's first block: its answer, untimed
+                    answers[enabled] = _answer(url, prepared, headers, scenario, timeout_s)
                 warm = HttpSide()
-                _block(url, prepared, headers, clients=clients, count=2 * clients, into=warm)
+                block = {"clients": clients, "timeout_s": timeout_s}
+                _block(url, prepared, headers, count=2 * clients, into=warm, **block)
                 count = half if index < 2 else requests_per_side - half
-                _block(url, prepared, headers, clients=clients, count=count, into=sides[enabled])
+                _block(url, prepared, headers, count=count, into=sides[enabled], **block)
+            same, difference = _compared(answers)
             pairs.append(
-                HttpPair(scenario.name, scenario.title, str(prepared), clients, *sides.values())
+                HttpPair(
+                    scenario.name,
+                    scenario.title,
+                    str(prepared),
+                    clients,
+                    *sides.values(),
+                    same_answer=same,
+                    difference=difference,
+                )
             )
     finally:
         requester.close()
@@ -197,20 +280,40 @@ def run_suite(
     return pairs
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _answer_cell(pair: HttpPair) -> str:
+    return {True: "yes", False: "DIFFERENT", None: "not compared"}[pair.same_answer]
+
+
 def table(pairs: list[HttpPair]) -> list[str]:
-    """The terminal's and the Markdown report's table."""
+    """The terminal's and the Markdown report's table, then where answers differ. Latencies
+    include every request, timed-out ones at the time they took."""
     head = (
-        "| scenario | request | clients | side | requests | errors | p50 ms | p95 ms | req/s "
-        "| queries |"
+        "| scenario | request | clients | side | requests | errors | timeouts | p50 ms "
+        "| p90 ms | p99 ms | max ms | req/s | queries | same answer |"
     )
-    lines = [head, "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        head,
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| --- | --- |",
+    ]
     for pair in pairs:
         for label, side in (("off", pair.off), ("on", pair.on)):
-            data = side.as_dict()
-            p50 = f"{data['p50_ms']:.2f}" if side.times_ms else "-"
-            p95 = f"{data['p95_ms']:.2f}" if side.times_ms else "-"
+            p = side.percentiles()
             lines.append(
                 f"| {pair.name} | {pair.request} | {pair.clients} | {label} | {side.count} "
-                f"| {side.error_count} | {p50} | {p95} | {side.rate:.1f} | {side.db_queries or '-'} |"
+                f"| {side.error_count} | {side.timeouts} | {_ms(p['p50_ms'])} "
+                f"| {_ms(p['p90_ms'])} | {_ms(p['p99_ms'])} | {_ms(p['max_ms'])} "
+                f"| {side.rate:.1f} | {side.db_queries or '-'} | {_answer_cell(pair)} |"
             )
-    return lines
+    notes = [
+        f"- {pair.name} ({pair.request}): answers differ, {pair.difference}"
+        if pair.same_answer is False
+        else f"- {pair.name} ({pair.request}): {pair.difference}"
+        for pair in pairs
+        if pair.difference
+    ]
+    return lines + ([""] + notes if notes else [])

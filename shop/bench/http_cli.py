@@ -5,7 +5,8 @@
 
 Both start the Procfile's gunicorn on a free loopback port (shop.bench.server) and stop it at
 the end, or send to an already running server given with `--url` (loopback only). Both print
-their figures and write bench.json and bench.md to the report directory.
+their figures and write bench.json, bench.md and bench.html (shop.bench.http_html) to the
+report directory.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from django.conf import settings
 
 from shop import toggles
-from shop.bench import dataset, discovery, http, open_loop, server
+from shop.bench import dataset, discovery, http, http_html, open_loop, server
 from shop.bench.measure import BASELINE_PATH, BenchError, Prepared, Requester, per_request
 from shop.perf_headers import TOGGLE_HEADER
 
@@ -193,7 +194,11 @@ def _write_report(
     data: dict[str, Any], lines: list[str], directory: Path, json_path: str | None
 ) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
-    paths = {"JSON": directory / "bench.json", "Markdown": directory / "bench.md"}
+    paths = {
+        "JSON": directory / "bench.json",
+        "Markdown": directory / "bench.md",
+        "HTML": directory / "bench.html",
+    }
     text = json.dumps(data, indent=2) + "\n"
     paths["JSON"].write_text(text)
     if json_path:
@@ -211,4 +216,5 @@ def _write_report(
         *body,
     ]
     paths["Markdown"].write_text("\n".join(markdown) + "\n")
+    paths["HTML"].write_text(http_html.render(data))
     return paths

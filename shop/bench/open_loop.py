@@ -30,6 +30,7 @@ MAX_REQUESTS = 100_000
 DEFAULT_IN_FLIGHT = 64  # threads: at 200/s and 5 ms a request, about one is busy
 MAX_IN_FLIGHT = 256  # a thread each: more only adds threads competing for 2 cores
 TIMEOUT_S = 10.0  # a request that takes longer is an error (its latency is still recorded)
+TIMEOUT = "timeout"  # the error kind of a request given up on after its timeout
 LEAD_S = 0.05  # t0 is this far ahead, so request 0 is not late before the loop starts
 # Unrecorded, at the same rate, first: gunicorn's freshly forked workers import the views and
 # open their database connections on their first requests, and the client starts its threads.
@@ -43,6 +44,17 @@ def require_loopback(url: str) -> None:
             f"refusing to load {url}: the bench sends load to loopback only "
             "(127.0.0.1, ::1 or localhost, without user info)"
         )
+
+
+def error_kind(exc: urllib3.exceptions.HTTPError) -> str:
+    """How a request without an answer counts: `timeout`, or the exception's name
+    (NewConnectionError: refused; ProtocolError: reset)."""
+    # NewConnectionError subclasses ConnectTimeoutError (urllib3 keeps it for compatibility),
+    # yet a refused connection did not time out.
+    refused = isinstance(exc, urllib3.exceptions.NewConnectionError)
+    if isinstance(exc, urllib3.exceptions.TimeoutError) and not refused:
+        return TIMEOUT
+    return type(exc).__name__
 
 
 def check_in_flight(in_flight: int) -> None:
@@ -129,7 +141,7 @@ class Result:
             f"sent {self.sent}, errors {self.errors} ({self.errors / self.sent:.1%})"
             + (f" [{kinds}]" if kinds else ""),
             f"achieved {self.achieved_rate:.1f}/s of {self.rate:g}/s asked",
-            "latency from the intended send time (ms): "
+            "latency from the intended send time, errors and timeouts included (ms): "
             f"p50 {self.p50_ms:.2f}, p90 {self.p90_ms:.2f}, p99 {self.p99_ms:.2f}, "
             f"max {self.max_ms:.2f}",
             f"latest send: {self.max_send_lag_ms:.2f} ms after it was due",
@@ -171,7 +183,8 @@ def run(
             if status >= 400:
                 error = f"HTTP {status}"
         except urllib3.exceptions.HTTPError as exc:
-            error = type(exc).__name__
+            error = error_kind(exc)
+        # Answered or not, its latency counts: a timed-out request at its timeout or later.
         return Outcome(due_s, sent_s, time.perf_counter() - t0, status, error)
 
     pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="open-loop")

@@ -38,7 +38,7 @@ figures, checked in every report).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,7 +104,8 @@ class Scenario:
     # runs (a cold cache is noise next to seconds a run). None: the --repeat given.
     repeat: int | None = None
     # Toggles held fixed (usually on) while this one is flipped, so the pair isolates it.
-    hold: dict[str, bool] = field(default_factory=dict)
+    # shop/bench/holds.py holds them, for the Locust scenarios to send the same.
+    hold: Mapping[str, bool] = field(default_factory=dict)
     # Counts of its own, per run, next to the common ones (shop.bench.metrics): called after
     # each request, untimed, with the response (body read), inside a writing scenario's
     # rollback so it can read what the request left: `{"units_oversold": 0}`.

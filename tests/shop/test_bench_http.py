@@ -5,9 +5,6 @@ deliberate half-second stall must show."""
 
 import contextlib
 import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from io import StringIO
 
 import pytest
@@ -18,44 +15,23 @@ from django.db import connection
 from shop.bench import discovery, http, open_loop, server
 from shop.bench.measure import BenchError
 from shop.techniques import db_indexes
+from tests.http_stub import Reply, Request, serve
 
 STALL_S = 0.5
 
 
 @contextlib.contextmanager
 def fake_server(*, stall_at: int | None = None, fail_every: int | None = None):
-    """A real HTTP server on loopback with ONE thread: while it stalls an answer, the requests
-    behind it wait, as behind a stuck worker. Request `stall_at` (0-based) is answered after
-    STALL_S; every `fail_every`-th answers 500. Yields (url, the paths served in order)."""
-    served: list[str] = []
+    """Request `stall_at` (0-based) is answered after STALL_S, and the requests behind it wait
+    (one server thread); every `fail_every`-th answers 500. Yields (url, the requests served)."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            index = len(served)
-            served.append(self.path)
-            if index == stall_at:
-                time.sleep(STALL_S)
-            failing = fail_every is not None and (index + 1) % fail_every == 0
-            body = b'{"ok": false}' if failing else b'{"ok": true}'
-            self.send_response(500 if failing else 200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def reply(request: Request) -> Reply:
+        failing = fail_every is not None and (request.index + 1) % fail_every == 0
+        stall = STALL_S if request.index == stall_at else 0.0
+        return Reply(500 if failing else 200, {"ok": not failing}, stall)
 
-        def log_message(self, *args):
-            pass
-
-    HTTPServer.request_queue_size = 64  # a full backlog would add SYN retries of a second
-    httpd = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/x", served
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serve(reply) as (base_url, received):
+        yield f"{base_url}/x", received
 
 
 def test_request_i_is_due_at_i_over_rate():
@@ -214,6 +190,7 @@ def test_open_loop_against_gunicorn_on_the_ping_endpoint(live_env, tmp_path):
     assert report["machine"]["cpu_count"] >= 1
     assert "achieved" in out.getvalue() and "p99" in out.getvalue()
     assert "p99" in (tmp_path / "bench.md").read_text()
+    assert "achieved: " in (tmp_path / "bench.html").read_text()
 
 
 @pytest.mark.slow
@@ -241,6 +218,9 @@ def test_closed_loop_over_http_sends_the_toggle_to_gunicorn(live_env, products, 
         assert pair[side]["errors"] == {}
         assert pair[side]["statuses"] == {"200": 12}
     assert pair["off"]["db_queries"] != pair["on"]["db_queries"]
+    assert pair["same_answer"] is True and pair["difference"] == ""
+    page = (tmp_path / "bench.html").read_text()
+    assert "same answer ✓" in page and pair["on"]["db_queries"] in page
 
 
 @pytest.mark.slow

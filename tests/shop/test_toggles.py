@@ -1,15 +1,21 @@
 """The toggle registry: registration, defaults from the environment, overrides that stay in
-their own thread, task or coroutine, and agreement with the catalog and shop/techniques/."""
+their own thread, task or coroutine, agreement with the catalog and shop/techniques/, and the
+holds the bench and the Locust scenarios share (shop/bench/holds.py)."""
 
+import ast
 import asyncio
+import os
 import pkgutil
 import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 from shop import techniques, toggles
+from shop.bench import discovery, holds
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,3 +118,86 @@ def test_overrides_follow_their_own_coroutine():
 def test_format_flags_is_the_header_form():
     assert toggles.format_flags({"select_related": False}) == "select_related=off"
     assert toggles.parse(toggles.format_flags({"select_related": True})) == {"select_related": True}
+
+
+# --- holds: the bench's and Locust's from one source (shop/bench/holds.py) --------------------
+
+
+def test_every_bench_scenario_holds_a_shop_bench_holds_entry_of_its_technique():
+    """By identity: a scenario that typed its own dict, even an equal one, would fail here, and
+    a Locust scenario sending the same entry could then drift from it."""
+    for toggle in toggles.registered():
+        named = holds.named(toggle.name)
+        used = set()
+        for scenario in discovery.suite(toggle.name).scenarios:
+            if not scenario.hold:
+                continue  # holds nothing
+            found = [key for key, value in named.items() if scenario.hold is value]
+            assert found, (toggle.name, scenario.title, dict(scenario.hold))
+            used.update(found)
+        assert used == set(named), (toggle.name, "entries no bench scenario holds")
+
+
+def _locust_holds(name: str) -> set[str]:
+    """The shop.bench.holds entries a Locust scenario sends. Anything else it could send in
+    place of one (a keyword, a dict of its own) fails the test."""
+    tree = ast.parse((ROOT / f"loadtests/scenarios/{name}.py").read_text())
+    sent = set()
+
+    def entry(node: ast.AST) -> str:
+        is_entry = (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "holds"
+        )
+        assert is_entry, f"{name}: {ast.unparse(node)} is not a shop.bench.holds entry"
+        return node.attr
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "toggles":
+            assert not node.args, f"{name}: {ast.unparse(node)}"
+            for keyword in node.keywords:
+                assert keyword.arg is None, f"{name}: {ast.unparse(node)}: hold a holds entry"
+                sent.add(entry(keyword.value))
+        if isinstance(node, ast.Assign) and any(
+            getattr(target, "id", None) == "hold" for target in node.targets
+        ):
+            sent.add(entry(node.value))  # OrderingUser's `hold = holds.BULK_WRITES`
+    return sent
+
+
+def test_every_locust_scenario_sends_its_bench_scenarios_holds_from_shop_bench_holds():
+    for toggle in toggles.registered():
+        assert _locust_holds(toggle.name) == set(holds.named(toggle.name)), toggle.name
+
+
+def test_a_locust_scenario_that_types_its_own_hold_is_caught(tmp_path, monkeypatch):
+    """The check above on a drifted copy: the old way, a keyword typed in the Locust file."""
+    drifted = (ROOT / "loadtests/scenarios/select_related.py").read_text()
+    drifted = drifted.replace("**holds.SELECT_RELATED", "fast_serialization=True")
+    (tmp_path / "loadtests/scenarios").mkdir(parents=True)
+    (tmp_path / "loadtests/scenarios/select_related.py").write_text(drifted)
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    with pytest.raises(AssertionError, match="hold a holds entry"):
+        _locust_holds("select_related")
+
+
+def test_the_locust_scenarios_import_in_a_locust_process_without_django():
+    """`locust --list` imports every file as `make loadtest` does, with no Django settings."""
+    files = sorted(str(path) for path in (ROOT / "loadtests/scenarios").glob("[!_]*.py"))
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DJANGO_SETTINGS_MODULE", "PYTEST_VERSION"}
+    }
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("locust")), "-f", ",".join(files), "--list"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    listed = result.stdout.split()
+    assert len([word for word in listed if word.endswith("User")]) == len(files), result.stdout

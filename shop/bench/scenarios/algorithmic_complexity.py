@@ -12,6 +12,7 @@ from dataclasses import replace
 from django.conf import settings
 
 from catalog.models import Variant
+from shop.bench import holds
 from shop.bench.scenario import Call, Scenario
 from shop.bench.scenarios.bulk_writes import order_answer
 from shop.bench.sweep import Sweep
@@ -46,7 +47,7 @@ SCENARIO = Scenario(
     answer=order_answer,
     # bulk_writes on: a statement per line (its naive path) would hide the Python work this
     # technique changes. No other technique's code stands in for the nested loops.
-    hold={"bulk_writes": True},
+    hold=holds.ALGORITHMIC_COMPLEXITY,
     notes="The gap grows with the number of lines (O(n²) against O(n)): raise "
     "ORDER_MAX_LINES to see it grow.",
 )

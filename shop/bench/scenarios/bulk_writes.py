@@ -12,6 +12,7 @@ from django.http import HttpResponse
 
 from catalog.models import Brand, Category, Product, Variant
 from catalog.services import PRODUCT_IMPORT_MAX
+from shop.bench import holds
 from shop.bench.scenario import Call, Scenario
 
 ORDER_LINES = 50
@@ -63,7 +64,7 @@ SCENARIO = Scenario(
     # on (its default) so its checks cost the same few microseconds on both sides whatever
     # PERF_TOGGLES says; the read-back's toggles (prefetch_related, denormalized_fields,
     # fast_serialization) are left alone: they run the same code on both sides.
-    hold={"algorithmic_complexity": True},
+    hold=holds.BULK_WRITES,
     notes="bulk_create does not call save() or send pre_save/post_save signals.",
 )
 

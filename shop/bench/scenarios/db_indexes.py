@@ -13,19 +13,14 @@ from urllib.parse import urlencode
 
 from catalog.models import Product
 from orders.models import Order
-from shop.bench import served_queries, table_sample
+from shop.bench import holds, served_queries, table_sample
 from shop.bench.measure import BenchError
 from shop.bench.scenario import Call, Scenario
 from shop.bench.sweep import Series, Sweep
 from shop.techniques import db_indexes
 
 # Held on, so both sides run the same code and only the indexes differ.
-HOLD = {
-    "select_related": True,
-    "prefetch_related": True,
-    "field_selection": True,
-    "denormalized_fields": True,
-}
+HOLD = holds.DB_INDEXES
 
 STAFF = "staff"  # the seeded staff account (not a superuser)
 
@@ -44,7 +39,7 @@ SCENARIO = Scenario(
     f"last {served_queries.FILTER_DAYS} days, page of 50",
     call=_staff_filter,
     # Keyset pages: no COUNT(*), the list's contract (cursor_pagination's own pair shows it).
-    hold={**HOLD, "cursor_pagination": True},
+    hold=holds.DB_INDEXES_STAFF_FILTER,
     notes="status = 'pending' AND created_at in the range, newest first: a sequential scan of "
     "every order and a sort off (Django indexes neither column), the first 51 entries of the "
     "(status, created_at DESC, id DESC) index on. Both sides pay the staff token's query.",

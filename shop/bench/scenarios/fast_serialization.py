@@ -3,6 +3,7 @@ orders with their items, for the customer with the most orders (401 on the mediu
 the staff list's first page of 50 orders with their customers, and the product list's first
 page of 50 products with their categories and brands."""
 
+from shop.bench import holds
 from shop.bench.dataset import busiest_username
 from shop.bench.scenario import Call, Scenario
 
@@ -13,7 +14,7 @@ SCENARIO = Scenario(
     # The items in one query on both sides: the pair isolates the serialization. Off, each
     # order's `items.all()` and, on, a values() query per order would add N queries to both.
     # denormalized_fields is not held: off or on, both sides send the same page query.
-    hold={"prefetch_related": True},
+    hold=holds.FAST_SERIALIZATION_ORDER_HISTORY,
     notes="The same queries on both sides; on reads only the columns the page shows.",
 )
 
@@ -25,7 +26,7 @@ EXTRA_SCENARIOS = [
         # The keyset page on both sides: no COUNT(*), and the same rows whatever the data.
         # The customer is JOINed by the selector itself (select_related("user")), whatever
         # the select_related toggle says.
-        hold={"cursor_pagination": True},
+        hold=holds.FAST_SERIALIZATION_STAFF_ORDERS,
     ),
     Scenario(
         name="fast_serialization",
@@ -35,6 +36,6 @@ EXTRA_SCENARIOS = [
         # field_selection on, so the serializer side also reads only the shown columns, as
         # values() does; off, its SELECT * of each description would be counted as this
         # technique's gain.
-        hold={"select_related": True, "field_selection": True},
+        hold=holds.FAST_SERIALIZATION_PRODUCT_LIST,
     ),
 ]

@@ -3,7 +3,7 @@ orders (402 on the medium data set)."""
 
 from orders.models import Order
 from orders.selectors import busiest_customer
-from shop.bench import sweep_pages
+from shop.bench import holds, sweep_pages
 from shop.bench.dataset import busiest_username
 from shop.bench.scenario import Call, Scenario
 from shop.bench.statements import expect, lazy_sql, sent
@@ -15,7 +15,7 @@ TECHNIQUE = "prefetch_related"
 # in for that with its own per-row values() query (and, on, an `= ANY(array)` query instead of
 # Django's prefetch), so it is held off: both sides build model instances and go through DRF's
 # serializer, and only the prefetch differs.
-HOLD = {"fast_serialization": False}
+HOLD = holds.PREFETCH_RELATED
 
 
 def _call(page_size: int = 50) -> Call:

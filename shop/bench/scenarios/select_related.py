@@ -1,7 +1,7 @@
 """The product list's first page of 50: category and brand for every row."""
 
 from catalog.models import Product
-from shop.bench import sweep_pages
+from shop.bench import holds, sweep_pages
 from shop.bench.scenario import Call, Scenario
 from shop.bench.statements import expect, lazy_sql, sent
 from shop.bench.sweep import Sweep
@@ -11,7 +11,7 @@ TECHNIQUE = "select_related"
 # runs `SELECT ... WHERE id = %s LIMIT 21` for it. fast_serialization (on by default) would
 # stand in for that with its own per-row values() query, so it is held off: both sides build
 # model instances and go through DRF's serializer, and only the JOIN differs.
-HOLD = {"fast_serialization": False}
+HOLD = holds.SELECT_RELATED
 
 
 def _call(page_size: int = 50) -> Call:
