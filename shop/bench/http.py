@@ -56,6 +56,9 @@ class HttpSide:
     # The server's own count (`X-DB-Queries: default=3, replica=0`) on the last answer: shows
     # that the toggle reached it. Absent where settings.PERF_COST_HEADERS is off.
     db_queries: str | None = None
+    # Sessions PostgreSQL counted opened during its recorded blocks (pg_stat_database, every
+    # server the aliases point at): what CONN_MAX_AGE or a pool changes.
+    connections_opened: int = 0
 
     @property
     def count(self) -> int:
@@ -92,6 +95,7 @@ class HttpSide:
             **self.percentiles(),
             "rate_per_s": self.rate,
             "db_queries": self.db_queries,
+            "connections_opened": self.connections_opened,
         }
 
 
@@ -121,7 +125,7 @@ class HttpPair:
 
 
 def _flags(scenario: Scenario, enabled: bool) -> dict[str, bool]:
-    return per_request({**scenario.hold, scenario.name: enabled})
+    return per_request(scenario.flags(enabled))
 
 
 def _block(
@@ -260,7 +264,9 @@ def run_suite(
                 block = {"clients": clients, "timeout_s": timeout_s}
                 _block(url, prepared, headers, count=2 * clients, into=warm, **block)
                 count = half if index < 2 else requests_per_side - half
+                opened = requester.sessions.read()
                 _block(url, prepared, headers, count=count, into=sides[enabled], **block)
+                sides[enabled].connections_opened += requester.sessions.read() - opened
             same, difference = _compared(answers)
             pairs.append(
                 HttpPair(
@@ -293,12 +299,12 @@ def table(pairs: list[HttpPair]) -> list[str]:
     include every request, timed-out ones at the time they took."""
     head = (
         "| scenario | request | clients | side | requests | errors | timeouts | p50 ms "
-        "| p90 ms | p99 ms | max ms | req/s | queries | same answer |"
+        "| p90 ms | p99 ms | max ms | req/s | queries | connections opened | same answer |"
     )
     lines = [
         head,
         "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| --- | --- |",
+        "| --- | ---: | --- |",
     ]
     for pair in pairs:
         for label, side in (("off", pair.off), ("on", pair.on)):
@@ -307,7 +313,8 @@ def table(pairs: list[HttpPair]) -> list[str]:
                 f"| {pair.name} | {pair.request} | {pair.clients} | {label} | {side.count} "
                 f"| {side.error_count} | {side.timeouts} | {_ms(p['p50_ms'])} "
                 f"| {_ms(p['p90_ms'])} | {_ms(p['p99_ms'])} | {_ms(p['max_ms'])} "
-                f"| {side.rate:.1f} | {side.db_queries or '-'} | {_answer_cell(pair)} |"
+                f"| {side.rate:.1f} | {side.db_queries or '-'} | {side.connections_opened} "
+                f"| {_answer_cell(pair)} |"
             )
     notes = [
         f"- {pair.name} ({pair.request}): answers differ, {pair.difference}"

@@ -106,6 +106,7 @@ def _pair(pair: dict[str, Any]) -> str:
             f'<td class="num">{int(_num(side["timeouts"]))}</td>',
             f"<td>{escape(_kinds(side['errors']) or '–')}</td>",
             f"<td><code>{escape(side['db_queries'] or '–')}</code></td>",
+            f'<td class="num">{int(_num(side.get("connections_opened", 0)))}</td>',
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     groups = [
@@ -124,7 +125,7 @@ def _pair(pair: dict[str, Any]) -> str:
     html += [
         "<table><tr><th>side</th><th>requests</th><th>p50 ms</th><th>p90 ms</th>"
         "<th>p99 ms</th><th>max ms</th><th>req/s</th><th>errors</th><th>timeouts</th>"
-        "<th>error kinds</th><th>X-DB-Queries (server)</th></tr>",
+        "<th>error kinds</th><th>X-DB-Queries (server)</th><th>connections opened</th></tr>",
         *rows,
         "</table>",
         bars(groups, f"{pair['name']}: latency percentiles off and on"),

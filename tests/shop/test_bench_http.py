@@ -217,6 +217,8 @@ def test_closed_loop_over_http_sends_the_toggle_to_gunicorn(live_env, products, 
         assert pair[side]["requests"] == 12
         assert pair[side]["errors"] == {}
         assert pair[side]["statuses"] == {"200": 12}
+        # CONN_MAX_AGE=0 (the default): PostgreSQL saw one new session per request.
+        assert pair[side]["connections_opened"] == 12
     assert pair["off"]["db_queries"] != pair["on"]["db_queries"]
     assert pair["same_answer"] is True and pair["difference"] == ""
     page = (tmp_path / "bench.html").read_text()
