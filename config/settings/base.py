@@ -92,7 +92,9 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": "perfshop",
+        # One key space per database: servers of two databases sharing a Redis (a bench run on
+        # a database of its own) never read, nor clear, each other's entries.
+        "KEY_PREFIX": f"perfshop-{DATABASES['default']['NAME']}",
     }
 }
 

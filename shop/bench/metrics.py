@@ -15,9 +15,11 @@ the side's runs.
 from __future__ import annotations
 
 import functools
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import psycopg
@@ -41,78 +43,132 @@ _MISSING = object()
 
 
 class CacheCounter:
-    """Counts the operations a request makes on Django's Redis cache backend, every alias.
+    """Counts the operations made on Django's Redis cache backend, every alias, while it is
+    entered: one per key read or written.
 
-    The backend's methods are wrapped for the duration, on the class, so a cache instance
-    created during the request (caches are per thread) is counted too. Each wrapped call is
-    one round trip to Redis. `get_or_set`, which Django builds from `get`, `add` and `get`,
-    counts as the three it is. A `get` is a hit or a miss; `get_many` counts one per key.
+    The backend's methods are wrapped on the class, so a cache instance created during the
+    request (caches are per thread) is counted too. The wrappers are put in place when the
+    first counter is entered and taken away when the last one leaves; each counts into the
+    counters active in its own context (a ContextVar), so two counters that overlap, in one
+    thread or in two, each count only their own calls. `get_or_set`, which Django builds from
+    `get`, `add` and `get`, counts as the three it is. `clear` counts one delete.
     """
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
-        self._stack = ExitStack()
 
     def __enter__(self) -> CacheCounter:
-        wrappers = {"get": self._get, "get_many": self._get_many}
-        wrappers |= {name: self._count(name, kind) for name, kind in _ONE_OPERATION.items()}
-        for name, wrap in wrappers.items():
-            original = getattr(RedisCache, name)
-            self._stack.callback(setattr, RedisCache, name, original)
-            setattr(RedisCache, name, functools.wraps(original)(wrap(original)))
+        _install()
+        _active.set((*_active.get(), self.counts))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._stack.close()
-
-    def _get(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        counts = self.counts
-
-        def get(cache: RedisCache, key: Any, default: Any = None, version: Any = None) -> Any:
-            # Asked with a default of our own, so a cached value equal to the caller's default
-            # (get_or_set passes the value it is about to store) is still a hit.
-            value = original(cache, key, _MISSING, version=version)
-            counts[CACHE_MISSES if value is _MISSING else CACHE_HITS] += 1
-            return default if value is _MISSING else value
-
-        return get
-
-    def _get_many(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        counts = self.counts
-
-        def get_many(cache: RedisCache, keys: Any, version: Any = None) -> Any:
-            keys = list(keys)
-            found = original(cache, keys, version=version)
-            counts[CACHE_HITS] += len(found)
-            counts[CACHE_MISSES] += len(keys) - len(found)
-            return found
-
-        return get_many
-
-    def _count(self, name: str, kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        counts = self.counts
-
-        def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
-            def operation(cache: RedisCache, *args: Any, **kwargs: Any) -> Any:
-                counts[kind] += 1
-                return original(cache, *args, **kwargs)
-
-            return operation
-
-        return wrap
+        _active.set(tuple(counts for counts in _active.get() if counts is not self.counts))
+        _uninstall()
 
 
-# The other operations, each one round trip, by what it does to the cache.
-_ONE_OPERATION = {
-    "has_key": CACHE_HITS,  # a lookup that reads no value, counted as a read that found one
-    "set": CACHE_SETS,
-    "set_many": CACHE_SETS,
-    "add": CACHE_SETS,
-    "touch": CACHE_SETS,
-    "incr": CACHE_SETS,  # decr is incr with a negative delta
-    "delete": CACHE_DELETES,
-    "delete_many": CACHE_DELETES,
-    "clear": CACHE_DELETES,
+_active: ContextVar[tuple[Counter[str], ...]] = ContextVar("bench_cache_counters", default=())
+_lock = threading.Lock()
+_originals: dict[str, Callable[..., Any]] = {}
+_users = 0
+
+
+def _add(kind: str, n: int) -> None:
+    for counts in _active.get():
+        counts[kind] += n
+
+
+def _install() -> None:
+    global _users
+    with _lock:
+        _users += 1
+        if _users > 1:
+            return
+        for name, wrap in _WRAPPERS.items():
+            original = getattr(RedisCache, name)
+            _originals[name] = original
+            setattr(RedisCache, name, functools.wraps(original)(wrap(original)))
+
+
+def _uninstall() -> None:
+    global _users
+    with _lock:
+        _users -= 1
+        if _users:
+            return
+        for name, original in _originals.items():
+            setattr(RedisCache, name, original)
+        _originals.clear()
+
+
+def _get(original: Callable[..., Any]) -> Callable[..., Any]:
+    def get(cache: RedisCache, key: Any, default: Any = None, version: Any = None) -> Any:
+        # Asked with a default of our own, so a cached value equal to the caller's default
+        # (get_or_set passes the value it is about to store) is still a hit.
+        value = original(cache, key, _MISSING, version=version)
+        _add(CACHE_MISSES if value is _MISSING else CACHE_HITS, 1)
+        return default if value is _MISSING else value
+
+    return get
+
+
+def _get_many(original: Callable[..., Any]) -> Callable[..., Any]:
+    def get_many(cache: RedisCache, keys: Any, version: Any = None) -> Any:
+        keys = list(keys)
+        found = original(cache, keys, version=version)
+        _add(CACHE_HITS, len(found))
+        _add(CACHE_MISSES, len(keys) - len(found))
+        return found
+
+    return get_many
+
+
+def _has_key(original: Callable[..., Any]) -> Callable[..., Any]:
+    def has_key(cache: RedisCache, *args: Any, **kwargs: Any) -> bool:
+        found = original(cache, *args, **kwargs)
+        _add(CACHE_HITS if found else CACHE_MISSES, 1)
+        return found
+
+    return has_key
+
+
+def _per_key(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """For set_many and delete_many: one count per key of their first argument."""
+
+    def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+        def operation(cache: RedisCache, keys: Any, *args: Any, **kwargs: Any) -> Any:
+            keys = keys if isinstance(keys, dict) else list(keys)
+            _add(kind, len(keys))
+            return original(cache, keys, *args, **kwargs)
+
+        return operation
+
+    return wrap
+
+
+def _once(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+        def operation(cache: RedisCache, *args: Any, **kwargs: Any) -> Any:
+            _add(kind, 1)
+            return original(cache, *args, **kwargs)
+
+        return operation
+
+    return wrap
+
+
+_WRAPPERS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
+    "get": _get,
+    "get_many": _get_many,
+    "has_key": _has_key,
+    "set": _once(CACHE_SETS),
+    "add": _once(CACHE_SETS),
+    "touch": _once(CACHE_SETS),
+    "incr": _once(CACHE_SETS),  # decr is incr with a negative delta
+    "set_many": _per_key(CACHE_SETS),
+    "delete": _once(CACHE_DELETES),
+    "delete_many": _per_key(CACHE_DELETES),
+    "clear": _once(CACHE_DELETES),
 }
 
 
@@ -123,8 +179,8 @@ class SessionCounter:
     PostgreSQL counts a session when the backend starts, so a connection opened during the
     request is counted at once, whether it is closed by the end or kept (CONN_MAX_AGE, a pool).
     It reads on connections of its own, opened before the first reading, so its readings count
-    nothing, even when the request closed Django's connections. Aliases that point at the same
-    database (a test mirror) are read once.
+    nothing, even when the request closed Django's connections. Aliases that reach the same
+    database of the same server (a test mirror, two spellings of one host) are read once.
     """
 
     def __init__(self) -> None:
@@ -134,10 +190,18 @@ class SessionCounter:
             if wrapper.vendor != "postgresql":
                 continue
             params = wrapper.get_connection_params()
-            key = (params.get("host"), params.get("port"), params.get("dbname"))
-            if key not in self._readers:
-                kwargs = {k: v for k, v in params.items() if k not in _DJANGO_ONLY_PARAMS}
-                self._readers[key] = psycopg.connect(**kwargs, autocommit=True)
+            kwargs = {k: v for k, v in params.items() if k not in _DJANGO_ONLY_PARAMS}
+            reader = psycopg.connect(**kwargs, autocommit=True)
+            # Which database of which server, asked of the server: "localhost" and "127.0.0.1"
+            # are one server, and a replica differs from its primary in its recovery state.
+            key = reader.execute(
+                "SELECT inet_server_addr(), current_setting('port'), pg_is_in_recovery(), "
+                "current_database()"
+            ).fetchone()
+            if key in self._readers:
+                reader.close()
+            else:
+                self._readers[key] = reader
 
     def read(self) -> int:
         """The sessions opened so far on every server, summed."""

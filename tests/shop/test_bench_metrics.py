@@ -1,9 +1,12 @@
 """The bench's counts beyond time and queries: cache operations on the real Redis, connections
 opened as PostgreSQL counts them, a scenario's own counts, and the primary's share."""
 
+import threading
+
 import psycopg
 import pytest
 from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCache
 from django.core.signals import request_started
 from django.db import connections
 
@@ -11,6 +14,7 @@ from shop.bench import metrics
 from shop.bench.alternation import Plan
 from shop.bench.discovery import Suite
 from shop.bench.measure import Prepared, Requester, send
+from shop.bench.results import Sample, Side
 from shop.bench.runner import run_scenario
 from shop.bench.scenario import Call, Scenario
 
@@ -39,12 +43,15 @@ def test_cache_operations_are_counted_on_the_real_redis():
         assert cache.get_many(["bench:a", "bench:b"]) == {"bench:a": 1}  # a hit, a miss
         assert cache.get_or_set("bench:b", 2) == 2  # a miss, an add, a hit
         assert cache.get("bench:b", 2) == 2  # a hit, though the value is the default
+        assert cache.has_key("bench:b") and not cache.has_key("bench:c")  # a hit, a miss
+        cache.set_many({"bench:c": 3, "bench:d": 4})  # two keys written
+        cache.delete_many(["bench:c", "bench:d"])  # two deleted
         cache.delete("bench:a")
     assert dict(counter.counts) == {
-        metrics.CACHE_HITS: 4,
-        metrics.CACHE_MISSES: 3,
-        metrics.CACHE_SETS: 2,
-        metrics.CACHE_DELETES: 1,
+        metrics.CACHE_HITS: 5,
+        metrics.CACHE_MISSES: 4,
+        metrics.CACHE_SETS: 4,
+        metrics.CACHE_DELETES: 3,
     }
     cache.delete("bench:b")
     with metrics.CacheCounter() as counter:
@@ -52,6 +59,48 @@ def test_cache_operations_are_counted_on_the_real_redis():
     assert not counter.counts
     assert cache.get("bench:b") is None  # the wrappers are gone: this counted nowhere
     assert not counter.counts
+
+
+def test_overlapping_counters_count_their_own_calls_and_leave_the_backend_as_it_was():
+    original = RedisCache.get
+    first, second = metrics.CacheCounter(), metrics.CacheCounter()
+    first.__enter__()
+    cache.get("bench:x")
+    second.__enter__()
+    cache.get("bench:x")
+    first.__exit__(None, None, None)  # not in the order they were entered
+    cache.get("bench:x")
+    second.__exit__(None, None, None)
+    assert first.counts == {metrics.CACHE_MISSES: 2}
+    assert second.counts == {metrics.CACHE_MISSES: 2}
+    assert RedisCache.get is original
+
+
+def test_a_counter_in_another_thread_counts_only_that_threads_calls():
+    counts = {}
+
+    def worker(name: str, calls: int) -> None:
+        with metrics.CacheCounter() as counter:
+            for _ in range(calls):
+                cache.get(f"bench:{name}")
+        counts[name] = counter.counts[metrics.CACHE_MISSES]
+
+    threads = [threading.Thread(target=worker, args=(n, c)) for n, c in (("a", 3), ("b", 5))]
+    with metrics.CacheCounter() as outer:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert counts == {"a": 3, "b": 5}
+    assert not outer.counts
+
+
+def test_the_primary_share_is_the_default_alias_share_of_the_queries():
+    def sample(default: int, replica: int) -> Sample:
+        return Sample(ms=1.0, queries={"default": default, "replica": replica}, bytes=0, status=200)
+
+    assert Side([sample(1, 3), sample(1, 3)]).primary_share == 0.25
+    assert Side([sample(0, 0)]).primary_share is None
 
 
 def test_a_requests_cache_operations_reach_its_sample(requester):
