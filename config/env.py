@@ -62,13 +62,14 @@ def env_list(name: str, default: list[str]) -> list[str]:
 # deliberately not the standard ones, so a machine's own PostgreSQL or Redis is never used
 # by accident. A second stack on the same machine (the bare-machine CI run, for one) moves
 # with PERFSHOP_PRIMARY_PORT, PERFSHOP_REPLICA_PORT and PERFSHOP_REDIS_PORT; the default URLs
-# follow them.
+# follow them. PgBouncer, started when it is installed, listens on PERFSHOP_PGBOUNCER_PORT.
 LOCAL_DB_NAME = "perfshop"
 LOCAL_DB_USER = "perfshop"
 _LOCAL_PORTS = {
     "LOCAL_PRIMARY_PORT": ("PERFSHOP_PRIMARY_PORT", 55432),
     "LOCAL_REPLICA_PORT": ("PERFSHOP_REPLICA_PORT", 55433),
     "LOCAL_REDIS_PORT": ("PERFSHOP_REDIS_PORT", 56379),
+    "LOCAL_PGBOUNCER_PORT": ("PERFSHOP_PGBOUNCER_PORT", 56432),
 }
 _DEFAULT_URLS = {
     "DEFAULT_DATABASE_URL": "postgresql://{user}@127.0.0.1:{LOCAL_PRIMARY_PORT}/{name}",

@@ -1,6 +1,7 @@
 """How the API's errors become JSON: the DRF exception handler for errors a view raises, and
 Django's error views (handler400/403/404/500) for the ones no view answers."""
 
+import sys
 from http import HTTPStatus
 
 from django.conf import settings
@@ -12,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from shop.errors import DomainError
+from shop.techniques import connection_pooling
 
 API_PREFIX = "/api/"
 
@@ -68,8 +70,27 @@ def _resolves(path: str) -> bool:
     return True
 
 
+def pool_exhausted() -> JsonResponse:
+    """503 with Retry-After: every pooled connection stayed lent out for the pool's whole
+    timeout (shop.techniques.connection_pooling). The server is overloaded, not broken, and
+    says when to try again, instead of holding the worker until the database catches up."""
+    retry_after = connection_pooling.retry_after_s()
+    detail = (
+        "Every database connection is busy: the server is overloaded. "
+        f"Try again in {retry_after} s."
+    )
+    response = JsonResponse(error_payload(503, detail), status=503)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
 def server_error(request):
-    """A bug. The traceback is in the log (`django.request`); the client learns nothing of it."""
+    """A bug. The traceback is in the log (`django.request`); the client learns nothing of it.
+
+    Or an exhausted connection pool, raised outside a DRF view (a middleware's query, the
+    admin): Django calls this inside its `except` block, so the exception is at hand."""
+    if connection_pooling.pool_exhausted(sys.exc_info()[1]):
+        return pool_exhausted()
     if request.path.startswith(API_PREFIX):
         return JsonResponse(error_payload(500, "A server error occurred."), status=500)
     return defaults.server_error(request)
@@ -87,4 +108,6 @@ def exception_handler(exc, context):
         # more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields (1,000), more than
         # DATA_UPLOAD_MAX_NUMBER_FILES files (100). Bad input, so a 400, and JSON like the rest.
         return Response(error_payload(400, str(exc)), status=400)
+    if connection_pooling.pool_exhausted(exc):
+        return pool_exhausted()
     return drf_exception_handler(exc, context)

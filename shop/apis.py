@@ -14,11 +14,12 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from shop import toggles
-from shop.techniques import db_indexes
+from shop.techniques import connection_pooling, db_indexes
 
 # The toggles the header refuses (shop.perf_headers.NOT_PER_REQUEST) are listed as the database
-# has them: the state a request really runs with, whatever a flag says.
+# or the process has them: the state a request really runs with, whatever a flag says.
 DATABASE_STATE = {db_indexes.TOGGLE.name: db_indexes.in_effect}
+PROCESS_STATE = {connection_pooling.TOGGLE.name: connection_pooling.in_effect}
 
 
 class ToggleListApi(APIView):
@@ -30,22 +31,29 @@ class ToggleListApi(APIView):
         description = serializers.CharField()
         default = serializers.BooleanField()
         enabled = serializers.BooleanField()
-        # "database": read from the database (db_indexes: are all its indexes there?)
-        source = serializers.ChoiceField(choices=["default", "environment", "override", "database"])
+        # "database": read from the database (db_indexes: are all its indexes there?);
+        # "process": from this process's settings (connection_pooling: has it a pool?)
+        source = serializers.ChoiceField(
+            choices=["default", "environment", "override", "database", "process"]
+        )
 
     @extend_schema(responses=OutputSerializer(many=True))
     def get(self, request):
         rows = []
         for toggle in toggles.registered():
-            in_database = DATABASE_STATE.get(toggle.name)
+            enabled, source = toggles.is_enabled(toggle.name), toggles.source(toggle.name)
+            if toggle.name in DATABASE_STATE:
+                enabled, source = DATABASE_STATE[toggle.name](), "database"
+            elif toggle.name in PROCESS_STATE:
+                enabled, source = PROCESS_STATE[toggle.name](), "process"
             rows.append(
                 {
                     "name": toggle.name,
                     "group": toggle.group,
                     "description": toggle.description,
                     "default": toggle.default,
-                    "enabled": in_database() if in_database else toggles.is_enabled(toggle.name),
-                    "source": "database" if in_database else toggles.source(toggle.name),
+                    "enabled": enabled,
+                    "source": source,
                 }
             )
         return Response(self.OutputSerializer(rows, many=True).data)

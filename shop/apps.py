@@ -12,7 +12,7 @@ class ShopConfig(AppConfig):
 
     def ready(self) -> None:
         from shop import techniques, toggles
-        from shop.perf_headers import NOT_PER_REQUEST, refusal
+        from shop.perf_headers import NOT_PER_REQUEST, SET_AT_START, refusal
 
         # Each technique registers its toggle when its module is imported.
         for module in pkgutil.iter_modules(techniques.__path__):
@@ -23,6 +23,7 @@ class ShopConfig(AppConfig):
         except (toggles.UnknownToggle, ValueError) as exc:
             raise BadEnvironment(f"PERF_TOGGLES: {exc}") from exc
         # Refused as the header refuses it: accepting it would claim a change that never runs.
+        # PERF_TOGGLES is how a toggle SET_AT_START is set (the settings read it).
         for name in NOT_PER_REQUEST:
-            if name in flags:
+            if name in flags and name not in SET_AT_START:
                 raise BadEnvironment(f"PERF_TOGGLES: {refusal(name, where='in the environment')}")

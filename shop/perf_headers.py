@@ -8,18 +8,28 @@ from django.db import connections
 from django.http import JsonResponse
 
 from shop import toggles
-from shop.techniques import db_indexes
+from shop.techniques import connection_pooling, db_indexes
 
 TOGGLE_HEADER = "X-Perf-Toggles"
 
-# Toggles whose state is the database's, not the request's, with the command that changes it:
-# the header refuses them (a 400 saying so) and the echo never names them.
-NOT_PER_REQUEST = {db_indexes.TOGGLE.name: db_indexes.SWITCH}
+# Toggles whose state is not the request's, with what changes it: the header refuses them (a
+# 400 saying so) and the echo never names them. db_indexes' state is the database's;
+# connection_pooling's is the process's, which PERF_TOGGLES sets when it starts (SET_AT_START).
+NOT_PER_REQUEST = {
+    db_indexes.TOGGLE.name: db_indexes.SWITCH,
+    connection_pooling.TOGGLE.name: connection_pooling.SWITCH,
+}
+SET_AT_START = {connection_pooling.TOGGLE.name}
 
 
 def refusal(name: str, *, where: str) -> str:
     """Why a toggle in NOT_PER_REQUEST cannot be set `where`, and the command that sets it.
     The header and PERF_TOGGLES at start-up (shop.apps) say the same."""
+    if name in SET_AT_START:
+        return (
+            f"{name} cannot be set {where}: its state is the process's, chosen when it starts. "
+            f"Set `{NOT_PER_REQUEST[name]}` and restart the process."
+        )
     return (
         f"{name} cannot be set {where}: its state is the database's. Run `{NOT_PER_REQUEST[name]}`."
     )

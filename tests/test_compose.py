@@ -72,8 +72,16 @@ def test_docker_compose_config_accepts_the_file():
 
 
 def test_the_stack_has_its_services(services):
-    expected = {"db-primary", "db-replica", "redis", "migrate", "web", "worker"}
+    expected = {"db-primary", "db-replica", "pgbouncer", "redis", "migrate", "web", "worker"}
     assert expected <= set(services)
+
+
+def test_pgbouncer_pools_per_transaction_in_front_of_the_primary(services):
+    pgbouncer = services["pgbouncer"]
+    assert pgbouncer["depends_on"]["db-primary"]["condition"] == "service_healthy"
+    ini = (ROOT / "docker/pgbouncer/pgbouncer.ini").read_text()
+    assert "pool_mode = transaction" in ini
+    assert "* = host=db-primary port=5432" in ini
 
 
 @pytest.mark.parametrize("name", ["web", "worker"])

@@ -24,7 +24,7 @@ from shop.techniques import db_indexes
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "loadtests" / "scenarios"
 # What the server refuses per request: the scenario runs against the database's state instead.
-NOT_PER_REQUEST = {"db_indexes"}
+NOT_PER_REQUEST = {"db_indexes", "connection_pooling"}
 WRITES = {"bulk_writes", "algorithmic_complexity"}  # the scenarios that place orders
 
 

@@ -12,6 +12,7 @@ from config.env import (
     env_list,
     env_str,
 )
+from shop.techniques import connection_pooling
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -81,9 +82,9 @@ DATABASES = {
     "replica": database_from_url(env_str("DATABASE_REPLICA_URL", DEFAULT_REPLICA_URL)),
 }
 DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
-for _db in DATABASES.values():
-    _db["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0)
-    _db["CONN_HEALTH_CHECKS"] = True
+# A psycopg pool per process (PERF_TOGGLES=connection_pooling=on, the default), or a connection
+# per request kept DB_CONN_MAX_AGE seconds (off); DB_POOL_* size the pool.
+connection_pooling.configure(DATABASES)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

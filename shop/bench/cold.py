@@ -5,9 +5,11 @@ process has the catalog cached, psycopg has its prepared statements, if any), an
 request put in the cache. A customer's first request finds none of that. So before each cold
 run the bench, untimed:
 
-- closes every database connection Django holds, so the request opens a new one, as each
-  request does under the default `CONN_MAX_AGE=0`: a new PostgreSQL backend, its catalog
-  caches empty, and a new psycopg connection with no prepared statement;
+- closes every database connection Django holds, and shuts the process's pools
+  (connection_pooling), so the request opens a new one, as each request does with
+  `CONN_MAX_AGE=0`: a new PostgreSQL backend, its catalog caches empty, and a new psycopg
+  connection with no prepared statement. With a pool, the reopened pool opens its `min_size`
+  connections, and connections_opened counts them;
 - deletes the project's keys from every Django cache (Redis): the keys under the cache's
   `KEY_PREFIX`, not the whole Redis database, which the Celery broker may share
   (`CELERY_BROKER_URL` is `REDIS_URL` in the base settings).
@@ -23,6 +25,7 @@ from django.core.cache.backends.redis import RedisCache
 from django.db import connections
 
 from shop.bench.measure import BenchError
+from shop.techniques import connection_pooling
 
 SCAN_BATCH = 1000  # keys per SCAN and per DEL: one round trip per thousand keys
 
@@ -43,7 +46,7 @@ def close_connections() -> None:
             f"a cold run opens a new database connection, which would end the transaction "
             f"open on {', '.join(inside)}: run the bench outside one"
         )
-    connections.close_all()
+    connection_pooling.close_all()
 
 
 def clear_cache() -> int:

@@ -110,6 +110,9 @@ class HttpPair:
     # Each side's answer, fetched once before it was timed, compared as in-process.
     same_answer: bool | None = None  # None: a side got no answer to compare
     difference: str = ""
+    # More arms, by label, each a server of its own (shop.bench.http_servers: persistent
+    # connections and PgBouncer next to connection_pooling's off and on).
+    arms: dict[str, HttpSide] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -121,6 +124,11 @@ class HttpPair:
             "difference": self.difference,
             "off": self.off.as_dict(),
             "on": self.on.as_dict(),
+            **(
+                {"arms": {label: side.as_dict() for label, side in self.arms.items()}}
+                if self.arms
+                else {}
+            ),
         }
 
 
@@ -307,7 +315,7 @@ def table(pairs: list[HttpPair]) -> list[str]:
         "| --- | ---: | --- |",
     ]
     for pair in pairs:
-        for label, side in (("off", pair.off), ("on", pair.on)):
+        for label, side in (("off", pair.off), ("on", pair.on), *pair.arms.items()):
             p = side.percentiles()
             lines.append(
                 f"| {pair.name} | {pair.request} | {pair.clients} | {label} | {side.count} "

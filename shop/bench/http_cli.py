@@ -23,7 +23,7 @@ from typing import Any
 from django.conf import settings
 
 from shop import toggles
-from shop.bench import dataset, discovery, http, http_html, open_loop, server
+from shop.bench import dataset, discovery, http, http_html, http_servers, open_loop, server
 from shop.bench.measure import BASELINE_PATH, BenchError, Prepared, Requester, per_request
 from shop.perf_headers import TOGGLE_HEADER
 
@@ -130,8 +130,25 @@ def handle(options: dict[str, Any], *, write: Callable[[str], None], default_dir
             raise BenchError("--http needs the scenario NAMEs to send")
         suites, _ = discovery.load(names)
         _refuse_composite(suites)
-        with _server(options, write) as base_url:
-            pairs = []
+        pairs = []
+        # A technique whose sides are processes starts a gunicorn per arm (connection_pooling).
+        for suite in suites:
+            if module := http_servers.module_of(suite.name):
+                if options["url"]:
+                    raise BenchError(
+                        f"{suite.name}: each arm is a server the bench starts; no --url"
+                    )
+                pairs.append(
+                    http_servers.run(
+                        suite,
+                        module,
+                        clients=options["clients"],
+                        requests_per_side=options["requests"],
+                        out=write,
+                    )
+                )
+        suites = [suite for suite in suites if not http_servers.module_of(suite.name)]
+        with _server(options, write) if suites else contextlib.nullcontext("") as base_url:
             for suite in suites:
                 pairs += http.run_suite(
                     base_url,

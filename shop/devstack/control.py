@@ -11,6 +11,7 @@ from typing import TextIO
 from .discovery import PgToolchain, _try_toolchain
 from .external import _check_postgres_url, _check_redis_url, _report_external
 from .layout import HOST, MARKER_FILE, DevstackError, Stack, _env, _mask, _Out, _show
+from .pgbouncer import _ensure_pgbouncer, _stop_pgbouncer
 from .postgres import _ensure_primary, _ensure_replica, _pg_pid, _prepare_dir, _psql, _stop_pg
 from .process import _locked, _pid_alive, _read_pid
 from .redis import _ensure_redis, _stop_redis, redis_ping
@@ -51,6 +52,7 @@ def up(
             _prepare_dir(stack.log_dir, pg_owned=True)
             _prepare_dir(stack.socket_dir, pg_owned=True)
             _ensure_primary(pg, stack, say, actions)
+            _ensure_pgbouncer(stack, say, actions)  # when installed; in front of the primary
             if replica_url:
                 say(f"DATABASE_REPLICA_URL is set: using {_mask(replica_url)} instead of a "
                     "local replica")  # fmt: skip
@@ -96,6 +98,8 @@ def down(
         )
     pg = _try_toolchain() if (stack.primary_dir.exists() or stack.replica_dir.exists()) else None
     with _locked(stack):
+        if _stop_pgbouncer(stack, say):
+            actions.append("stop pgbouncer")
         for role in ("replica", "primary"):
             if _stop_pg(pg, stack, role, say):
                 actions.append(f"stop {role}")

@@ -47,6 +47,7 @@ class Stack:
     primary_port: int = field(default_factory=lambda: _env.LOCAL_PRIMARY_PORT)
     replica_port: int = field(default_factory=lambda: _env.LOCAL_REPLICA_PORT)
     redis_port: int = field(default_factory=lambda: _env.LOCAL_REDIS_PORT)
+    pgbouncer_port: int = field(default_factory=lambda: _env.LOCAL_PGBOUNCER_PORT)
 
     @classmethod
     def default(cls) -> Stack:
@@ -75,6 +76,11 @@ class Stack:
     @property
     def log_dir(self) -> Path:
         return self.pg_root / "log"
+
+    @property
+    def pgbouncer_dir(self) -> Path:
+        """Its config, pid file and log: where the postgres account it runs as can write."""
+        return self.pg_root / "pgbouncer"
 
     @property
     def redis_dir(self) -> Path:

@@ -158,7 +158,9 @@ def live_env(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("DATABASE_REPLICA_URL", url)
     monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "config.settings.loadtest")
-    monkeypatch.setenv("PERF_TOGGLES", "")
+    # A connection per request, so PostgreSQL counts one session per request; the pool's own
+    # figures are connection_pooling's (tests/techniques/test_connection_pooling.py).
+    monkeypatch.setenv("PERF_TOGGLES", "connection_pooling=off")
     monkeypatch.setenv("WEB_WORKERS", "2")
     monkeypatch.delenv("PYTEST_VERSION", raising=False)
 
@@ -217,7 +219,7 @@ def test_closed_loop_over_http_sends_the_toggle_to_gunicorn(live_env, products, 
         assert pair[side]["requests"] == 12
         assert pair[side]["errors"] == {}
         assert pair[side]["statuses"] == {"200": 12}
-        # CONN_MAX_AGE=0 (the default): PostgreSQL saw one new session per request.
+        # CONN_MAX_AGE=0 and no pool: PostgreSQL saw one new session per request.
         assert pair[side]["connections_opened"] == 12
     assert pair["off"]["db_queries"] != pair["on"]["db_queries"]
     assert pair["same_answer"] is True and pair["difference"] == ""

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from shop import devstack
-from shop.devstack import discovery
+from shop.devstack import discovery, pgbouncer
 
 OVERRIDES = ("DATABASE_URL", "DATABASE_REPLICA_URL", "REDIS_URL")
 
@@ -155,7 +155,24 @@ def test_up_again_is_a_quick_no_op(local_stack):
         assert after[role]["pid"] == before[role]["pid"], role
 
 
+@pytest.mark.stack
+def test_pgbouncer_passes_through_to_the_primary_when_installed(local_stack):
+    if pgbouncer.find_pgbouncer() is None:
+        pytest.skip("pgbouncer is not installed: the stack starts without it")
+    with _connect(local_stack.pgbouncer_port, devstack.LOCAL_DB_NAME) as conn:
+        port = conn.execute("SELECT current_setting('port')").fetchone()[0]
+    assert port == str(local_stack.primary_port)
+
+
 # ----------------------------------------------------------------------------- without it
+
+
+def test_pgbouncer_pools_per_transaction_in_front_of_the_stack_s_primary(tmp_path):
+    stack = devstack.Stack(root=tmp_path, primary_port=55442, pgbouncer_port=56442)
+    text = pgbouncer.config_text(stack)
+    assert "pool_mode = transaction" in text
+    assert "* = host=127.0.0.1 port=55442" in text
+    assert "listen_addr = 127.0.0.1" in text and "listen_port = 56442" in text
 
 
 def test_env_lines_give_the_local_urls(no_overrides):
