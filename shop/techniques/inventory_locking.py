@@ -63,7 +63,7 @@ R = TypeVar("R")
 
 
 def strategy() -> str:
-    """The strategy in use: None of them when the toggle is off."""
+    """The strategy the setting names: what "on" means."""
     name = settings.INVENTORY_LOCKING_STRATEGY
     if name not in _STRATEGIES:
         raise ImproperlyConfigured(

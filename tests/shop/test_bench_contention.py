@@ -7,7 +7,7 @@ import pytest
 
 from catalog.models import Product, Variant
 from orders.models import Order, OrderEvent
-from shop.bench import contention, metrics
+from shop.bench import contention, docs, metrics
 from shop.bench.scenarios import inventory_locking as scenario
 from shop.techniques import inventory_locking
 from tests.factories import ProductFactory, UserFactory
@@ -61,3 +61,13 @@ def test_the_scenario_has_an_arm_and_a_target_per_strategy_and_one_off():
         f"contended_{name}" for name in inventory_locking._STRATEGIES
     ]
     assert [target.metric.split(".")[1] for target in scenario.SCENARIO.targets] == labels
+
+
+def test_the_chapter_shows_the_rounds_counts_in_a_table_of_their_own():
+    block = docs.render("inventory_locking", docs.load())
+    assert "| | run p50 | run p95 |" in block and " units oversold |" in block
+    rows = [line for line in block.splitlines() if line.startswith("| 50 buyers, ")]
+    assert len(rows) == 1 + len(inventory_locking._STRATEGIES)
+    # A round answers with counts: no "same answer as on" for it, and no column in the pair.
+    assert "Same answer as on from" not in block
+    assert "| off ÷ on |\n" in block
