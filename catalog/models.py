@@ -79,6 +79,9 @@ class Variant(models.Model):
     price = models.DecimalField(max_digits=10, decimal_places=2)
     # Capped well below the column's 2^31 so restocking a cancelled order can never overflow.
     stock = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(1_000_000_000)])
+    # Moves with every change of stock (a trigger sees to it, catalog/migrations/0005): the
+    # inventory_locking technique's optimistic strategy writes only if it is still the one read.
+    version = models.PositiveBigIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         ordering = ["id"]

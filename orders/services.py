@@ -18,7 +18,7 @@ from django.utils import timezone
 from catalog.models import Variant
 from orders.models import Address, Order, OrderEvent, OrderItem, Payment
 from shop.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
-from shop.techniques import algorithmic_complexity, bulk_writes
+from shop.techniques import algorithmic_complexity, bulk_writes, inventory_locking
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class OrderPlacement:
     created: bool  # False when an Idempotency-Key replay returned the earlier order
 
 
+@inventory_locking.retried  # a SERIALIZABLE order aborted by a concurrent one runs again
 def order_place(
     *,
     user: AbstractBaseUser,
@@ -54,7 +55,7 @@ def order_place(
     """
     lines_validate(lines=lines)
     fingerprint = request_fingerprint(lines=lines, shipping_address_id=shipping_address_id)
-    with transaction.atomic():
+    with inventory_locking.atomic():
         if idempotency_key:
             # Claim the key before taking stock: a retry racing the first attempt waits here,
             # then replays its order, instead of finding the stock gone and answering 409.
@@ -213,11 +214,9 @@ def _variants_by_sku(*, lines: Sequence[OrderLine]) -> dict[str, Variant]:
 
 
 def _stock_reserve(*, lines: Sequence[OrderLine], variants: dict[str, Variant]) -> None:
-    """Take stock with conditional UPDATEs: `stock >= quantity` is checked and decremented in
-    one statement, so concurrent orders can never oversell. Rows are locked in primary-key
-    order, so two orders for the same SKUs cannot deadlock. bulk_writes decides whether that
-    is one UPDATE per line or one for all of them."""
-    short_ids = bulk_writes.stock_take(
+    """Take the stock of every line, or none: inventory_locking decides how concurrent orders
+    are kept from selling the same units (a conditional UPDATE, row locks, a version, ...)."""
+    short_ids = inventory_locking.take(
         quantities={variants[line.sku].pk: line.quantity for line in lines}
     )
     short = sorted(

@@ -126,6 +126,12 @@ KNOWN = "algorithmic_complexity"  # a toggle the error line lists among the know
             "database's. Run `python manage.py db_indexes on|off`.",
         ),
         ("manage.py", "DJANGO_DEBUG", "maybe", "error: DJANGO_DEBUG='maybe' is not a boolean"),
+        (
+            "manage.py",
+            "INVENTORY_LOCKING_STRATEGY",
+            "pessimistic",
+            "error: INVENTORY_LOCKING_STRATEGY='pessimistic' is not one of conditional_update, ",
+        ),
         ("gunicorn", "PERF_TOGGLES", "nope=off", "error: PERF_TOGGLES: unknown toggle 'nope'"),
         ("celery", "PERF_TOGGLES", "nope=off", "error: PERF_TOGGLES: unknown toggle 'nope'"),
         (

@@ -6,6 +6,7 @@ from config.env import (
     DEFAULT_DATABASE_URL,
     DEFAULT_REDIS_URL,
     DEFAULT_REPLICA_URL,
+    BadEnvironment,
     database_from_url,
     env_bool,
     env_int,
@@ -179,3 +180,26 @@ PERF_COST_HEADERS = env_bool("PERF_COST_HEADERS", True)
 # Limits on one order, checked before anything is written.
 ORDER_MAX_LINES = env_int("ORDER_MAX_LINES", 100)
 ORDER_MAX_QUANTITY_PER_LINE = env_int("ORDER_MAX_QUANTITY_PER_LINE", 1000)
+
+# How the inventory_locking technique takes stock when it is on (shop/techniques/inventory_locking.py,
+# docs/techniques/inventory_locking.md explains each).
+INVENTORY_LOCKING_STRATEGIES = (
+    "conditional_update",
+    "select_for_update",
+    "optimistic",
+    "serializable",
+    "redis_lock",
+)
+INVENTORY_LOCKING_STRATEGY = env_str("INVENTORY_LOCKING_STRATEGY", "conditional_update")
+if INVENTORY_LOCKING_STRATEGY not in INVENTORY_LOCKING_STRATEGIES:
+    raise BadEnvironment(
+        f"INVENTORY_LOCKING_STRATEGY={INVENTORY_LOCKING_STRATEGY!r} is not one of "
+        + ", ".join(INVENTORY_LOCKING_STRATEGIES)
+    )
+# Attempts of an optimistic write or a SERIALIZABLE transaction before the order gets a 409. An
+# attempt fails only when another order changed the same stock after it read, so with one unit
+# each an attempt can fail at most once per unit sold meanwhile.
+INVENTORY_LOCKING_ATTEMPTS = env_int("INVENTORY_LOCKING_ATTEMPTS", 20)
+# The Redis lock: how long it lives unless released, and how long an order waits for it.
+INVENTORY_LOCKING_LOCK_TTL_MS = env_int("INVENTORY_LOCKING_LOCK_TTL_MS", 5000)
+INVENTORY_LOCKING_LOCK_WAIT_MS = env_int("INVENTORY_LOCKING_LOCK_WAIT_MS", 10000)

@@ -28,6 +28,7 @@ from typing import Any
 
 from django.conf import settings
 
+from shop.bench import metrics
 from shop.bench.discovery import module_names
 from shop.bench.docs_values import (
     SIDE_ROWS,
@@ -168,9 +169,11 @@ def scenario(entry: dict[str, Any]) -> str:
     off, on = entry.get("off"), entry.get("on")
     if entry.get("error") or not (off and on):
         return f"{head}: the scenario failed: `{entry.get('error') or 'no runs'}`\n"
-    # An extra arm (the SQL floor) is a column after the ratio: its figures, not a ratio.
-    arms = [arm.get("side") or {} for arm in (entry.get("arms") or {}).values()]
-    titles = [arm.get("title", label) for label, arm in (entry.get("arms") or {}).items()]
+    # An extra arm (the SQL floor) is a column after the ratio: its figures, not a ratio. An
+    # arm not compared with on (a contention round) has a table of its own, after the pair's.
+    compared = {k: arm for k, arm in (entry.get("arms") or {}).items() if _compared(arm)}
+    arms = [arm.get("side") or {} for arm in compared.values()]
+    titles = [arm.get("title", label) for label, arm in compared.items()]
     lines = [head, "", "| | off | on | off ÷ on |" + "".join(f" {title} |" for title in titles)]
     lines.append("|" + "---|" * (4 + len(arms)))
 
@@ -206,8 +209,44 @@ def scenario(entry: dict[str, Any]) -> str:
         f"| runs | {off.get('runs', '–')} | {on.get('runs', '–')} | |"
         + "".join(f" {arm.get('runs', '–')} |" for arm in arms)
     )
+    lines += _counted_arms(entry)
     lines += ["", *_sentences(entry)]
     return "\n".join(lines) + "\n"
+
+
+def _compared(arm: dict[str, Any]) -> bool:
+    return arm.get("same_answer") is not None or not _own_counts(arm)
+
+
+def _own_counts(arm: dict[str, Any]) -> list[str]:
+    """The counts of its own an arm reports (shop.bench.metrics: not the common ones)."""
+    counts = (arm.get("side") or {}).get("metrics") or {}
+    return [name for name in counts if name not in metrics.COMMON]
+
+
+def _counted_arms(entry: dict[str, Any]) -> list[str]:
+    """The arms that answer with counts (contention rounds): one row each, its runs' p50 of
+    each count, and the p50 and p95 of the runs' own time."""
+    counted = {k: arm for k, arm in (entry.get("arms") or {}).items() if not _compared(arm)}
+    if not counted:
+        return []
+    names = list(dict.fromkeys(n for arm in counted.values() for n in _own_counts(arm)))
+    lines = [
+        "",
+        "| | run p50 | run p95 |" + "".join(f" {n.replace('_', ' ')} |" for n in names),
+        "|" + "---|" * (3 + len(names)),
+    ]
+    for label, arm in counted.items():
+        side = arm.get("side") or {}
+        counts = side.get("metrics") or {}
+        cells = [
+            arm.get("title", label),
+            formatted(side.get("p50_ms"), "ms"),
+            formatted(side.get("p95_ms"), "ms"),
+            *(formatted((counts.get(n) or {}).get("p50"), kind_of(n)) for n in names),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _declared(entry: dict[str, Any]) -> list[str]:
@@ -221,6 +260,8 @@ def _declared(entry: dict[str, Any]) -> list[str]:
             f"on {ratio_of(cold['on'].get('p50_ms'), on.get('p50_ms'))}."
         )
     for label, arm in (entry.get("arms") or {}).items():
+        if not _compared(arm):
+            continue  # its own table says what it measured
         title = arm.get("title", label)
         text = f"On's p50 is {times(arm.get('on_multiple_p50'))} the {title}'s"
         if arm.get("baseline_multiple_p50") is not None:

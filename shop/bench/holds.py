@@ -18,8 +18,11 @@ PREFETCH_RELATED = MappingProxyType({"fast_serialization": False})
 FIELD_SELECTION = MappingProxyType({"fast_serialization": False})
 
 # Each of the two order techniques holds the other on, so only its own code differs.
-BULK_WRITES = MappingProxyType({"algorithmic_complexity": True})
+# inventory_locking on: its conditional UPDATE is where bulk_writes decides how stock is taken.
+BULK_WRITES = MappingProxyType({"algorithmic_complexity": True, "inventory_locking": True})
 ALGORITHMIC_COMPLEXITY = MappingProxyType({"bulk_writes": True})
+# The order's other writes the same on both sides: only how stock is taken differs.
+INVENTORY_LOCKING = MappingProxyType({"bulk_writes": True, "algorithmic_complexity": True})
 
 # Held on, so both sides run the same code and only the indexes differ.
 DB_INDEXES = MappingProxyType(

@@ -68,11 +68,18 @@ def entry_lines(entry: Entry) -> list[str]:
         )
     for arm in entry.arms.values():
         multiple = entry.on and ratio(entry.on.p50_ms, arm.side.p50_ms)
-        lines.append(
-            f"  {arm.title:<10} {_side(arm.side)}  (on is {times(multiple)} its p50)"
-            f"  same answer as on {check(arm.same_answer)}"
+        compared = (
+            f"  (on is {times(multiple)} its p50)  same answer as on {check(arm.same_answer)}"
             + {True: ", byte for byte", False: ", not byte for byte", None: ""}[arm.identical_bytes]
         )
+        # An arm that answers with counts of its own (a contention round) is not on's kind.
+        lines.append(
+            f"  {arm.title:<10} {_side(arm.side)}"
+            + (compared if arm.same_answer is not None else "")
+        )
+        counts = metrics.summary({"p50": arm.side.metrics})  # a contention round's own counts
+        if counts:
+            lines.append(f"  {'':<10} {counts}")
     checked = entry.to_dict()["targets"]
     if checked:
         lines.append(

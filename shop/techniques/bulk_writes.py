@@ -1,7 +1,8 @@
 """Write many rows in a few statements, instead of one statement (and one round trip) per row.
 
 Off: the code a team writes first. Placing an order with N lines runs one conditional
-`UPDATE ... SET stock = stock - n` per line, then one `INSERT` per order item and per event;
+`UPDATE ... SET stock = stock - n` per line (when inventory_locking takes stock with its
+conditional-UPDATE strategy, the default: the other strategies write stock their own way), then one `INSERT` per order item and per event;
 importing 10,000 products runs one `INSERT` per product and per variant, about 40,000
 statements. Every statement is a round trip to PostgreSQL plus Django's per-`save()` work, so
 the cost grows with the number of rows even though each statement is fast.
