@@ -14,8 +14,12 @@ RELOAD_SECONDS = 0.1
 
 
 def primary_lsn(primary: str = "default") -> str:
+    """Where the primary's WAL ends, this session's last commit included. The insert position,
+    not pg_current_wal_lsn() (the write position): with synchronous_commit off, as the local
+    stack runs, a commit returns before its WAL is written, and the write position may still
+    be short of it."""
     with connections[primary].cursor() as cursor:
-        cursor.execute("SELECT pg_current_wal_lsn()")
+        cursor.execute("SELECT pg_current_wal_insert_lsn()")
         return str(cursor.fetchone()[0])
 
 

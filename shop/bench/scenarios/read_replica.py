@@ -168,6 +168,7 @@ EXTRA_SCENARIOS = [
             data={"items": [{"sku": _ids["sku"], "quantity": 1}]},
             user=READER,
         ),
+        commits=True,  # over HTTP nothing would cancel the orders: the HTTP modes skip it
         answer=order_answer,
         metrics=_stale_metrics,
         repeat=10,  # the whole replica server lags while it runs: keep it short
