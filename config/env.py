@@ -44,6 +44,19 @@ def env_int(name: str, default: int) -> int:
         raise BadEnvironment(f"{name}={raw!r} is not an integer") from exc
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise BadEnvironment(f"{name}={raw!r} is not a number") from exc
+    if not value >= 0:  # also refuses nan
+        raise BadEnvironment(f"{name}={raw!r} must be 0 or more")
+    return value
+
+
 def env_port(name: str, default: int) -> int:
     port = env_int(name, default)
     if not 1 <= port <= 65535:

@@ -10,6 +10,18 @@ from tests.factories import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _replica_only_where_listed(request, settings):
+    """Reads go to the replica only in a test that lists it, as Django requires of every
+    database a test uses: `@pytest.mark.django_db(databases=["default", "replica"])`. Elsewhere
+    the read_replica technique finds no replica and reads the primary: a test that commits rows
+    and reads them at once would otherwise race the replication (shop/replication.py waits for it)."""
+    marker = request.node.get_closest_marker("django_db")
+    databases = marker.kwargs.get("databases") if marker else None
+    if databases != "__all__" and "replica" not in (databases or ()):
+        settings.READ_REPLICA_DATABASE = None
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

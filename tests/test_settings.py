@@ -132,6 +132,18 @@ KNOWN = "algorithmic_complexity"  # a toggle the error line lists among the know
             "pessimistic",
             "error: INVENTORY_LOCKING_STRATEGY='pessimistic' is not one of conditional_update, ",
         ),
+        (
+            "manage.py",
+            "READ_REPLICA_MAX_LAG_SECONDS",
+            "1s",
+            "error: READ_REPLICA_MAX_LAG_SECONDS='1s' is not a number",
+        ),
+        (
+            "manage.py",
+            "READ_REPLICA_PROBE_SECONDS",
+            "-1",
+            "error: READ_REPLICA_PROBE_SECONDS='-1' must be 0 or more",
+        ),
         ("gunicorn", "PERF_TOGGLES", "nope=off", "error: PERF_TOGGLES: unknown toggle 'nope'"),
         ("celery", "PERF_TOGGLES", "nope=off", "error: PERF_TOGGLES: unknown toggle 'nope'"),
         (

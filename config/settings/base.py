@@ -9,6 +9,7 @@ from config.env import (
     BadEnvironment,
     database_from_url,
     env_bool,
+    env_float,
     env_int,
     env_list,
     env_str,
@@ -45,6 +46,9 @@ MIDDLEWARE = [
     # Counts every query of the request, session and auth included.
     "shop.perf_headers.QueryCostMiddleware",
     "shop.perf_headers.PerfToggleMiddleware",
+    # Inside the toggle header's scope, so its retry on the primary runs on the same side and
+    # is counted above; outside sessions and authentication, so their reads are routed too.
+    "shop.techniques.read_replica.Middleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Django's, except that an API request with a body is not redirected to add a slash.
@@ -76,16 +80,34 @@ TEMPLATES = [
     },
 ]
 
-# The primary takes every query for now. "replica" is the streaming standby made by
-# `pg_basebackup -R`; routing reads to it is the read_replica technique's job.
+# "default" is the primary; "replica" is the streaming standby made by `pg_basebackup -R`.
+# Which reads go to the replica is the read_replica technique's decision (shop.db_router).
 DATABASES = {
     "default": database_from_url(env_str("DATABASE_URL", DEFAULT_DATABASE_URL)),
     "replica": database_from_url(env_str("DATABASE_REPLICA_URL", DEFAULT_REPLICA_URL)),
 }
-DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 # A psycopg pool per process (PERF_TOGGLES=connection_pooling=on, the default), or a connection
 # per request kept DB_CONN_MAX_AGE seconds (off); DB_POOL_* size the pool.
 connection_pooling.configure(DATABASES)
+# A replica that does not answer costs a request this long at most before its reads go to the
+# primary (a refused connection fails at once). libpq's minimum is 2 s.
+DATABASES["replica"]["OPTIONS"].setdefault(
+    "connect_timeout", env_int("DATABASE_REPLICA_CONNECT_TIMEOUT", 2)
+)
+DATABASE_ROUTERS = ["shop.db_router.DatabaseRouter"]
+
+# The read_replica technique (docs/techniques/read_replica.md).
+READ_REPLICA_DATABASE = "replica"  # the alias reads may go to; None: every read to the primary
+# Over this lag, reads go to the primary. Measured on the replica, at most once per
+# READ_REPLICA_PROBE_SECONDS per process.
+READ_REPLICA_MAX_LAG_SECONDS = env_float("READ_REPLICA_MAX_LAG_SECONDS", 1.0)
+READ_REPLICA_PROBE_SECONDS = env_float("READ_REPLICA_PROBE_SECONDS", 1.0)
+# After a failed probe the replica is left alone this long: one failed connect per period.
+READ_REPLICA_RETRY_SECONDS = env_float("READ_REPLICA_RETRY_SECONDS", 5.0)
+# How long a user's requests read the primary after they wrote. It must cover the lag bound
+# plus the probe's age (a replica within 1 s, probed up to 1 s ago, has every write older than
+# 2 s); 5 s leaves room. 0 turns read-your-writes across requests off.
+READ_REPLICA_PIN_SECONDS = env_int("READ_REPLICA_PIN_SECONDS", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -15,6 +15,13 @@ connection_pooling.configure(DATABASES, enabled=False)
 # Each run gets its own test database, so two runs at once (two terminals, CI beside a
 # developer) never create or drop each other's.
 DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
+# The replica alias reads that test database through real streaming replication: CREATE
+# DATABASE on the primary replicates, and Django's MIRROR only gives the alias the test
+# database's NAME, keeping the replica's host and port (tests/techniques/test_read_replica.py
+# checks it is the standby). It also keeps Django from creating or flushing a database on the
+# read-only standby. A test reads the replica only if it lists it: `databases=["default",
+# "replica"]` (tests/conftest.py); the others have READ_REPLICA_DATABASE = None.
+DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -241,7 +241,7 @@ def run_suite(
     requester = Requester()
     try:
         for scenario in suite.scenarios:
-            if scenario.writes:
+            if scenario.writes or scenario.commits:
                 out(
                     f"skipped {scenario.name} ({scenario.title}): it writes, and over HTTP its "
                     "transaction commits"

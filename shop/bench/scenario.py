@@ -92,6 +92,10 @@ class Scenario:
     # so off and on always start from the same data, and `answer` should read the database
     # state the request left (it runs before the rollback).
     writes: bool = False
+    # True when the request commits on purpose (with `writes` False, so nothing rolls it back:
+    # read_replica's read-back needs a real commit) and the scenario cleans up after each run
+    # in `metrics`. The HTTP modes, which call no `metrics`, skip it as they skip a write.
+    commits: bool = False
     # What must be identical off and on, besides the status. Default: the response body (JSON
     # decoded when JSON). It receives the response with its body already read: a streamed body
     # arrives as a plain HttpResponse holding all of it, with the same status and headers.
