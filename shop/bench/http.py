@@ -213,6 +213,25 @@ def _compared(answers: dict[bool, Sample | str]) -> tuple[bool | None, str]:
     return None, "not compared, " + "; ".join(problems)
 
 
+def check_load(clients: int, requests_per_side: int) -> None:
+    """The bounds of --clients and --requests, checked before gunicorn starts."""
+    if not 1 <= clients <= MAX_CLIENTS:
+        raise BenchError(f"--clients is between 1 and {MAX_CLIENTS}")
+    if not 2 <= requests_per_side <= MAX_REQUESTS:
+        raise BenchError(f"--requests is between 2 and {MAX_REQUESTS}")
+
+
+def failed_sides(pairs: list[HttpPair]) -> list[str]:
+    """The sides none of whose requests got an answer without error: `select_related off
+    (NewConnectionError: 100)`. Their figures time failures, not the technique."""
+    return [
+        f"{pair.name} {label} ({', '.join(f'{k}: {n}' for k, n in sorted(side.errors.items()))})"
+        for pair in pairs
+        for label, side in (("off", pair.off), ("on", pair.on))
+        if side.count and side.error_count == side.count
+    ]
+
+
 def run_suite(
     base_url: str,
     suite: Suite,
@@ -225,10 +244,7 @@ def run_suite(
     """Each of the suite's scenarios over HTTP, off and on. Its before()/after() hooks run as
     in-process (db_indexes creates or drops its indexes), after() always."""
     require_loopback(base_url)
-    if not 1 <= clients <= MAX_CLIENTS:
-        raise BenchError(f"--clients is between 1 and {MAX_CLIENTS}")
-    if not 2 <= requests_per_side <= MAX_REQUESTS:
-        raise BenchError(f"--requests is between 2 and {MAX_REQUESTS}")
+    check_load(clients, requests_per_side)
     pairs = []
     requester = Requester()
     try:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 from shop.bench import metrics
 from shop.bench.formatting import HEADER, check, context_lines, ms, row, size, times
 from shop.bench.html import to_html
-from shop.bench.measure import BASELINE_PATH
+from shop.bench.measure import BASELINE_PATH, BenchError
 from shop.bench.results import Entry, Run, Side, ratio
 
 
@@ -160,3 +161,21 @@ def write(run: Run, *, directory: Path, json_path: Path | None = None) -> dict[s
         json_path.write_text(data, encoding="utf-8")
         paths["json (--json)"] = json_path
     return paths
+
+
+def writable_directory(report: str | None, default_dir: Path, json_path: str | None) -> Path:
+    """The report directory, created now and tried with a file (and the --json file's
+    directory): a path that cannot be written fails in a second, not after the run."""
+    directory = Path(report) if report else default_dir
+    for flag, folder in (("--report", directory), ("--json", json_path and Path(json_path).parent)):
+        if folder is None:
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise BenchError(
+                f"{flag}: cannot write in {folder} ({exc.strerror or type(exc).__name__})"
+            ) from None
+    return directory
