@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shop.bench import metrics
 from shop.bench.results import Entry, Run, Side
 
 
@@ -25,6 +26,45 @@ def times(value: float | None) -> str:
 def share(value: float | None) -> str:
     """A fraction as a percentage: `0.25` → `25%`."""
     return "–" if value is None else f"{value:.0%}"
+
+
+def aliases(by_alias: dict[str, int]) -> str:
+    """Queries per database alias: `default 34 · replica 0`."""
+    return " · ".join(f"{alias} {n}" for alias, n in by_alias.items()) or "none"
+
+
+def label(metric: str) -> str:
+    """A count's name as a report reads it: `connections_opened` → `connections opened`
+    (the JSON keeps the name)."""
+    return metric.replace("_", " ")
+
+
+def counts(entry: Entry) -> str:
+    """Each count beyond queries that is not 0 on some side, per request (p50), side by side:
+    `cache hits off 0 · on 3; connections opened off 1 · on 0`. Empty when all are 0."""
+    per_side = metrics.sides_of(entry)
+    names = metrics.ordered({name for side in per_side.values() for name in side})
+    parts = []
+    for name in names:
+        values = {side: found.get(name, {}).get("p50", 0) for side, found in per_side.items()}
+        if any(values.values()):
+            parts.append(f"{label(name)} " + " · ".join(f"{s} {n:g}" for s, n in values.items()))
+    return "; ".join(parts)
+
+
+def uses_replica(side: Side) -> bool:
+    """Whether any of the side's queries ran off the primary (an alias other than `default`)."""
+    return any(n for alias, n in side.queries_by_alias.items() if alias != "default")
+
+
+def alias_line(entry: Entry) -> str:
+    """`off default 34 · replica 0 (primary 100%), on default 2 · replica 32 (primary 6%)`."""
+    sides = (("off", entry.off), ("on", entry.on))
+    return ", ".join(
+        f"{name} {aliases(side.queries_by_alias)} (primary {share(side.primary_share)})"
+        for name, side in sides
+        if side is not None
+    )
 
 
 def check(value: bool | None) -> str:

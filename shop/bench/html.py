@@ -4,10 +4,21 @@ with an overview of every speedup and, per scenario, off and on side by side as 
 from __future__ import annotations
 
 import math
+import re
 from html import escape
 
-from shop.bench import metrics
-from shop.bench.formatting import HEADER, check, context_lines, ms, row, share, size, times
+from shop.bench.formatting import (
+    HEADER,
+    aliases,
+    check,
+    context_lines,
+    counts,
+    ms,
+    row,
+    share,
+    size,
+    times,
+)
 from shop.bench.measure import BASELINE_PATH
 from shop.bench.results import Entry, Run, Side, ratio
 
@@ -30,6 +41,10 @@ code, pre { font: 13px ui-monospace, monospace; } pre { background: #f3f4f6; pad
 table { border-collapse: collapse; font-size: 13px; } td, th { padding: .25rem .55rem;
        border-bottom: 1px solid #e5e7eb; text-align: left; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.summary th { white-space: normal; vertical-align: bottom; }
+table.summary td, table.summary th { padding: .25rem .4rem; }
+table.summary td.wrap { white-space: normal; }
+table.summary td.title { white-space: normal; min-width: 12rem; max-width: 16rem; }
 .badge { display: inline-block; border-radius: .6rem; padding: 0 .55rem; font-size: 12px;
        font-weight: 600; margin-right: .3rem; }
 .same { background: #dcfce7; color: #166534; } .different { background: #fee2e2; color: #991b1b; }
@@ -192,12 +207,13 @@ def _section(entry: Entry) -> str:
         html += _declared(entry)
         html.append(
             f'<p class="muted">{len(entry.off.samples)} runs per side; queries per alias '
-            f"off {entry.off.queries_by_alias}, on {entry.on.queries_by_alias}; primary's share "
+            f"off {escape(aliases(entry.off.queries_by_alias))}, "
+            f"on {escape(aliases(entry.on.queries_by_alias))}; primary's share "
             f"off {share(entry.off.primary_share)}, on {share(entry.on.primary_share)}</p>"
         )
-        counts = metrics.summary(metrics.sides_of(entry))
-        if counts:
-            html.append(f'<p class="muted">Per request: {escape(counts)}</p>')
+        found = counts(entry)
+        if found:
+            html.append(f'<p class="muted">Per request: {escape(found)}</p>')
     for text in [entry.notes, *entry.warnings]:
         if text:
             html.append(f"<p>{escape(text)}</p>")
@@ -244,21 +260,36 @@ def _declared(entry: Entry) -> list[str]:
     return html
 
 
+# The summary table fits a 1300 px window: the scenario's title goes under its name, in one
+# column, and the cells that pair two figures (with a note: first byte, own db time, db bytes)
+# may wrap. Right-aligned: the timings and the speedup.
+WRAPPED = {2, 3, 6, 8, 9, 10}
+NUMERIC = {2, 3, 4, 5}
+# A figure and its unit, or an arrow and what it points at, never part at a line break.
+_UNBROKEN = re.compile(r"(?<=[\d×B]) (?=kB|MB|B\b|ms|→|/)|(?<=→|/) (?=[\d–])")
+
+
+def _cell(text: str) -> str:
+    return escape(_UNBROKEN.sub("\u00a0", text))
+
+
 def _summary_table(entries: list[Entry]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in HEADER)
+    head = "".join(f"<th>{escape(h)}</th>" for h in HEADER if h != "scenario")
     rows = []
     for entry in entries:
         cells = row(entry)
-        tds = []
-        for index, cell in enumerate(cells):
-            cls = ' class="num"' if index in (2, 3, 4, 5) else ""
-            if index == 0:
-                cell_html = f'<a href="#{escape(entry.name)}-{entry.scenario}">{escape(cell)}</a>'
-            else:
-                cell_html = escape(cell)
-            tds.append(f"<td{cls}>{cell_html}</td>")
+        tds = [
+            f'<td class="title"><a href="#{escape(entry.name)}-{entry.scenario}">'
+            f'{escape(cells[0])}</a><br><span class="muted">{escape(cells[1])}</span></td>'
+        ]
+        for index, cell in enumerate(cells[2:], start=2):
+            classes = " ".join(
+                name for name, columns in (("num", NUMERIC), ("wrap", WRAPPED)) if index in columns
+            )
+            cls = f' class="{classes}"' if classes else ""
+            tds.append(f"<td{cls}>{_cell(cell)}</td>")
         rows.append("<tr>" + "".join(tds) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+    return f'<table class="summary"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
 def to_html(run: Run) -> str:

@@ -11,7 +11,6 @@ Run it with settings that time honestly (DEBUG off, no debug toolbar):
 
 from __future__ import annotations
 
-import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,8 +150,8 @@ class Command(BaseCommand):
         if options.get("sweep") is not None and not options["sweep"].strip():
             raise CommandError("--sweep needs a technique's NAME")
         budget = options.get("budget", alternation.BUDGET_S)
-        if not (math.isfinite(budget) and budget > 0):
-            raise CommandError("--budget must be a positive number of seconds")
+        if not budget >= 0:  # nan too; 0 is one run per side
+            raise CommandError("--budget must be 0 or more seconds")
         try:
             http_cli.refuse_misplaced(options)
         except BenchError as exc:
@@ -266,6 +265,12 @@ class Command(BaseCommand):
         paths = report.write(run, directory=directory, json_path=json_path)
         write("")
         write(report.table(run))
+        routed = report.alias_lines(run)
+        if routed:
+            write("")
+            write("queries per database, per request (p50):")
+            for line in routed:
+                write(f"  {line}")
         counts = report.metrics_lines(run)
         if counts:
             write("")
