@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from shop.bench import metrics
-from shop.bench.results import Entry, Run, Side
+from shop.bench.results import Entry, Run
+from shop.bench.samples import Side
 
 
 def ms(value: float) -> str:
@@ -40,16 +41,13 @@ def label(metric: str) -> str:
 
 
 def counts(entry: Entry) -> str:
-    """Each count beyond queries that is not 0 on some side, per request (p50), side by side:
-    `cache hits off 0 · on 3; connections opened off 1 · on 0`. Empty when all are 0."""
-    per_side = metrics.sides_of(entry)
-    names = metrics.ordered({name for side in per_side.values() for name in side})
-    parts = []
-    for name in names:
-        values = {side: found.get(name, {}).get("p50", 0) for side, found in per_side.items()}
-        if any(values.values()):
-            parts.append(f"{label(name)} " + " · ".join(f"{s} {n:g}" for s, n in values.items()))
-    return "; ".join(parts)
+    """Each count beyond queries that is not 0 on some side, per request (p50), side by side
+    (`metrics.summary`), under its label: `cache hits off 0 · on 3; connections opened off 1 ·
+    on 0`. Empty when all are 0."""
+    found = metrics.summary(metrics.sides_of(entry))
+    # Each part starts with the count's name (`connections_opened off 1 · on 0`).
+    parts = (part.split(" ", 1) for part in found.split("; ") if part)
+    return "; ".join(f"{label(name)} {rest}" for name, rest in parts)
 
 
 def uses_replica(side: Side) -> bool:

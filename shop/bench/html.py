@@ -7,6 +7,7 @@ import math
 import re
 from html import escape
 
+from shop.bench import svg
 from shop.bench.formatting import (
     HEADER,
     aliases,
@@ -20,7 +21,10 @@ from shop.bench.formatting import (
     times,
 )
 from shop.bench.measure import BASELINE_PATH
-from shop.bench.results import Entry, Run, Side, ratio
+from shop.bench.results import Entry, Run
+from shop.bench.samples import Side, ratio
+from shop.bench.svg import Groups
+from shop.bench.svg import svg as _svg  # the sweep report draws its charts with it too
 
 # By bar label; an extra arm (the SQL floor) is ARM_COLOR.
 COLORS = {
@@ -55,40 +59,19 @@ svg text { font: 12px system-ui, sans-serif; fill: #1f2937; }
 """
 
 
-def _svg(width: float, height: float, label: str, parts: list[str]) -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-        f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="{escape(label)}">'
-        + "".join(parts)
-        + "</svg>"
+def bars(metrics: Groups, label: str) -> str:
+    """A group of bars per metric (p50, p95, queries...), each scaled to its own largest value,
+    so the eye compares the sides within a metric."""
+    return svg.bars(
+        metrics,
+        label,
+        color=lambda arm: COLORS.get(arm, ARM_COLOR),
+        one_scale=False,
+        label_width=90,
+        bar_width=420,
+        bar_height=16,
+        text_room=170,
     )
-
-
-def bars(metrics: list[tuple[str, dict[str, tuple[float, str]]]], label: str) -> str:
-    """Horizontal bars, a group per metric (p50, p95, queries...), each group scaled to its own
-    largest value, so the eye compares the sides within a metric."""
-    label_width, bar_width, bar_height, gap = 90, 420, 16, 3
-    y, parts = 4.0, []
-    for metric, values in metrics:
-        biggest = max(value for value, _ in values.values()) or 1
-        top = y
-        for arm, (value, text) in values.items():
-            width = value / biggest * bar_width
-            if value > 0:
-                width = max(width, 1.5)
-            parts.append(
-                f'<rect x="{label_width}" y="{y:.1f}" width="{width:.1f}" height="{bar_height}" '
-                f'fill="{COLORS.get(arm, ARM_COLOR)}" rx="2"/>'
-                f'<text x="{label_width + width + 6:.1f}" y="{y + 12:.1f}">'
-                f"{escape(arm)}: {escape(text)}</text>"
-            )
-            y += bar_height + gap
-        parts.append(
-            f'<text x="{label_width - 8}" y="{(top + y) / 2 + 3:.1f}" text-anchor="end" '
-            f'font-weight="600">{escape(metric)}</text>'
-        )
-        y += 10
-    return _svg(label_width + bar_width + 170, y, label, parts)
 
 
 def overview(entries: list[Entry]) -> str:
@@ -123,7 +106,7 @@ def overview(entries: list[Entry]) -> str:
     return _svg(label_width + 2 * half + 60, height, "p50 speedup per scenario", parts)
 
 
-def _metrics(sides: dict[str, Side]) -> list[tuple[str, dict[str, tuple[float, str]]]]:
+def _metrics(sides: dict[str, Side]) -> Groups:
     """The bars per metric. The baseline is a different request: it shows in the times and
     the queries, where it is the part every request pays, not in its tiny body."""
     answers = {arm: side for arm, side in sides.items() if arm != "baseline"}

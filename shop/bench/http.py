@@ -30,9 +30,10 @@ from shop import toggles
 from shop.bench.answers import compare
 from shop.bench.discovery import Suite
 from shop.bench.http_answers import NoAnswer, fetch
+from shop.bench.http_request import send
 from shop.bench.measure import BenchError, Prepared, Requester, per_request
 from shop.bench.open_loop import TIMEOUT, error_kind, require_loopback
-from shop.bench.results import Sample, error_text, percentile
+from shop.bench.samples import Sample, error_text, percentile
 from shop.bench.scenario import Scenario
 from shop.perf_headers import TOGGLE_HEADER
 
@@ -143,7 +144,6 @@ def _block(
     left = [count]
     # One pool shared by the threads (see shop.bench.open_loop); no retries: an error counts.
     pool = urllib3.PoolManager(maxsize=clients, retries=False)
-    timeout = urllib3.Timeout(total=timeout_s)
 
     def client() -> None:
         while True:
@@ -154,14 +154,7 @@ def _block(
             started = time.perf_counter()
             response, error = None, None
             try:
-                # The whole body is read (preload_content): it is part of the request's time.
-                response = pool.request(
-                    prepared.method,
-                    url,
-                    body=prepared.body or None,
-                    headers=headers,
-                    timeout=timeout,
-                )
+                response = send(pool, url, prepared, headers, timeout_s=timeout_s)
             except urllib3.exceptions.HTTPError as exc:
                 error = error_kind(exc)
             # Answered or not: a request given up on waited this long too, so it is timed.

@@ -22,7 +22,7 @@ from typing import Any
 import urllib3
 
 from shop.bench.measure import BenchError
-from shop.bench.results import percentile
+from shop.bench.samples import percentile
 from shop.loopback import is_loopback_url
 
 MAX_RATE = 2000  # requests per second

@@ -20,7 +20,8 @@ from shop.bench.formatting import (
 )
 from shop.bench.html import to_html
 from shop.bench.measure import BASELINE_PATH, BenchError
-from shop.bench.results import Entry, Run, Side, ratio
+from shop.bench.results import Entry, Run
+from shop.bench.samples import Side, ratio
 
 
 def table(run: Run, *, markdown: bool = False, title_width: int = 42) -> str:

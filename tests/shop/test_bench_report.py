@@ -6,7 +6,8 @@ import json
 import re
 
 from shop.bench import html, report
-from shop.bench.results import Entry, Run, Sample, Side
+from shop.bench.results import Entry, Run
+from shop.bench.samples import Sample, Side
 
 
 def side(queries: dict[str, int], *, metrics: dict[str, float] | None = None) -> Side:

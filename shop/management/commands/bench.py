@@ -265,18 +265,15 @@ class Command(BaseCommand):
         paths = report.write(run, directory=directory, json_path=json_path)
         write("")
         write(report.table(run))
-        routed = report.alias_lines(run)
-        if routed:
-            write("")
-            write("queries per database, per request (p50):")
-            for line in routed:
-                write(f"  {line}")
-        counts = report.metrics_lines(run)
-        if counts:
-            write("")
-            write("counts beyond queries, per request (p50):")
-            for line in counts:
-                write(f"  {line}")
+        for heading, lines in (
+            ("queries per database, per request (p50):", report.alias_lines(run)),
+            ("counts beyond queries, per request (p50):", report.metrics_lines(run)),
+        ):
+            if lines:
+                write("")
+                write(heading)
+                for line in lines:
+                    write(f"  {line}")
         more = report.run_lines(run)
         if more:
             write("")
