@@ -12,5 +12,7 @@ one per technique, named as its toggle. `python manage.py bench` runs them (docs
   floor, `floor.py`), and the cold runs (`cold.py` resets before each); `targets.py` checks
   the bounds a scenario declares. `scenarios/order_history.py` is composite: every toggle off
   against every one on.
-- `results.py` holds what was measured; `report.py`, `formatting.py` and `html.py` write it.
+- `samples.py` holds one request's measurement and a side's statistics, `results.py` what a
+  run measured per scenario; `report.py`, `formatting.py` and `html.py` write it (`svg.py`
+  draws the HTML's bars).
 """

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Protocol
 
-from shop.bench.results import Sample
+from shop.bench.samples import Sample
 from shop.bench.scenario import Scenario
 
 DEFAULT_REPEAT = 20  # recorded runs per side

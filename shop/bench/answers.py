@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from shop.bench.results import Sample
+from shop.bench.samples import Sample
 
 _MISSING = object()
 

@@ -26,7 +26,7 @@ from time import perf_counter
 from django.db import connection
 
 from shop.bench.measure import QueryCounter
-from shop.bench.results import Sample
+from shop.bench.samples import Sample
 
 
 def _timestamp(column: str) -> str:

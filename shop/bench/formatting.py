@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from shop.bench.results import Entry, Run, Side
+from shop.bench import metrics
+from shop.bench.results import Entry, Run
+from shop.bench.samples import Side
 
 
 def ms(value: float) -> str:
@@ -25,6 +27,42 @@ def times(value: float | None) -> str:
 def share(value: float | None) -> str:
     """A fraction as a percentage: `0.25` → `25%`."""
     return "–" if value is None else f"{value:.0%}"
+
+
+def aliases(by_alias: dict[str, int]) -> str:
+    """Queries per database alias: `default 34 · replica 0`."""
+    return " · ".join(f"{alias} {n}" for alias, n in by_alias.items()) or "none"
+
+
+def label(metric: str) -> str:
+    """A count's name as a report reads it: `connections_opened` → `connections opened`
+    (the JSON keeps the name)."""
+    return metric.replace("_", " ")
+
+
+def counts(entry: Entry) -> str:
+    """Each count beyond queries that is not 0 on some side, per request (p50), side by side
+    (`metrics.summary`), under its label: `cache hits off 0 · on 3; connections opened off 1 ·
+    on 0`. Empty when all are 0."""
+    found = metrics.summary(metrics.sides_of(entry))
+    # Each part starts with the count's name (`connections_opened off 1 · on 0`).
+    parts = (part.split(" ", 1) for part in found.split("; ") if part)
+    return "; ".join(f"{label(name)} {rest}" for name, rest in parts)
+
+
+def uses_replica(side: Side) -> bool:
+    """Whether any of the side's queries ran off the primary (an alias other than `default`)."""
+    return any(n for alias, n in side.queries_by_alias.items() if alias != "default")
+
+
+def alias_line(entry: Entry) -> str:
+    """`off default 34 · replica 0 (primary 100%), on default 2 · replica 32 (primary 6%)`."""
+    sides = (("off", entry.off), ("on", entry.on))
+    return ", ".join(
+        f"{name} {aliases(side.queries_by_alias)} (primary {share(side.primary_share)})"
+        for name, side in sides
+        if side is not None
+    )
 
 
 def check(value: bool | None) -> str:

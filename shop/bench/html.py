@@ -4,12 +4,27 @@ with an overview of every speedup and, per scenario, off and on side by side as 
 from __future__ import annotations
 
 import math
+import re
 from html import escape
 
-from shop.bench import metrics
-from shop.bench.formatting import HEADER, check, context_lines, ms, row, share, size, times
+from shop.bench import svg
+from shop.bench.formatting import (
+    HEADER,
+    aliases,
+    check,
+    context_lines,
+    counts,
+    ms,
+    row,
+    share,
+    size,
+    times,
+)
 from shop.bench.measure import BASELINE_PATH
-from shop.bench.results import Entry, Run, Side, ratio
+from shop.bench.results import Entry, Run
+from shop.bench.samples import Side, ratio
+from shop.bench.svg import Groups
+from shop.bench.svg import svg as _svg  # the sweep report draws its charts with it too
 
 # By bar label; an extra arm (the SQL floor) is ARM_COLOR.
 COLORS = {
@@ -30,6 +45,10 @@ code, pre { font: 13px ui-monospace, monospace; } pre { background: #f3f4f6; pad
 table { border-collapse: collapse; font-size: 13px; } td, th { padding: .25rem .55rem;
        border-bottom: 1px solid #e5e7eb; text-align: left; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.summary th { white-space: normal; vertical-align: bottom; }
+table.summary td, table.summary th { padding: .25rem .4rem; }
+table.summary td.wrap { white-space: normal; }
+table.summary td.title { white-space: normal; min-width: 12rem; max-width: 16rem; }
 .badge { display: inline-block; border-radius: .6rem; padding: 0 .55rem; font-size: 12px;
        font-weight: 600; margin-right: .3rem; }
 .same { background: #dcfce7; color: #166534; } .different { background: #fee2e2; color: #991b1b; }
@@ -40,40 +59,19 @@ svg text { font: 12px system-ui, sans-serif; fill: #1f2937; }
 """
 
 
-def _svg(width: float, height: float, label: str, parts: list[str]) -> str:
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-        f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="{escape(label)}">'
-        + "".join(parts)
-        + "</svg>"
+def bars(metrics: Groups, label: str) -> str:
+    """A group of bars per metric (p50, p95, queries...), each scaled to its own largest value,
+    so the eye compares the sides within a metric."""
+    return svg.bars(
+        metrics,
+        label,
+        color=lambda arm: COLORS.get(arm, ARM_COLOR),
+        one_scale=False,
+        label_width=90,
+        bar_width=420,
+        bar_height=16,
+        text_room=170,
     )
-
-
-def bars(metrics: list[tuple[str, dict[str, tuple[float, str]]]], label: str) -> str:
-    """Horizontal bars, a group per metric (p50, p95, queries...), each group scaled to its own
-    largest value, so the eye compares the sides within a metric."""
-    label_width, bar_width, bar_height, gap = 90, 420, 16, 3
-    y, parts = 4.0, []
-    for metric, values in metrics:
-        biggest = max(value for value, _ in values.values()) or 1
-        top = y
-        for arm, (value, text) in values.items():
-            width = value / biggest * bar_width
-            if value > 0:
-                width = max(width, 1.5)
-            parts.append(
-                f'<rect x="{label_width}" y="{y:.1f}" width="{width:.1f}" height="{bar_height}" '
-                f'fill="{COLORS.get(arm, ARM_COLOR)}" rx="2"/>'
-                f'<text x="{label_width + width + 6:.1f}" y="{y + 12:.1f}">'
-                f"{escape(arm)}: {escape(text)}</text>"
-            )
-            y += bar_height + gap
-        parts.append(
-            f'<text x="{label_width - 8}" y="{(top + y) / 2 + 3:.1f}" text-anchor="end" '
-            f'font-weight="600">{escape(metric)}</text>'
-        )
-        y += 10
-    return _svg(label_width + bar_width + 170, y, label, parts)
 
 
 def overview(entries: list[Entry]) -> str:
@@ -108,7 +106,7 @@ def overview(entries: list[Entry]) -> str:
     return _svg(label_width + 2 * half + 60, height, "p50 speedup per scenario", parts)
 
 
-def _metrics(sides: dict[str, Side]) -> list[tuple[str, dict[str, tuple[float, str]]]]:
+def _metrics(sides: dict[str, Side]) -> Groups:
     """The bars per metric. The baseline is a different request: it shows in the times and
     the queries, where it is the part every request pays, not in its tiny body."""
     answers = {arm: side for arm, side in sides.items() if arm != "baseline"}
@@ -192,12 +190,13 @@ def _section(entry: Entry) -> str:
         html += _declared(entry)
         html.append(
             f'<p class="muted">{len(entry.off.samples)} runs per side; queries per alias '
-            f"off {entry.off.queries_by_alias}, on {entry.on.queries_by_alias}; primary's share "
+            f"off {escape(aliases(entry.off.queries_by_alias))}, "
+            f"on {escape(aliases(entry.on.queries_by_alias))}; primary's share "
             f"off {share(entry.off.primary_share)}, on {share(entry.on.primary_share)}</p>"
         )
-        counts = metrics.summary(metrics.sides_of(entry))
-        if counts:
-            html.append(f'<p class="muted">Per request: {escape(counts)}</p>')
+        found = counts(entry)
+        if found:
+            html.append(f'<p class="muted">Per request: {escape(found)}</p>')
     for text in [entry.notes, *entry.warnings]:
         if text:
             html.append(f"<p>{escape(text)}</p>")
@@ -244,21 +243,36 @@ def _declared(entry: Entry) -> list[str]:
     return html
 
 
+# The summary table fits a 1300 px window: the scenario's title goes under its name, in one
+# column, and the cells that pair two figures (with a note: first byte, own db time, db bytes)
+# may wrap. Right-aligned: the timings and the speedup.
+WRAPPED = {2, 3, 6, 8, 9, 10}
+NUMERIC = {2, 3, 4, 5}
+# A figure and its unit, or an arrow and what it points at, never part at a line break.
+_UNBROKEN = re.compile(r"(?<=[\d×B]) (?=kB|MB|B\b|ms|→|/)|(?<=→|/) (?=[\d–])")
+
+
+def _cell(text: str) -> str:
+    return escape(_UNBROKEN.sub("\u00a0", text))
+
+
 def _summary_table(entries: list[Entry]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in HEADER)
+    head = "".join(f"<th>{escape(h)}</th>" for h in HEADER if h != "scenario")
     rows = []
     for entry in entries:
         cells = row(entry)
-        tds = []
-        for index, cell in enumerate(cells):
-            cls = ' class="num"' if index in (2, 3, 4, 5) else ""
-            if index == 0:
-                cell_html = f'<a href="#{escape(entry.name)}-{entry.scenario}">{escape(cell)}</a>'
-            else:
-                cell_html = escape(cell)
-            tds.append(f"<td{cls}>{cell_html}</td>")
+        tds = [
+            f'<td class="title"><a href="#{escape(entry.name)}-{entry.scenario}">'
+            f'{escape(cells[0])}</a><br><span class="muted">{escape(cells[1])}</span></td>'
+        ]
+        for index, cell in enumerate(cells[2:], start=2):
+            classes = " ".join(
+                name for name, columns in (("num", NUMERIC), ("wrap", WRAPPED)) if index in columns
+            )
+            cls = f' class="{classes}"' if classes else ""
+            tds.append(f"<td{cls}>{_cell(cell)}</td>")
         rows.append("<tr>" + "".join(tds) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+    return f'<table class="summary"><tr>{head}</tr>{"".join(rows)}</table>'
 
 
 def to_html(run: Run) -> str:

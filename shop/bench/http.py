@@ -30,9 +30,10 @@ from shop import toggles
 from shop.bench.answers import compare
 from shop.bench.discovery import Suite
 from shop.bench.http_answers import NoAnswer, fetch
+from shop.bench.http_request import send
 from shop.bench.measure import BenchError, Prepared, Requester, per_request
 from shop.bench.open_loop import TIMEOUT, error_kind, require_loopback
-from shop.bench.results import Sample, error_text, percentile
+from shop.bench.samples import Sample, error_text, percentile
 from shop.bench.scenario import Scenario
 from shop.perf_headers import TOGGLE_HEADER
 
@@ -151,7 +152,6 @@ def _block(
     left = [count]
     # One pool shared by the threads (see shop.bench.open_loop); no retries: an error counts.
     pool = urllib3.PoolManager(maxsize=clients, retries=False)
-    timeout = urllib3.Timeout(total=timeout_s)
 
     def client() -> None:
         while True:
@@ -162,14 +162,7 @@ def _block(
             started = time.perf_counter()
             response, error = None, None
             try:
-                # The whole body is read (preload_content): it is part of the request's time.
-                response = pool.request(
-                    prepared.method,
-                    url,
-                    body=prepared.body or None,
-                    headers=headers,
-                    timeout=timeout,
-                )
+                response = send(pool, url, prepared, headers, timeout_s=timeout_s)
             except urllib3.exceptions.HTTPError as exc:
                 error = error_kind(exc)
             # Answered or not: a request given up on waited this long too, so it is timed.
@@ -221,6 +214,25 @@ def _compared(answers: dict[bool, Sample | str]) -> tuple[bool | None, str]:
     return None, "not compared, " + "; ".join(problems)
 
 
+def check_load(clients: int, requests_per_side: int) -> None:
+    """The bounds of --clients and --requests, checked before gunicorn starts."""
+    if not 1 <= clients <= MAX_CLIENTS:
+        raise BenchError(f"--clients is between 1 and {MAX_CLIENTS}")
+    if not 2 <= requests_per_side <= MAX_REQUESTS:
+        raise BenchError(f"--requests is between 2 and {MAX_REQUESTS}")
+
+
+def failed_sides(pairs: list[HttpPair]) -> list[str]:
+    """The sides none of whose requests got an answer without error: `select_related off
+    (NewConnectionError: 100)`. Their figures time failures, not the technique."""
+    return [
+        f"{pair.name} {label} ({', '.join(f'{k}: {n}' for k, n in sorted(side.errors.items()))})"
+        for pair in pairs
+        for label, side in (("off", pair.off), ("on", pair.on))
+        if side.count and side.error_count == side.count
+    ]
+
+
 def run_suite(
     base_url: str,
     suite: Suite,
@@ -233,10 +245,7 @@ def run_suite(
     """Each of the suite's scenarios over HTTP, off and on. Its before()/after() hooks run as
     in-process (db_indexes creates or drops its indexes), after() always."""
     require_loopback(base_url)
-    if not 1 <= clients <= MAX_CLIENTS:
-        raise BenchError(f"--clients is between 1 and {MAX_CLIENTS}")
-    if not 2 <= requests_per_side <= MAX_REQUESTS:
-        raise BenchError(f"--requests is between 2 and {MAX_REQUESTS}")
+    check_load(clients, requests_per_side)
     pairs = []
     requester = Requester()
     try:

@@ -16,9 +16,10 @@ from typing import Any
 import urllib3
 from django.http import HttpResponse
 
+from shop.bench.http_request import send
 from shop.bench.measure import Prepared, default_answer
 from shop.bench.open_loop import error_kind
-from shop.bench.results import Sample
+from shop.bench.samples import Sample
 
 # Set by the transport, not by the application: left out of the rebuilt response, where
 # Django would otherwise keep a `chunked` that no longer describes the body it holds.
@@ -47,13 +48,7 @@ def fetch(
 ) -> Sample:
     """Send the request once, read the whole body, and keep its answer (not its time)."""
     try:
-        response = pool.request(
-            prepared.method,
-            url,
-            body=prepared.body or None,
-            headers=headers,
-            timeout=urllib3.Timeout(total=timeout_s),
-        )
+        response = send(pool, url, prepared, headers, timeout_s=timeout_s)
     except urllib3.exceptions.HTTPError as exc:
         raise NoAnswer(error_kind(exc)) from exc
     readable = response_of(response.status, response.headers, response.data)

@@ -16,6 +16,7 @@ import json
 import os
 from argparse import ArgumentParser
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,28 @@ from typing import Any
 from django.conf import settings
 
 from shop import toggles
-from shop.bench import dataset, discovery, http, http_html, http_servers, open_loop, server
+from shop.bench import dataset, discovery, http, http_html, http_servers, open_loop, report, server
 from shop.bench.measure import BASELINE_PATH, BenchError, Prepared, Requester, per_request
 from shop.perf_headers import TOGGLE_HEADER
+
+# The options of the HTTP modes, each with the modes it means something in. They default to
+# None, so an option given where it means nothing is refused, not silently dropped.
+MODE_OPTIONS = {
+    "clients": ("--clients", ("http",)),
+    "requests": ("--requests", ("http",)),
+    "rate": ("--rate", ("open_loop",)),
+    "duration": ("--duration", ("open_loop",)),
+    "in_flight": ("--in-flight", ("open_loop",)),
+    "url": ("--url", ("http", "open_loop")),
+}
+DEFAULTS = {
+    "clients": http.DEFAULT_CLIENTS,
+    "requests": http.DEFAULT_REQUESTS,
+    "rate": 200.0,
+    "duration": 10.0,
+    "in_flight": open_loop.DEFAULT_IN_FLIGHT,
+}
+_MODE_FLAGS = {"http": "--http", "open_loop": "--open-loop"}
 
 
 def add_arguments(parser: ArgumentParser) -> None:
@@ -39,14 +59,12 @@ def add_arguments(parser: ArgumentParser) -> None:
     group.add_argument(
         "--clients",
         type=int,
-        default=http.DEFAULT_CLIENTS,
         metavar="N",
         help=f"--http: concurrent clients (default {http.DEFAULT_CLIENTS})",
     )
     group.add_argument(
         "--requests",
         type=int,
-        default=http.DEFAULT_REQUESTS,
         metavar="N",
         help=f"--http: recorded requests per side (default {http.DEFAULT_REQUESTS})",
     )
@@ -58,19 +76,19 @@ def add_arguments(parser: ArgumentParser) -> None:
         "timing each from when it was due",
     )
     group.add_argument(
-        "--rate", type=float, default=200.0, help="--open-loop: requests per second (default 200)"
+        "--rate",
+        type=float,
+        help=f"--open-loop: requests per second (default {DEFAULTS['rate']:g})",
     )
     group.add_argument(
         "--duration",
         type=float,
-        default=10.0,
         metavar="SECONDS",
-        help="--open-loop: how long the schedule runs (default 10)",
+        help=f"--open-loop: how long the schedule runs (default {DEFAULTS['duration']:g})",
     )
     group.add_argument(
         "--in-flight",
         type=int,
-        default=open_loop.DEFAULT_IN_FLIGHT,
         metavar="N",
         help=f"--open-loop: client threads, so requests in flight at most "
         f"(default {open_loop.DEFAULT_IN_FLIGHT})",
@@ -78,8 +96,8 @@ def add_arguments(parser: ArgumentParser) -> None:
     group.add_argument(
         "--url",
         metavar="BASE",
-        help="send to this running server (loopback only, e.g. http://127.0.0.1:8000) instead "
-        "of starting gunicorn",
+        help="--http, --open-loop: send to this running server (loopback only, e.g. "
+        "http://127.0.0.1:8000) instead of starting gunicorn",
     )
 
 
@@ -87,12 +105,83 @@ def wanted(options: dict[str, Any]) -> bool:
     return bool(options.get("http") or options.get("open_loop"))
 
 
-def handle(options: dict[str, Any], *, write: Callable[[str], None], default_dir: Path) -> None:
+def refuse_misplaced(options: dict[str, Any]) -> None:
+    """An option of a mode other than the one running (`--clients` without `--http`)."""
+    mode = "http" if options.get("http") else "open_loop" if options.get("open_loop") else None
+    misplaced = [
+        f"{flag} is for {' or '.join(_MODE_FLAGS[m] for m in modes)}"
+        for key, (flag, modes) in MODE_OPTIONS.items()
+        if options.get(key) is not None and mode not in modes
+    ]
+    if misplaced:
+        raise BenchError("; ".join(misplaced) + ": it means nothing here")
+
+
+@dataclass
+class Checked:
+    """The HTTP run asked for, every option checked and defaulted: what can be refused is
+    refused before gunicorn starts (it takes seconds), not after."""
+
+    open_loop: bool
+    options: dict[str, Any]  # with the defaults filled in
+    directory: Path = Path()  # the report directory, created and writable
+    suites: list[discovery.Suite] = field(default_factory=list)  # --http
+    target: str = BASELINE_PATH  # --open-loop: a PATH or a scenario NAME
+
+
+def check(options: dict[str, Any], *, default_dir: Path) -> Checked:
     if options["http"] and options["open_loop"]:
         raise BenchError("--http and --open-loop are two modes: choose one")
+    refuse_misplaced(options)
+    options = {**options, **{k: v for k, v in DEFAULTS.items() if options.get(k) is None}}
     names: list[str] = options["names"]
     if options["url"]:
         open_loop.require_loopback(options["url"])
+    checked = Checked(open_loop=options["open_loop"], options=options)
+    if checked.open_loop:
+        if len(names) > 1:
+            raise BenchError("--open-loop sends one request: give one PATH or scenario NAME")
+        open_loop.schedule(options["rate"], options["duration"])
+        open_loop.check_in_flight(options["in_flight"])
+        if names:
+            checked.target = names[0]
+            if not checked.target.startswith("/"):
+                _check_scenario_target(checked.target)
+    else:
+        if not names:
+            raise BenchError("--http needs the scenario NAMEs to send")
+        http.check_load(options["clients"], options["requests"])
+        checked.suites, _ = discovery.load(names)
+        _refuse_composite(checked.suites)
+        for suite in checked.suites:
+            if options["url"] and http_servers.module_of(suite.name):
+                raise BenchError(f"{suite.name}: each arm is a server the bench starts; no --url")
+    # Last: a run refused for another reason leaves no empty directory behind.
+    checked.directory = report.writable_directory(
+        options.get("report"), default_dir, options.get("json")
+    )
+    return checked
+
+
+def _check_scenario_target(target: str) -> None:
+    """A NAME must be a scenario: `api/perf/ping/` is a path without its leading slash."""
+    if target not in discovery.module_names():
+        hint = (
+            f"a PATH starts with / (/{target})"
+            if "/" in target
+            else f"scenarios: {', '.join(discovery.module_names())}"
+        )
+        raise BenchError(f"--open-loop {target}: neither a PATH nor a scenario NAME; {hint}")
+    found = discovery.suite(target)
+    _refuse_composite([found])
+    if found.scenarios[0].writes:
+        raise BenchError(f"--open-loop sends GET requests: {target}'s request writes")
+
+
+def handle(checked: Checked, *, write: Callable[[str], None]) -> None:
+    """Run what `check` accepted, print its figures and write its reports. Raises when a side
+    (or the open loop) got no answer without error: its figures time failures."""
+    options = checked.options
     timestamp = datetime.now(UTC)
     data: dict[str, Any] = {
         "started_at": timestamp.isoformat(timespec="seconds"),
@@ -104,16 +193,12 @@ def handle(options: dict[str, Any], *, write: Callable[[str], None], default_dir
         f"{data['machine']['cpu_count']} CPUs, load average "
         f"{data['machine']['load_average_1m']} at the start"
     )
-    if options["open_loop"]:
-        if len(names) > 1:
-            raise BenchError("--open-loop sends one request: give one PATH or scenario NAME")
-        target = names[0] if names else BASELINE_PATH
-        # Checked before gunicorn starts: a bad rate fails in a second, not after start-up.
-        open_loop.schedule(options["rate"], options["duration"])
-        open_loop.check_in_flight(options["in_flight"])
-        with _server(options, write) as base_url:
-            path, headers, close = _open_loop_request(target)
-            try:
+    failed: list[str] = []
+    if checked.open_loop:
+        # Prepared before gunicorn starts: a scenario's request that is not a GET fails fast.
+        path, headers, close = _open_loop_request(checked.target)
+        try:
+            with _server(options, write) as base_url:
                 result = open_loop.run(
                     base_url + path,
                     rate=options["rate"],
@@ -121,23 +206,18 @@ def handle(options: dict[str, Any], *, write: Callable[[str], None], default_dir
                     headers=headers,
                     in_flight=options["in_flight"],
                 )
-            finally:
-                close()
+        finally:
+            close()
         lines = result.lines()
-        data.update(mode="open-loop", target=target, **result.as_dict())
+        data.update(mode="open-loop", target=checked.target, **result.as_dict())
+        if result.errors == result.sent:
+            kinds = ", ".join(f"{k}: {n}" for k, n in sorted(result.error_kinds.items()))
+            failed.append(f"GET {checked.target} ({kinds})")
     else:
-        if not names:
-            raise BenchError("--http needs the scenario NAMEs to send")
-        suites, _ = discovery.load(names)
-        _refuse_composite(suites)
         pairs = []
         # A technique whose sides are processes starts a gunicorn per arm (connection_pooling).
-        for suite in suites:
+        for suite in checked.suites:
             if module := http_servers.module_of(suite.name):
-                if options["url"]:
-                    raise BenchError(
-                        f"{suite.name}: each arm is a server the bench starts; no --url"
-                    )
                 pairs.append(
                     http_servers.run(
                         suite,
@@ -147,7 +227,7 @@ def handle(options: dict[str, Any], *, write: Callable[[str], None], default_dir
                         out=write,
                     )
                 )
-        suites = [suite for suite in suites if not http_servers.module_of(suite.name)]
+        suites = [suite for suite in checked.suites if not http_servers.module_of(suite.name)]
         with _server(options, write) if suites else contextlib.nullcontext("") as base_url:
             for suite in suites:
                 pairs += http.run_suite(
@@ -159,12 +239,18 @@ def handle(options: dict[str, Any], *, write: Callable[[str], None], default_dir
                 )
         lines = http.table(pairs)
         data.update(mode="http", pairs=[pair.as_dict() for pair in pairs])
+        failed = http.failed_sides(pairs)
     write("")
     for line in lines:
         write(line)
-    directory = Path(options["report"]) if options.get("report") else default_dir
-    for kind, path in _write_report(data, lines, directory, options.get("json")).items():
+    for kind, path in _write_report(data, lines, checked.directory, options.get("json")).items():
         write(f"{kind:<14} {path}")
+    if failed:
+        where = options["url"] or "gunicorn"
+        raise BenchError(
+            f"every request failed: {'; '.join(failed)}. Is {where} answering? "
+            "The report shows the failures."
+        )
 
 
 @contextlib.contextmanager
@@ -181,9 +267,7 @@ def _open_loop_request(target: str) -> tuple[str, dict[str, str], Callable[[], N
     """A path is sent as it is; a scenario NAME sends its request, technique on, as its user."""
     if target.startswith("/"):
         return target, {}, lambda: None
-    found = discovery.suite(target)
-    _refuse_composite([found])
-    scenario = found.scenarios[0]
+    scenario = discovery.suite(target).scenarios[0]  # checked by check()
     if scenario.prepare is not None:
         scenario.prepare()
     requester = Requester()

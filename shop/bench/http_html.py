@@ -14,6 +14,9 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from shop.bench import svg
+from shop.bench.svg import Groups
+
 COLORS = {
     "off": "#c2410c",
     "on": "#15803d",
@@ -49,34 +52,18 @@ def _num(value: Any) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
-def bars(groups: list[tuple[str, dict[str, tuple[float, str]]]], label: str) -> str:
-    """Horizontal bars, one group per metric, all groups on one scale (milliseconds compare
-    with milliseconds, a stall's max against the p50 it hides behind)."""
-    label_width, bar_width, bar_height, gap = 60, 460, 15, 3
-    biggest = max((value for _, arms in groups for value, _ in arms.values()), default=0) or 1
-    y, parts = 4.0, []
-    for metric, arms in groups:
-        top = y
-        for arm, (value, text) in arms.items():
-            width = max(value / biggest * bar_width, 1.5 if value > 0 else 0)
-            parts.append(
-                f'<rect x="{label_width}" y="{y:.1f}" width="{width:.1f}" height="{bar_height}" '
-                f'fill="{COLORS[arm]}" rx="2"/>'
-                f'<text x="{label_width + width + 6:.1f}" y="{y + 12:.1f}">'
-                f"{escape(arm)}: {escape(text)}</text>"
-            )
-            y += bar_height + gap
-        parts.append(
-            f'<text x="{label_width - 8}" y="{(top + y) / 2 + 3:.1f}" text-anchor="end" '
-            f'font-weight="600">{escape(metric)}</text>'
-        )
-        y += 10
-    width = label_width + bar_width + 190
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y:.0f}" '
-        f'viewBox="0 0 {width} {y:.0f}" role="img" aria-label="{escape(label)}">'
-        + "".join(parts)
-        + "</svg>"
+def bars(groups: Groups, label: str) -> str:
+    """A group of bars per metric, all groups on one scale (milliseconds compare with
+    milliseconds, a stall's max against the p50 it hides behind)."""
+    return svg.bars(
+        groups,
+        label,
+        color=COLORS.__getitem__,
+        one_scale=True,
+        label_width=60,
+        bar_width=460,
+        bar_height=15,
+        text_room=190,
     )
 
 

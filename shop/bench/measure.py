@@ -26,7 +26,7 @@ from rest_framework.authtoken.models import Token
 
 from shop import toggles
 from shop.bench.metrics import SessionCounter, counted
-from shop.bench.results import Sample
+from shop.bench.samples import Sample
 from shop.bench.scenario import Call
 from shop.perf_headers import NOT_PER_REQUEST, TOGGLE_HEADER
 

@@ -11,6 +11,7 @@ wait for a free thread, or sat in the server's queue, carries the wait in its la
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from typing import Any
 import urllib3
 
 from shop.bench.measure import BenchError
-from shop.bench.results import percentile
+from shop.bench.samples import percentile
 from shop.loopback import is_loopback_url
 
 MAX_RATE = 2000  # requests per second
@@ -64,6 +65,9 @@ def check_in_flight(in_flight: int) -> None:
 
 def schedule(rate: float, duration_s: float) -> list[float]:
     """When each request is due, in seconds after t0: request i at i / rate."""
+    # nan compares false with everything, so it would pass the bounds below and fail in round().
+    if not (math.isfinite(rate) and math.isfinite(duration_s)):
+        raise BenchError("--rate and --duration must be finite numbers")
     if rate <= 0 or duration_s <= 0:
         raise BenchError("--rate and --duration must be positive")
     if rate > MAX_RATE or duration_s > MAX_DURATION_S:

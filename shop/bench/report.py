@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 from shop.bench import metrics
-from shop.bench.formatting import HEADER, check, context_lines, ms, row, size, times
+from shop.bench.formatting import (
+    HEADER,
+    alias_line,
+    check,
+    context_lines,
+    counts,
+    ms,
+    row,
+    size,
+    times,
+    uses_replica,
+)
 from shop.bench.html import to_html
-from shop.bench.measure import BASELINE_PATH
-from shop.bench.results import Entry, Run, Side, ratio
+from shop.bench.measure import BASELINE_PATH, BenchError
+from shop.bench.results import Entry, Run
+from shop.bench.samples import Side, ratio
 
 
 def table(run: Run, *, markdown: bool = False, title_width: int = 42) -> str:
@@ -40,10 +53,21 @@ def metrics_lines(run: Run) -> list[str]:
     for entry in run.entries:
         if entry.off is None or entry.on is None:
             continue
-        counts = metrics.summary(metrics.sides_of(entry))
-        if counts:
-            lines.append(f"{entry.name}[{entry.scenario}]: {counts}")
+        found = counts(entry)
+        if found:
+            lines.append(f"{entry.name}[{entry.scenario}]: {found}")
     return lines
+
+
+def alias_lines(run: Run) -> list[str]:
+    """Where the queries ran, per request (the table's `queries` adds up every alias): one
+    line per scenario that sent a query off the primary, with each side's queries per alias
+    and the primary's share; else one line that says every query ran on the primary."""
+    measured = [e for e in run.entries if e.off is not None and e.on is not None]
+    routed = [e for e in measured if uses_replica(e.off) or uses_replica(e.on)]
+    if not routed:
+        return ["every query ran on the primary (default)"] if measured else []
+    return [f"{e.name}[{e.scenario}]: {alias_line(e)}" for e in routed]
 
 
 def _clip(text: str, width: int) -> str:
@@ -132,9 +156,12 @@ def to_markdown(run: Run) -> str:
         "costs when its view does nothing. The ceiling is off p50 divided by the baseline's: "
         "the largest speedup the request could show end to end, whatever the technique does."
     )
-    counts = metrics_lines(run)
-    if counts:
-        lines += ["", "## Counts beyond queries, per request", "", *[f"- {c}" for c in counts]]
+    routed = alias_lines(run)
+    if routed:
+        lines += ["", "## Queries per database, per request", "", *[f"- {r}" for r in routed]]
+    found = metrics_lines(run)
+    if found:
+        lines += ["", "## Counts beyond queries, per request", "", *[f"- {c}" for c in found]]
     more = run_lines(run)
     if more:
         lines += ["", "## Cold runs, extra arms and targets", "", "```", *more, "```"]
@@ -167,3 +194,21 @@ def write(run: Run, *, directory: Path, json_path: Path | None = None) -> dict[s
         json_path.write_text(data, encoding="utf-8")
         paths["json (--json)"] = json_path
     return paths
+
+
+def writable_directory(report: str | None, default_dir: Path, json_path: str | None) -> Path:
+    """The report directory, created now and tried with a file (and the --json file's
+    directory): a path that cannot be written fails in a second, not after the run."""
+    directory = Path(report) if report else default_dir
+    for flag, folder in (("--report", directory), ("--json", json_path and Path(json_path).parent)):
+        if folder is None:
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise BenchError(
+                f"{flag}: cannot write in {folder} ({exc.strerror or type(exc).__name__})"
+            ) from None
+    return directory

@@ -16,7 +16,8 @@ from shop.bench.answers import AnswerKeeper, compare
 from shop.bench.discovery import Suite
 from shop.bench.hooks import Hooks, restore
 from shop.bench.measure import Prepared, Requester, baseline_of, per_request, rolled_back, send
-from shop.bench.results import ArmResult, Entry, Run, Sample, Side, error_text
+from shop.bench.results import ArmResult, Entry, Run
+from shop.bench.samples import Sample, Side, error_text
 from shop.bench.scenario import Scenario
 from shop.perf_headers import TOGGLE_HEADER
 

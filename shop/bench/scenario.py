@@ -45,7 +45,7 @@ from typing import Any
 from django.http import HttpResponse
 
 from shop import toggles
-from shop.bench.results import Sample
+from shop.bench.samples import Sample
 from shop.bench.targets import Target
 
 

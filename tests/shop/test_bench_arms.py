@@ -6,7 +6,7 @@ from django.test import Client
 
 from shop.bench import discovery, docs, runner
 from shop.bench.measure import BASELINE_PATH, BenchError
-from shop.bench.results import Sample
+from shop.bench.samples import Sample
 from shop.bench.scenario import Call, ExtraArm, Scenario
 from shop.bench.targets import Target
 from tests.shop.conftest import FAKE, run_bench

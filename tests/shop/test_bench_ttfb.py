@@ -11,7 +11,7 @@ from django.urls import path
 
 from shop.bench import docs, measure
 from shop.bench.measure import Prepared, Requester, send
-from shop.bench.results import Sample, Side
+from shop.bench.samples import Sample, Side
 from shop.bench.scenario import Call
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]

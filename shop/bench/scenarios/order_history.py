@@ -11,7 +11,7 @@ each run a first request (`shop/bench/cold.py`), since a customer's first visit 
 from orders.selectors import busiest_customer
 from shop.bench import floor
 from shop.bench.measure import BenchError
-from shop.bench.results import Sample
+from shop.bench.samples import Sample
 from shop.bench.scenario import Call, ExtraArm, Scenario
 from shop.bench.targets import Target
 

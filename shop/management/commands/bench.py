@@ -136,12 +136,26 @@ class Command(BaseCommand):
         http_cli.add_arguments(parser)  # --http, --open-loop and their options
 
     def handle(self, *args, **options):
+        self._refuse_bad_options(options)
         # SIGTERM unwinds like Ctrl-C, so every after() hook restores (db_indexes' indexes).
         with sigterm_interrupts():
             if http_cli.wanted(options):
                 self._handle_over_http(options)
             else:
                 self._handle(*args, **options)
+
+    @staticmethod
+    def _refuse_bad_options(options) -> None:
+        """What can be refused from the options alone, before seeding, restoring or a run."""
+        if options.get("sweep") is not None and not options["sweep"].strip():
+            raise CommandError("--sweep needs a technique's NAME")
+        budget = options.get("budget", alternation.BUDGET_S)
+        if not budget >= 0:  # nan too; 0 is one run per side
+            raise CommandError("--budget must be 0 or more seconds")
+        try:
+            http_cli.refuse_misplaced(options)
+        except BenchError as exc:
+            raise CommandError(str(exc)) from None
 
     def _handle_over_http(self, options) -> None:
         """--http or --open-loop: against gunicorn, which is stopped on the way out."""
@@ -153,7 +167,7 @@ class Command(BaseCommand):
                 ("--strict", options.get("strict")),
                 ("--size", options.get("size")),
             )
-            if given
+            if given not in (None, False)
         ]
         if ignored:
             raise CommandError(
@@ -162,8 +176,9 @@ class Command(BaseCommand):
             )
         self._refuse_distorting_settings()
         self._refuse_unmigrated_database()
-        default_dir = self._default_dir(datetime.now(UTC))
         try:
+            # Every option checked before restoring anything or starting gunicorn.
+            checked = http_cli.check(options, default_dir=self._default_dir(datetime.now(UTC)))
             # As for the pairs: what a killed run left behind (indexes dropped) is put back first.
             restored: list[str] = []
             failures = restore(
@@ -171,7 +186,7 @@ class Command(BaseCommand):
             )
             for line in [*(f"restored at start-up: {r}" for r in restored), *failures]:
                 self.stderr.write(line)
-            http_cli.handle(options, write=self.stdout.write, default_dir=default_dir)
+            http_cli.handle(checked, write=self.stdout.write)
         except BenchError as exc:
             raise CommandError(str(exc)) from None
         except KeyboardInterrupt:
@@ -185,9 +200,16 @@ class Command(BaseCommand):
         if repeat < 1:
             raise CommandError("--repeat must be at least 1")
         plan = alternation.Plan(repeat=repeat, budget_s=budget)
+        timestamp = datetime.now(UTC)
         if options.get("sweep"):
             if names:
                 raise CommandError("--sweep runs one technique's sweep: name no other technique")
+            try:  # sweep_command writes its reports under reports/ unless --report says
+                report.writable_directory(
+                    options.get("report"), Path(settings.BASE_DIR) / "reports", options.get("json")
+                )
+            except BenchError as exc:
+                raise CommandError(str(exc)) from None
             return sweep_command.run(self, options["sweep"], size=size, plan=plan, **options)
         started = perf_counter()
         write = self.stdout.write
@@ -197,12 +219,15 @@ class Command(BaseCommand):
             # Every module: a composite scenario's all off calls every before() hook too
             # (db_indexes drops its indexes), and every after() hook restores at start-up.
             every_suite = discovery.load([])[0] if names else suites
+            # Before the run, not after it: a report path that cannot be written fails now.
+            directory = report.writable_directory(
+                options.get("report"), self._default_dir(timestamp), options.get("json")
+            )
         except BenchError as exc:
             raise CommandError(str(exc)) from None
         for problem in problems:
             progress.note(f"skipped {problem}")
         rows = dataset.ensure(size, out=progress.note) if size else dataset.row_counts()
-        timestamp = datetime.now(UTC)
         run = Run(
             started_at=timestamp.isoformat(timespec="seconds"),
             settings_module=os.environ.get("DJANGO_SETTINGS_MODULE", settings.SETTINGS_MODULE),
@@ -236,19 +261,19 @@ class Command(BaseCommand):
         finally:
             progress.close()
             run.elapsed_s = perf_counter() - started
-        directory = (
-            Path(options["report"]) if options.get("report") else self._default_dir(timestamp)
-        )
         json_path = Path(options["json"]) if options.get("json") else None
         paths = report.write(run, directory=directory, json_path=json_path)
         write("")
         write(report.table(run))
-        counts = report.metrics_lines(run)
-        if counts:
-            write("")
-            write("counts beyond queries, per request (p50):")
-            for line in counts:
-                write(f"  {line}")
+        for heading, lines in (
+            ("queries per database, per request (p50):", report.alias_lines(run)),
+            ("counts beyond queries, per request (p50):", report.metrics_lines(run)),
+        ):
+            if lines:
+                write("")
+                write(heading)
+                for line in lines:
+                    write(f"  {line}")
         more = report.run_lines(run)
         if more:
             write("")
