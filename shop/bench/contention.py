@@ -42,7 +42,7 @@ from catalog.models import Brand, Category, Product, Variant
 from orders.models import Order, OrderEvent
 from shop import toggles
 from shop.bench import metrics
-from shop.bench.results import Sample, percentile
+from shop.bench.samples import Sample, percentile
 from shop.bench.scenario import ExtraArm
 from shop.perf_headers import TOGGLE_HEADER
 from shop.techniques import inventory_locking

@@ -20,7 +20,7 @@ from types import ModuleType
 from shop import toggles
 from shop.bench import discovery, http, server
 from shop.bench.measure import BenchError, Prepared, Requester, per_request
-from shop.bench.results import Sample
+from shop.bench.samples import Sample
 from shop.perf_headers import TOGGLE_HEADER
 
 

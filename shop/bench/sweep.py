@@ -22,8 +22,9 @@ from shop.bench import discovery
 from shop.bench.alternation import Plan, Progress
 from shop.bench.hooks import restore
 from shop.bench.measure import BenchError, Requester
-from shop.bench.results import Entry, Side
+from shop.bench.results import Entry
 from shop.bench.runner import run_scenario
+from shop.bench.samples import Side
 from shop.bench.scenario import Scenario
 
 

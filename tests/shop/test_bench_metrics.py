@@ -14,8 +14,8 @@ from shop.bench import metrics
 from shop.bench.alternation import Plan
 from shop.bench.discovery import Suite
 from shop.bench.measure import Prepared, Requester, send
-from shop.bench.results import Sample, Side
 from shop.bench.runner import run_scenario
+from shop.bench.samples import Sample, Side
 from shop.bench.scenario import Call, Scenario
 
 pytestmark = pytest.mark.django_db
