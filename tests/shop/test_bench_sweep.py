@@ -302,3 +302,63 @@ def test_streaming_export_records_peak_memory_and_first_byte_at_each_point(tmp_p
     assert 'data-series="off peak memory"' in html and 'data-series="on peak memory"' in html
     assert 'data-series="off ttfb"' in html and 'data-series="on ttfb"' in html
     assert "<th>on ttfb</th>" in html
+
+
+TECHNIQUE_INDEXES = set(db_indexes.BY_NAME)
+
+
+def _technique_indexes(schema: str) -> set[str]:
+    """The technique's indexes in `schema`, as pg_indexes lists them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND indexname = ANY(%s)",
+            [schema, list(TECHNIQUE_INDEXES)],
+        )
+        return {name for (name,) in cursor.fetchall()}
+
+
+def test_on_before_off_builds_the_indexes_on_the_copies_and_never_touches_the_users(
+    sampled_shop,
+):
+    table_sample.use(db_indexes_scenario.SAMPLED, 10, skip_indexes=list(TECHNIQUE_INDEXES))
+    try:
+        assert _technique_indexes(table_sample.SCHEMA) == set()
+        assert not any(db_indexes.present().values())  # the copies have none
+        db_indexes.apply_state(True)  # the on side first
+        assert _technique_indexes(table_sample.SCHEMA) == TECHNIQUE_INDEXES
+        assert db_indexes.in_effect()
+        db_indexes.apply_state(False)
+        assert _technique_indexes(table_sample.SCHEMA) == set()
+        assert _technique_indexes("public") == TECHNIQUE_INDEXES  # the user's keep theirs
+        db_indexes.apply_state(True)
+        assert _technique_indexes(table_sample.SCHEMA) == TECHNIQUE_INDEXES
+    finally:
+        table_sample.release()
+    assert _technique_indexes("public") == TECHNIQUE_INDEXES and db_indexes.in_effect()
+
+
+def test_the_users_indexes_are_all_there_during_every_sampled_point(
+    sampled_shop, monkeypatch, tmp_path
+):
+    """Read from pg_indexes in each side's before() hook, once it has put its state: on a
+    sample, each side's indexes are on the copies, and the user's tables keep all of theirs."""
+    seen = []
+    before = db_indexes_scenario.before
+
+    def watched(enabled: bool) -> None:
+        before(enabled)
+        public, copy = _technique_indexes("public"), _technique_indexes(table_sample.SCHEMA)
+        seen.append((table_sample.in_use(), enabled, public, copy))
+
+    monkeypatch.setattr(db_indexes_scenario, "before", watched)
+    _db_indexes_sweep(monkeypatch)
+    data, _ = _sweep(tmp_path, "--sweep", "db_indexes", "--repeat", "1")
+    assert all(point["error"] == "" for point in data["points"])
+    sampled = [(enabled, public, copy) for in_use, enabled, public, copy in seen if in_use]
+    assert {enabled for enabled, _, _ in sampled} == {False, True}
+    for enabled, public, copy in sampled:
+        assert public == TECHNIQUE_INDEXES
+        assert copy == (TECHNIQUE_INDEXES if enabled else set())
+    # At 100% the tables are the user's: the off side drops theirs, and after() restores them.
+    assert any(not in_use and not enabled and not public for in_use, enabled, public, _ in seen)
+    assert _technique_indexes("public") == TECHNIQUE_INDEXES
