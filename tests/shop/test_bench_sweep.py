@@ -362,3 +362,20 @@ def test_the_users_indexes_are_all_there_during_every_sampled_point(
     # At 100% the tables are the user's: the off side drops theirs, and after() restores them.
     assert any(not in_use and not enabled and not public for in_use, enabled, public, _ in seen)
     assert _technique_indexes("public") == TECHNIQUE_INDEXES
+
+
+def test_the_html_puts_each_series_charts_and_table_under_its_heading(
+    sampled_shop, monkeypatch, tmp_path
+):
+    _db_indexes_sweep(monkeypatch)
+    data, _ = _sweep(tmp_path, "--sweep", "db_indexes", "--repeat", "1")
+    html = (tmp_path / "sweep.html").read_text()
+    sections = re.findall(r"<section><h2>([^<]+)</h2>(.*?)</section>", html, re.DOTALL)
+    assert [name for name, _ in sections] == [s["name"] for s in data["series"]]
+    for (name, body), series in zip(sections, data["series"], strict=True):
+        captions = re.findall(r"<figcaption>([^<]+)</figcaption>\s*<svg", body)
+        assert captions == [
+            f"{name}: p50 and database time against {series['axis']}",
+            f"{name}: database time by part against {series['axis']}",
+        ]
+        assert body.index("<figure>") < body.index("<table>")  # charts, then the table
