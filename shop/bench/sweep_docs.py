@@ -72,6 +72,9 @@ def render(data: dict[str, Any]) -> str:
             + ", ".join(f"{point:,}" for point in data["skipped"])
             + "."
         )
+    for empty in data.get("empty") or []:
+        where = f"{empty['series']} at " if empty.get("series") else ""
+        said.append(f"Not measured, {where}{empty['point']:,}: {empty['why']}.")
     for point in points:
         label = f"{point.get('point'):,}"
         if point.get("series"):

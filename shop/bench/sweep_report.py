@@ -96,6 +96,9 @@ def intro(run: SweepRun) -> list[str]:
         lines.append(
             "skipped (the data cannot hold them): " + ", ".join(f"{p:,}" for p in run.skipped)
         )
+    for empty in run.empty:
+        where = f"{empty['series']} at " if empty["series"] else ""
+        lines.append(f"not measured, {where}{empty['point']:,}: {empty['why']}")
     return lines
 
 

@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from html import escape
 from io import StringIO
 
 import pytest
@@ -15,7 +16,7 @@ from django.db import connection
 
 from catalog.models import Product
 from orders.models import Order
-from shop.bench import sweep_pages, sweep_report, table_sample
+from shop.bench import sweep_docs, sweep_pages, sweep_report, table_sample
 from shop.bench.scenarios import (
     algorithmic_complexity,
     cursor_pagination,
@@ -362,6 +363,27 @@ def test_the_users_indexes_are_all_there_during_every_sampled_point(
     # At 100% the tables are the user's: the off side drops theirs, and after() restores them.
     assert any(not in_use and not enabled and not public for in_use, enabled, public, _ in seen)
     assert _technique_indexes("public") == TECHNIQUE_INDEXES
+
+
+def test_a_series_whose_answer_is_empty_at_a_point_is_not_measured_there(
+    sampled_shop, monkeypatch, tmp_path
+):
+    """No product in the 10% sample matches the search: its page query would never run, so
+    that point is left out, with why, in the JSON, the reports and the chapter's block."""
+    Product.objects.filter(id__lt=10).update(name="Lamp")
+    _db_indexes_sweep(monkeypatch)
+    data, _ = _sweep(tmp_path, "--sweep", "db_indexes", "--repeat", "1")
+    (empty,) = data["empty"]
+    assert (empty["series"], empty["asked"], empty["point"]) == ("product search", 10, 9)
+    assert "search=kettle" in empty["why"] and "answers no rows" in empty["why"]
+    search = [p for p in data["points"] if p["series"] == "product search"]
+    assert [(p["asked"], p["point"]) for p in search] == [(50, 49), (100, 80)]
+    assert all(p["entry"]["on"]["status"] == 200 for p in search)
+    assert len([p for p in data["points"] if p["series"] == "staff filter"]) == 3
+    said = f"not measured, product search at 9: {empty['why']}"
+    assert said in (tmp_path / "sweep.md").read_text()
+    assert escape(said) in (tmp_path / "sweep.html").read_text()
+    assert f"Not measured, product search at 9: {empty['why']}." in sweep_docs.render(data)
 
 
 def test_the_html_puts_each_series_charts_and_table_under_its_heading(
