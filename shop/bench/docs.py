@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -390,20 +391,33 @@ def render(name: str, data: dict[str, Any]) -> str:
 
 def update(text: str, data: dict[str, Any]) -> str:
     """`text` with every block's body rewritten from `data`."""
-    opened = OPENING.findall(text)
-    closed = [m.group("name") for m in BLOCK.finditer(text)]
+
+    def body(name: str) -> str:
+        return (
+            "<!-- Written by `manage.py bench_docs` from docs/figures/bench.json: "
+            "do not edit by hand. -->\n" + render(name, data)
+        )
+
+    return rewrite_blocks(text, BLOCK, OPENING, body, kind="bench")
+
+
+def rewrite_blocks(
+    text: str,
+    block: re.Pattern[str],
+    opening: re.Pattern[str],
+    body: Callable[[str], str],
+    *,
+    kind: str,
+) -> str:
+    """`text` with each marked block's body replaced by `body(name)`, its markers kept; a
+    DocsError if an opening marker has no closing one. `block` has the groups open, name and
+    close; `opening` finds the opening markers' names. The sweep blocks (sweep_docs.py) use it too."""
+    opened = opening.findall(text)
+    closed = [m.group("name") for m in block.finditer(text)]
     if opened != closed:
         unclosed = [name for name in opened if opened.count(name) != closed.count(name)]
-        raise DocsError(f"unclosed or misnested bench blocks: {', '.join(unclosed) or opened}")
-
-    def body(match: re.Match[str]) -> str:
-        written = (
-            "<!-- Written by `manage.py bench_docs` from docs/figures/bench.json: "
-            "do not edit by hand. -->\n" + render(match.group("name"), data)
-        )
-        return match.group("open") + written + match.group("close")
-
-    return BLOCK.sub(body, text)
+        raise DocsError(f"unclosed or misnested {kind} blocks: {', '.join(unclosed) or opened}")
+    return block.sub(lambda m: m.group("open") + body(m.group("name")) + m.group("close"), text)
 
 
 def pages(root: Path | None = None) -> list[Path]:

@@ -21,7 +21,7 @@ from typing import Any
 from shop.bench import discovery
 from shop.bench.alternation import Plan, Progress
 from shop.bench.hooks import restore
-from shop.bench.measure import BenchError, Requester
+from shop.bench.measure import BenchError, Prepared, Requester, send
 from shop.bench.results import Entry
 from shop.bench.runner import run_scenario
 from shop.bench.samples import Side
@@ -120,6 +120,8 @@ class SweepRun:
     repeat: int
     points: list[Point] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)  # asked for, but the data cannot hold
+    # A series at a point where its answer is empty: not measured, with why (`empty_reason`).
+    empty: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)
     settings_module: str = ""  # DJANGO_SETTINGS_MODULE, as the run had it
@@ -187,6 +189,7 @@ class SweepRun:
                 for p in self.points
             ],
             "skipped": self.skipped,
+            "empty": self.empty,
             "problems": self.problems,
             "restored_at_start": self.restored,
         }
@@ -219,10 +222,48 @@ def run(suite: discovery.Suite, sweep: Sweep, *, plan: Plan, progress: Progress,
                 progress.note(f"{suite.name}: the data cannot hold {asked:,} ({sweep.axis})")
                 continue
             for line in sweep.lines():
+                reason = empty_reason(line.scenario_at(point))
+                if reason:
+                    work = line.work(point) if line.work is not None else point
+                    into.empty.append(
+                        {"series": line.name or None, "asked": asked, "point": work, "why": reason}
+                    )
+                    name = f"{line.name} at " if line.name else ""
+                    progress.note(f"{suite.name}: {name}{work:,} not measured: {reason}")
+                    continue
                 into.points.append(_measure(suite, line, asked, point, plan, progress))
     finally:
         into.problems.extend(restore([suite], progress))
     return into
+
+
+def empty_reason(scenario: Scenario) -> str:
+    """Why the scenario's answer here is no measure of its work, or "". A list page with no
+    rows is: its page query never runs (a COUNT(*) of 0 ends the request), so the point would
+    time an empty count, not the work the other points time. Sent once, untimed, on the on
+    side's flags; the answers are the same off and on (the runner checks it)."""
+    if scenario.writes or scenario.memory:
+        # A write answers no list of rows, and a scenario measuring memory streams a large body
+        # (an export of a million rows) that this check would hold whole.
+        return ""
+    requester = Requester()
+    try:
+        if scenario.prepare is not None:
+            scenario.prepare()
+        call = scenario.call()
+        sample = send(
+            requester,
+            Prepared.of(call, requester),
+            flags=scenario.flags(True),
+            answer=scenario.answer,
+        )
+    finally:
+        requester.close()
+    answer = sample.answer
+    rows = answer.get("results") if isinstance(answer, dict) else answer
+    if sample.status < 400 and isinstance(rows, list) and not rows:
+        return f"{call.method} {call.path} answers no rows, so its page query never runs"
+    return ""
 
 
 def _measure(

@@ -24,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 
-from shop.bench.docs import DocsError
+from shop.bench.docs import DocsError, rewrite_blocks
 from shop.bench.formatting import ms, size, times
 
 KEPT = Path(settings.BASE_DIR) / "docs" / "figures" / "sweeps"
@@ -72,6 +72,9 @@ def render(data: dict[str, Any]) -> str:
             + ", ".join(f"{point:,}" for point in data["skipped"])
             + "."
         )
+    for empty in data.get("empty") or []:
+        where = f"{empty['series']} at " if empty.get("series") else ""
+        said.append(f"Not measured, {where}{empty['point']:,}: {empty['why']}.")
     for point in points:
         label = f"{point.get('point'):,}"
         if point.get("series"):
@@ -171,24 +174,17 @@ def _run(data: dict[str, Any]) -> str:
 
 def update(text: str, directory: Path | None = None) -> str:
     """`text` with every sweep block's body rewritten from its kept JSON."""
-    opened = OPENING.findall(text)
-    closed = [m.group("name") for m in BLOCK.finditer(text)]
-    if opened != closed:
-        unclosed = [name for name in opened if opened.count(name) != closed.count(name)]
-        raise DocsError(f"unclosed or misnested sweep blocks: {', '.join(unclosed) or opened}")
 
-    def body(match: re.Match[str]) -> str:
-        name = match.group("name")
+    def body(name: str) -> str:
         data = load(name, directory)
         if data.get("sweep") != name:
             raise DocsError(f"{path_of(name, directory)} holds the sweep {data.get('sweep')!r}")
-        written = (
+        return (
             f"<!-- Written by `manage.py bench_docs` from docs/figures/sweeps/{name}.json: "
             "do not edit by hand. -->\n" + render(data)
         )
-        return match.group("open") + written + match.group("close")
 
-    return BLOCK.sub(body, text)
+    return rewrite_blocks(text, BLOCK, OPENING, body, kind="sweep")
 
 
 def blocks(text: str) -> list[str]:

@@ -96,6 +96,9 @@ def intro(run: SweepRun) -> list[str]:
         lines.append(
             "skipped (the data cannot hold them): " + ", ".join(f"{p:,}" for p in run.skipped)
         )
+    for empty in run.empty:
+        where = f"{empty['series']} at " if empty["series"] else ""
+        lines.append(f"not measured, {where}{empty['point']:,}: {empty['why']}")
     return lines
 
 
@@ -189,17 +192,22 @@ def _nice(value: float) -> float:
     return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= value)
 
 
-def charts(run: SweepRun) -> list[str]:
-    """The charts of each series, one after the other."""
+def charts(run: SweepRun) -> dict[str, list[tuple[str, str]]]:
+    """`{series: [(caption, svg), ...]}`: each series' charts, each with a caption that names
+    the series, what the chart draws and its x axis ({"": [...]} for a sweep of one request)."""
     data = run.to_dict()["points"]
-    out = []
+    out = {}
     for series in run.by_series():
         measured = [p for p in data if p["off"] and p["on"] and (p["series"] or "") == series]
-        out += _series_charts(run, series, measured)
+        out[series] = [
+            (f"{label} against {run.axis_of(series)}", svg)
+            for label, svg in _series_charts(run, series, measured)
+            if svg
+        ]
     return out
 
 
-def _series_charts(run: SweepRun, series: str, measured: list[dict]) -> list[str]:
+def _series_charts(run: SweepRun, series: str, measured: list[dict]) -> list[tuple[str, str]]:
     """Both sides' p50 and database time against the point; with parts, a second chart of
     each side's database time by part."""
     name = f"{run.name}: {series}" if series else run.name
@@ -214,7 +222,7 @@ def _series_charts(run: SweepRun, series: str, measured: list[dict]) -> list[str
         for measure, key in (("p50", "p50_ms"), ("db", "db_p50_ms"))
         for side in ("off", "on")
     ]
-    out = [line_chart(lines, x_label=axis, label=f"{name}: p50 and database time")]
+    titled = [("p50 and database time", lines)]
     if run.parts:
         by_part = [
             (
@@ -226,7 +234,7 @@ def _series_charts(run: SweepRun, series: str, measured: list[dict]) -> list[str
             for side in ("off", "on")
             for i, part in enumerate(run.parts)
         ]
-        out.append(line_chart(by_part, x_label=axis, label=f"{name}: database time by part"))
+        titled.append(("database time by part", by_part))
     if run.streamed:
         # A streamed side's client has its first byte long before the last: both lines per side.
         first_byte = [
@@ -239,9 +247,7 @@ def _series_charts(run: SweepRun, series: str, measured: list[dict]) -> list[str
             for measure, key in (("p50", "p50_ms"), ("ttfb", "ttfb_p50_ms"))
             for side in ("off", "on")
         ]
-        out.append(
-            line_chart(first_byte, x_label=axis, label=f"{name}: p50 and time to first byte")
-        )
+        titled.append(("p50 and time to first byte", first_byte))
     if run.memory:
         memory = [
             (
@@ -252,8 +258,19 @@ def _series_charts(run: SweepRun, series: str, measured: list[dict]) -> list[str
             )
             for side in ("off", "on")
         ]
-        out.append(line_chart(memory, x_label=axis, label=f"{name}: peak memory", unit="MB"))
-    return out
+        titled.append(("peak memory", memory))
+    return [
+        (
+            f"{series}: {title}" if series else title,
+            line_chart(
+                lines,
+                x_label=axis,
+                label=f"{name}: {title}",
+                unit="MB" if title == "peak memory" else "ms",
+            ),
+        )
+        for title, lines in titled
+    ]
 
 
 def to_html(run: SweepRun) -> str:
@@ -264,8 +281,17 @@ def to_html(run: SweepRun) -> str:
         for p in run.points
         if p.entry.error
     )
-    tables = "".join(
-        (f"<h2>{escape(series)}</h2>" if series else "") + _html_table(run, series, points)
+    drawn = charts(run)
+    # Per series: its heading, its charts each under a caption, then its table, so a chart
+    # is never read under another series' name.
+    sections = "".join(
+        (f"<section><h2>{escape(series)}</h2>" if series else "<section>")
+        + "".join(
+            f"<figure><figcaption>{escape(caption)}</figcaption>{svg}</figure>"
+            for caption, svg in drawn.get(series, [])
+        )
+        + _html_table(run, series, points)
+        + "</section>"
         for series, points in run.by_series().items()
     )
     return f"""<!doctype html>
@@ -281,8 +307,7 @@ Solid lines are each side's p50, dashed ones its time in the database, dash-dott
 a side streams) its time to the first byte; the x axis is logarithmic,
 so a flat line is a constant cost, a straight rising line a logarithmic one, and a line that
 bends upward a cost linear in the work.</p>
-{"".join(charts(run))}
-{tables}
+{sections}
 </body></html>
 """
 

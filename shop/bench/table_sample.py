@@ -11,7 +11,8 @@ connections. The ORM's unqualified `FROM "orders_order"` then reads the copy; ev
 A copy gets the indexes Django made on the table (primary key, foreign keys, unique columns),
 not the db_indexes technique's: creating and dropping those is each side's `before()` hook,
 and with SAMPLE first on the path, `shop.techniques.db_indexes` finds, creates and drops them on
-the copy. Outside a transaction the copy is vacuumed (frozen, its visibility map set) and
+the copy (it looks each index up on the table the path finds and drops it schema-qualified, so
+the user's table of the same name keeps its own). Outside a transaction the copy is vacuumed (frozen, its visibility map set) and
 analyzed, as the seed leaves the real tables, so an index-only scan reads it alike.
 
 `release()` puts the path back and drops SAMPLE. The db_indexes module's after() hook calls it,

@@ -57,8 +57,8 @@ class NamedIndex:
     expression: bool = False
 
     def __post_init__(self) -> None:
-        # create_sql() inserts keywords after "CREATE INDEX", and drop_sql() drops by name:
-        # both are only right if the statement says what the fields say.
+        # create_sql() inserts keywords after "CREATE INDEX", and _states() looks the index up
+        # by name on its table: both are only right if the statement says what the fields say.
         if not self.sql.startswith(f"CREATE INDEX {self.name} ON {self.table} "):
             raise ValueError(f"{self.name}: sql must start 'CREATE INDEX {self.name} ON ...'")
 
@@ -66,8 +66,12 @@ class NamedIndex:
         keyword = "CREATE INDEX CONCURRENTLY" if concurrently else "CREATE INDEX"
         return f"{keyword} IF NOT EXISTS{self.sql.removeprefix('CREATE INDEX')}"
 
-    def drop_sql(self, *, concurrently: bool = False) -> str:
-        return f"DROP INDEX {'CONCURRENTLY ' if concurrently else ''}IF EXISTS {self.name}"
+    def drop_sql(self, schema: str, *, concurrently: bool = False) -> str:
+        # Schema-qualified: a bare name drops whichever index of that name the search_path
+        # finds first, which need not be the one on the table the path finds (a bench sample
+        # of the table in a schema of its own, without this index, finds the user's).
+        keyword = "DROP INDEX CONCURRENTLY" if concurrently else "DROP INDEX"
+        return f"{keyword} IF EXISTS {schema}.{self.name}"
 
 
 # Timings: EXPLAIN ANALYZE execution time of each query's SQL on the medium data set (quiet
@@ -167,11 +171,11 @@ def drop_all(*, using: str = "default") -> list[str]:
     """
     connection = connections[using]
     concurrently = not connection.in_atomic_block
-    dropped = [name for name, state in _states(using=using).items() if state is not None]
+    found = {name: state for name, state in _states(using=using).items() if state is not None}
     with connection.cursor() as cursor:
-        for name in dropped:
-            cursor.execute(BY_NAME[name].drop_sql(concurrently=concurrently))
-    return dropped
+        for name, (schema, _) in found.items():
+            cursor.execute(BY_NAME[name].drop_sql(schema, concurrently=concurrently))
+    return list(found)
 
 
 def create_all(*, using: str = "default", concurrently: bool = False) -> list[str]:
@@ -188,7 +192,8 @@ def create_all(*, using: str = "default", concurrently: bool = False) -> list[st
     connection = connections[using]
     if concurrently and connection.in_atomic_block:
         raise ValueError("CREATE INDEX CONCURRENTLY cannot run inside a transaction")
-    missing = {name: state for name, state in _states(using=using).items() if state != "valid"}
+    states = _states(using=using)
+    missing = {name: state for name, state in states.items() if state is None or not state[1]}
     created = []
     with connection.cursor() as cursor:
         if missing and connection.in_atomic_block:
@@ -200,8 +205,8 @@ def create_all(*, using: str = "default", concurrently: bool = False) -> list[st
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         for name, state in missing.items():
             index = BY_NAME[name]
-            if state == "invalid":
-                cursor.execute(index.drop_sql(concurrently=concurrently))
+            if state is not None:  # invalid: a failed concurrent build
+                cursor.execute(index.drop_sql(state[0], concurrently=concurrently))
             cursor.execute(index.create_sql(concurrently=concurrently))
             created.append(name)
         for table in dict.fromkeys(BY_NAME[n].table for n in created if BY_NAME[n].expression):
@@ -228,20 +233,24 @@ def in_effect(*, using: str = "default") -> bool:
 
 def present(*, using: str = "default") -> dict[str, bool]:
     """`{index name: True if it exists and is valid}`, in INDEXES order."""
-    return {name: state == "valid" for name, state in _states(using=using).items()}
+    return {name: state is not None and state[1] for name, state in _states(using=using).items()}
 
 
-def _states(*, using: str) -> dict[str, str | None]:
-    """`{index name: "valid", "invalid" (a failed concurrent build) or None (absent)}`."""
+def _states(*, using: str) -> dict[str, tuple[str, bool] | None]:
+    """`{index name: (its schema, whether it is valid), or None when absent}`.
+
+    Each index is looked up on its table as the search_path resolves it (`'<table>'::regclass`),
+    which is the table the queries read: an index of the same name on a table of the same name
+    in another schema on the path is not this table's. (The bench's sample puts a copy of a
+    table first on the path; looking the name up alone would find the user's index instead.)
+    A failed concurrent build leaves an invalid index behind."""
     with connections[using].cursor() as cursor:
         cursor.execute(
-            "SELECT c.relname, i.indisvalid FROM pg_class c "
-            "JOIN pg_index i ON i.indexrelid = c.oid "
-            "WHERE c.relname = ANY(%s) AND pg_table_is_visible(c.oid)",
-            [list(BY_NAME)],
+            "SELECT c.relname, n.nspname, i.indisvalid FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE i.indrelid = ANY(%s::regclass[]) AND c.relname = ANY(%s)",
+            [list(dict.fromkeys(index.table for index in INDEXES)), list(BY_NAME)],
         )
-        found = dict(cursor.fetchall())
-    return {
-        name: None if name not in found else "valid" if found[name] else "invalid"
-        for name in BY_NAME
-    }
+        found = {name: (schema, valid) for name, schema, valid in cursor.fetchall()}
+    return {name: found.get(name) for name in BY_NAME}

@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from html import escape
 from io import StringIO
 
 import pytest
@@ -15,7 +16,7 @@ from django.db import connection
 
 from catalog.models import Product
 from orders.models import Order
-from shop.bench import sweep_pages, sweep_report, table_sample
+from shop.bench import sweep_docs, sweep_pages, sweep_report, table_sample
 from shop.bench.scenarios import (
     algorithmic_complexity,
     cursor_pagination,
@@ -302,3 +303,101 @@ def test_streaming_export_records_peak_memory_and_first_byte_at_each_point(tmp_p
     assert 'data-series="off peak memory"' in html and 'data-series="on peak memory"' in html
     assert 'data-series="off ttfb"' in html and 'data-series="on ttfb"' in html
     assert "<th>on ttfb</th>" in html
+
+
+TECHNIQUE_INDEXES = set(db_indexes.BY_NAME)
+
+
+def _technique_indexes(schema: str) -> set[str]:
+    """The technique's indexes in `schema`, as pg_indexes lists them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND indexname = ANY(%s)",
+            [schema, list(TECHNIQUE_INDEXES)],
+        )
+        return {name for (name,) in cursor.fetchall()}
+
+
+def test_on_before_off_builds_the_indexes_on_the_copies_and_never_touches_the_users(
+    sampled_shop,
+):
+    table_sample.use(db_indexes_scenario.SAMPLED, 10, skip_indexes=list(TECHNIQUE_INDEXES))
+    try:
+        assert _technique_indexes(table_sample.SCHEMA) == set()
+        assert not any(db_indexes.present().values())  # the copies have none
+        db_indexes.apply_state(True)  # the on side first
+        assert _technique_indexes(table_sample.SCHEMA) == TECHNIQUE_INDEXES
+        assert db_indexes.in_effect()
+        db_indexes.apply_state(False)
+        assert _technique_indexes(table_sample.SCHEMA) == set()
+        assert _technique_indexes("public") == TECHNIQUE_INDEXES  # the user's keep theirs
+        db_indexes.apply_state(True)
+        assert _technique_indexes(table_sample.SCHEMA) == TECHNIQUE_INDEXES
+    finally:
+        table_sample.release()
+    assert _technique_indexes("public") == TECHNIQUE_INDEXES and db_indexes.in_effect()
+
+
+def test_the_users_indexes_are_all_there_during_every_sampled_point(
+    sampled_shop, monkeypatch, tmp_path
+):
+    """Read from pg_indexes in each side's before() hook, once it has put its state: on a
+    sample, each side's indexes are on the copies, and the user's tables keep all of theirs."""
+    seen = []
+    before = db_indexes_scenario.before
+
+    def watched(enabled: bool) -> None:
+        before(enabled)
+        public, copy = _technique_indexes("public"), _technique_indexes(table_sample.SCHEMA)
+        seen.append((table_sample.in_use(), enabled, public, copy))
+
+    monkeypatch.setattr(db_indexes_scenario, "before", watched)
+    _db_indexes_sweep(monkeypatch)
+    data, _ = _sweep(tmp_path, "--sweep", "db_indexes", "--repeat", "1")
+    assert all(point["error"] == "" for point in data["points"])
+    sampled = [(enabled, public, copy) for in_use, enabled, public, copy in seen if in_use]
+    assert {enabled for enabled, _, _ in sampled} == {False, True}
+    for enabled, public, copy in sampled:
+        assert public == TECHNIQUE_INDEXES
+        assert copy == (TECHNIQUE_INDEXES if enabled else set())
+    # At 100% the tables are the user's: the off side drops theirs, and after() restores them.
+    assert any(not in_use and not enabled and not public for in_use, enabled, public, _ in seen)
+    assert _technique_indexes("public") == TECHNIQUE_INDEXES
+
+
+def test_a_series_whose_answer_is_empty_at_a_point_is_not_measured_there(
+    sampled_shop, monkeypatch, tmp_path
+):
+    """No product in the 10% sample matches the search: its page query would never run, so
+    that point is left out, with why, in the JSON, the reports and the chapter's block."""
+    Product.objects.filter(id__lt=10).update(name="Lamp")
+    _db_indexes_sweep(monkeypatch)
+    data, _ = _sweep(tmp_path, "--sweep", "db_indexes", "--repeat", "1")
+    (empty,) = data["empty"]
+    assert (empty["series"], empty["asked"], empty["point"]) == ("product search", 10, 9)
+    assert "search=kettle" in empty["why"] and "answers no rows" in empty["why"]
+    search = [p for p in data["points"] if p["series"] == "product search"]
+    assert [(p["asked"], p["point"]) for p in search] == [(50, 49), (100, 80)]
+    assert all(p["entry"]["on"]["status"] == 200 for p in search)
+    assert len([p for p in data["points"] if p["series"] == "staff filter"]) == 3
+    said = f"not measured, product search at 9: {empty['why']}"
+    assert said in (tmp_path / "sweep.md").read_text()
+    assert escape(said) in (tmp_path / "sweep.html").read_text()
+    assert f"Not measured, product search at 9: {empty['why']}." in sweep_docs.render(data)
+
+
+def test_the_html_puts_each_series_charts_and_table_under_its_heading(
+    sampled_shop, monkeypatch, tmp_path
+):
+    _db_indexes_sweep(monkeypatch)
+    data, _ = _sweep(tmp_path, "--sweep", "db_indexes", "--repeat", "1")
+    html = (tmp_path / "sweep.html").read_text()
+    sections = re.findall(r"<section><h2>([^<]+)</h2>(.*?)</section>", html, re.DOTALL)
+    assert [name for name, _ in sections] == [s["name"] for s in data["series"]]
+    for (name, body), series in zip(sections, data["series"], strict=True):
+        captions = re.findall(r"<figcaption>([^<]+)</figcaption>\s*<svg", body)
+        assert captions == [
+            f"{name}: p50 and database time against {series['axis']}",
+            f"{name}: database time by part against {series['axis']}",
+        ]
+        assert body.index("<figure>") < body.index("<table>")  # charts, then the table

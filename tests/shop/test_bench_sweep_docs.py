@@ -106,3 +106,25 @@ def test_an_unknown_unclosed_or_mismatched_block_is_an_error(tmp_path):
         sweep_docs.update(
             "<!-- sweep:select_related -->\n<!-- /sweep:select_related -->\n", tmp_path
         )
+
+
+def test_bench_and_sweep_blocks_share_one_parser(monkeypatch):
+    """One rewrite of marked blocks (docs.rewrite_blocks) serves both kinds: a bench block and
+    a sweep block on one page are each rewritten by their own renderer, the other left alone."""
+    page = "<!-- bench:run -->\nold\n<!-- /bench:run -->\n<!-- sweep:db_indexes -->\nold\n"
+    page += "<!-- /sweep:db_indexes -->\n"
+    called = []
+
+    def shared(text, block, opening, body, *, kind):
+        called.append(kind)
+        return docs_rewrite(text, block, opening, body, kind=kind)
+
+    docs_rewrite = docs.rewrite_blocks
+    monkeypatch.setattr(docs, "rewrite_blocks", shared)
+    monkeypatch.setattr(sweep_docs, "rewrite_blocks", shared)
+    swept = sweep_docs.update(page)
+    assert "old\n<!-- /bench:run -->" in swept and "<!-- /sweep:db_indexes -->" in swept
+    assert "Written by `manage.py bench_docs` from docs/figures/sweeps/db_indexes.json" in swept
+    both = docs.update(swept, docs.load())
+    assert "old" not in both
+    assert called == ["sweep", "bench"]

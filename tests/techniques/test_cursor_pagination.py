@@ -167,7 +167,7 @@ def test_the_benchmark_refuses_to_run_without_the_index():
     before anything is timed."""
     OrderFactory.create_batch(3, created_at=START)
     with connection.cursor() as cursor:  # rolled back with the test
-        cursor.execute(db_indexes.BY_NAME[INDEX].drop_sql())
+        cursor.execute(db_indexes.BY_NAME[INDEX].drop_sql("public"))
     with pytest.raises(BenchError, match=f"{INDEX} is missing.*db_indexes on"):
         scenario.SCENARIO.prepare()
     with connection.cursor() as cursor:

@@ -386,7 +386,7 @@ def test_inside_a_transaction_drop_is_plain_and_concurrent_create_is_refused():
     with CaptureQueriesContext(connection) as captured:
         db_indexes.drop_all()
     drops = [query["sql"] for query in captured if query["sql"].startswith("DROP")]
-    assert drops == [f"DROP INDEX IF EXISTS {index.name}" for index in INDEXES]
+    assert drops == [f"DROP INDEX IF EXISTS public.{index.name}" for index in INDEXES]
     with pytest.raises(ValueError, match="inside a transaction"):
         db_indexes.create_all(concurrently=True)
 
@@ -412,8 +412,8 @@ def test_sql_variants_and_a_statement_that_disagrees_with_its_name():
         "CREATE INDEX CONCURRENTLY IF NOT EXISTS orders_order_created_idx "
         "ON orders_order (created_at DESC, id DESC)"
     )
-    assert index.drop_sql(concurrently=True) == (
-        "DROP INDEX CONCURRENTLY IF EXISTS orders_order_created_idx"
+    assert index.drop_sql("public", concurrently=True) == (
+        "DROP INDEX CONCURRENTLY IF EXISTS public.orders_order_created_idx"
     )
     with pytest.raises(ValueError, match="must start"):
         NamedIndex(
