@@ -32,7 +32,8 @@ class Sample:
     ttfb_ms: float | None = None
     streamed: bool = False
     # Counts beyond the queries (shop.bench.metrics): cache operations, connections opened,
-    # and the scenario's own (units oversold, tasks lost). A count that stayed 0 may be absent.
+    # and the scenario's own (units oversold, tasks lost), 0 included when it reported one; a
+    # cache count that stayed 0 is absent.
     metrics: dict[str, float] = field(default_factory=dict)
 
 

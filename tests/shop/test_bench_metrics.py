@@ -112,7 +112,7 @@ def test_a_requests_cache_operations_reach_its_sample(requester):
         sample = send(requester, Prepared.of(Call("GET", "/api/perf/ping/"), requester), flags={})
     finally:
         request_started.disconnect(looks_up)
-    assert sample.metrics == {metrics.CACHE_MISSES: 1}
+    assert sample.metrics == {metrics.CACHE_MISSES: 1, metrics.CONNECTIONS_OPENED: 0}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -149,7 +149,10 @@ def test_a_scenario_reports_counts_of_its_own_and_the_primary_share(products):
         name="select_related",
         title="product list, with a count of its own",
         call=lambda: Call("GET", "/api/products/?page_size=5"),
-        metrics=lambda response: {metrics.UNITS_OVERSOLD: len(response.json()["results"])},
+        metrics=lambda response: {
+            metrics.UNITS_OVERSOLD: len(response.json()["results"]),
+            "stale_reads": 0,
+        },
     )
     entry = run_scenario(
         Suite("select_related", [scenario]),
@@ -164,5 +167,7 @@ def test_a_scenario_reports_counts_of_its_own_and_the_primary_share(products):
     assert on["metrics"][metrics.UNITS_OVERSOLD] == {"p50": 5, "total": 15}
     assert list(on["metrics"])[: len(metrics.COMMON)] == list(metrics.COMMON)
     assert on["metrics"][metrics.CACHE_HITS] == {"p50": 0, "total": 0}
+    # A count of the scenario's own is reported when it is 0 too, not left out.
+    assert on["metrics"]["stale_reads"] == {"p50": 0, "total": 0}
     # The test settings mirror the replica onto the primary: every query is the primary's.
     assert on["primary_share"] == 1.0
