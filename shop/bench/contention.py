@@ -39,9 +39,9 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from catalog.models import Brand, Category, Product, Variant
-from orders.models import Order, OrderEvent
+from orders.models import Order
 from shop import toggles
-from shop.bench import metrics
+from shop.bench import metrics, placed_orders
 from shop.bench.samples import Sample, percentile
 from shop.bench.scenario import ExtraArm
 from shop.perf_headers import TOGGLE_HEADER
@@ -190,20 +190,9 @@ def cleanup(variant_ids: list[int] | None = None) -> list[str]:
         return []
     orders = Order.objects.filter(items__variant_id__in=variant_ids)
     with transaction.atomic():
-        # The event log is append-only (orders/migrations/0002): its trigger refuses DELETE.
-        # The rounds' own events go with their orders, so the rule is lifted for this one
-        # transaction only. ALTER TABLE holds an exclusive lock on the table until the
-        # commit, by which time the trigger is back: no other session ever writes without it.
-        with connection.cursor() as cursor:
-            cursor.execute(f"ALTER TABLE orders_orderevent DISABLE TRIGGER {_APPEND_ONLY}")
-            OrderEvent.objects.filter(order__in=orders).delete()  # events protect their order
-            deleted = orders.delete()[1].get("orders.Order", 0)
-            cursor.execute(f"ALTER TABLE orders_orderevent ENABLE TRIGGER {_APPEND_ONLY}")
+        deleted = placed_orders.delete(orders)
         Product.objects.filter(variants__pk__in=variant_ids).delete()
     return [f"{len(variant_ids)} contended variants and their {deleted} orders"]
-
-
-_APPEND_ONLY = "orders_orderevent_append_only"
 
 
 def _retries() -> int:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from time import monotonic
 from typing import TypeVar
 
+import psycopg
 from django.conf import settings
 from django.core.cache import cache
 from django.core.signals import setting_changed
@@ -187,15 +188,20 @@ LAG_SQL = (
 
 class Health:
     """The replica's lag, probed at most once per READ_REPLICA_PROBE_SECONDS per process, on
-    the replica alias's own connection; a probe that fails marks it down for
+    a connection of the probe's own to the replica alias's server; a probe that fails marks it down for
     READ_REPLICA_RETRY_SECONDS, with one warning, so a dead replica costs one failed connect
     per period, not one per query."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._connection: psycopg.Connection | None = None
+        self._params: dict = {}  # what `_connection` was opened with
         self.reset()
 
     def reset(self) -> None:
+        if getattr(self, "_connection", None) is not None:
+            self._connection.close()  # the settings it was opened with may have changed
+            self._connection = None
         self.lag: float | None = None  # seconds; None: down, or never probed
         self.checked_at = float("-inf")
         self.down_since: float | None = None
@@ -217,10 +223,8 @@ class Health:
     def probe(self, alias: str) -> None:
         self.checked_at = monotonic()
         try:
-            with connections[alias].cursor() as cursor:
-                cursor.execute(LAG_SQL)
-                lag = float(cursor.fetchone()[0])
-        except DatabaseError as exc:
+            lag = self._lag(alias)
+        except (DatabaseError, psycopg.Error) as exc:
             self.mark_down(alias, exc)
             return
         if self.down_since is not None:
@@ -233,6 +237,24 @@ class Health:
                 lag,
                 settings.READ_REPLICA_MAX_LAG_SECONDS,
             )
+
+    def _lag(self, alias: str) -> float:
+        """Asked on a connection of the probe's own, not one of the alias's: with
+        connection_pooling on, a pool lends connections, and a pool whose server is down
+        makes its borrower wait its whole timeout (5 s) where a direct connect to a refused
+        port fails at once (and to a silent host within connect_timeout)."""
+        params = connections[alias].get_connection_params()
+        params = {k: v for k, v in params.items() if k not in ("cursor_factory", "context")}
+        if self._connection is None or self._connection.closed or self._params != params:
+            if self._connection is not None:
+                self._connection.close()
+            self._connection, self._params = None, params
+            self._connection = psycopg.connect(**params, autocommit=True)
+        try:
+            return float(self._connection.execute(LAG_SQL).fetchone()[0])
+        except psycopg.Error:
+            self._connection.close()
+            raise
 
     def mark_down(self, alias: str, exc: Exception) -> None:
         self.checked_at = monotonic()
