@@ -114,6 +114,8 @@ class HttpPair:
     # More arms, by label, each a server of its own (shop.bench.http_servers: persistent
     # connections and PgBouncer next to connection_pooling's off and on).
     arms: dict[str, HttpSide] = field(default_factory=dict)
+    # The arms that could not run here, by label, and why (no PgBouncer): a page says so.
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -130,6 +132,7 @@ class HttpPair:
                 if self.arms
                 else {}
             ),
+            **({"skipped_arms": dict(self.skipped)} if self.skipped else {}),
         }
 
 

@@ -124,6 +124,9 @@ class Checked:
 
     open_loop: bool
     options: dict[str, Any]  # with the defaults filled in
+    # The mode's options as given, defaults left out: the JSON's `arguments`, from which the
+    # docs' figures (shop/bench/http_docs.py) show the command that made them.
+    given: dict[str, Any] = field(default_factory=dict)
     directory: Path = Path()  # the report directory, created and writable
     suites: list[discovery.Suite] = field(default_factory=list)  # --http
     target: str = BASELINE_PATH  # --open-loop: a PATH or a scenario NAME
@@ -133,11 +136,12 @@ def check(options: dict[str, Any], *, default_dir: Path) -> Checked:
     if options["http"] and options["open_loop"]:
         raise BenchError("--http and --open-loop are two modes: choose one")
     refuse_misplaced(options)
+    given = {key: options[key] for key in MODE_OPTIONS if options.get(key) is not None}
     options = {**options, **{k: v for k, v in DEFAULTS.items() if options.get(k) is None}}
     names: list[str] = options["names"]
     if options["url"]:
         open_loop.require_loopback(options["url"])
-    checked = Checked(open_loop=options["open_loop"], options=options)
+    checked = Checked(open_loop=options["open_loop"], options=options, given=given)
     if checked.open_loop:
         if len(names) > 1:
             raise BenchError("--open-loop sends one request: give one PATH or scenario NAME")
@@ -188,6 +192,10 @@ def handle(checked: Checked, *, write: Callable[[str], None]) -> None:
         "settings_module": os.environ.get("DJANGO_SETTINGS_MODULE", settings.SETTINGS_MODULE),
         # The client, gunicorn and PostgreSQL share these CPUs: the load says how busy they were.
         "machine": dataset.machine(),
+        # What `--http` or `--open-loop` was given, and the data it ran on: the command and the
+        # data set a page names next to the figures (shop/bench/http_docs.py).
+        "arguments": {"names": list(options["names"]), **checked.given},
+        "dataset": _dataset(),
     }
     write(
         f"{data['machine']['cpu_count']} CPUs, load average "
@@ -251,6 +259,11 @@ def handle(checked: Checked, *, write: Callable[[str], None]) -> None:
             f"every request failed: {'; '.join(failed)}. Is {where} answering? "
             "The report shows the failures."
         )
+
+
+def _dataset() -> dict[str, Any]:
+    rows = dataset.row_counts()
+    return {"size": dataset.matching_size(rows), "rows": rows}
 
 
 @contextlib.contextmanager

@@ -45,12 +45,13 @@ def run(
         raise BenchError(f"--requests is between 2 and {http.MAX_REQUESTS}")
     scenario = suite.scenarios[0]
     environments: dict[str, dict[str, str]] = module.servers()
-    labels = []
+    labels, skipped = [], {}
     for label in environments:
         why = module.unavailable(label)
         if why is None:
             labels.append(label)
         else:
+            skipped[label] = why
             out(f"skipped the {label} arm of {suite.name}: {why}")
     requester = Requester()
     try:
@@ -101,6 +102,7 @@ def run(
         same_answer=same,
         difference=difference,
         arms=sides,
+        skipped=skipped,
     )
 
 

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from shop.bench import discovery, http, open_loop, server
+from shop.bench import discovery, http, http_docs, open_loop, server
 from shop.bench.measure import BenchError
 from shop.techniques import db_indexes
 from tests.http_stub import Reply, Request, serve
@@ -190,6 +190,13 @@ def test_open_loop_against_gunicorn_on_the_ping_endpoint(live_env, tmp_path):
     assert report["errors"] == 0 and report["error_kinds"] == {}
     assert report["url"].startswith("http://127.0.0.1:")
     assert report["machine"]["cpu_count"] >= 1
+    # What was given, defaults left out: the command a docs block names (shop/bench/http_docs.py).
+    assert report["arguments"] == {"names": [], "rate": 50.0, "duration": 1.0}
+    assert http_docs.command("open_loop", report) == (
+        "DJANGO_SETTINGS_MODULE=config.settings.loadtest .venv/bin/python manage.py bench "
+        "--open-loop --rate 50 --duration 1 --json docs/figures/http/open_loop.json"
+    )
+    assert set(report["dataset"]) == {"size", "rows"} and "products" in report["dataset"]["rows"]
     assert "achieved" in out.getvalue() and "p99" in out.getvalue()
     assert "p99" in (tmp_path / "bench.md").read_text()
     assert "achieved: " in (tmp_path / "bench.html").read_text()
@@ -213,7 +220,12 @@ def test_closed_loop_over_http_sends_the_toggle_to_gunicorn(live_env, products, 
         stdout=StringIO(),
         stderr=StringIO(),
     )
-    (pair,) = json.loads((tmp_path / "bench.json").read_text())["pairs"]
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert report["arguments"] == {"names": ["select_related"], "clients": 3, "requests": 12}
+    assert "--http select_related --clients 3 --requests 12 --json" in http_docs.command(
+        "select_related", report
+    )
+    (pair,) = report["pairs"]
     assert pair["request"] == "GET /api/products/?page_size=50"
     for side in ("off", "on"):
         assert pair[side]["requests"] == 12

@@ -2,8 +2,10 @@
 
 With `--from`, the JSON of a whole `manage.py bench` run becomes the kept one
 (`docs/figures/bench.json`). Then every marked block in README.md and docs/ is rewritten from
-the kept JSON, and every `<!-- sweep:NAME -->` block from docs/figures/sweeps/NAME.json. See
-shop/bench/docs.py, shop/bench/sweep_docs.py and docs/bench.md ("Regenerating the docs' figures").
+the kept JSON, every `<!-- sweep:NAME -->` block from docs/figures/sweeps/NAME.json, and every
+`<!-- http:NAME -->` block from docs/figures/http/NAME.json. See shop/bench/docs.py,
+shop/bench/sweep_docs.py, shop/bench/http_docs.py and docs/bench.md ("Regenerating the docs'
+figures").
 """
 
 import json
@@ -12,7 +14,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from shop.bench import docs, sweep_docs
+from shop.bench import docs, http_docs, sweep_docs
 from shop.bench.discovery import module_names
 
 
@@ -20,7 +22,8 @@ class Command(BaseCommand):
     help = (
         "Rewrite the bench figures in README.md and docs/ (the <!-- bench:NAME --> blocks) from "
         "docs/figures/bench.json, after copying a new run's JSON there with --from; and the "
-        "<!-- sweep:NAME --> blocks from docs/figures/sweeps/NAME.json."
+        "<!-- sweep:NAME --> blocks from docs/figures/sweeps/NAME.json, and the <!-- http:NAME --> "
+        "blocks from docs/figures/http/NAME.json."
     )
 
     def add_arguments(self, parser):
@@ -49,7 +52,7 @@ class Command(BaseCommand):
         for page in docs.pages():
             text = page.read_text(encoding="utf-8")
             try:
-                written = sweep_docs.update(docs.update(text, data))
+                written = http_docs.update(sweep_docs.update(docs.update(text, data)))
             except docs.DocsError as exc:
                 raise CommandError(f"{page}: {exc}") from None
             if written == text:
@@ -61,7 +64,7 @@ class Command(BaseCommand):
         for page in stale:
             self.stdout.write(f"{verb}: {page}")
         if not stale:
-            self.stdout.write("every page's figures match docs/figures/bench.json")
+            self.stdout.write("every page's figures match their kept runs in docs/figures/")
         if check and stale:
             raise CommandError("run `python manage.py bench_docs` to rewrite them")
 
