@@ -8,12 +8,14 @@ LOADTEST_TOGGLE:
     PERF_TOGGLES=connection_pooling=on  WEB_THREADS=8 make serve   # the pool (the default)
 
 Each user asks `GET /api/perf/toggles/` at its start what the server runs with, and logs a
-warning when that is not LOADTEST_TOGGLE's side. Nothing is held: the request reads no toggle.
+warning when that is not LOADTEST_TOGGLE's side. read_replica is held off, as in the bench:
+every query on the primary, where the pool (or PgBouncer) connects.
 """
 
 from locust import task
 
 from loadtests.common import TechniqueUser, json_body, logger
+from shop.bench import holds
 
 
 class ConnectionPoolingUser(TechniqueUser):
@@ -48,6 +50,6 @@ class ConnectionPoolingUser(TechniqueUser):
     def product_page(self) -> None:
         self.client.get(
             f"/api/products/{self.product_id}/",
-            headers=self.toggles(),
+            headers=self.toggles(**holds.CONNECTION_POOLING),
             name="connection_pooling: /api/products/<id>/",
         )

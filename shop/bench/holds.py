@@ -24,6 +24,10 @@ ALGORITHMIC_COMPLEXITY = MappingProxyType({"bulk_writes": True})
 # The order's other writes the same on both sides: only how stock is taken differs.
 INVENTORY_LOCKING = MappingProxyType({"bulk_writes": True, "algorithmic_complexity": True})
 
+# read_replica held off: every query on the primary, where each arm's connections go (a
+# PgBouncer arm pools the primary's), so the arms differ in how they connect and nothing else.
+CONNECTION_POOLING = MappingProxyType({"read_replica": False})
+
 # Held on, so both sides run the same code and only the indexes differ. read_replica held off:
 # the reads stay on the primary, where the side's indexes are built or dropped (and the sweep's
 # sampled copies made), so no side is timed before the replica has replayed its DDL.

@@ -24,6 +24,7 @@ from django.db import close_old_connections
 
 from catalog.models import Product
 from config import env
+from shop.bench import holds
 from shop.bench.measure import BenchError
 from shop.bench.scenario import Call, Scenario
 from shop.techniques import connection_pooling
@@ -69,6 +70,7 @@ SCENARIO = Scenario(
     call=_call,
     cold=True,
     reset=_end_connection,
+    hold=holds.CONNECTION_POOLING,
     notes="In process the test client keeps its connection between requests, so the warm pair "
     "runs on one open connection either way; the cold pair ends it before each run, as a "
     "server does after each response: off opens a new connection, on borrows one from the "
