@@ -8,13 +8,16 @@ from django.db import connections
 from django.http import JsonResponse
 
 from shop import toggles
-from shop.techniques import db_indexes
+from shop.techniques import db_indexes, table_partitioning
 
 TOGGLE_HEADER = "X-Perf-Toggles"
 
 # Toggles whose state is the database's, not the request's, with the command that changes it:
 # the header refuses them (a 400 saying so) and the echo never names them.
-NOT_PER_REQUEST = {db_indexes.TOGGLE.name: db_indexes.SWITCH}
+NOT_PER_REQUEST = {
+    db_indexes.TOGGLE.name: db_indexes.SWITCH,
+    table_partitioning.TOGGLE.name: table_partitioning.SWITCH,
+}
 
 
 def refusal(name: str, *, where: str) -> str:

@@ -167,6 +167,8 @@ def _open_loop_request(target: str) -> tuple[str, dict[str, str], Callable[[], N
     found = discovery.suite(target)
     _refuse_composite([found])
     scenario = found.scenarios[0]
+    if scenario.call is None:
+        raise BenchError(f"--open-loop sends requests: {target}'s first scenario is none")
     if scenario.prepare is not None:
         scenario.prepare()
     requester = Requester()
