@@ -10,7 +10,7 @@ becomes (id, created_at); ids still come from one identity sequence, so `id` alo
 one row, and the model keeps `id` as Django's primary key (the chapter says why).
 
 One partition per UTC month, from the oldest event's month (this month on an empty table) to
-three months ahead; `manage.py table_partitioning ahead` and the daily task keep the months
+three months ahead (or the newest event's month, if later); `manage.py table_partitioning ahead` and the daily task keep the months
 ahead coming. There is no DEFAULT partition: DETACH PARTITION CONCURRENTLY refuses a table that
 has one, and an event for a month without a partition fails loudly instead of piling up there.
 
@@ -39,7 +39,10 @@ DECLARE
         (SELECT date_trunc('month', min(created_at) AT TIME ZONE 'UTC')::date
          FROM orders_orderevent_plain),
         date_trunc('month', now() AT TIME ZONE 'UTC')::date);
-    last date := (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '3 months')::date;
+    last date := greatest(
+        (SELECT date_trunc('month', max(created_at) AT TIME ZONE 'UTC')::date
+         FROM orders_orderevent_plain),
+        (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '3 months')::date);
     month date := first;
 BEGIN
     WHILE month <= last LOOP

@@ -38,7 +38,7 @@ TOGGLE = toggles.register(
     description="the order event log partitioned by month, old months detached; set by the "
     "orders migrations, not per request",
 )
-SWITCH = "python manage.py migrate orders 0006 (off) | migrate orders (on)"
+SWITCH = "python manage.py migrate orders 0006` (off) or `python manage.py migrate orders` (on)"
 
 TABLE = "orders_orderevent"
 ARCHIVE_TABLE = "orders_orderevent_archive"
@@ -197,8 +197,9 @@ def delete_older(
     hot_standby_feedback holds that horizon back by up to wal_receiver_status_interval (10 s)
     and by its longest query: a VACUUM straight after the DELETE may leave them all behind."""
     connection = connections[using]
+    with connection.cursor() as cursor:
+        _run_deferred_checks(cursor)  # an enclosing transaction's, before ours begins
     with transaction.atomic(using=using), connection.cursor() as cursor:
-        _run_deferred_checks(cursor)
         cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER orders_orderevent_append_only")
         cursor.execute(f"DELETE FROM {table} WHERE created_at < %s", [cutoff])
         deleted = cursor.rowcount

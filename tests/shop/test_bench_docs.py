@@ -195,7 +195,10 @@ def test_a_block_renders_what_the_json_has_missing_fields_and_new_ones_alike(kep
     assert "database bytes" in docs.render("table", data)
     history_block = docs.render("order_history", data)
     assert "| off ÷ on | SQL floor |" in history_block
-    assert "| database time, p50 | 23.0 ms | 2.24 ms | 10.3× | – |" in history_block
+    # the floor's missing figure is a dash; off and on are whatever the kept run measured
+    assert re.search(
+        r"\| database time, p50 \| [\d.]+ ms \| [\d.]+ ms \| [\d.]+× \| – \|", history_block
+    )
 
     data["techniques"] = [e for e in data["techniques"] if e["name"] != "select_related"]
     assert "no scenario for select_related" in docs.render("select_related", data)

@@ -49,7 +49,8 @@ class Command(BaseCommand):
         for done in archived:
             self.stdout.write(f"  {done.name}  {done.rows:>10,} rows  {done.to}")
         rows = sum(done.rows for done in archived)
+        partitions = "partition" if len(archived) == 1 else "partitions"
         self.stdout.write(
-            f"archived {len(archived)} partitions ({rows:,} rows) older than {older_than} "
+            f"archived {len(archived)} {partitions} ({rows:,} rows) older than {older_than} "
             f"months in {perf_counter() - started:.2f} s"
         )
