@@ -57,13 +57,13 @@ def rows() -> int:
     return _active["rows"]
 
 
-def build(times: int) -> None:
+def build(times: int) -> bool:
     """Copy the user's event log `times` over into PLAIN and PARTITIONED. Idempotent for the
-    same `times`; another `times` rebuilds."""
+    same `times`; another `times` rebuilds. False, and no copies, when the log is empty."""
     if times < 1:
         raise ValueError(f"the copies hold the log 1 or more times over, not {times}")
     if _active.get("scale") == times:
-        return
+        return True
     release()
     connection = connections["default"]
     with connection.cursor() as cursor:
@@ -77,7 +77,7 @@ def build(times: int) -> None:
         cursor.execute(f"SELECT min(created_at), max(created_at) FROM {source}")
         first, last = cursor.fetchone()
         if first is None:
-            raise LookupError("the event log is empty: seed the database first")
+            return False
         for schema in SCHEMAS:
             cursor.execute(f"CREATE SCHEMA {schema}")
         columns = (
@@ -114,6 +114,7 @@ def build(times: int) -> None:
         (count,) = cursor.fetchone()
         _settle(cursor, f"{PLAIN}.{TABLE}", f"{PARTITIONED}.{TABLE}")
     _active.update(scale=times, month=month, rows=count)
+    return True
 
 
 def use(partitioned: bool) -> None:

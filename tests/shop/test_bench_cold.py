@@ -2,6 +2,7 @@
 new database connection, the project's cache emptied), reported next to the warm runs."""
 
 import copy
+import re
 
 import pytest
 from django.core.cache import cache
@@ -113,9 +114,13 @@ def test_the_reset_deletes_only_the_project_s_cache_keys(own_cache_keys):
 def test_the_docs_leave_out_the_cold_rows_of_a_run_without_them():
     data = copy.deepcopy(docs.load())
     (entry,) = [e for e in data["techniques"] if e["name"] == "order_history"]
+    entry["cold"] = None  # a run without cold runs
     assert "| cold p50 |" not in docs.render("order_history", data)
     entry["cold"] = {"off": entry["off"], "on": entry["on"], "speedup_p50": 2.0}
-    assert "| cold p50 | 66.6 ms | 7.99 ms | 2.0× | – |" in docs.render("order_history", data)
+    assert re.search(
+        r"\| cold p50 \| [\d.]+ ms \| [\d.]+ ms \| 2\.0× \| – \|",
+        docs.render("order_history", data),
+    )
 
 
 @pytest.mark.django_db
