@@ -300,3 +300,8 @@ def test_the_seed_loads_into_monthly_partitions_and_rebuilds_their_indexes():
             [filled],
         )
         assert set(dict(cursor.fetchall()).values()) == {3}
+
+
+def test_the_http_modes_refuse_the_pair_whose_sides_live_in_this_process():
+    with pytest.raises(CommandError, match="table_partitioning runs in process only"):
+        call_command("bench", "--http", "table_partitioning", stdout=StringIO())

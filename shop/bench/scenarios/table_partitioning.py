@@ -33,6 +33,12 @@ from shop.techniques import table_partitioning
 from shop.techniques.table_partitioning import add_months
 
 STAFF = "staff"  # the seeded staff account (not a superuser)
+# The HTTP modes refuse the module (shop/bench/http_cli.py): a server reads the real log.
+IN_PROCESS_ONLY = (
+    "its two layouts are copies on this process's search_path, and a server would read your "
+    "event log on both sides; to compare over HTTP, switch the layout with "
+    "`manage.py migrate orders 0006` and `manage.py migrate orders` between runs"
+)
 RECENT_HOURS = 24
 
 _state: dict[str, date] = {}
