@@ -245,3 +245,48 @@ class StaffOrderExportApi(APIView):
         return streaming_export.csv_response(
             rows=rows, header=list(selectors.ORDER_EXPORT_COLUMNS), filename="orders.csv"
         )
+
+
+class StaffEventListApi(APIView):
+    """The newest order events, newest first: the staff activity feed (table_partitioning
+    reads it from this month's partition alone)."""
+
+    permission_classes = [IsAdminUser]
+
+    class FilterSerializer(serializers.Serializer):
+        hours = serializers.IntegerField(
+            required=False, min_value=1, max_value=selectors.EVENTS_RECENT_MAX_HOURS
+        )
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        order_id = serializers.IntegerField()
+        kind = serializers.CharField()
+        created_at = serializers.DateTimeField()
+
+    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer(many=True))
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        events = selectors.event_list_recent(**filters.validated_data)
+        return Response(self.OutputSerializer(events, many=True).data)
+
+
+class StaffEventMonthApi(APIView):
+    """How many events of each kind one month holds (table_partitioning: one partition read)."""
+
+    permission_classes = [IsAdminUser]
+
+    class FilterSerializer(serializers.Serializer):
+        month = serializers.DateField(input_formats=["%Y-%m"], help_text="A UTC month: 2026-03.")
+
+    class OutputSerializer(serializers.Serializer):
+        kind = serializers.CharField()
+        count = serializers.IntegerField()
+
+    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer(many=True))
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        counts = selectors.event_month_counts(**filters.validated_data)
+        return Response(self.OutputSerializer(counts, many=True).data)

@@ -11,7 +11,7 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from catalog.models import Product
-from orders.models import Order
+from orders.models import Order, OrderEvent
 from shop.errors import InvalidInput, NotFound
 from shop.techniques import db_aggregation, denormalized_fields, prefetch_related
 
@@ -172,4 +172,27 @@ def order_export_rows(*, date_from: date | None = None, date_to: date | None = N
         Order.objects.filter(created_at__gte=start, created_at__lt=end)
         .order_by("created_at", "id")
         .values_list(*ORDER_EXPORT_COLUMNS.values())
+    )
+
+
+EVENTS_RECENT_MAX_HOURS = 168
+
+
+def event_list_recent(*, hours: int = 24, limit: int = 50) -> QuerySet[OrderEvent]:
+    """The newest events of the last `hours` hours, newest first: the staff activity feed. The
+    bound on created_at is what lets a partitioned log read only this month's partition."""
+    since = timezone.now() - timedelta(hours=hours)
+    return OrderEvent.objects.filter(created_at__gte=since).order_by("-created_at", "-id")[:limit]
+
+
+def event_month_counts(*, month: date) -> list[dict]:
+    """How many events of each kind one UTC month holds, by kind: a partitioned log reads
+    that month's partition alone (pruning), a plain one finds the month's rows in its index."""
+    start = datetime.combine(month.replace(day=1), time.min, tzinfo=UTC)
+    end = datetime.combine((start + timedelta(days=32)).date().replace(day=1), time.min, UTC)
+    return list(
+        OrderEvent.objects.filter(created_at__gte=start, created_at__lt=end)
+        .values("kind")
+        .annotate(count=Count("id"))
+        .order_by("kind")
     )

@@ -18,3 +18,12 @@ from orders import services
 )
 def send_order_confirmation(order_id: int) -> bool:
     return services.order_confirmation_send(order_id=order_id)
+
+
+# Run daily by celery beat (settings.CELERY_BEAT_SCHEDULE): creating a partition takes a brief
+# lock on the whole log, so it happens ahead of time, never when a month's first event arrives.
+@shared_task(name="orders.tasks.event_partitions_ahead")
+def event_partitions_ahead() -> list[str]:
+    from shop.techniques import table_partitioning
+
+    return table_partitioning.ensure_ahead()

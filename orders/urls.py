@@ -10,5 +10,7 @@ urlpatterns = [
     path("orders/<int:order_id>/cancel/", apis.OrderCancelApi.as_view(), name="order-cancel"),
     path("reports/sales/", apis.SalesReportApi.as_view(), name="sales-report"),
     path("staff/orders/", apis.StaffOrderListApi.as_view(), name="staff-order-list"),
+    path("staff/events/", apis.StaffEventListApi.as_view(), name="staff-event-list"),
+    path("staff/events/month/", apis.StaffEventMonthApi.as_view(), name="staff-event-month"),
     path("staff/orders/export.csv", apis.StaffOrderExportApi.as_view(), name="staff-order-export"),
 ]

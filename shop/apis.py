@@ -14,11 +14,14 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from shop import toggles
-from shop.techniques import connection_pooling, db_indexes
+from shop.techniques import connection_pooling, db_indexes, table_partitioning
 
 # The toggles the header refuses (shop.perf_headers.NOT_PER_REQUEST) are listed as the database
 # or the process has them: the state a request really runs with, whatever a flag says.
-DATABASE_STATE = {db_indexes.TOGGLE.name: db_indexes.in_effect}
+DATABASE_STATE = {
+    db_indexes.TOGGLE.name: db_indexes.in_effect,
+    table_partitioning.TOGGLE.name: table_partitioning.in_effect,
+}
 PROCESS_STATE = {connection_pooling.TOGGLE.name: connection_pooling.in_effect}
 
 

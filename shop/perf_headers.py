@@ -8,15 +8,17 @@ from django.db import connections
 from django.http import JsonResponse
 
 from shop import toggles
-from shop.techniques import connection_pooling, db_indexes
+from shop.techniques import connection_pooling, db_indexes, table_partitioning
 
 TOGGLE_HEADER = "X-Perf-Toggles"
 
 # Toggles whose state is not the request's, with what changes it: the header refuses them (a
-# 400 saying so) and the echo never names them. db_indexes' state is the database's;
-# connection_pooling's is the process's, which PERF_TOGGLES sets when it starts (SET_AT_START).
+# 400 saying so) and the echo never names them. db_indexes' and table_partitioning's state is
+# the database's; connection_pooling's is the process's, which PERF_TOGGLES sets when it starts
+# (SET_AT_START).
 NOT_PER_REQUEST = {
     db_indexes.TOGGLE.name: db_indexes.SWITCH,
+    table_partitioning.TOGGLE.name: table_partitioning.SWITCH,
     connection_pooling.TOGGLE.name: connection_pooling.SWITCH,
 }
 SET_AT_START = {connection_pooling.TOGGLE.name}

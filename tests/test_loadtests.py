@@ -9,9 +9,11 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.db.models import Sum
 
 from catalog.models import Variant
@@ -19,12 +21,12 @@ from orders.models import Order
 from shop import toggles
 from shop.bench import discovery
 from shop.bench.measure import per_request
-from shop.techniques import db_indexes
+from shop.techniques import db_indexes, table_partitioning
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "loadtests" / "scenarios"
 # What the server refuses per request: the scenario runs against the database's state instead.
-NOT_PER_REQUEST = {"db_indexes", "connection_pooling"}
+NOT_PER_REQUEST = {"db_indexes", "connection_pooling", "table_partitioning"}
 # The scenarios that place orders.
 WRITES = {"bulk_writes", "algorithmic_complexity", "inventory_locking"}
 
@@ -94,12 +96,18 @@ def test_every_scenario_runs_off_and_on_against_a_live_server(seeded, live_serve
     reads = sorted({toggle.name for toggle in toggles.registered()} - WRITES)
     runs = {"on": _run_against(live_server.url, "on", *reads)}
     # db_indexes cannot be switched per request: its off side runs against a database without
-    # the indexes, as after `manage.py db_indexes off`.
+    # the indexes, as after `manage.py db_indexes off`; table_partitioning's against a plain
+    # event log, as after `manage.py migrate orders 0006`.
     db_indexes.apply_state(False)
+    call_command("migrate", "orders", "0006", verbosity=0)
     try:
+        assert not table_partitioning.in_effect()
         runs["off"] = _run_against(live_server.url, "off", *reads)
     finally:
         db_indexes.apply_state(True)
+        call_command("migrate", "orders", verbosity=0)
+        # the months the test database had (tests/conftest.py), which the migrations dropped
+        table_partitioning.ensure(date(2024, 1, 1), date.today())
     for side in ("on", "off"):
         runs[side].update(_run_against(live_server.url, side, *WRITES))
 

@@ -179,6 +179,10 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "orders.tasks.send_order_confirmation": {"queue": "email"},
 }
+# The order event log's partitions for the months ahead (table_partitioning), made daily.
+CELERY_BEAT_SCHEDULE = {
+    "event-partitions-ahead": {"task": "orders.tasks.event_partitions_ahead", "schedule": 86400},
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 

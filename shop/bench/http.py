@@ -259,6 +259,9 @@ def run_suite(
                     "transaction commits"
                 )
                 continue
+            if scenario.call is None:
+                out(f"skipped {scenario.name} ({scenario.title}): it is no request")
+                continue
             if scenario.prepare is not None:
                 scenario.prepare()
             prepared = Prepared.of(scenario.call(), requester)

@@ -178,6 +178,8 @@ def _check_scenario_target(target: str) -> None:
         raise BenchError(f"--open-loop {target}: neither a PATH nor a scenario NAME; {hint}")
     found = discovery.suite(target)
     _refuse_composite([found])
+    if found.scenarios[0].call is None:
+        raise BenchError(f"--open-loop sends requests: {target}'s first scenario is none")
     if found.scenarios[0].writes:
         raise BenchError(f"--open-loop sends GET requests: {target}'s request writes")
 
@@ -302,6 +304,12 @@ def _refuse_composite(suites: list[discovery.Suite]) -> None:
             f"{', '.join(composite)}: a composite scenario (every toggle off against every one "
             "on) runs in process only; over HTTP, name its techniques"
         )
+    # A module whose sides exist only in this process (table_partitioning's copies, on this
+    # process's search_path) says why; a server would measure one side twice.
+    for suite in suites:
+        why = getattr(discovery.import_module(suite.name), "IN_PROCESS_ONLY", "")
+        if why:
+            raise BenchError(f"{suite.name} runs in process only: {why}")
 
 
 def _write_report(

@@ -38,6 +38,7 @@ COMMON = (CACHE_HITS, CACHE_MISSES, CACHE_SETS, CACHE_DELETES, CONNECTIONS_OPENE
 # every report spells them the same way.
 UNITS_OVERSOLD = "units_oversold"
 TASKS_LOST = "tasks_lost"
+DEAD_TUPLES = "dead_tuples"  # left in a table after a job (table_partitioning's archive)
 
 _MISSING = object()
 

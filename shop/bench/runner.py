@@ -57,12 +57,19 @@ def run_scenario(
     try:
         if scenario.prepare is not None:
             scenario.prepare()
-        call = scenario.call()
-        prepared = Prepared.of(call, requester)
-        entry.path, entry.user = str(prepared), call.user
-        baseline = Prepared.of(baseline_of(call), requester)
+        job = scenario.run
+        if job is not None:  # no request: each side times itself, no baseline beside it
+            prepared, baseline = None, None
+            entry.path = scenario.path
+        else:
+            call = scenario.call()
+            prepared = Prepared.of(call, requester)
+            entry.path, entry.user = str(prepared), call.user
+            baseline = Prepared.of(baseline_of(call), requester)
 
         def side(state: bool, memory: bool = False) -> Callable[[], Sample]:
+            if job is not None:
+                return lambda: job(state)
             return lambda: send(
                 requester,
                 prepared,
@@ -87,7 +94,11 @@ def run_scenario(
                 # In the on side's state (after before(True)): the floor reads what on reads.
                 *(Arm(arm.label, True, keepers[arm.label]) for arm in scenario.arms),
                 # Not compared with anything: only its time is kept, the ceiling's denominator.
-                Arm("baseline", True, lambda: send(requester, baseline, flags=flags[True])),
+                *(
+                    [Arm("baseline", True, lambda: send(requester, baseline, flags=flags[True]))]
+                    if baseline is not None
+                    else []
+                ),
             ],
             runs=runs,
             warmup=plan.warmups(scenario),
@@ -97,7 +108,7 @@ def run_scenario(
             label=label,
         )
         entry.off, entry.on = Side(samples["off"]), Side(samples["on"])
-        entry.baseline = Side(samples["baseline"])
+        entry.baseline = Side(samples["baseline"]) if baseline is not None else None
         if len(samples["off"]) < runs:
             entry.warnings.append(
                 f"{len(samples['off'])} of {runs} runs per side: the scenario's "

@@ -83,7 +83,9 @@ class ExtraArm:
 class Scenario:
     name: str  # the technique (and toggle) it measures
     title: str  # what is measured, in a few words, for the report
-    call: Callable[[], Call]  # builds the request; runs once, after prepare
+    # Builds the request; runs once, after prepare. None for a scenario that is no request
+    # (`run`): the HTTP modes skip it.
+    call: Callable[[], Call] | None = None
     # Runs once before the warm-up: finds ids in the seeded data, builds a payload. It must not
     # write: it runs outside any rollback, and the bench leaves the data as it found it. Its
     # return value is ignored; stash what `call` needs in module state or a closure.
@@ -128,6 +130,12 @@ class Scenario:
     reset: Callable[[], None] | None = None
     # Bounds on the scenario's figures, checked and reported with every run.
     targets: tuple[Target, ...] = ()
+    # A job that is no request (archiving a month of the event log): each side times itself,
+    # as an ExtraArm does, called with the side's state after its before(). It replaces
+    # `call`, and no baseline request is sent alongside. `path` says what it runs, for the
+    # reports.
+    run: Callable[[bool], Sample] | None = None
+    path: str = ""
 
     def flags(self, enabled: bool) -> dict[str, bool]:
         """The toggles a side sets: the held ones and the technique at `enabled`, or every

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from time import perf_counter
 
 from django.contrib.auth.hashers import make_password
@@ -14,7 +14,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from shop.seed import db
 from shop.seed.generate import Block, World
 from shop.seed.report import Progress, SeedReport, peak_rss_bytes
-from shop.seed.spec import DEFAULT_SEED, PASSWORD, SIZES
+from shop.seed.spec import DEFAULT_SEED, ORDER_SPAN_DAYS, PASSWORD, SIZES
 
 
 def default_anchor() -> date:
@@ -107,6 +107,11 @@ def seed(
             # queued, and PostgreSQL refuses to TRUNCATE or ALTER a table that has any.
             db.run_deferred_checks(cur)
             db.truncate(cur, truncated)
+            # A partitioned event log (table_partitioning) takes only rows with a month to go
+            # to: one partition per month of the orders' span, and the months ahead.
+            db.event_partitions(
+                cur, first=anchor - timedelta(days=ORDER_SPAN_DAYS + 1), last=anchor
+            )
         if rebuild_indexes:
             with phase("drop indexes"):
                 rebuild = db.drop_secondary(cur, db.LOADED_TABLES)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass
+from datetime import date
 from time import perf_counter
 
 from shop.seed.generate import COLUMNS
@@ -47,6 +48,29 @@ def existing_tables(cur, tables: list[str]) -> list[str]:
     )
     found = {row[0] for row in cur.fetchall()}
     return [t for t in tables if t in found]
+
+
+def partitioned(cur, tables: list[str]) -> list[str]:
+    """Which of `tables` are partitioned."""
+    cur.execute(
+        "SELECT relname FROM pg_class WHERE relkind = 'p' AND relname = ANY(%s) "
+        "AND pg_table_is_visible(oid)",
+        [tables],
+    )
+    return [row[0] for row in cur.fetchall()]
+
+
+def event_partitions(cur, *, first: date, last: date) -> None:
+    """A partition of the event log for every month from `first`'s to `last`'s and the months
+    ahead, when the log is partitioned (shop.techniques.table_partitioning). The seed's rows
+    cannot go in otherwise: there is no DEFAULT partition."""
+    from shop.techniques import table_partitioning
+
+    if not partitioned(cur, [table_partitioning.TABLE]):
+        return
+    table_partitioning.ensure(
+        first, table_partitioning.add_months(last, table_partitioning.AHEAD), using=cur.db.alias
+    )
 
 
 def row_counts(cur, tables: list[str]) -> dict[str, int]:
@@ -119,6 +143,9 @@ class CopyLoader:
         self.freeze = freeze
         self.flush_bytes = flush_bytes or FLUSH_BYTES
         self.threaded = threaded
+        # COPY FREEZE refuses a partitioned table (table_partitioning's event log): its rows
+        # go in unfrozen.
+        self.unfrozen = set(partitioned(cur, list(COLUMNS)))
         self.buffers: dict[str, list[str]] = {}
         self.sizes: dict[str, int] = {}
         self.rows: dict[str, int] = dict.fromkeys(COLUMNS, 0)
@@ -176,7 +203,7 @@ class CopyLoader:
 
     def _copy(self, table: str, chunks: list[str]) -> None:
         started = perf_counter()
-        options = " WITH (FREEZE)" if self.freeze else ""
+        options = " WITH (FREEZE)" if self.freeze and table not in self.unfrozen else ""
         with self.cur.copy(f"COPY {table} ({COLUMNS[table]}) FROM STDIN{options}") as copy:
             for data in chunks:
                 if self._abort:
@@ -268,7 +295,10 @@ def drop_secondary(cur, tables: list[str]) -> Rebuild:
         cur.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
     for name, _ in indexes:
         cur.execute(f"DROP INDEX {name}")
-    return Rebuild(indexes=[definition for _, definition in indexes], constraints=constraints)
+    # A partitioned table's index reads "ON ONLY table": re-created so, it would cover no
+    # partition. Without ONLY it is built on every partition, as the one dropped was.
+    definitions = [definition.replace(" ON ONLY ", " ON ", 1) for _, definition in indexes]
+    return Rebuild(indexes=definitions, constraints=constraints)
 
 
 def restore(cur, rebuild: Rebuild) -> None:

@@ -119,3 +119,37 @@ def test_an_arm_labelled_as_another_is_refused(fake_module, labels):
     fake_module.SCENARIO = Scenario(name=FAKE, title="t", call=lambda: Call("GET", PATH), arms=arms)
     with pytest.raises(BenchError, match=f"an extra arm is labelled {labels[-1]!r}"):
         discovery.suite(FAKE)
+
+
+def test_a_job_scenario_times_itself_in_each_sides_state_with_no_baseline(fake_module, tmp_path):
+    """`run=` instead of `call`: each side is the job, called with its state after its
+    before() hook; no request, no baseline."""
+    calls: list[tuple[str, bool]] = []
+
+    def job(state: bool) -> Sample:
+        calls.append(("run", state))
+        return Sample(
+            ms=1.0 if state else 9.0,
+            queries={"default": 1, "replica": 0},
+            bytes=0,
+            status=200,
+            answer={"rows": 3},
+        )
+
+    fake_module.before = lambda enabled: calls.append(("before", enabled))
+    fake_module.SCENARIO = Scenario(
+        name=FAKE, title="a job", run=job, path="JOB the fake job", repeat=2
+    )
+    data, _ = run_bench(tmp_path, FAKE, "--repeat", "2")
+    (entry,) = data["techniques"]
+    assert entry["path"] == "JOB the fake job" and entry["baseline"] is None
+    assert entry["same_answer"] is True and entry["speedup_p50"] == 9.0
+    assert entry["off"]["runs"] == entry["on"]["runs"] == 2
+    # every run of a side follows that side's before()
+    side = None
+    for kind, state in calls:
+        if kind == "before":
+            side = state
+        else:
+            assert state == side
+    assert [state for kind, state in calls if kind == "run"].count(True) == 2

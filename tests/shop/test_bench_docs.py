@@ -114,6 +114,8 @@ def test_the_kept_run_measured_the_scenarios_the_code_has(kept):
     recorded = {(e["name"], e["scenario"]): e["path"] for e in kept["techniques"]}
     for name in module_names():
         for index, scenario in enumerate(discovery.suite(name).scenarios):
+            if scenario.call is None:  # no request to compare (an archive job)
+                continue
             if scenario.prepare is not None:
                 scenario.prepare()
             call = scenario.call()

@@ -1,0 +1,65 @@
+"""table_partitioning under load: the staff activity feed and one month's counts by kind
+(shop/bench/scenarios/table_partitioning.py), in turn. Nothing held: neither reads another
+toggle. Retiring a month is a job, not a request (`manage.py archive`), so it is not here.
+
+The layout is a state of the database, not of a request: the server refuses
+`table_partitioning` in X-Perf-Toggles. Choose the side before the run (`manage.py migrate
+orders 0006` makes the log a plain table, `manage.py migrate orders` partitions it again) and
+say which with LOADTEST_TOGGLE; each user checks at its start, with `GET /api/perf/toggles/`,
+that the database is in that state, and stops with a failure if not.
+"""
+
+from datetime import date
+
+from locust import task
+from locust.exception import StopUser
+
+from loadtests.common import STAFF, TechniqueUser
+
+RECENT_HOURS = 24  # as the bench's feed
+
+
+class TablePartitioningUser(TechniqueUser):
+    technique = "table_partitioning"
+    per_request = False
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.check_database_state()
+        self.log_in(STAFF)
+        today = date.today()
+        # The last whole month, as the bench counts.
+        self.month = f"{today.year - (today.month == 1)}-{(today.month - 2) % 12 + 1:02d}"
+
+    def check_database_state(self) -> None:
+        with self.client.get(
+            "/api/perf/toggles/", name="learn: /api/perf/toggles/", catch_response=True
+        ) as response:
+            rows = response.json() if response.status_code == 200 else []
+            state = {row["name"]: row["enabled"] for row in rows}.get(self.technique)
+            if state is not self.enabled:
+                side = "on" if self.enabled else "off"
+                switch = "migrate orders" if self.enabled else "migrate orders 0006"
+                response.failure(
+                    f"LOADTEST_TOGGLE={side} but table_partitioning is "
+                    f"{'on' if state else 'off'} in the database: run `python manage.py {switch}`"
+                )
+                raise StopUser()
+
+    @task
+    def activity_feed(self) -> None:
+        if self.authenticated():
+            self.client.get(
+                f"/api/staff/events/?hours={RECENT_HOURS}",
+                headers=self.toggles(),
+                name=f"table_partitioning: /api/staff/events/ (last {RECENT_HOURS} h)",
+            )
+
+    @task
+    def month_counts(self) -> None:
+        if self.authenticated():
+            self.client.get(
+                f"/api/staff/events/month/?month={self.month}",
+                headers=self.toggles(),
+                name="table_partitioning: /api/staff/events/month/ (last whole month)",
+            )
