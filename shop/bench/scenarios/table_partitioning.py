@@ -25,7 +25,7 @@ from django.db import connections
 from shop.bench import event_tables
 from shop.bench.measure import BenchError, QueryCounter
 from shop.bench.metrics import DEAD_TUPLES
-from shop.bench.results import Sample
+from shop.bench.samples import Sample
 from shop.bench.scenario import Call, Scenario
 from shop.bench.sweep import Series, Sweep
 from shop.bench.targets import Target
