@@ -1,5 +1,6 @@
 """Writes to orders: placing, cancelling, confirming. Every rule that keeps stock and the
-denormalized totals right lives here, and each write is one transaction."""
+denormalized totals right lives here, and each write is one transaction, except placing an
+order, whose payment call the short_transactions technique may put between two."""
 
 import hashlib
 import json

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "loadtests" / "scenarios"
 # What the server refuses per request: the scenario runs against the database's state instead.
 NOT_PER_REQUEST = {"db_indexes"}
-WRITES = {"bulk_writes", "algorithmic_complexity"}  # the scenarios that place orders
+WRITES = {"bulk_writes", "algorithmic_complexity", "short_transactions"}  # they place orders
 
 
 def _driver(*args: str, toggle: str) -> subprocess.CompletedProcess:
@@ -139,7 +139,7 @@ def test_every_scenario_runs_off_and_on_against_a_live_server(seeded, live_serve
     # The write scenarios cancel each order they place: the stock is back, whatever the side.
     assert Variant.objects.aggregate(total=Sum("stock"))["total"] == stock
     new = Order.objects.order_by("-id")[: Order.objects.count() - orders]
-    assert len(new) == 4  # one order each, off and on, of bulk_writes and algorithmic_complexity
+    assert len(new) == 2 * len(WRITES)  # one order each, off and on, of each write scenario
     assert {order.status for order in new} == {Order.Status.CANCELLED}
 
 

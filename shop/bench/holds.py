@@ -21,6 +21,10 @@ FIELD_SELECTION = MappingProxyType({"fast_serialization": False})
 BULK_WRITES = MappingProxyType({"algorithmic_complexity": True})
 ALGORITHMIC_COMPLEXITY = MappingProxyType({"bulk_writes": True})
 
+# The order's stock and row writes the same few statements on both sides: only where the
+# transactions begin and end around the payment call differs.
+SHORT_TRANSACTIONS = MappingProxyType({"bulk_writes": True, "algorithmic_complexity": True})
+
 # Held on, so both sides run the same code and only the indexes differ.
 DB_INDEXES = MappingProxyType(
     {
