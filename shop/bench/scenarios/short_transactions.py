@@ -5,7 +5,7 @@ Alone, a buyer waits for the gateway either way: the two sides take about the sa
 that is the point of this pair, that the technique costs a lone request nothing (the same
 statements, in two short transactions instead of one). What it buys shows only when buyers of the
 same item overlap, which needs orders that really commit: `manage.py bench_contention` runs
-that (shop/bench/contention.py), and the chapter quotes it.
+that (shop/bench/gateway_contention.py), and the chapter quotes it.
 
 The gateway is a stub of its own on loopback with GATEWAY_LATENCY_MS, started in `prepare` and
 stopped in `after`, so the figures do not depend on the latency the local stack's stub has.

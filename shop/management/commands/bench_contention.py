@@ -1,6 +1,6 @@
 """`python manage.py bench_contention [--buyers 8] [--orders 5] [--latency-ms 200]`: concurrent
 buyers of the same item, with short_transactions off and on, orders committed for real
-(shop/bench/contention.py). It writes, then deletes what it wrote: run it on a seeded scratch
+(shop/bench/gateway_contention.py). It writes, then deletes what it wrote: run it on a seeded scratch
 database, not one that serves traffic."""
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from shop.bench import contention
+from shop.bench import gateway_contention
 
 
 class Command(BaseCommand):
@@ -36,7 +36,7 @@ class Command(BaseCommand):
             f"{latency_ms} ms, {rounds} rounds a side"
         )
         try:
-            result = contention.run(
+            result = gateway_contention.run(
                 buyers=buyers, orders=orders, latency_ms=latency_ms, rounds=rounds, lines=lines,
                 progress=lambda line: self.stdout.write(f"  {line}"),
             )  # fmt: skip

@@ -1,4 +1,4 @@
-"""The contention runner (shop/bench/contention.py): concurrent buyers whose orders commit for
+"""The contention runner (shop/bench/gateway_contention.py): concurrent buyers whose orders commit for
 real, off and on, and a database left exactly as it was found."""
 
 import pytest
@@ -7,7 +7,7 @@ from django.core.management import CommandError, call_command
 
 from catalog.models import Variant
 from orders.models import Order, OrderEvent, Payment
-from shop.bench import contention
+from shop.bench import gateway_contention
 from tests.factories import VariantFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,7 +26,7 @@ def snapshot():
 def test_every_order_commits_on_both_sides_and_the_run_cleans_up_after_itself():
     VariantFactory.create_batch(2, stock=3)
     before = snapshot()
-    result = contention.run(buyers=3, orders=2, latency_ms=20, rounds=1, lines=2)
+    result = gateway_contention.run(buyers=3, orders=2, latency_ms=20, rounds=1, lines=2)
     assert result.same_work, result.problems
     assert [(r.side, r.orders, len(r.latencies_s)) for r in result.rounds] == [
         ("off", 6, 6),
