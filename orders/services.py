@@ -1,9 +1,11 @@
 """Writes to orders: placing, cancelling, confirming. Every rule that keeps stock and the
-denormalized totals right lives here, and each write is one transaction."""
+denormalized totals right lives here, and each write is one transaction, except placing an
+order, whose payment call the short_transactions technique may put between two."""
 
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,8 +19,14 @@ from django.utils import timezone
 
 from catalog.models import Variant
 from orders.models import Address, Order, OrderEvent, OrderItem, Payment
-from shop.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
-from shop.techniques import algorithmic_complexity, bulk_writes, inventory_locking
+from shop import payment_gateway
+from shop.errors import Conflict, DomainError, IdempotencyKeyReused, InvalidInput, NotFound
+from shop.techniques import (
+    algorithmic_complexity,
+    bulk_writes,
+    inventory_locking,
+    short_transactions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,32 +55,46 @@ def order_place(
     shipping_address_id: int | None = None,
     idempotency_key: str | None = None,
 ) -> OrderPlacement:
-    """Validate, reserve stock and write the order, its items, payment and events atomically.
+    """Validate, reserve stock, write the order with its items and events, and charge it at
+    the payment gateway.
 
     With an idempotency key, a retry of the same request returns the order it created, even
     while the first attempt is still running, and the same key with a different request is
-    refused. Nothing is written unless everything is.
+    refused. When the charge fails or times out, a PaymentError (402/502/504) is raised and
+    nothing stays half-written: either nothing was written, or the order is cancelled with its
+    stock given back and an event saying why.
     """
     lines_validate(lines=lines)
     fingerprint = request_fingerprint(lines=lines, shipping_address_id=shipping_address_id)
-    with inventory_locking.atomic():
+
+    def reserve() -> tuple[OrderPlacement, Payment | None]:
         if idempotency_key:
             # Claim the key before taking stock: a retry racing the first attempt waits here,
             # then replays its order, instead of finding the stock gone and answering 409.
             _idempotency_key_lock(user=user, key=idempotency_key)
             earlier = _idempotent_replay(user=user, key=idempotency_key, fingerprint=fingerprint)
             if earlier is not None:
-                return OrderPlacement(order=earlier, created=False)
-        order = _order_write(
+                return OrderPlacement(order=earlier, created=False), None
+        payment = _order_write(
             user=user,
             lines=lines,
             shipping_address_id=shipping_address_id,
             idempotency_key=idempotency_key,
             fingerprint=fingerprint,
         )
-        # robust: a broker outage must not turn a committed order into an error response.
-        transaction.on_commit(lambda: _confirmation_enqueue(order.pk), robust=True)
-    return OrderPlacement(order=order, created=True)
+        return OrderPlacement(order=payment.order, created=True), payment
+
+    # Where the transactions begin and end around the gateway call is the short_transactions
+    # technique: one around everything, or one before the call and one after it.
+    # The transaction that takes the stock is inventory_locking's (SERIALIZABLE under that
+    # strategy, which the decorator above retries).
+    return short_transactions.place(
+        reserve=reserve,
+        charge=_payment_charge,
+        record=_payment_record,
+        give_back=_payment_undo,
+        atomic=inventory_locking.atomic,
+    )
 
 
 def lines_validate(*, lines: Sequence[OrderLine]) -> None:
@@ -131,7 +153,9 @@ def _order_write(
     shipping_address_id: int | None,
     idempotency_key: str | None,
     fingerprint: str,
-) -> Order:
+) -> Payment:
+    """Take the stock and write the order, its items and its `pending` payment: what the
+    gateway is then asked to charge."""
     address = _shipping_address(user=user, address_id=shipping_address_id)
     variants = _variants_by_sku(lines=lines)
     _stock_reserve(lines=lines, variants=variants)
@@ -143,9 +167,8 @@ def _order_write(
     order = Order.objects.create(
         user=user,
         shipping_address=address,
-        status=Order.Status.PAID,
+        status=Order.Status.PENDING,
         created_at=now,
-        paid_at=now,
         item_count=sum(line.quantity for line in lines),
         total_amount=total,
         idempotency_key=idempotency_key or None,
@@ -165,26 +188,87 @@ def _order_write(
             for line in lines
         ],
     )
-    # Payment is captured in-process for now: there is no external gateway yet.
-    Payment.objects.create(
+    payment = Payment.objects.create(
         order=order,
         amount=total,
-        status=Payment.Status.CAPTURED,
-        idempotency_key=f"order-{order.pk}",
+        status=Payment.Status.PENDING,
+        # The gateway charges a key once. Unique beyond this database (its ids start over on a
+        # restored or a test database, the gateway's memory does not).
+        idempotency_key=f"order-{order.pk}-{uuid.uuid4().hex[:16]}",
         created_at=now,
     )
-    bulk_writes.insert(
-        OrderEvent,
-        [
-            OrderEvent(
-                order=order, kind=OrderEvent.Kind.PLACED, created_at=now, data={"lines": len(lines)}
-            ),
-            OrderEvent(
-                order=order, kind=OrderEvent.Kind.PAID, created_at=now, data={"amount": str(total)}
-            ),
-        ],
+    OrderEvent.objects.create(
+        order=order, kind=OrderEvent.Kind.PLACED, created_at=now, data={"lines": len(lines)}
     )
-    return order
+    return payment
+
+
+def _payment_charge(payment: Payment) -> payment_gateway.Charge:
+    """Charge the payment at the gateway. After a timeout nobody knows whether the charge was
+    taken, so it is voided by its key before the order gives its stock back."""
+    try:
+        return payment_gateway.charge(
+            idempotency_key=payment.idempotency_key, amount=payment.amount
+        )
+    except payment_gateway.GatewayTimeout:
+        payment_gateway.void(idempotency_key=payment.idempotency_key)
+        raise
+
+
+def _payment_record(payment: Payment, charge: payment_gateway.Charge) -> None:
+    """The charge was taken: the order is paid. Its confirmation goes out once this commits."""
+    order, now = payment.order, timezone.now()
+    paid = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
+        status=Order.Status.PAID, paid_at=now, updated_at=now
+    )
+    payment.provider_reference, payment.status = charge.reference, Payment.Status.CAPTURED
+    if not paid:
+        # Cancelled by the customer while the charge was on its way: the money goes back.
+        payment_gateway.void(idempotency_key=payment.idempotency_key)
+        payment.status = Payment.Status.REFUNDED
+        payment.save(update_fields=["status", "provider_reference", "updated_at"])
+        return
+    order.status, order.paid_at = Order.Status.PAID, now
+    payment.save(update_fields=["status", "provider_reference", "updated_at"])
+    OrderEvent.objects.create(
+        order=order, kind=OrderEvent.Kind.PAID, created_at=now, data={"amount": str(payment.amount)}
+    )
+    # robust: a broker outage must not turn a committed order into an error response.
+    transaction.on_commit(lambda: _confirmation_enqueue(order.pk), robust=True)
+
+
+def _payment_undo(payment: Payment, error: Exception) -> None:
+    """The charge was not taken: give the stock back, cancel the order, fail the payment, and
+    log why. The customer's answer names the order and its state."""
+    order, now = payment.order, timezone.now()
+    reason = getattr(error, "code", "error")
+    cancelled = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
+        status=Order.Status.CANCELLED, cancelled_at=now, updated_at=now
+    )
+    restocked = _restock(order=order) if cancelled else 0
+    order.status, order.cancelled_at = Order.Status.CANCELLED, now
+    payment.status = Payment.Status.FAILED
+    payment.save(update_fields=["status", "updated_at"])
+    OrderEvent.objects.create(
+        order=order,
+        kind=OrderEvent.Kind.CANCELLED,
+        created_at=now,
+        data={"reason": reason, "restocked_units": restocked},
+    )
+    if isinstance(error, DomainError):
+        error.details.update(order_id=order.pk, order_status=Order.Status.CANCELLED.value)
+
+
+def _restock(*, order: Order) -> int:
+    """Give an order's units back to stock, in variant-id order (the order stock is taken in,
+    so this cannot deadlock with an order being placed). Returns the units given back."""
+    restocked = 0
+    for variant_id, quantity in order.items.order_by("variant_id").values_list(
+        "variant_id", "quantity"
+    ):
+        Variant.objects.filter(pk=variant_id).update(stock=F("stock") + quantity)
+        restocked += quantity
+    return restocked
 
 
 def _shipping_address(*, user: AbstractBaseUser, address_id: int | None) -> Address | None:
@@ -245,12 +329,7 @@ def order_cancel(*, user: AbstractBaseUser, order_id: int) -> Order:
             raise NotFound(f"No order with id {order_id}.")
         if order.status not in CANCELLABLE:
             raise Conflict(f"A {order.status} order cannot be cancelled.", code="not_cancellable")
-        restocked = 0
-        for variant_id, quantity in order.items.order_by("variant_id").values_list(
-            "variant_id", "quantity"
-        ):
-            Variant.objects.filter(pk=variant_id).update(stock=F("stock") + quantity)
-            restocked += quantity
+        restocked = _restock(order=order)
         now = timezone.now()
         order.status = Order.Status.CANCELLED
         order.cancelled_at = now

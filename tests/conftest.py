@@ -1,6 +1,8 @@
 import pytest
+from django.test import override_settings
 from rest_framework.test import APIClient
 
+from shop import payment_gateway_stub
 from tests.factories import (
     AddressFactory,
     BrandFactory,
@@ -34,6 +36,16 @@ def django_db_setup(django_db_setup, django_db_blocker):
 
     with django_db_blocker.unblock():
         table_partitioning.ensure(date(2024, 1, 1), date.today())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def payment_gateway():
+    """Every order a test places is charged at a real stub gateway on loopback (a thread of
+    this process), answering at once and never failing. Tests of slow or failing gateways
+    start stubs of their own."""
+    stub = payment_gateway_stub.GatewayStub()
+    with payment_gateway_stub.running(stub) as url, override_settings(PAYMENT_GATEWAY_URL=url):
+        yield stub
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from shop import procfile
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-APP_SERVICES = ("migrate", "web", "worker")
+APP_SERVICES = ("migrate", "web", "worker", "gateway")
 
 
 def compose_command() -> list[str] | None:
@@ -72,7 +72,16 @@ def test_docker_compose_config_accepts_the_file():
 
 
 def test_the_stack_has_its_services(services):
-    expected = {"db-primary", "db-replica", "pgbouncer", "redis", "migrate", "web", "worker"}
+    expected = {
+        "db-primary",
+        "db-replica",
+        "pgbouncer",
+        "redis",
+        "migrate",
+        "web",
+        "worker",
+        "gateway",
+    }
     assert expected <= set(services)
 
 
@@ -84,14 +93,14 @@ def test_pgbouncer_pools_per_transaction_in_front_of_the_primary(services):
     assert "* = host=db-primary port=5432" in ini
 
 
-@pytest.mark.parametrize("name", ["web", "worker"])
+@pytest.mark.parametrize("name", ["web", "worker", "gateway"])
 def test_app_commands_are_the_procfiles(services, name):
     raw = services[name]["command"]
     assert isinstance(raw, str), f"{name}'s command must be a string, like the Procfile's"
     assert normalize(raw) == normalize(procfile.commands(ROOT / "Procfile")[name])
 
 
-@pytest.mark.parametrize("name", ["web", "worker"])
+@pytest.mark.parametrize("name", ["web", "worker", "gateway"])
 def test_app_commands_leave_variables_to_the_container(services, name):
     # A single `$` would be filled in by docker-compose from the host's environment (where
     # WEB_BIND is unset, so gunicorn would bind 127.0.0.1 inside the container). `$$` hands
@@ -131,6 +140,7 @@ def test_app_waits_for_healthy_backends_and_migrations(services, name):
     for backend in ("db-primary", "db-replica", "redis"):
         assert depends_on[backend] == {"condition": "service_healthy"}
     assert depends_on["migrate"] == {"condition": "service_completed_successfully"}
+    assert depends_on["gateway"] == {"condition": "service_healthy"}
 
 
 def test_backends_have_healthchecks(services):

@@ -87,9 +87,10 @@ def test_commands_of_a_missing_procfile_is_a_clear_error(tmp_path):
         procfile.commands(tmp_path / "Procfile")
 
 
-def test_project_procfile_has_web_and_worker():
+def test_project_procfile_has_web_worker_and_gateway():
     entries = procfile.commands(ROOT / "Procfile")
-    assert list(entries) == ["web", "worker"]
+    assert list(entries) == ["web", "worker", "gateway"]
+    assert entries["gateway"].startswith("python manage.py payment_gateway_stub ")
     assert entries["web"].startswith("gunicorn config.wsgi:application ")
     assert entries["worker"].startswith("celery -A config worker ")
     assert procfile.commands() == entries  # the default path finds the same file

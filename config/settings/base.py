@@ -4,6 +4,7 @@ from pathlib import Path
 
 from config.env import (
     DEFAULT_DATABASE_URL,
+    DEFAULT_GATEWAY_URL,
     DEFAULT_REDIS_URL,
     DEFAULT_REPLICA_URL,
     BadEnvironment,
@@ -86,6 +87,17 @@ DATABASES = {
     "default": database_from_url(env_str("DATABASE_URL", DEFAULT_DATABASE_URL)),
     "replica": database_from_url(env_str("DATABASE_REPLICA_URL", DEFAULT_REPLICA_URL)),
 }
+for _db in DATABASES.values():
+    # Bounds PostgreSQL enforces on every session (docs/techniques/short_transactions.md): a
+    # statement running longer is cancelled, and a session that sits in an open transaction
+    # doing nothing (a request stuck on an outside call while it holds row locks) is ended,
+    # which releases its locks. 0 turns either off. Sent as startup options, so they hold
+    # from the first statement; the seed lifts them for its own long transaction.
+    _db["OPTIONS"].setdefault(
+        "options",
+        f"-c statement_timeout={env_int('DB_STATEMENT_TIMEOUT_MS', 30000)}"
+        f" -c idle_in_transaction_session_timeout={env_int('DB_IDLE_IN_TRANSACTION_TIMEOUT_MS', 10000)}",
+    )
 # A psycopg pool per process (PERF_TOGGLES=connection_pooling=on, the default), or a connection
 # per request kept DB_CONN_MAX_AGE seconds (off); DB_POOL_* size the pool.
 connection_pooling.configure(DATABASES)
@@ -229,3 +241,15 @@ INVENTORY_LOCKING_ATTEMPTS = env_int("INVENTORY_LOCKING_ATTEMPTS", 20)
 # The Redis lock: how long it lives unless released, and how long an order waits for it.
 INVENTORY_LOCKING_LOCK_TTL_MS = env_int("INVENTORY_LOCKING_LOCK_TTL_MS", 5000)
 INVENTORY_LOCKING_LOCK_WAIT_MS = env_int("INVENTORY_LOCKING_LOCK_WAIT_MS", 10000)
+# The payment gateway (shop/payment_gateway.py). Locally it is the stub the local stack starts
+# (shop/payment_gateway_stub.py) on PERFSHOP_GATEWAY_PORT; its latency and failure rate are the
+# stub's own settings, read by `manage.py payment_gateway_stub`.
+PAYMENT_GATEWAY_URL = env_str("PAYMENT_GATEWAY_URL", DEFAULT_GATEWAY_URL)
+# Connect and read timeout of every gateway call: longer than the gateway's slowest normal
+# answer, well under DB_IDLE_IN_TRANSACTION_TIMEOUT_MS, so the naive path's open transaction
+# is ended by this timeout first.
+PAYMENT_GATEWAY_TIMEOUT_S = env_float("PAYMENT_GATEWAY_TIMEOUT_S", 3.0)
+# 0 by default, so the other techniques' order figures are not a gateway's wait; the
+# short_transactions bench and tests start stubs of their own latency (200 ms by default).
+PAYMENT_GATEWAY_STUB_LATENCY_MS = env_int("PAYMENT_GATEWAY_STUB_LATENCY_MS", 0)
+PAYMENT_GATEWAY_STUB_FAILURE_RATE = env_float("PAYMENT_GATEWAY_STUB_FAILURE_RATE", 0.0)

@@ -24,6 +24,10 @@ ALGORITHMIC_COMPLEXITY = MappingProxyType({"bulk_writes": True})
 # The order's other writes the same on both sides: only how stock is taken differs.
 INVENTORY_LOCKING = MappingProxyType({"bulk_writes": True, "algorithmic_complexity": True})
 
+# The order's stock and row writes the same few statements on both sides: only where the
+# transactions begin and end around the payment call differs.
+SHORT_TRANSACTIONS = MappingProxyType({"bulk_writes": True, "algorithmic_complexity": True})
+
 # read_replica held off: every query on the primary, where each arm's connections go (a
 # PgBouncer arm pools the primary's), so the arms differ in how they connect and nothing else.
 CONNECTION_POOLING = MappingProxyType({"read_replica": False})

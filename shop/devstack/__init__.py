@@ -1,4 +1,5 @@
-"""The local stack: a PostgreSQL primary, a streaming replica and Redis, all under `.stack/`.
+"""The local stack: a PostgreSQL primary, a streaming replica, Redis and the stub payment
+gateway, all under `.stack/`.
 
 Plain Python (standard library only; psycopg and redis are used lazily when present), so it
 runs before Django can start:
@@ -13,10 +14,11 @@ Everything lives in the git-ignored state folder (`<project>/.stack`, or `$PERFS
     .stack/run/          Unix sockets of both PostgreSQL servers
     .stack/log/          pg-primary.log, pg-replica.log
     .stack/redis/        redis.pid, redis.log
+    .stack/gateway/      gateway.pid, gateway.log (shop/payment_gateway_stub.py)
 
 Servers listen on 127.0.0.1 only, on the ports in `config.env`. When DATABASE_URL is set, no
 local PostgreSQL is started (the URL is only checked); likewise DATABASE_REPLICA_URL for the
-replica and REDIS_URL for Redis.
+replica, REDIS_URL for Redis and PAYMENT_GATEWAY_URL for the gateway.
 
 The modules, each depending only on the ones above it:
 
@@ -27,6 +29,7 @@ The modules, each depending only on the ones above it:
                PostgreSQL build must ship), live (and are patched) there
     postgres   initdb, postgresql.conf, start/stop, role/database/slot, the pg_basebackup replica
     redis      redis-server start/stop, PING over RESP
+    gateway    the stub payment gateway: a detached `python -m shop.payment_gateway_stub`
     external   checking DATABASE_URL / DATABASE_REPLICA_URL / REDIS_URL servers instead
     control    up, down, status, format_status, env_lines
     cli        the command line (`__main__` runs it)

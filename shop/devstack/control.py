@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TextIO
 
 from .discovery import PgToolchain, _try_toolchain
-from .external import _check_postgres_url, _check_redis_url, _report_external
+from .external import _check_postgres_url, _check_redis_url, _check_tcp, _report_external
+from .gateway import _ensure_gateway, _stop_gateway, gateway_ping
 from .layout import HOST, MARKER_FILE, DevstackError, Stack, _env, _mask, _Out, _show
 from .pgbouncer import _ensure_pgbouncer, _stop_pgbouncer
 from .postgres import _ensure_primary, _ensure_replica, _pg_pid, _prepare_dir, _psql, _stop_pg
@@ -20,7 +21,8 @@ from .redis import _ensure_redis, _stop_redis, redis_ping
 def up(
     verbose: bool = True, *, stack: Stack | None = None, stream: TextIO | None = None
 ) -> list[str]:
-    """Start whatever of primary, replica and Redis is not running; idempotent.
+    """Start whatever of primary, replica, Redis and the payment gateway stub is not running;
+    idempotent.
 
     Returns the actions taken (an empty list when everything was already up). Raises
     DevstackError with a message that says what to do when something can't start.
@@ -66,6 +68,11 @@ def up(
             _report_external("REDIS_URL", redis_url, _check_redis_url, say, problems)
         else:
             _ensure_redis(stack, say, actions)
+        if gateway_url := os.environ.get("PAYMENT_GATEWAY_URL"):
+            say(f"PAYMENT_GATEWAY_URL is set: using {_mask(gateway_url)} instead of the stub")
+            _report_external("PAYMENT_GATEWAY_URL", gateway_url, _check_http_url, say, problems)
+        else:
+            _ensure_gateway(stack, say, actions)
     if problems:
         raise DevstackError("\n".join(problems))
     if not actions:
@@ -81,7 +88,8 @@ def down(
     stack: Stack | None = None,
     stream: TextIO | None = None,
 ) -> list[str]:
-    """Stop replica, primary and Redis (fast shutdown); keep the data unless `purge`.
+    """Stop the gateway stub, replica, primary and Redis (fast shutdown); keep the data unless
+    `purge`.
 
     With purge=True, delete the whole state folder afterwards. Returns the actions taken.
     """
@@ -100,6 +108,8 @@ def down(
     with _locked(stack):
         if _stop_pgbouncer(stack, say):
             actions.append("stop pgbouncer")
+        if _stop_gateway(stack, say):
+            actions.append("stop gateway")
         for role in ("replica", "primary"):
             if _stop_pg(pg, stack, role, say):
                 actions.append(f"stop {role}")
@@ -122,7 +132,8 @@ def down(
 
 
 def status(*, stack: Stack | None = None) -> dict:
-    """The state of each server, as a dict keyed 'primary', 'replica', 'redis' (+ 'state_dir').
+    """The state of each server, as a dict keyed 'primary', 'replica', 'redis', 'gateway'
+    (+ 'state_dir').
 
     Each entry has: running (bool), state ('running', 'stopped', 'not created'), port, pid,
     and data_dir/log; 'external' is the URL in use instead when the env var for it is set.
@@ -183,13 +194,26 @@ def status(*, stack: Stack | None = None) -> dict:
         "log": str(stack.redis_log),
         "external": os.environ.get("REDIS_URL"),
     }
+    gateway_pid = _read_pid(stack.gateway_pidfile)
+    gateway_up = gateway_ping(stack.gateway_port)
+    result["gateway"] = {
+        "running": gateway_up,
+        "state": "running" if gateway_up else "stopped",
+        "port": stack.gateway_port,
+        "pid": gateway_pid if gateway_up and _pid_alive(gateway_pid) else None,
+        "data_dir": str(stack.gateway_dir),
+        "log": str(stack.gateway_log),
+        "external": os.environ.get("PAYMENT_GATEWAY_URL"),
+    }
     return result
 
 
 def format_status(info: dict) -> list[str]:
     """One line per server, for people."""
     lines = []
-    for role in ("primary", "replica", "redis"):
+    for role in ("primary", "replica", "redis", "gateway"):
+        if role not in info:
+            continue
         entry = info[role]
         line = (
             f"{role:<8} {entry['state']:<11} port {entry['port']}  "
@@ -204,6 +228,13 @@ def format_status(info: dict) -> list[str]:
             line += f"  (app uses {_mask(entry['external'])} instead)"
         lines.append(line)
     return lines
+
+
+def _check_http_url(url: str) -> str | None:
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    return _check_tcp(parsed.hostname or "localhost", parsed.port or 80)
 
 
 def env_lines() -> list[str]:

@@ -48,6 +48,7 @@ class Stack:
     replica_port: int = field(default_factory=lambda: _env.LOCAL_REPLICA_PORT)
     redis_port: int = field(default_factory=lambda: _env.LOCAL_REDIS_PORT)
     pgbouncer_port: int = field(default_factory=lambda: _env.LOCAL_PGBOUNCER_PORT)
+    gateway_port: int = field(default_factory=lambda: _env.LOCAL_GATEWAY_PORT)
 
     @classmethod
     def default(cls) -> Stack:
@@ -95,6 +96,18 @@ class Stack:
         return self.redis_dir / "redis.log"
 
     @property
+    def gateway_dir(self) -> Path:
+        return self.root / "gateway"
+
+    @property
+    def gateway_pidfile(self) -> Path:
+        return self.gateway_dir / "gateway.pid"
+
+    @property
+    def gateway_log(self) -> Path:
+        return self.gateway_dir / "gateway.log"
+
+    @property
     def socket_dir(self) -> Path:
         run = self.pg_root / "run"
         # A Unix socket path must fit in ~107 bytes; fall back to a short private /tmp folder.
@@ -114,6 +127,7 @@ class Stack:
             "primary": self.primary_port,
             "replica": self.replica_port,
             "redis": self.redis_port,
+            "gateway": self.gateway_port,
         }[role]
 
 

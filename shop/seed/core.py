@@ -102,7 +102,10 @@ def seed(
                 + (f" (and, by CASCADE, {', '.join(extras)})" if extras else "")
                 + " and loads new rows, all in one transaction (on failure nothing changes)."
             )
-            previous = _set_local(cur, statement_timeout="0")
+            # One long transaction by design: the project's session bounds don't apply to it.
+            previous = _set_local(
+                cur, statement_timeout="0", idle_in_transaction_session_timeout="0"
+            )
             # Inside a caller's transaction (a test), deferred foreign-key checks may still be
             # queued, and PostgreSQL refuses to TRUNCATE or ALTER a table that has any.
             db.run_deferred_checks(cur)

@@ -118,6 +118,10 @@ def configure(databases: dict[str, dict[str, Any]], *, enabled: bool | None = No
             # default prepare_threshold is None already; set here so nobody turns it on).
             settings_dict["DISABLE_SERVER_SIDE_CURSORS"] = True
             options["prepare_threshold"] = None
+            # PgBouncer refuses a startup parameter it does not know, `options` among them: the
+            # session timeouts (short_transactions) are then set on the role instead
+            # (ALTER ROLE ... SET statement_timeout), as its chapter says.
+            options.pop("options", None)
 
 
 def in_effect(alias: str = "default") -> bool:

@@ -86,7 +86,7 @@ def test_status_reports_a_streaming_replica(local_stack):
     assert info["replica"]["wal_receiver"] == "streaming"
     assert info["redis"]["running"] and info["redis"]["port"] == local_stack.redis_port
     lines = devstack.format_status(info)
-    assert [line.split()[0] for line in lines] == ["primary", "replica", "redis"]
+    assert [line.split()[0] for line in lines] == ["primary", "replica", "redis", "gateway"]
 
 
 @pytest.mark.stack
@@ -433,3 +433,26 @@ def test_another_checkouts_stack_never_stops_ours(local_stack):
     after = devstack.status()
     for role in ("primary", "replica", "redis"):
         assert after[role]["running"] and after[role]["pid"] == ours[role]["pid"], role
+
+
+def test_the_payment_gateway_stub_starts_detached_answers_and_stops(tmp_path):
+    """On a port of its own, in a state folder of its own: the shared stack is left alone."""
+    import socket
+
+    from shop.devstack.gateway import _ensure_gateway, _stop_gateway, gateway_ping
+
+    with socket.socket() as probe:
+        probe.bind((devstack.HOST, 0))
+        port = probe.getsockname()[1]
+    stack = devstack.Stack(root=tmp_path / ".stack", gateway_port=port)
+    say = devstack.layout._Out(False, None)
+    actions = []
+    try:
+        _ensure_gateway(stack, say, actions)
+        assert actions == ["start gateway"] and gateway_ping(port)
+        _ensure_gateway(stack, say, actions)  # idempotent
+        assert actions == ["start gateway"]
+        assert "payment gateway stub on" in stack.gateway_log.read_text()
+    finally:
+        stopped = _stop_gateway(stack, say)
+    assert stopped and not gateway_ping(port)
