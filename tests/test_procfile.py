@@ -87,9 +87,10 @@ def test_commands_of_a_missing_procfile_is_a_clear_error(tmp_path):
         procfile.commands(tmp_path / "Procfile")
 
 
-def test_project_procfile_has_web_worker_and_gateway():
+def test_project_procfile_has_web_worker_gateway_and_beat():
     entries = procfile.commands(ROOT / "Procfile")
-    assert list(entries) == ["web", "worker", "gateway"]
+    assert list(entries) == ["web", "worker", "gateway", "beat"]
+    assert entries["beat"].startswith("celery -A config beat ")
     assert entries["gateway"].startswith("python manage.py payment_gateway_stub ")
     assert entries["web"].startswith("gunicorn config.wsgi:application ")
     assert entries["worker"].startswith("celery -A config worker ")

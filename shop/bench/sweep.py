@@ -242,9 +242,10 @@ def empty_reason(scenario: Scenario) -> str:
     rows is: its page query never runs (a COUNT(*) of 0 ends the request), so the point would
     time an empty count, not the work the other points time. Sent once, untimed, on the on
     side's flags; the answers are the same off and on (the runner checks it)."""
-    if scenario.writes or scenario.memory:
-        # A write answers no list of rows, and a scenario measuring memory streams a large body
-        # (an export of a million rows) that this check would hold whole.
+    if scenario.writes or scenario.memory or scenario.call is None:
+        # A write answers no list of rows, a scenario measuring memory streams a large body
+        # (an export of a million rows) that this check would hold whole, and a job
+        # (`Scenario.run`, archiving a month) sends no request at all.
         return ""
     requester = Requester()
     try:
