@@ -38,7 +38,7 @@ import psycopg
 from django.conf import settings
 from django.core.cache import cache
 from django.core.signals import setting_changed
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, OperationalError, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, OperationalError, connections, transaction
 
 from shop import toggles
 
@@ -302,8 +302,12 @@ class Middleware:
         try:
             response = self.get_response(request)
             if state.wrote and toggles.is_enabled(TOGGLE.name):
-                # DRF sets the user it authenticated on Django's request too.
-                _remember_write(getattr(request, "user", None))
+                # DRF sets the user it authenticated on Django's request too. Once the write is
+                # committed: at once in autocommit, the usual case; never for a write rolled
+                # back by an outer transaction (the bench's write pairs), which left nothing
+                # to read back.
+                user = getattr(request, "user", None)
+                transaction.on_commit(lambda: _remember_write(user), using=PRIMARY)
             return response
         finally:
             _state.reset(token)

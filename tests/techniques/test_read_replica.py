@@ -11,6 +11,7 @@ import time
 from contextlib import contextmanager
 
 import pytest
+from django.core.cache import cache
 from django.db import connections, transaction
 from django.http import HttpResponse
 from django.test import RequestFactory
@@ -181,6 +182,22 @@ def test_the_users_next_read_goes_to_the_primary_for_the_pin_window(buyer, setti
     stranger = APIClient()
     stranger.force_authenticate(other)
     assert queries(get(stranger, LIST, "on"))["default"] == 0
+
+
+def test_a_write_rolled_back_by_an_outer_transaction_pins_nobody(buyer):
+    """The marker waits for the commit: a write that an outer transaction rolls back (the
+    bench's write pairs run so) left nothing to read back, so the user's reads stay routed."""
+    client, variant = buyer
+    user_id = Token.objects.get(key=client._credentials["HTTP_AUTHORIZATION"].split()[1]).user_id
+    with transaction.atomic():
+        placed = client.post(
+            "/api/orders/", {"items": [{"sku": variant.sku, "quantity": 1}]}, format="json"
+        )
+        transaction.set_rollback(True)
+    assert placed.status_code == 201
+    assert cache.get(read_replica._marker(user_id)) is None
+    client.post("/api/orders/", {"items": [{"sku": variant.sku, "quantity": 1}]}, format="json")
+    assert cache.get(read_replica._marker(user_id)) is not None  # committed: pinned
 
 
 @pytest.mark.parametrize("pin_seconds, stale", [(0, True), (5, False)])
