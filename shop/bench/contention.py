@@ -45,7 +45,7 @@ from shop.bench import metrics, placed_orders
 from shop.bench.samples import Sample, percentile
 from shop.bench.scenario import ExtraArm
 from shop.perf_headers import TOGGLE_HEADER
-from shop.techniques import inventory_locking
+from shop.techniques import inventory_locking, read_replica
 
 BUYERS = 50
 STOCK = 10
@@ -101,6 +101,8 @@ def run_round(*, flags: Mapping[str, bool], username: str, buyers: int, stock: i
         sold = Order.objects.filter(items__variant=variant).count()
     finally:
         cleanup(variant_ids=[variant.pk])
+        # The round's orders are gone: so is the read-your-writes pin they left on the buyer.
+        read_replica.forget_writes(token.user_id)
         if created:
             token.delete()
     counts = Counter(statuses)

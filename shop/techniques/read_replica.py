@@ -164,6 +164,12 @@ def user_identified(user) -> None:
         state.pinned = "recent write"
 
 
+def forget_writes(user_id: int) -> None:
+    """Drop the user's marker: their next requests are routed as if they had not just written.
+    For the bench, whose committed rounds would otherwise pin the next pair's user."""
+    cache.delete(_marker(user_id))
+
+
 def _remember_write(user) -> None:
     seconds = settings.READ_REPLICA_PIN_SECONDS
     if seconds <= 0 or not getattr(user, "is_authenticated", False):
