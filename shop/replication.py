@@ -46,10 +46,15 @@ def wait_for_replay(*, primary: str = "default", replica: str = "replica") -> No
 
 def caught_up(replica: str | None, *, timeout: float = 120) -> None:
     """Wait for the replay of everything committed so far, if there is a replica to wait for.
-    One that does not answer is not waited for: read_replica sends no read to it."""
+    One that does not answer is not waited for: read_replica sends no read to it; nor is an alias
+    that points at a primary, which has nothing to replay."""
     if replica is None:
         return
     with suppress(OperationalError):
+        with connections[replica].cursor() as cursor:
+            cursor.execute("SELECT pg_is_in_recovery()")
+            if not cursor.fetchone()[0]:
+                return  # the alias is a primary (DATABASE_REPLICA_URL set to it): nothing to replay
         wait_for(primary_lsn(), replica=replica, timeout=timeout)
 
 

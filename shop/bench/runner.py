@@ -9,7 +9,7 @@ from contextlib import nullcontext
 
 from django.db import DatabaseError
 
-from shop import toggles
+from shop import replication, toggles
 from shop.bench import cold
 from shop.bench.alternation import Arm, Plan, Progress, alternate
 from shop.bench.answers import AnswerKeeper, compare
@@ -20,6 +20,7 @@ from shop.bench.results import ArmResult, Entry, Run
 from shop.bench.samples import Sample, Side, error_text
 from shop.bench.scenario import Scenario
 from shop.perf_headers import TOGGLE_HEADER
+from shop.techniques import read_replica
 
 
 def run_scenario(
@@ -55,6 +56,10 @@ def run_scenario(
     hooks = Hooks(hook_suites if composite else [suite], flags, plans=not composite)
     label = f"{suite.name}[{index}] {scenario.title}"
     try:
+        # With read_replica on, the pair reads the replica: let it replay what earlier
+        # scenarios committed (a contention round's orders, then their deletion) first, or a
+        # side's runs would read a replica still catching up and answer differently.
+        replication.caught_up(read_replica.replica_alias())
         if scenario.prepare is not None:
             scenario.prepare()
         job = scenario.run
