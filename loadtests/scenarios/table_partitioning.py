@@ -1,6 +1,6 @@
 """table_partitioning under load: the staff activity feed and one month's counts by kind
-(shop/bench/scenarios/table_partitioning.py), in turn. Nothing held: neither reads another
-toggle. Retiring a month is a job, not a request (`manage.py archive`), so it is not here.
+(shop/bench/scenarios/table_partitioning.py), in turn. read_replica is held off, as in the
+bench: both read the primary's log. Retiring a month is a job, not a request (`manage.py archive`), so it is not here.
 
 The layout is a state of the database, not of a request: the server refuses
 `table_partitioning` in X-Perf-Toggles. Choose the side before the run (`manage.py migrate
@@ -15,6 +15,7 @@ from locust import task
 from locust.exception import StopUser
 
 from loadtests.common import STAFF, TechniqueUser
+from shop.bench import holds
 
 RECENT_HOURS = 24  # as the bench's feed
 
@@ -51,7 +52,7 @@ class TablePartitioningUser(TechniqueUser):
         if self.authenticated():
             self.client.get(
                 f"/api/staff/events/?hours={RECENT_HOURS}",
-                headers=self.toggles(),
+                headers=self.toggles(**holds.TABLE_PARTITIONING),
                 name=f"table_partitioning: /api/staff/events/ (last {RECENT_HOURS} h)",
             )
 
@@ -60,6 +61,6 @@ class TablePartitioningUser(TechniqueUser):
         if self.authenticated():
             self.client.get(
                 f"/api/staff/events/month/?month={self.month}",
-                headers=self.toggles(),
+                headers=self.toggles(**holds.TABLE_PARTITIONING),
                 name="table_partitioning: /api/staff/events/month/ (last whole month)",
             )

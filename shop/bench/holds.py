@@ -32,6 +32,10 @@ SHORT_TRANSACTIONS = MappingProxyType({"bulk_writes": True, "algorithmic_complex
 # PgBouncer arm pools the primary's), so the arms differ in how they connect and nothing else.
 CONNECTION_POOLING = MappingProxyType({"read_replica": False})
 
+# read_replica held off: the pair's plain and partitioned copies are made on the primary and
+# read there, on the bench's own search_path, never from a replica still replaying them.
+TABLE_PARTITIONING = MappingProxyType({"read_replica": False})
+
 # Held on, so both sides run the same code and only the indexes differ. read_replica held off:
 # the reads stay on the primary, where the side's indexes are built or dropped (and the sweep's
 # sampled copies made), so no side is timed before the replica has replayed its DDL.
