@@ -184,6 +184,23 @@ class TechniqueUser(PerfShopUser):
             flags[self.technique] = self.enabled
         return {TOGGLE_HEADER: format_flags(flags)}
 
+    def require_database_state(self, switch: dict[bool, str]) -> None:
+        """For a technique whose side is the database's (`per_request = False`): stop this
+        user, with a failure saying which command to run, unless the server reports the
+        technique at LOADTEST_TOGGLE's side. `switch` is the command for each side."""
+        with self.client.get(
+            "/api/perf/toggles/", name="learn: /api/perf/toggles/", catch_response=True
+        ) as response:
+            rows = response.json() if response.status_code == 200 else []
+            state = {row["name"]: row["enabled"] for row in rows}.get(self.technique)
+            if state is not self.enabled:
+                response.failure(
+                    f"LOADTEST_TOGGLE={'on' if self.enabled else 'off'} but {self.technique} "
+                    f"is {'on' if state else 'off'} in the database: run "
+                    f"`python manage.py {switch[self.enabled]}` first"
+                )
+                raise StopUser()
+
 
 class OrderingUser(TechniqueUser):
     """A technique user that places orders of `lines` distinct in-stock SKUs, one unit each,

@@ -10,7 +10,6 @@ run, and say which with LOADTEST_TOGGLE; each user checks at its start, with
 from datetime import date, timedelta
 
 from locust import task
-from locust.exception import StopUser
 
 from loadtests.common import STAFF, TechniqueUser, json_body
 
@@ -25,24 +24,9 @@ class DbIndexesUser(TechniqueUser):
 
     def on_start(self) -> None:
         super().on_start()
-        self.check_database_state()
+        self.require_database_state({True: "db_indexes on", False: "db_indexes off"})
         self.log_in(STAFF)
         self.filter_path = self.staff_filter_path()
-
-    def check_database_state(self) -> None:
-        with self.client.get(
-            "/api/perf/toggles/", name="learn: /api/perf/toggles/", catch_response=True
-        ) as response:
-            rows = response.json() if response.status_code == 200 else []
-            state = {row["name"]: row["enabled"] for row in rows}.get(self.technique)
-            if state is not self.enabled:
-                side = "on" if self.enabled else "off"
-                response.failure(
-                    f"LOADTEST_TOGGLE={side} but db_indexes is "
-                    f"{'on' if state else 'off'} in the database: "
-                    f"run `python manage.py db_indexes {side}` first"
-                )
-                raise StopUser()
 
     def staff_filter_path(self) -> str:
         """FILTER_STATUS over the FILTER_DAYS days up to the newest order's day (UTC)."""

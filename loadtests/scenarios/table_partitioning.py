@@ -12,7 +12,6 @@ that the database is in that state, and stops with a failure if not.
 from datetime import date
 
 from locust import task
-from locust.exception import StopUser
 
 from loadtests.common import STAFF, TechniqueUser
 from shop.bench import holds
@@ -26,26 +25,11 @@ class TablePartitioningUser(TechniqueUser):
 
     def on_start(self) -> None:
         super().on_start()
-        self.check_database_state()
+        self.require_database_state({True: "migrate orders", False: "migrate orders 0006"})
         self.log_in(STAFF)
         today = date.today()
         # The last whole month, as the bench counts.
         self.month = f"{today.year - (today.month == 1)}-{(today.month - 2) % 12 + 1:02d}"
-
-    def check_database_state(self) -> None:
-        with self.client.get(
-            "/api/perf/toggles/", name="learn: /api/perf/toggles/", catch_response=True
-        ) as response:
-            rows = response.json() if response.status_code == 200 else []
-            state = {row["name"]: row["enabled"] for row in rows}.get(self.technique)
-            if state is not self.enabled:
-                side = "on" if self.enabled else "off"
-                switch = "migrate orders" if self.enabled else "migrate orders 0006"
-                response.failure(
-                    f"LOADTEST_TOGGLE={side} but table_partitioning is "
-                    f"{'on' if state else 'off'} in the database: run `python manage.py {switch}`"
-                )
-                raise StopUser()
 
     @task
     def activity_feed(self) -> None:

@@ -70,3 +70,26 @@ def extra_keys(*sides: dict[str, Any] | None) -> list[str]:
             if key not in known and is_number(value):
                 keys[key] = None
     return list(keys)
+
+
+def rows_text(dataset: dict[str, Any] | None) -> str:
+    """`10,002 users, 10,000 products, ...`: the data set's row counts, as a block's run line
+    says them."""
+    rows = (dataset or {}).get("rows") or {}
+    return ", ".join(f"{n:,} {table.replace('_', ' ')}" for table, n in rows.items())
+
+
+def machine_text(machine: dict[str, Any] | None) -> str:
+    """`2 CPUs, Python 3.11.7, Django 5.2.19, PostgreSQL 15.20, load average 0.6 at the start`:
+    what the run recorded of the machine, the parts it lacks left out."""
+    machine = machine or {}
+    described = [
+        f"{machine['cpu_count']} CPUs" if "cpu_count" in machine else "",
+        f"Python {machine['python']}" if "python" in machine else "",
+        f"Django {machine['django']}" if "django" in machine else "",
+        f"PostgreSQL {machine['postgres']}" if "postgres" in machine else "",
+        f"load average {machine['load_average_1m']} at the start"
+        if machine.get("load_average_1m") is not None
+        else "",
+    ]
+    return ", ".join(part for part in described if part)

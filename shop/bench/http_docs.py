@@ -28,7 +28,15 @@ from typing import Any
 from django.conf import settings
 
 from shop.bench.docs import DocsError, rewrite_blocks
-from shop.bench.docs_values import cell, formatted, is_number, ratio_of, yes
+from shop.bench.docs_values import (
+    cell,
+    formatted,
+    is_number,
+    machine_text,
+    ratio_of,
+    rows_text,
+    yes,
+)
 
 KEPT = Path(settings.BASE_DIR) / "docs" / "figures" / "http"
 OPEN_LOOP = "open_loop"  # the block and file of the ping endpoint's open loop
@@ -112,25 +120,13 @@ def _when(started_at: Any) -> str:
 def run_line(name: str, data: dict[str, Any]) -> str:
     """Which run: the command, when, on what data and machine, as the other blocks say it."""
     dataset = data.get("dataset") or {}
-    rows = ", ".join(
-        f"{n:,} {table.replace('_', ' ')}" for table, n in (dataset.get("rows") or {}).items()
-    )
-    machine = data.get("machine") or {}
-    described = [
-        f"{machine['cpu_count']} CPUs" if "cpu_count" in machine else "",
-        f"Python {machine['python']}" if "python" in machine else "",
-        f"Django {machine['django']}" if "django" in machine else "",
-        f"PostgreSQL {machine['postgres']}" if "postgres" in machine else "",
-        f"load average {machine['load_average_1m']} at the start"
-        if machine.get("load_average_1m") is not None
-        else "",
-    ]
+    rows = rows_text(dataset)
     data_set = f"the {dataset.get('size') or 'unrecognised'} data set" + (
         f" ({rows})" if rows else ""
     )
     return (
         f"From one run of `{command(name, data)}`, started {_when(data.get('started_at'))}, on "
-        f"{data_set}; {', '.join(part for part in described if part)}; the client, gunicorn and "
+        f"{data_set}; {machine_text(data.get('machine'))}; the client, gunicorn and "
         f"PostgreSQL on the same CPUs. Kept in `docs/figures/http/{name}.json` and written here "
         "by `manage.py bench_docs`: your machine's figures will differ, so run the command for "
         "your own.\n"

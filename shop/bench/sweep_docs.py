@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 
 from shop.bench.docs import DocsError, rewrite_blocks
+from shop.bench.docs_values import machine_text, rows_text
 from shop.bench.formatting import ms, size, times
 
 KEPT = Path(settings.BASE_DIR) / "docs" / "figures" / "sweeps"
@@ -137,25 +138,12 @@ def command(data: dict[str, Any]) -> str:
 
 def _run(data: dict[str, Any]) -> str:
     """Which run the figures come from: the command, when, on what data and machine, how long."""
-    rows = ", ".join(
-        f"{n:,} {table.replace('_', ' ')}"
-        for table, n in ((data.get("dataset") or {}).get("rows") or {}).items()
-    )
-    machine = data.get("machine") or {}
-    described = [
-        f"{machine['cpu_count']} CPUs" if "cpu_count" in machine else "",
-        f"Python {machine['python']}" if "python" in machine else "",
-        f"Django {machine['django']}" if "django" in machine else "",
-        f"PostgreSQL {machine['postgres']}" if "postgres" in machine else "",
-        f"load average {machine['load_average_1m']} at the start"
-        if machine.get("load_average_1m") is not None
-        else "",
-    ]
+    rows = rows_text(data.get("dataset"))
     started = str(data.get("started_at") or "an unrecorded time").replace("T", " ")
     line = (
         f"From one run of `{command(data)}`, started {started}, on the "
         f"{data.get('size') or 'unseeded'} data set ({rows}); "
-        f"{', '.join(part for part in described if part)}; up to {data.get('repeat')} runs per "
+        f"{machine_text(data.get('machine'))}; up to {data.get('repeat')} runs per "
         "side at each point, off and on alternated"
     )
     if isinstance(data.get("elapsed_s"), int | float):

@@ -146,12 +146,7 @@ def _take_optimistic(quantities: Mapping[int, int]) -> set[int]:
 
 
 def _versioned_write(quantities: Mapping[int, int]) -> set[int]:
-    rows = list(
-        Variant.objects.filter(pk__in=quantities)
-        .order_by("pk")
-        .values_list("pk", "stock", "version")
-    )
-    short = {pk for pk, stock, _ in rows if stock < quantities[pk]}
+    rows, short = _read_versions(quantities)
     if short:
         return short
     _after_read()
@@ -163,6 +158,16 @@ def _versioned_write(quantities: Mapping[int, int]) -> set[int]:
         if not written:
             raise _Stale(pk)
     return set()
+
+
+def _read_versions(quantities: Mapping[int, int]) -> tuple[list[tuple[int, int, int]], set[int]]:
+    """Each variant's (pk, stock, version), in pk order, and the pks short of their quantity."""
+    rows = list(
+        Variant.objects.filter(pk__in=quantities)
+        .order_by("pk")
+        .values_list("pk", "stock", "version")
+    )
+    return rows, {pk for pk, stock, _ in rows if stock < quantities[pk]}
 
 
 def _take_serializable(quantities: Mapping[int, int]) -> set[int]:
@@ -193,12 +198,7 @@ def _take_redis_lock(quantities: Mapping[int, int]) -> set[int]:
             )
         except redis_lock.LockTimeout as exc:
             raise _contention(str(exc)) from exc
-    rows = list(
-        Variant.objects.filter(pk__in=quantities)
-        .order_by("pk")
-        .values_list("pk", "stock", "version")
-    )
-    short = {pk for pk, stock, _ in rows if stock < quantities[pk]}
+    rows, short = _read_versions(quantities)
     if short:
         return short
     _after_read()
