@@ -73,18 +73,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 # The local stack (`python manage.py devstack up`) listens on these ports. They are
 # deliberately not the standard ones, so a machine's own PostgreSQL or Redis is never used
-# by accident. A second stack on the same machine (the bare-machine CI run, for one) moves
+# by accident, and all below 32768: Linux hands out 32768-60999 as the local ports of outgoing
+# connections, and a server whose port a client socket holds fails to bind (EADDRINUSE). A second stack on the same machine (the bare-machine CI run, for one) moves
 # with PERFSHOP_PRIMARY_PORT, PERFSHOP_REPLICA_PORT, PERFSHOP_REDIS_PORT and
 # PERFSHOP_GATEWAY_PORT (the stub payment gateway); the default URLs follow them. PgBouncer,
 # started when it is installed, listens on PERFSHOP_PGBOUNCER_PORT.
 LOCAL_DB_NAME = "perfshop"
 LOCAL_DB_USER = "perfshop"
 _LOCAL_PORTS = {
-    "LOCAL_PRIMARY_PORT": ("PERFSHOP_PRIMARY_PORT", 55432),
-    "LOCAL_REPLICA_PORT": ("PERFSHOP_REPLICA_PORT", 55433),
-    "LOCAL_REDIS_PORT": ("PERFSHOP_REDIS_PORT", 56379),
-    "LOCAL_PGBOUNCER_PORT": ("PERFSHOP_PGBOUNCER_PORT", 56432),
-    "LOCAL_GATEWAY_PORT": ("PERFSHOP_GATEWAY_PORT", 57080),
+    "LOCAL_PRIMARY_PORT": ("PERFSHOP_PRIMARY_PORT", 15432),
+    "LOCAL_REPLICA_PORT": ("PERFSHOP_REPLICA_PORT", 15433),
+    "LOCAL_REDIS_PORT": ("PERFSHOP_REDIS_PORT", 16379),
+    "LOCAL_PGBOUNCER_PORT": ("PERFSHOP_PGBOUNCER_PORT", 16432),
+    "LOCAL_GATEWAY_PORT": ("PERFSHOP_GATEWAY_PORT", 17080),
 }
 _DEFAULT_URLS = {
     "DEFAULT_DATABASE_URL": "postgresql://{user}@127.0.0.1:{LOCAL_PRIMARY_PORT}/{name}",

@@ -71,7 +71,7 @@ def test_defaults_are_the_local_stack():
         text=True,
         timeout=60,
     )
-    assert result.stdout.split() == ["55432", "redis://127.0.0.1:56379/0"]
+    assert result.stdout.split() == ["15432", "redis://127.0.0.1:16379/0"]
 
 
 def test_production_refuses_to_start_without_a_secret_key():

@@ -168,11 +168,11 @@ def test_pgbouncer_passes_through_to_the_primary_when_installed(local_stack):
 
 
 def test_pgbouncer_pools_per_transaction_in_front_of_the_stack_s_primary(tmp_path):
-    stack = devstack.Stack(root=tmp_path, primary_port=55442, pgbouncer_port=56442)
+    stack = devstack.Stack(root=tmp_path, primary_port=15442, pgbouncer_port=16442)
     text = pgbouncer.config_text(stack)
     assert "pool_mode = transaction" in text
-    assert "* = host=127.0.0.1 port=55442" in text
-    assert "listen_addr = 127.0.0.1" in text and "listen_port = 56442" in text
+    assert "* = host=127.0.0.1 port=15442" in text
+    assert "listen_addr = 127.0.0.1" in text and "listen_port = 16442" in text
 
 
 def test_env_lines_give_the_local_urls(no_overrides):
@@ -215,27 +215,27 @@ def test_ports_default_to_the_documented_ones():
     proc = _read_stack_settings()
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == [
-        "55432",
-        "55433",
-        "56379",
-        "postgresql://perfshop@127.0.0.1:55432/perfshop",
-        "postgresql://perfshop@127.0.0.1:55433/perfshop",
-        "redis://127.0.0.1:56379/0",
+        "15432",
+        "15433",
+        "16379",
+        "postgresql://perfshop@127.0.0.1:15432/perfshop",
+        "postgresql://perfshop@127.0.0.1:15433/perfshop",
+        "redis://127.0.0.1:16379/0",
     ]
 
 
 def test_a_second_stack_moves_to_other_ports_and_the_urls_follow():
     proc = _read_stack_settings(
-        PERFSHOP_PRIMARY_PORT="55442", PERFSHOP_REPLICA_PORT="55443", PERFSHOP_REDIS_PORT="56389"
+        PERFSHOP_PRIMARY_PORT="15442", PERFSHOP_REPLICA_PORT="15443", PERFSHOP_REDIS_PORT="16389"
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == [
-        "55442",
-        "55443",
-        "56389",
-        "postgresql://perfshop@127.0.0.1:55442/perfshop",
-        "postgresql://perfshop@127.0.0.1:55443/perfshop",
-        "redis://127.0.0.1:56389/0",
+        "15442",
+        "15443",
+        "16389",
+        "postgresql://perfshop@127.0.0.1:15442/perfshop",
+        "postgresql://perfshop@127.0.0.1:15443/perfshop",
+        "redis://127.0.0.1:16389/0",
     ]
 
 
@@ -397,7 +397,7 @@ def test_down_does_not_claim_a_folder_for_purging(tmp_path):
     folder = tmp_path / "not-a-stack"
     folder.mkdir()
     (folder / "precious.txt").write_text("keep me")
-    stack = devstack.Stack(root=folder, primary_port=56432, replica_port=56433, redis_port=57379)
+    stack = devstack.Stack(root=folder, primary_port=16432, replica_port=16433, redis_port=17379)
     devstack.down(verbose=False, stack=stack)
     with pytest.raises(devstack.DevstackError, match="refusing to purge"):
         devstack.down(verbose=False, stack=stack, purge=True)
