@@ -49,6 +49,26 @@ def payment_gateway():
 
 
 @pytest.fixture
+def celery_worker(tmp_path):
+    """Start real Celery workers on this run's queues: `celery_worker("email", pool="solo")`.
+    The queues are purged first and every worker is stopped at the end (tests/workers.py)."""
+    from config.celery_app import app as celery_app
+    from tests import workers
+
+    celery_app.control.purge()
+    started: list[workers.Worker] = []
+
+    def start(*queues: str, **options) -> workers.Worker:
+        worker = workers.start_worker(*queues, log_dir=tmp_path / "workers", **options)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
 

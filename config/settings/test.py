@@ -40,8 +40,9 @@ CACHES = {
 }
 CELERY_BROKER_URL = env_str("TEST_CELERY_BROKER_URL", f"{_REDIS_BASE}/15")
 # Queue names of this run only: a worker started by another run at the same time never takes
-# this run's tasks. The worker test starts its own worker on these queues.
-TEST_QUEUE_SUFFIX = f"-{os.getpid()}"
+# this run's tasks. A worker a test starts (tests/workers.py) is given its starter's suffix,
+# so the tasks it retries or sends on go to the same run's queues.
+TEST_QUEUE_SUFFIX = env_str("TEST_QUEUE_SUFFIX", f"-{os.getpid()}")
 CELERY_TASK_DEFAULT_QUEUE = f"default{TEST_QUEUE_SUFFIX}"
 CELERY_TASK_ROUTES = {
     task: {"queue": route["queue"] + TEST_QUEUE_SUFFIX}
