@@ -1,4 +1,7 @@
-"""The Celery application. Workers: `celery -A config worker -Q default,email,inventory,payment`."""
+"""The Celery application. One worker per queue (Procfile): `celery -A config worker -Q email`.
+
+Every task is a shop.celery_tasks.ShopTask: transient errors retried with backoff, failures
+recorded (docs/queues.md). The queues, routes, acks and limits are in config/settings/base.py."""
 
 import os
 
@@ -32,7 +35,9 @@ class StopOnBadEnvironment:
 
 
 app = Celery(
-    "perfshop", fixups=["config.celery_app:StopOnBadEnvironment", "celery.fixups.django:fixup"]
+    "perfshop",
+    fixups=["config.celery_app:StopOnBadEnvironment", "celery.fixups.django:fixup"],
+    task_cls="shop.celery_tasks:ShopTask",
 )
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

@@ -75,9 +75,10 @@ def env_list(name: str, default: list[str]) -> list[str]:
 # deliberately not the standard ones, so a machine's own PostgreSQL or Redis is never used
 # by accident, and all below 32768: Linux hands out 32768-60999 as the local ports of outgoing
 # connections, and a server whose port a client socket holds fails to bind (EADDRINUSE). A second stack on the same machine (the bare-machine CI run, for one) moves
-# with PERFSHOP_PRIMARY_PORT, PERFSHOP_REPLICA_PORT, PERFSHOP_REDIS_PORT and
-# PERFSHOP_GATEWAY_PORT (the stub payment gateway); the default URLs follow them. PgBouncer,
-# started when it is installed, listens on PERFSHOP_PGBOUNCER_PORT.
+# with PERFSHOP_PRIMARY_PORT, PERFSHOP_REPLICA_PORT, PERFSHOP_REDIS_PORT (the cache),
+# PERFSHOP_BROKER_PORT (the Celery broker, a Redis of its own), PERFSHOP_GATEWAY_PORT (the stub
+# payment gateway) and PERFSHOP_SMTP_PORT (the SMTP sink); the default URLs follow them.
+# PgBouncer, started when it is installed, listens on PERFSHOP_PGBOUNCER_PORT.
 LOCAL_DB_NAME = "perfshop"
 LOCAL_DB_USER = "perfshop"
 _LOCAL_PORTS = {
@@ -86,12 +87,15 @@ _LOCAL_PORTS = {
     "LOCAL_REDIS_PORT": ("PERFSHOP_REDIS_PORT", 16379),
     "LOCAL_PGBOUNCER_PORT": ("PERFSHOP_PGBOUNCER_PORT", 16432),
     "LOCAL_GATEWAY_PORT": ("PERFSHOP_GATEWAY_PORT", 17080),
+    "LOCAL_BROKER_PORT": ("PERFSHOP_BROKER_PORT", 16380),
+    "LOCAL_SMTP_PORT": ("PERFSHOP_SMTP_PORT", 17025),
 }
 _DEFAULT_URLS = {
     "DEFAULT_DATABASE_URL": "postgresql://{user}@127.0.0.1:{LOCAL_PRIMARY_PORT}/{name}",
     "DEFAULT_REPLICA_URL": "postgresql://{user}@127.0.0.1:{LOCAL_REPLICA_PORT}/{name}",
     "DEFAULT_REDIS_URL": "redis://127.0.0.1:{LOCAL_REDIS_PORT}/0",
     "DEFAULT_GATEWAY_URL": "http://127.0.0.1:{LOCAL_GATEWAY_PORT}",
+    "DEFAULT_BROKER_URL": "redis://127.0.0.1:{LOCAL_BROKER_PORT}/0",
 }
 
 

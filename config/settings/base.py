@@ -2,11 +2,15 @@
 
 from pathlib import Path
 
+from kombu import Exchange, Queue
+
 from config.env import (
+    DEFAULT_BROKER_URL,
     DEFAULT_DATABASE_URL,
     DEFAULT_GATEWAY_URL,
     DEFAULT_REDIS_URL,
     DEFAULT_REPLICA_URL,
+    LOCAL_SMTP_PORT,
     BadEnvironment,
     database_from_url,
     env_bool,
@@ -182,14 +186,59 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+# Celery (docs/queues.md). The broker is a Redis of its own (PERFSHOP_BROKER_PORT), not the cache:
+# an outage of one is not an outage of the other, and evicting cache keys never drops a task.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", DEFAULT_BROKER_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = False
-CELERY_TASK_ACKS_LATE = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Every task is a shop.celery_tasks.ShopTask (config/celery_app.py): transient errors are retried
+# with exponential backoff and jitter, a permanent one is not, and a task that fails for good is
+# recorded as a shop.models.FailedTask (`manage.py failed_tasks`).
+TASK_MAX_RETRIES = env_int("TASK_MAX_RETRIES", 5)
+TASK_RETRY_BACKOFF_S = env_float("TASK_RETRY_BACKOFF_S", 2.0)  # 1st retry after 1-2 s, then x2
+TASK_RETRY_BACKOFF_MAX_S = env_float("TASK_RETRY_BACKOFF_MAX_S", 300.0)
+# The queues, declared (not made on first use: a route naming a queue that is not here is an
+# error when the task is sent, not a queue no worker reads) and each read by its own worker
+# (Procfile). A task goes to `default` unless CELERY_TASK_ROUTES names its queue.
+CELERY_QUEUE_NAMES = ("default", "email", "inventory", "payment")
+CELERY_TASK_QUEUES = tuple(
+    Queue(name, Exchange(name), routing_key=name) for name in CELERY_QUEUE_NAMES
+)
+CELERY_TASK_CREATE_MISSING_QUEUES = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "orders.tasks.send_order_confirmation": {"queue": "email"},
+}
+# Acknowledge a message when its task has finished, not when a worker takes it: a worker that
+# dies mid-task leaves it on the broker. One message reserved per worker process at a time, so a
+# long task never sits behind another on a busy process while an idle one waits.
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A pool process killed mid-task (SIGKILL, the OOM killer) sends its task again rather than
+# dropping it. retry_on_worker_lost (Celery 5.6+) sends it as a retry that counts against
+# TASK_MAX_RETRIES, so a message that kills its worker every time ends as a FailedTask instead
+# of looping for ever; reject_on_worker_lost requeues it if that retry cannot be sent.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_RETRY_ON_WORKER_LOST = True
+# A task stuck on a hung call is interrupted (SoftTimeLimitExceeded, which it may catch to clean
+# up), then killed. Raise them per task (`@shared_task(soft_time_limit=...)`) for long work.
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90)
+# Redis has no real acks: a message a worker took but has not acknowledged goes back on its queue
+# once this many seconds have passed, whichever worker then restores it. Longer than any task
+# (with its countdown: a retry waiting for its ETA is unacknowledged too), or a slow task runs
+# twice; it is also how long a task of a worker killed outright (kill -9 of the main process)
+# waits to run again. Tests of that case set a short one (CELERY_VISIBILITY_TIMEOUT).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+}
+# Mail servers (and the providers in front of them) throttle senders: the email queue's tasks
+# are held to this rate per worker (Celery's token bucket; "50/s", "600/m"; empty: no limit).
+EMAIL_TASK_RATE_LIMIT = env_str("EMAIL_TASK_RATE_LIMIT", "50/s") or None
+CELERY_TASK_ANNOTATIONS = {
+    task: {"rate_limit": EMAIL_TASK_RATE_LIMIT}
+    for task, route in CELERY_TASK_ROUTES.items()
+    if route["queue"] == "email"
 }
 # The order event log's partitions for the months ahead (table_partitioning), made daily.
 CELERY_BEAT_SCHEDULE = {
@@ -200,6 +249,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = "orders@perfshop.local"
+# The SMTP server when EMAIL_BACKEND is the smtp one: by default the local stack's SMTP sink
+# (shop/smtp_sink.py), which keeps every message it receives under .stack/smtp/.
+EMAIL_HOST = env_str("EMAIL_HOST", "127.0.0.1")
+EMAIL_PORT = env_int("EMAIL_PORT", LOCAL_SMTP_PORT)
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0)
 
 LOGGING = {
     "version": 1,

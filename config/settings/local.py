@@ -1,6 +1,6 @@
 """Development on your own machine: DEBUG on and the debug toolbar available."""
 
-from config.env import env_bool
+from config.env import env_bool, env_str
 from config.settings.base import *  # noqa: F403
 from config.settings.base import INSTALLED_APPS, MIDDLEWARE
 
@@ -38,3 +38,7 @@ if env_bool("DEBUG_TOOLBAR", True):
         "debug_toolbar.panels.profiling.ProfilingPanel",
     ]
     DEBUG_TOOLBAR_CONFIG = {"SHOW_TOOLBAR_CALLBACK": "config.toolbar.show_toolbar"}
+
+# Mail goes over real SMTP, to the local stack's SMTP sink unless EMAIL_HOST/EMAIL_PORT say
+# otherwise (base.py): sending costs a connection and a round trip, as it will in production.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")

@@ -2,9 +2,11 @@
 
 import os
 
-from config.env import env_str
+from kombu import Exchange, Queue
+
+from config.env import DEFAULT_BROKER_URL, env_str
 from config.settings.base import *  # noqa: F403
-from config.settings.base import DATABASES, REDIS_URL
+from config.settings.base import CELERY_QUEUE_NAMES, DATABASES, REDIS_URL
 from shop.techniques import connection_pooling
 
 # A connection per thread, as the suite's transactions expect, whatever PERF_TOGGLES says: a pool
@@ -38,13 +40,25 @@ CACHES = {
         "KEY_PREFIX": "perfshop-test",
     }
 }
-CELERY_BROKER_URL = env_str("TEST_CELERY_BROKER_URL", f"{_REDIS_BASE}/15")
+# The broker Redis (PERFSHOP_BROKER_PORT), as in development, on a database of its own.
+CELERY_BROKER_URL = env_str("TEST_CELERY_BROKER_URL", f"{DEFAULT_BROKER_URL.rsplit('/', 1)[0]}/15")
 # Queue names of this run only: a worker started by another run at the same time never takes
 # this run's tasks. A worker a test starts (tests/workers.py) is given its starter's suffix,
 # so the tasks it retries or sends on go to the same run's queues.
 TEST_QUEUE_SUFFIX = env_str("TEST_QUEUE_SUFFIX", f"-{os.getpid()}")
 CELERY_TASK_DEFAULT_QUEUE = f"default{TEST_QUEUE_SUFFIX}"
+CELERY_TASK_QUEUES = tuple(
+    Queue(
+        name + TEST_QUEUE_SUFFIX,
+        Exchange(name + TEST_QUEUE_SUFFIX),
+        routing_key=name + TEST_QUEUE_SUFFIX,
+    )
+    for name in CELERY_QUEUE_NAMES
+)
 CELERY_TASK_ROUTES = {
     task: {"queue": route["queue"] + TEST_QUEUE_SUFFIX}
     for task, route in CELERY_TASK_ROUTES.items()  # noqa: F405
 }
+# Tasks the queue tests send (tests/task_probes.py): they fail, retry or kill their process on
+# request. The suite's workers import them; the project's never do.
+CELERY_IMPORTS = ["tests.task_probes"]
