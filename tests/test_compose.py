@@ -15,7 +15,9 @@ from shop import procfile
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-APP_SERVICES = ("migrate", "web", "worker", "gateway")
+WORKERS = ("worker-default", "worker-email", "worker-inventory", "worker-payment")
+PROCFILE_SERVICES = ("web", *WORKERS, "gateway", "smtp", "beat")
+APP_SERVICES = ("migrate", "web", *WORKERS, "gateway", "smtp")
 
 
 def compose_command() -> list[str] | None:
@@ -77,10 +79,13 @@ def test_the_stack_has_its_services(services):
         "db-replica",
         "pgbouncer",
         "redis",
+        "broker",
         "migrate",
         "web",
-        "worker",
+        *WORKERS,
         "gateway",
+        "smtp",
+        "beat",
     }
     assert expected <= set(services)
 
@@ -93,14 +98,18 @@ def test_pgbouncer_pools_per_transaction_in_front_of_the_primary(services):
     assert "* = host=db-primary port=5432" in ini
 
 
-@pytest.mark.parametrize("name", ["web", "worker", "gateway", "beat"])
+def test_every_procfile_line_is_a_service(services):
+    assert set(procfile.commands(ROOT / "Procfile")) == set(PROCFILE_SERVICES) <= set(services)
+
+
+@pytest.mark.parametrize("name", PROCFILE_SERVICES)
 def test_app_commands_are_the_procfiles(services, name):
     raw = services[name]["command"]
     assert isinstance(raw, str), f"{name}'s command must be a string, like the Procfile's"
     assert normalize(raw) == normalize(procfile.commands(ROOT / "Procfile")[name])
 
 
-@pytest.mark.parametrize("name", ["web", "worker", "gateway", "beat"])
+@pytest.mark.parametrize("name", PROCFILE_SERVICES)
 def test_app_commands_leave_variables_to_the_container(services, name):
     # A single `$` would be filled in by docker-compose from the host's environment (where
     # WEB_BIND is unset, so gunicorn would bind 127.0.0.1 inside the container). `$$` hands
@@ -130,23 +139,33 @@ def test_app_environment_points_at_the_containers(compose):
     assert env["DATABASE_URL"] == "postgresql://perfshop:perfshop@db-primary:5432/perfshop"
     assert env["DATABASE_REPLICA_URL"] == "postgresql://perfshop:perfshop@db-replica:5432/perfshop"
     assert env["REDIS_URL"] == "redis://redis:6379/0"
+    assert env["CELERY_BROKER_URL"] == "redis://broker:6379/0"
+    assert (env["EMAIL_HOST"], env["EMAIL_PORT"]) == ("smtp", "17025")
     assert env["WEB_BIND"] == "0.0.0.0:8000"
     assert "config.settings." in env["DJANGO_SETTINGS_MODULE"]
 
 
-@pytest.mark.parametrize("name", ["web", "worker"])
+@pytest.mark.parametrize("name", ["web", *WORKERS])
 def test_app_waits_for_healthy_backends_and_migrations(services, name):
     depends_on = services[name]["depends_on"]
-    for backend in ("db-primary", "db-replica", "redis"):
-        assert depends_on[backend] == {"condition": "service_healthy"}
+    for backend in ("db-primary", "db-replica", "redis", "broker", "gateway", "smtp"):
+        assert depends_on[backend] == {"condition": "service_healthy"}, backend
     assert depends_on["migrate"] == {"condition": "service_completed_successfully"}
-    assert depends_on["gateway"] == {"condition": "service_healthy"}
 
 
 def test_backends_have_healthchecks(services):
     for name in ("db-primary", "db-replica"):
         assert "pg_isready" in " ".join(services[name]["healthcheck"]["test"])
     assert "redis-cli ping" in " ".join(services["redis"]["healthcheck"]["test"])
+    assert "redis-cli ping" in " ".join(services["broker"]["healthcheck"]["test"])
+    assert "smtplib" in " ".join(services["smtp"]["healthcheck"]["test"])
+
+
+def test_the_broker_is_a_redis_of_its_own_that_keeps_its_queue(services):
+    broker = services["broker"]
+    assert broker["image"] == services["redis"]["image"]
+    assert "--appendonly" in broker["command"] and "yes" in broker["command"]
+    assert any(volume.endswith(":/data") for volume in broker["volumes"])
 
 
 def test_replica_is_cloned_by_its_entrypoint_script(services):

@@ -87,13 +87,18 @@ def test_commands_of_a_missing_procfile_is_a_clear_error(tmp_path):
         procfile.commands(tmp_path / "Procfile")
 
 
-def test_project_procfile_has_web_worker_gateway_and_beat():
+WORKERS = ["worker-default", "worker-email", "worker-inventory", "worker-payment"]
+
+
+def test_project_procfile_has_web_a_worker_per_queue_the_stubs_and_beat():
     entries = procfile.commands(ROOT / "Procfile")
-    assert list(entries) == ["web", "worker", "gateway", "beat"]
+    assert list(entries) == ["web", *WORKERS, "gateway", "smtp", "beat"]
     assert entries["beat"].startswith("celery -A config beat ")
     assert entries["gateway"].startswith("python manage.py payment_gateway_stub ")
+    assert entries["smtp"].startswith("python manage.py smtp_sink ")
     assert entries["web"].startswith("gunicorn config.wsgi:application ")
-    assert entries["worker"].startswith("celery -A config worker ")
+    for name in WORKERS:
+        assert entries[name].startswith("celery -A config worker "), name
     assert procfile.commands() == entries  # the default path finds the same file
 
 
@@ -140,9 +145,18 @@ def test_project_commands_expand_to_their_defaults():
     web = procfile.argv_for(entries["web"], {})
     assert web[web.index("--bind") + 1] == "127.0.0.1:8000"
     assert web[web.index("--workers") + 1] == "4"
-    worker = procfile.argv_for(entries["worker"], {"WORKER_CONCURRENCY": "3"})
-    assert worker[worker.index("--concurrency") + 1] == "3"
-    assert worker[worker.index("--queues") + 1] == "default,email,inventory,payment"
+    for name in WORKERS:
+        queue = name.removeprefix("worker-")
+        variable = f"WORKER_{queue.upper()}_CONCURRENCY"
+        worker = procfile.argv_for(entries[name], {variable: "3"})
+        assert worker[worker.index("--concurrency") + 1] == "3", name
+        assert worker[worker.index("--queues") + 1] == queue  # one queue each, every queue read
+        assert worker[worker.index("--hostname") + 1] == f"{queue}@%h"
+    from django.conf import settings
+
+    assert sorted(name.removeprefix("worker-") for name in WORKERS) == sorted(
+        settings.CELERY_QUEUE_NAMES
+    )
 
 
 def test_child_environment_puts_this_interpreters_bin_dir_first():

@@ -254,6 +254,8 @@ DEFAULT_FROM_EMAIL = "orders@perfshop.local"
 EMAIL_HOST = env_str("EMAIL_HOST", "127.0.0.1")
 EMAIL_PORT = env_int("EMAIL_PORT", LOCAL_SMTP_PORT)
 EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0)
+# The sink's time per message, as a distant provider's (`manage.py smtp_sink`, `devstack up`).
+SMTP_SINK_DELAY_MS = env_float("SMTP_SINK_DELAY_MS", 0.0)
 
 LOGGING = {
     "version": 1,

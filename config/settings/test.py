@@ -40,7 +40,10 @@ CACHES = {
         "KEY_PREFIX": "perfshop-test",
     }
 }
-# The broker Redis (PERFSHOP_BROKER_PORT), as in development, on a database of its own.
+# The broker Redis (PERFSHOP_BROKER_PORT), as in development, on a database of its own. Celery
+# reads CELERY_BROKER_URL from the environment before its setting, so the development broker that
+# `devstack env` exports is dropped here (and from the workers this run starts).
+os.environ.pop("CELERY_BROKER_URL", None)
 CELERY_BROKER_URL = env_str("TEST_CELERY_BROKER_URL", f"{DEFAULT_BROKER_URL.rsplit('/', 1)[0]}/15")
 # Queue names of this run only: a worker started by another run at the same time never takes
 # this run's tasks. A worker a test starts (tests/workers.py) is given its starter's suffix,

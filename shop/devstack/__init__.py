@@ -1,5 +1,5 @@
-"""The local stack: a PostgreSQL primary, a streaming replica, Redis and the stub payment
-gateway, all under `.stack/`.
+"""The local stack: a PostgreSQL primary, a streaming replica, two Redis servers (the cache and
+the Celery broker), the stub payment gateway and the SMTP sink, all under `.stack/`.
 
 Plain Python (standard library only; psycopg and redis are used lazily when present), so it
 runs before Django can start:
@@ -13,12 +13,15 @@ Everything lives in the git-ignored state folder (`<project>/.stack`, or `$PERFS
     .stack/pg-replica/   replica made with `pg_basebackup -R -X stream` over slot perfshop_replica
     .stack/run/          Unix sockets of both PostgreSQL servers
     .stack/log/          pg-primary.log, pg-replica.log
-    .stack/redis/        redis.pid, redis.log
+    .stack/redis/        redis.pid, redis.log (the cache, no persistence)
+    .stack/broker/       redis.pid, redis.log, appendonly files (the Celery broker)
+    .stack/smtp/         smtp.pid, smtp.log, mail/ (shop/smtp_sink.py: one .eml per message)
     .stack/gateway/      gateway.pid, gateway.log (shop/payment_gateway_stub.py)
 
 Servers listen on 127.0.0.1 only, on the ports in `config.env`. When DATABASE_URL is set, no
 local PostgreSQL is started (the URL is only checked); likewise DATABASE_REPLICA_URL for the
-replica, REDIS_URL for Redis and PAYMENT_GATEWAY_URL for the gateway.
+replica, REDIS_URL for the cache, CELERY_BROKER_URL for the broker (a redis:// or amqp:// URL),
+PAYMENT_GATEWAY_URL for the gateway and EMAIL_HOST for the SMTP sink.
 
 The modules, each depending only on the ones above it:
 
@@ -28,8 +31,9 @@ The modules, each depending only on the ones above it:
                PG_BIN_GLOBS, PG_PACKAGES and REDIS_PACKAGES, and PG_EXTENSIONS (what a
                PostgreSQL build must ship), live (and are patched) there
     postgres   initdb, postgresql.conf, start/stop, role/database/slot, the pg_basebackup replica
-    redis      redis-server start/stop, PING over RESP
+    redis      redis-server start/stop (cache and broker: layout.RedisServer), PING over RESP
     gateway    the stub payment gateway: a detached `python -m shop.payment_gateway_stub`
+    smtp       the SMTP sink: a detached `python -m shop.smtp_sink`
     external   checking DATABASE_URL / DATABASE_REPLICA_URL / REDIS_URL servers instead
     control    up, down, status, format_status, env_lines
     cli        the command line (`__main__` runs it)
@@ -51,6 +55,7 @@ from .layout import (
     Stack,
 )
 from .redis import redis_ping
+from .smtp import smtp_ping
 
 __all__ = [
     "HOST",
@@ -73,6 +78,7 @@ __all__ = [
     "format_status",
     "main",
     "redis_ping",
+    "smtp_ping",
     "status",
     "up",
 ]

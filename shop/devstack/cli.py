@@ -50,7 +50,7 @@ def run(action: str, *, quiet: bool = False, purge: bool = False, out: TextIO = 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m shop.devstack",
-        description="Local PostgreSQL primary + streaming replica + Redis under .stack/.",
+        description="Local PostgreSQL primary + streaming replica + Redis (cache, broker) + stubs under .stack/.",
     )
     add_actions(parser)
     args = parser.parse_args(argv)
@@ -69,11 +69,12 @@ def _write_lines(out: TextIO, lines: Sequence[str]) -> None:
 
 
 def _binaries(out: TextIO) -> int:
-    """What `up` would run. Servers given by DATABASE_URL / REDIS_URL need no binaries."""
+    """What `up` would run. Servers given by DATABASE_URL / REDIS_URL and CELERY_BROKER_URL
+    need no binaries."""
     needed = []
     if not os.environ.get("DATABASE_URL"):
         needed.append(("postgresql", find_pg_bindir))
-    if not os.environ.get("REDIS_URL"):
+    if not (os.environ.get("REDIS_URL") and os.environ.get("CELERY_BROKER_URL")):
         needed.append(("redis", find_redis_server))
     missing = 0
     for name, find in needed:

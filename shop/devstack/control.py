@@ -16,13 +16,17 @@ from .pgbouncer import _ensure_pgbouncer, _stop_pgbouncer
 from .postgres import _ensure_primary, _ensure_replica, _pg_pid, _prepare_dir, _psql, _stop_pg
 from .process import _locked, _pid_alive, _read_pid
 from .redis import _ensure_redis, _stop_redis, redis_ping
+from .smtp import _ensure_smtp, _stop_smtp, smtp_ping
+
+# The servers, in the order `status` lists them.
+ROLES = ("primary", "replica", "redis", "broker", "gateway", "smtp")
 
 
 def up(
     verbose: bool = True, *, stack: Stack | None = None, stream: TextIO | None = None
 ) -> list[str]:
-    """Start whatever of primary, replica, Redis and the payment gateway stub is not running;
-    idempotent.
+    """Start whatever of primary, replica, the two Redis servers (cache, Celery broker), the
+    payment gateway stub and the SMTP sink is not running; idempotent.
 
     Returns the actions taken (an empty list when everything was already up). Raises
     DevstackError with a message that says what to do when something can't start.
@@ -63,16 +67,25 @@ def up(
                 )
             else:
                 _ensure_replica(pg, stack, say, actions)
-        if redis_url:
-            say(f"REDIS_URL is set: using {_mask(redis_url)} instead of a local redis")
-            _report_external("REDIS_URL", redis_url, _check_redis_url, say, problems)
-        else:
-            _ensure_redis(stack, say, actions)
+        for server in stack.redis_servers:
+            if url := os.environ.get(server.url_variable):
+                say(f"{server.url_variable} is set: using {_mask(url)} instead of a local "
+                    f"{server.role}")  # fmt: skip
+                if url.startswith(("redis://", "rediss://")):
+                    _report_external(server.url_variable, url, _check_redis_url, say, problems)
+                else:  # a broker of another kind (amqp:// for RabbitMQ): its port answers
+                    _report_external(server.url_variable, url, _check_any_url, say, problems)
+            else:
+                _ensure_redis(stack, server, say, actions)
         if gateway_url := os.environ.get("PAYMENT_GATEWAY_URL"):
             say(f"PAYMENT_GATEWAY_URL is set: using {_mask(gateway_url)} instead of the stub")
             _report_external("PAYMENT_GATEWAY_URL", gateway_url, _check_http_url, say, problems)
         else:
             _ensure_gateway(stack, say, actions)
+        if email_host := os.environ.get("EMAIL_HOST"):
+            say(f"EMAIL_HOST is set: mail goes to {email_host} instead of the SMTP sink")
+        else:
+            _ensure_smtp(stack, say, actions)
     if problems:
         raise DevstackError("\n".join(problems))
     if not actions:
@@ -88,7 +101,8 @@ def down(
     stack: Stack | None = None,
     stream: TextIO | None = None,
 ) -> list[str]:
-    """Stop the gateway stub, replica, primary and Redis (fast shutdown); keep the data unless
+    """Stop the gateway stub, the SMTP sink, replica, primary and both Redis servers (fast
+    shutdown); keep the data unless
     `purge`.
 
     With purge=True, delete the whole state folder afterwards. Returns the actions taken.
@@ -110,11 +124,14 @@ def down(
             actions.append("stop pgbouncer")
         if _stop_gateway(stack, say):
             actions.append("stop gateway")
+        if _stop_smtp(stack, say):
+            actions.append("stop smtp")
         for role in ("replica", "primary"):
             if _stop_pg(pg, stack, role, say):
                 actions.append(f"stop {role}")
-        if _stop_redis(stack, say):
-            actions.append("stop redis")
+        for server in stack.redis_servers:
+            if _stop_redis(stack, server, say):
+                actions.append(f"stop {server.role}")
         if not actions:
             say("local stack already stopped")
         if purge:
@@ -132,8 +149,8 @@ def down(
 
 
 def status(*, stack: Stack | None = None) -> dict:
-    """The state of each server, as a dict keyed 'primary', 'replica', 'redis', 'gateway'
-    (+ 'state_dir').
+    """The state of each server, as a dict keyed 'primary', 'replica', 'redis' (the cache),
+    'broker' (Celery's Redis), 'gateway', 'smtp' (+ 'state_dir').
 
     Each entry has: running (bool), state ('running', 'stopped', 'not created'), port, pid,
     and data_dir/log; 'external' is the URL in use instead when the env var for it is set.
@@ -183,17 +200,18 @@ def status(*, stack: Stack | None = None) -> dict:
                     entry["in_recovery"] = None
                     entry["wal_receiver"] = "unknown"
         result[role] = entry
-    redis_pid = _read_pid(stack.redis_pidfile)
-    redis_up = redis_ping(stack.redis_port)
-    result["redis"] = {
-        "running": redis_up,
-        "state": "running" if redis_up else "stopped",
-        "port": stack.redis_port,
-        "pid": redis_pid if redis_up and _pid_alive(redis_pid) else None,
-        "data_dir": str(stack.redis_dir),
-        "log": str(stack.redis_log),
-        "external": os.environ.get("REDIS_URL"),
-    }
+    for server in stack.redis_servers:
+        redis_pid = _read_pid(server.pidfile)
+        redis_up = redis_ping(server.port)
+        result[server.role] = {
+            "running": redis_up,
+            "state": "running" if redis_up else "stopped",
+            "port": server.port,
+            "pid": redis_pid if redis_up and _pid_alive(redis_pid) else None,
+            "data_dir": str(server.dir),
+            "log": str(server.log),
+            "external": os.environ.get(server.url_variable),
+        }
     gateway_pid = _read_pid(stack.gateway_pidfile)
     gateway_up = gateway_ping(stack.gateway_port)
     result["gateway"] = {
@@ -205,13 +223,24 @@ def status(*, stack: Stack | None = None) -> dict:
         "log": str(stack.gateway_log),
         "external": os.environ.get("PAYMENT_GATEWAY_URL"),
     }
+    smtp_pid = _read_pid(stack.smtp_pidfile)
+    smtp_up = smtp_ping(stack.smtp_port)
+    result["smtp"] = {
+        "running": smtp_up,
+        "state": "running" if smtp_up else "stopped",
+        "port": stack.smtp_port,
+        "pid": smtp_pid if smtp_up and _pid_alive(smtp_pid) else None,
+        "data_dir": str(stack.smtp_mail_dir),
+        "log": str(stack.smtp_log),
+        "external": os.environ.get("EMAIL_HOST"),
+    }
     return result
 
 
 def format_status(info: dict) -> list[str]:
     """One line per server, for people."""
     lines = []
-    for role in ("primary", "replica", "redis", "gateway"):
+    for role in ROLES:
         if role not in info:
             continue
         entry = info[role]
@@ -237,11 +266,21 @@ def _check_http_url(url: str) -> str | None:
     return _check_tcp(parsed.hostname or "localhost", parsed.port or 80)
 
 
+def _check_any_url(url: str) -> str | None:
+    """A server of a kind the stack does not speak (RabbitMQ for the broker): its port answers."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    default = {"amqp": 5672, "amqps": 5671}.get(parsed.scheme, 0)
+    return _check_tcp(parsed.hostname or "localhost", parsed.port or default)
+
+
 def env_lines() -> list[str]:
     """Shell `export` lines for the URLs the app will use (the local stack unless overridden)."""
     values = {
         "DATABASE_URL": os.environ.get("DATABASE_URL") or _env.DEFAULT_DATABASE_URL,
         "DATABASE_REPLICA_URL": os.environ.get("DATABASE_REPLICA_URL") or _env.DEFAULT_REPLICA_URL,
         "REDIS_URL": os.environ.get("REDIS_URL") or _env.DEFAULT_REDIS_URL,
+        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL") or _env.DEFAULT_BROKER_URL,
     }
     return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]

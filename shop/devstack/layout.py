@@ -49,6 +49,8 @@ class Stack:
     redis_port: int = field(default_factory=lambda: _env.LOCAL_REDIS_PORT)
     pgbouncer_port: int = field(default_factory=lambda: _env.LOCAL_PGBOUNCER_PORT)
     gateway_port: int = field(default_factory=lambda: _env.LOCAL_GATEWAY_PORT)
+    broker_port: int = field(default_factory=lambda: _env.LOCAL_BROKER_PORT)
+    smtp_port: int = field(default_factory=lambda: _env.LOCAL_SMTP_PORT)
 
     @classmethod
     def default(cls) -> Stack:
@@ -96,6 +98,41 @@ class Stack:
         return self.redis_dir / "redis.log"
 
     @property
+    def broker_dir(self) -> Path:
+        return self.root / "broker"
+
+    @property
+    def redis_servers(self) -> tuple[RedisServer, RedisServer]:
+        """The two Redis servers: the cache and, apart from it, the Celery broker."""
+        return (
+            RedisServer("redis", "Redis (cache)", self.redis_port, self.redis_dir, "REDIS_URL"),
+            RedisServer(
+                "broker", "Redis (Celery broker)", self.broker_port, self.broker_dir,
+                "CELERY_BROKER_URL", persistent=True,
+            ),
+        )  # fmt: skip
+
+    def redis_server(self, role: str) -> RedisServer:
+        return next(server for server in self.redis_servers if server.role == role)
+
+    @property
+    def smtp_dir(self) -> Path:
+        return self.root / "smtp"
+
+    @property
+    def smtp_pidfile(self) -> Path:
+        return self.smtp_dir / "smtp.pid"
+
+    @property
+    def smtp_log(self) -> Path:
+        return self.smtp_dir / "smtp.log"
+
+    @property
+    def smtp_mail_dir(self) -> Path:
+        """The messages the sink received, one .eml file each."""
+        return self.smtp_dir / "mail"
+
+    @property
     def gateway_dir(self) -> Path:
         return self.root / "gateway"
 
@@ -127,8 +164,33 @@ class Stack:
             "primary": self.primary_port,
             "replica": self.replica_port,
             "redis": self.redis_port,
+            "broker": self.broker_port,
             "gateway": self.gateway_port,
+            "smtp": self.smtp_port,
         }[role]
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    """One local redis-server: its role in `status` ("redis" is the cache, "broker" Celery's),
+    port, folder (pid file, log, data) and the URL variable that names a server to use instead.
+    The broker's keeps its data across restarts (append-only file): queued tasks outlive a
+    `down`/`up`, as they would a real broker's restart; the cache's keeps nothing."""
+
+    role: str
+    what: str
+    port: int
+    dir: Path
+    url_variable: str
+    persistent: bool = False
+
+    @property
+    def pidfile(self) -> Path:
+        return self.dir / "redis.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "redis.log"
 
 
 def _others_can_traverse(path: Path) -> bool:

@@ -1,5 +1,6 @@
-"""The Redis side: a daemonized redis-server on the stack's port, PING/SHUTDOWN over plain RESP
-(no client library needed)."""
+"""The Redis side: daemonized redis-servers, the cache's and the Celery broker's, each on its
+port with its own folder, pid file and log (layout.RedisServer); PING over plain RESP (no client
+library needed)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import socket
 import time
 
 from .discovery import find_redis_server
-from .layout import HOST, DevstackError, Stack, _Out, _show
+from .layout import HOST, DevstackError, RedisServer, Stack, _Out, _show
 from .process import _pid_alive, _pid_runs, _read_pid, _refuse_taken_port, _run, _tail, _wait_gone
 
 REDIS_START_TIMEOUT = 20  # seconds
@@ -37,50 +38,57 @@ def redis_ping(port: int, host: str = HOST) -> bool:
         return False
 
 
-def _ensure_redis(stack: Stack, say: _Out, actions: list[str]) -> None:
-    port = stack.redis_port
-    pid = _read_pid(stack.redis_pidfile)
+def _ensure_redis(stack: Stack, server: RedisServer, say: _Out, actions: list[str]) -> None:
+    port, name = server.port, server.role
+    pid = _read_pid(server.pidfile)
     if redis_ping(port) and _pid_runs(pid, "redis-server"):
-        say(f"redis already running on {HOST}:{port} (pid {pid})")
+        say(f"{name} already running on {HOST}:{port} (pid {pid})")
         return
-    _refuse_taken_port(port, "Redis server", "REDIS_URL")
-    server, source = find_redis_server()
-    stack.redis_dir.mkdir(parents=True, exist_ok=True)
-    stale = _read_pid(stack.redis_pidfile)
+    _refuse_taken_port(port, server.what, server.url_variable)
+    binary, source = find_redis_server()
+    server.dir.mkdir(parents=True, exist_ok=True)
+    stale = _read_pid(server.pidfile)
     if stale is not None and not _pid_alive(stale):
-        stack.redis_pidfile.unlink(missing_ok=True)
-    say(f"starting redis on {HOST}:{port} ({source}) ...")
+        server.pidfile.unlink(missing_ok=True)
+    say(f"starting {name} on {HOST}:{port} ({source}) ...")
+    # The broker appends every write to a file (fsync each second), so the tasks queued on it
+    # survive its restart; the cache keeps nothing.
+    persistence = (
+        ["--appendonly", "yes", "--appendfsync", "everysec"]
+        if server.persistent
+        else ["--appendonly", "no"]
+    )
     _run(
-        [server, "--port", str(port), "--bind", HOST, "--daemonize", "yes",
-         "--dir", stack.redis_dir, "--pidfile", stack.redis_pidfile,
-         "--logfile", stack.redis_log, "--save", "", "--appendonly", "no"],
-        timeout=30, detach=True, cwd=stack.redis_dir, what="redis-server",
+        [binary, "--port", str(port), "--bind", HOST, "--daemonize", "yes",
+         "--dir", server.dir, "--pidfile", server.pidfile,
+         "--logfile", server.log, "--save", "", *persistence],
+        timeout=30, detach=True, cwd=server.dir, what="redis-server",
     )  # fmt: skip
     deadline = time.monotonic() + REDIS_START_TIMEOUT
     while not redis_ping(port):
         if time.monotonic() > deadline:
             raise DevstackError(
-                f"redis did not answer PING on {HOST}:{port} within {REDIS_START_TIMEOUT}s; "
-                f"see its log {stack.redis_log}:\n{_tail(stack.redis_log)}"
+                f"{name} did not answer PING on {HOST}:{port} within {REDIS_START_TIMEOUT}s; "
+                f"see its log {server.log}:\n{_tail(server.log)}"
             )
         time.sleep(0.1)
-    actions.append("start redis")
-    say(f"redis up on {HOST}:{port} (pid {_read_pid(stack.redis_pidfile)})")
+    actions.append(f"start {name}")
+    say(f"{name} up on {HOST}:{port} (pid {_read_pid(server.pidfile)})")
 
 
-def _stop_redis(stack: Stack, say: _Out) -> bool:
+def _stop_redis(stack: Stack, server: RedisServer, say: _Out) -> bool:
     """Stop the Redis this state folder started, found by its pid file. A Redis that merely
     answers on the port may be another checkout's: it is left alone."""
-    pid = _read_pid(stack.redis_pidfile)
+    pid = _read_pid(server.pidfile)
     if not _pid_runs(pid, "redis-server"):
-        if redis_ping(stack.redis_port):
+        if redis_ping(server.port):
             say(
-                f"redis on {HOST}:{stack.redis_port} was not started from {_show(stack.root)}: left running"
+                f"{server.role} on {HOST}:{server.port} was not started from {_show(stack.root)}: left running"
             )
         return False
-    say(f"stopping redis (pid {pid}) ...")
-    # SIGTERM is Redis's clean shutdown; with --save "" it writes nothing.
+    say(f"stopping {server.role} (pid {pid}) ...")
+    # SIGTERM is Redis's clean shutdown (the broker's append-only file is flushed first).
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    _wait_gone(pid, 20, f"redis (pid {pid})")
+    _wait_gone(pid, 20, f"{server.role} (pid {pid})")
     return True

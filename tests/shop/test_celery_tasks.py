@@ -130,3 +130,9 @@ def test_email_tasks_are_rate_limited():
     task = app.tasks["orders.tasks.send_order_confirmation"]
     assert settings.EMAIL_TASK_RATE_LIMIT
     assert task.rate_limit == settings.EMAIL_TASK_RATE_LIMIT
+
+
+def test_celery_uses_the_broker_of_the_settings():
+    # Celery reads CELERY_BROKER_URL from the environment before its setting; the test settings
+    # drop it, so an exported development broker never takes the suite's tasks.
+    assert app.conf.broker_url == settings.CELERY_BROKER_URL

@@ -1,4 +1,5 @@
-"""The local stack (shop/devstack/): replication, Redis, idempotence, binary discovery.
+"""The local stack (shop/devstack/): replication, the two Redis servers, the stubs, idempotence,
+binary discovery.
 
 Tests marked `stack` bring the stack up themselves (idempotent: quick when it already runs) and
 talk to it with plain psycopg / redis connections: no Django database fixtures.
@@ -18,7 +19,7 @@ import pytest
 from shop import devstack
 from shop.devstack import discovery, pgbouncer
 
-OVERRIDES = ("DATABASE_URL", "DATABASE_REPLICA_URL", "REDIS_URL")
+OVERRIDES = ("DATABASE_URL", "DATABASE_REPLICA_URL", "REDIS_URL", "CELERY_BROKER_URL", "EMAIL_HOST")
 
 
 def _connect(port: int, dbname: str = "postgres"):
@@ -85,8 +86,12 @@ def test_status_reports_a_streaming_replica(local_stack):
     assert info["replica"]["running"] and info["replica"]["in_recovery"] is True
     assert info["replica"]["wal_receiver"] == "streaming"
     assert info["redis"]["running"] and info["redis"]["port"] == local_stack.redis_port
+    assert info["broker"]["running"] and info["broker"]["port"] == local_stack.broker_port
+    assert info["smtp"]["running"] and info["smtp"]["port"] == local_stack.smtp_port
     lines = devstack.format_status(info)
-    assert [line.split()[0] for line in lines] == ["primary", "replica", "redis", "gateway"]
+    assert [line.split()[0] for line in lines] == [
+        "primary", "replica", "redis", "broker", "gateway", "smtp",
+    ]  # fmt: skip
 
 
 @pytest.mark.stack
@@ -143,6 +148,27 @@ def test_redis_answers_ping_on_the_local_port(local_stack):
 
 
 @pytest.mark.stack
+def test_the_broker_is_a_redis_of_its_own_that_keeps_its_queue(local_stack):
+    import redis
+
+    broker = redis.Redis(host=devstack.HOST, port=local_stack.broker_port, socket_timeout=5)
+    cache = redis.Redis(host=devstack.HOST, port=local_stack.redis_port, socket_timeout=5)
+    assert broker.info("server")["process_id"] != cache.info("server")["process_id"]
+    assert broker.config_get("appendonly") == {"appendonly": "yes"}
+    assert cache.config_get("appendonly") == {"appendonly": "no"}
+    assert broker.config_get("dir")["dir"] == str(local_stack.broker_dir)
+
+
+@pytest.mark.stack
+def test_the_smtp_sink_greets_on_the_local_port(local_stack):
+    import smtplib
+
+    assert devstack.smtp_ping(local_stack.smtp_port)
+    with smtplib.SMTP(devstack.HOST, local_stack.smtp_port, timeout=5) as client:
+        assert client.noop()[0] == 250
+
+
+@pytest.mark.stack
 def test_up_again_is_a_quick_no_op(local_stack):
     before = devstack.status()
     started = time.monotonic()
@@ -151,7 +177,7 @@ def test_up_again_is_a_quick_no_op(local_stack):
     assert actions == []
     assert elapsed < 5
     after = devstack.status()
-    for role in ("primary", "replica", "redis"):
+    for role in ("primary", "replica", "redis", "broker", "gateway", "smtp"):
         assert after[role]["pid"] == before[role]["pid"], role
 
 
@@ -182,6 +208,7 @@ def test_env_lines_give_the_local_urls(no_overrides):
         f"export DATABASE_URL={env.DEFAULT_DATABASE_URL}",
         f"export DATABASE_REPLICA_URL={env.DEFAULT_REPLICA_URL}",
         f"export REDIS_URL={env.DEFAULT_REDIS_URL}",
+        f"export CELERY_BROKER_URL={env.DEFAULT_BROKER_URL}",
     ]
     assert f"127.0.0.1:{env.LOCAL_PRIMARY_PORT}/perfshop" in devstack.env_lines()[0]
 
@@ -198,8 +225,9 @@ def _read_stack_settings(**environ: str) -> subprocess.CompletedProcess:
     its only stack settings."""
     code = (
         "from config import env; from shop import devstack; s = devstack.Stack.default(); "
-        "print(s.primary_port, s.replica_port, s.redis_port, env.DEFAULT_DATABASE_URL, "
-        "env.DEFAULT_REPLICA_URL, env.DEFAULT_REDIS_URL)"
+        "print(s.primary_port, s.replica_port, s.redis_port, s.broker_port, s.smtp_port, "
+        "env.DEFAULT_DATABASE_URL, env.DEFAULT_REPLICA_URL, env.DEFAULT_REDIS_URL, "
+        "env.DEFAULT_BROKER_URL)"
     )
     return subprocess.run(
         [sys.executable, "-c", code],
@@ -218,24 +246,34 @@ def test_ports_default_to_the_documented_ones():
         "15432",
         "15433",
         "16379",
+        "16380",
+        "17025",
         "postgresql://perfshop@127.0.0.1:15432/perfshop",
         "postgresql://perfshop@127.0.0.1:15433/perfshop",
         "redis://127.0.0.1:16379/0",
+        "redis://127.0.0.1:16380/0",
     ]
 
 
 def test_a_second_stack_moves_to_other_ports_and_the_urls_follow():
     proc = _read_stack_settings(
-        PERFSHOP_PRIMARY_PORT="15442", PERFSHOP_REPLICA_PORT="15443", PERFSHOP_REDIS_PORT="16389"
+        PERFSHOP_PRIMARY_PORT="15442",
+        PERFSHOP_REPLICA_PORT="15443",
+        PERFSHOP_REDIS_PORT="16389",
+        PERFSHOP_BROKER_PORT="16390",
+        PERFSHOP_SMTP_PORT="17035",
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == [
         "15442",
         "15443",
         "16389",
+        "16390",
+        "17035",
         "postgresql://perfshop@127.0.0.1:15442/perfshop",
         "postgresql://perfshop@127.0.0.1:15443/perfshop",
         "redis://127.0.0.1:16389/0",
+        "redis://127.0.0.1:16390/0",
     ]
 
 
@@ -414,6 +452,8 @@ def test_binaries_command_exits_1_on_a_bare_machine(bare_machine, monkeypatch, c
     # Servers given by URL need no binaries at all.
     monkeypatch.setenv("DATABASE_URL", "postgresql://u@db.example/x")
     monkeypatch.setenv("REDIS_URL", "redis://cache.example/0")
+    assert main(["binaries"]) == 1  # the broker is still a local redis-server
+    monkeypatch.setenv("CELERY_BROKER_URL", "amqp://guest:guest@rabbit.example//")
     assert main(["binaries"]) == 0
 
 
@@ -431,7 +471,7 @@ def test_another_checkouts_stack_never_stops_ours(local_stack):
     finally:
         shutil.rmtree(top, ignore_errors=True)
     after = devstack.status()
-    for role in ("primary", "replica", "redis"):
+    for role in ("primary", "replica", "redis", "broker", "gateway", "smtp"):
         assert after[role]["running"] and after[role]["pid"] == ours[role]["pid"], role
 
 
@@ -456,3 +496,62 @@ def test_the_payment_gateway_stub_starts_detached_answers_and_stops(tmp_path):
     finally:
         stopped = _stop_gateway(stack, say)
     assert stopped and not gateway_ping(port)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((devstack.HOST, 0))
+        return probe.getsockname()[1]
+
+
+def test_the_broker_stops_without_the_cache(tmp_path):
+    """Two redis-servers, each with its folder and pid file: a broker outage leaves the cache up.
+    On ports of their own, in a state folder of its own: the shared stack is left alone."""
+    from shop.devstack.redis import _ensure_redis, _stop_redis
+
+    stack = devstack.Stack(
+        root=tmp_path / ".stack", redis_port=_free_port(), broker_port=_free_port()
+    )
+    cache, broker = stack.redis_servers
+    say = devstack.layout._Out(False, None)
+    actions = []
+    try:
+        for server in stack.redis_servers:
+            _ensure_redis(stack, server, say, actions)
+        assert actions == ["start redis", "start broker"]
+        assert cache.pidfile != broker.pidfile and cache.log != broker.log
+        assert _stop_redis(stack, broker, say)
+        assert not devstack.redis_ping(broker.port)
+        assert devstack.redis_ping(cache.port)
+        assert (broker.dir / "appendonlydir").is_dir() or any(broker.dir.glob("appendonly*"))
+    finally:
+        for server in stack.redis_servers:
+            _stop_redis(stack, server, say)
+    assert not devstack.redis_ping(cache.port)
+
+
+def test_the_smtp_sink_starts_detached_keeps_each_message_and_stops(tmp_path):
+    import smtplib
+
+    from shop import smtp_sink
+    from shop.devstack.smtp import _ensure_smtp, _stop_smtp, smtp_ping
+
+    port = _free_port()
+    stack = devstack.Stack(root=tmp_path / ".stack", smtp_port=port)
+    say = devstack.layout._Out(False, None)
+    actions = []
+    try:
+        _ensure_smtp(stack, say, actions)
+        assert actions == ["start smtp"] and smtp_ping(port)
+        _ensure_smtp(stack, say, actions)  # idempotent
+        assert actions == ["start smtp"]
+        with smtplib.SMTP(devstack.HOST, port, timeout=5) as client:
+            client.sendmail("a@perfshop.local", ["b@example.com"], b"Subject: hi\r\n\r\nbody\r\n")
+        [message] = smtp_sink.messages(stack.smtp_mail_dir)
+        assert message["Subject"] == "hi"
+        assert "SMTP sink on" in stack.smtp_log.read_text()
+    finally:
+        stopped = _stop_smtp(stack, say)
+    assert stopped and not smtp_ping(port)
