@@ -5,6 +5,7 @@ says, so a test counts the attempts and sees each one's retry number and ETA."""
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 from celery import shared_task
@@ -28,4 +29,6 @@ def probe(self, log_path: str, behaviour: str, fail_times: int = 0) -> str:
         raise OperationalError("server closed the connection unexpectedly")
     if behaviour == "kill":  # a poison message: its pool process dies every time
         os.kill(os.getpid(), signal.SIGKILL)
+    while behaviour == "hold" and Path(f"{log}.hold").exists():  # until the test lets go
+        time.sleep(0.05)
     return "ok"

@@ -228,9 +228,14 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90)
 # once this many seconds have passed, whichever worker then restores it. Longer than any task
 # (with its countdown: a retry waiting for its ETA is unacknowledged too), or a slow task runs
 # twice; it is also how long a task of a worker killed outright (kill -9 of the main process)
-# waits to run again. Tests of that case set a short one (CELERY_VISIBILITY_TIMEOUT).
+# waits to run again. Tests of that case set a short one (CELERY_VISIBILITY_TIMEOUT). Workers look
+# for such messages every tenth of it (at most a minute apart; kombu's default, 10 s x a throttle
+# of 10, is about 100 s whatever the timeout), one ZRANGE each time.
+_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+    "visibility_timeout": _VISIBILITY_TIMEOUT,
+    "unacked_restore_interval": max(1, min(60, _VISIBILITY_TIMEOUT // 10)),
+    "unacked_restore_throttle": 1,
 }
 # Mail servers (and the providers in front of them) throttle senders: the email queue's tasks
 # are held to this rate per worker (Celery's token bucket; "50/s", "600/m"; empty: no limit).

@@ -122,8 +122,11 @@ def test_acks_limits_and_the_visibility_timeout_are_set():
     assert conf.task_reject_on_worker_lost is True
     assert conf.task_retry_on_worker_lost is True
     assert 0 < conf.task_soft_time_limit < conf.task_time_limit
-    visibility = conf.broker_transport_options["visibility_timeout"]
+    options = conf.broker_transport_options
+    visibility = options["visibility_timeout"]
     assert visibility > conf.task_time_limit + settings.TASK_RETRY_BACKOFF_MAX_S
+    # Overdue messages are looked for often enough to matter: not kombu's ~100 s.
+    assert options["unacked_restore_interval"] * options["unacked_restore_throttle"] <= 60
 
 
 def test_email_tasks_are_rate_limited():

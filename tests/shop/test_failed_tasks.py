@@ -132,3 +132,39 @@ def test_failed_tasks_retry_sends_the_task_again_with_its_arguments(celery_worke
     assert FailedTask.objects.count() == 1  # it ran and succeeded: no second record
     with pytest.raises(CommandError, match=f"failed task {record.pk} was already retried"):
         call_command("failed_tasks", "retry", str(record.pk))
+
+
+def test_a_task_over_its_soft_time_limit_fails_at_once_and_is_recorded(celery_worker, tmp_path):
+    worker = celery_worker("default", env=FAST_RETRIES)
+    log = tmp_path / "slow.log"
+    (tmp_path / "slow.log.hold").touch()  # never released: the limit ends it
+
+    # The sender stamps the limits on the message (the settings' by default); a worker obeys them.
+    result = probe.apply_async((str(log), "hold"), soft_time_limit=1, time_limit=30)
+    record = wait_for_record(worker, result.id)
+
+    assert record.exception_type == "SoftTimeLimitExceeded"
+    assert record.attempts == 1
+    assert len(attempts(log)) == 1
+
+
+def test_a_task_of_a_worker_killed_outright_runs_again_after_the_visibility_timeout(
+    celery_worker, tmp_path
+):
+    """kill -9 of the whole worker: no ack, no reject, nothing sent. Redis hands the message to
+    the next worker once the visibility timeout (3 s here, an hour by default) has passed."""
+    env = {**FAST_RETRIES, "CELERY_VISIBILITY_TIMEOUT": "3"}
+    first = celery_worker("default", env=env)
+    log = tmp_path / "held.log"
+    hold = tmp_path / "held.log.hold"
+    hold.touch()
+    probe.delay(str(log), "hold")
+    assert first.wait_for(lambda: len(attempts(log)) == 1, seconds=30), first.output()
+
+    first.kill()
+    hold.unlink()
+    second = celery_worker("default", env=env)
+
+    assert second.wait_for(lambda: len(attempts(log)) == 2, seconds=60), second.output()
+    assert [run["retries"] for run in attempts(log)] == [0, 0]  # delivered again, not retried
+    assert not FailedTask.objects.exists()
