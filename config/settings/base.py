@@ -261,6 +261,8 @@ EMAIL_PORT = env_int("EMAIL_PORT", LOCAL_SMTP_PORT)
 EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0)
 # The sink's time per message, as a distant provider's (`manage.py smtp_sink`, `devstack up`).
 SMTP_SINK_DELAY_MS = env_float("SMTP_SINK_DELAY_MS", 0.0)
+# Where `manage.py smtp_sink` writes the messages; empty: the local stack's .stack/smtp/mail.
+SMTP_SINK_DIR = env_str("SMTP_SINK_DIR", "")
 
 LOGGING = {
     "version": 1,

@@ -1,6 +1,6 @@
 """Run the Procfile's long-running processes together, like foreman or honcho, stdlib only.
 
-    python -m shop.procfile [--procfile PATH] [--only web,worker] [--timeout SECONDS]
+    python -m shop.procfile [--procfile PATH] [--only web,worker-email] [--timeout SECONDS]
 
 Each Procfile line is `name: command`. `${VAR:-default}`, `${VAR-default}`, `${VAR}` and `$VAR`
 are expanded from the environment, then the command is split with `shlex.split` and started

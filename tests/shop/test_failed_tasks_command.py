@@ -82,3 +82,24 @@ def test_an_unknown_id_among_good_ones_sends_none_of_them(monkeypatch):
 
 def test_retry_all_with_nothing_pending_says_so():
     assert run("retry", "--all") == "no failed tasks waiting for a retry\n"
+
+
+def test_retry_all_sends_every_pending_one_to_its_queue_and_marks_it():
+    done = record(task_id="done")
+    done.retried_at = done.failed_at
+    done.save()
+    pending = [record(task_id="one", args=[1]), record(task_id="two", args=[2])]
+    with app.connection_for_write() as connection:
+        queue = app.amqp.queues[app.conf.task_default_queue].bind(connection.default_channel)
+        queue.declare()
+        queue.purge()
+        output = run("retry", "--all")
+        bodies = []
+        while (message := queue.get(no_ack=True)) is not None:
+            bodies.append((message.headers["task"], message.decode()[0]))
+    assert [line.split(":")[0] for line in output.splitlines()] == [str(r.pk) for r in pending]
+    assert bodies == [
+        ("orders.tasks.send_order_confirmation", [1]),
+        ("orders.tasks.send_order_confirmation", [2]),
+    ]
+    assert FailedTask.objects.filter(retried_at__isnull=True).count() == 0

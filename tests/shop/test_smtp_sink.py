@@ -49,3 +49,47 @@ def test_the_delay_is_spent_before_the_message_is_accepted(tmp_path, monkeypatch
             client.sendmail("a@perfshop.local", ["b@example.com"], b"Subject: slow\r\n\r\nbody\r\n")
         assert len(sink.messages()) == 2
     assert waits.count(0.05) == 2
+
+
+def test_the_command_serves_until_stopped_and_stands_by_when_a_sink_answers(tmp_path):
+    """`manage.py smtp_sink`, the Procfile's `smtp` line: a second one on the same port (as when
+    `make serve` runs after `devstack up` started the stack's) waits instead of failing."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from shop.devstack.smtp import smtp_ping
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = smtp_sink.__file__.rsplit("/shop/", 1)[0]
+
+    def start(folder):
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "smtp_sink", "--port", str(port), "--dir", str(folder)],
+            cwd=root, env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+
+    first = start(tmp_path / "first")
+    second = None
+    try:
+        deadline = time.monotonic() + 30
+        while not smtp_ping(port):
+            assert first.poll() is None and time.monotonic() < deadline, first.stdout.read()
+            time.sleep(0.1)
+        second = start(tmp_path / "second")
+        assert "standing by" in second.stdout.readline()
+        with smtplib.SMTP("127.0.0.1", port, timeout=5) as client:
+            client.sendmail("a@perfshop.local", ["b@example.com"], b"Subject: cmd\r\n\r\nx\r\n")
+        assert [m["Subject"] for m in smtp_sink.messages(tmp_path / "first")] == ["cmd"]
+        assert second.poll() is None
+    finally:
+        for process in (first, second):
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=15)

@@ -1,6 +1,6 @@
 """`python manage.py smtp_sink [--port N] [--dir FOLDER]`: run the SMTP sink (shop/smtp_sink.py)
-in the foreground, writing each message to FOLDER (default: the local stack's .stack/smtp/mail)
-after SMTP_SINK_DELAY_MS. The Procfile's `smtp` line and docker-compose's `smtp` service run this.
+in the foreground, writing each message to FOLDER (default: SMTP_SINK_DIR, else the local
+stack's .stack/smtp/mail) after SMTP_SINK_DELAY_MS. The Procfile's `smtp` line and docker-compose's `smtp` service run this.
 
 As with the payment gateway stub, the local stack (`devstack up`) starts the same sink on the same
 port before `make serve` runs the Procfile; when a sink already answers there, this command says
@@ -36,7 +36,7 @@ class Command(BaseCommand):
             )
             self.stdout.flush()
             threading.Event().wait()  # until SIGTERM or Ctrl-C ends the process
-        folder = dir or Stack.default().smtp_mail_dir
+        folder = dir or Path(settings.SMTP_SINK_DIR or Stack.default().smtp_mail_dir)
         try:
             smtp_sink.serve_forever(host=host, port=port, folder=folder, delay_ms=delay_ms)
         except OSError as exc:
