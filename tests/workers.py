@@ -8,6 +8,9 @@ the `celery_worker` fixture (tests/conftest.py) for one, on the queues it names:
     worker.kill()            # SIGKILL in the middle of a task (acks_late redelivers it)
 
 Each worker is stopped at the end of the test, and its output is shown when a wait fails.
+Workers import tests/task_probes.py too (config/settings/test.py): tasks that fail, retry, hold
+or kill their process on request. `env` sets what a worker reads from the environment, e.g.
+{"TASK_MAX_RETRIES": "2", "TASK_RETRY_BACKOFF_S": "0.2"} or {"CELERY_VISIBILITY_TIMEOUT": "3"}.
 """
 
 from __future__ import annotations

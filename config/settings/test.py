@@ -47,7 +47,8 @@ os.environ.pop("CELERY_BROKER_URL", None)
 CELERY_BROKER_URL = env_str("TEST_CELERY_BROKER_URL", f"{DEFAULT_BROKER_URL.rsplit('/', 1)[0]}/15")
 # Queue names of this run only: a worker started by another run at the same time never takes
 # this run's tasks. A worker a test starts (tests/workers.py) is given its starter's suffix,
-# so the tasks it retries or sends on go to the same run's queues.
+# so the tasks it retries or sends on go to the same run's queues. They are declared like the
+# project's (base.py), so CELERY_TASK_CREATE_MISSING_QUEUES stays off here too.
 TEST_QUEUE_SUFFIX = env_str("TEST_QUEUE_SUFFIX", f"-{os.getpid()}")
 CELERY_TASK_DEFAULT_QUEUE = f"default{TEST_QUEUE_SUFFIX}"
 CELERY_TASK_QUEUES = tuple(
