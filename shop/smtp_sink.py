@@ -10,7 +10,7 @@ is 50 ms). Each message is written as one `.eml` file (the bytes as received) in
     python manage.py smtp_sink                       # the Procfile's `smtp` line
 
     with smtp_sink.running(tmp_path / "mail") as sink:   # a test's own, on a free port
-        ... EMAIL_HOST=sink.host, EMAIL_PORT=sink.port ...
+        worker = celery_worker("email", env=sink.environment())   # (the smtp_server fixture)
         sink.messages()
 
 The SMTP protocol is aiosmtpd's; what is written here is only what to do with a message.
@@ -71,6 +71,14 @@ class RunningSink:
 
     def messages(self) -> list[EmailMessage]:
         return messages(self.folder)
+
+    def environment(self) -> dict[str, str]:
+        """The environment that makes a Django process (a test's worker) send mail here."""
+        return {
+            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_HOST": self.host,
+            "EMAIL_PORT": str(self.port),
+        }
 
 
 async def _start(store: MailStore, host: str, port: int) -> asyncio.AbstractServer:

@@ -69,6 +69,17 @@ def celery_worker(tmp_path):
 
 
 @pytest.fixture
+def smtp_server(tmp_path):
+    """A real SMTP server of this test's own on a free port (shop/smtp_sink.py), keeping each
+    message: `celery_worker("email", env=smtp_server.environment())`, `smtp_server.messages()`.
+    Without it, tests send mail to Django's in-memory backend."""
+    from shop import smtp_sink
+
+    with smtp_sink.running(tmp_path / "mail") as sink:
+        yield sink
+
+
+@pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
 

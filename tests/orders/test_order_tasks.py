@@ -6,42 +6,31 @@ from rest_framework.test import APIClient
 
 from orders import services
 from orders.models import OrderEvent
-from shop import smtp_sink
 from tests.factories import UserFactory, VariantFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-def test_confirmation_email_is_sent_by_a_worker_through_smtp(celery_worker, tmp_path):
-    with smtp_sink.running(tmp_path / "mail") as sink:
-        worker = celery_worker(
-            "default",
-            "email",
-            pool="solo",
-            env={
-                "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
-                "EMAIL_HOST": sink.host,
-                "EMAIL_PORT": str(sink.port),
-            },
-        )
-        user = UserFactory(email="buyer@example.com")
-        variant = VariantFactory()
-        client = APIClient()
-        client.force_authenticate(user)
+def test_confirmation_email_is_sent_by_a_worker_through_smtp(celery_worker, smtp_server):
+    worker = celery_worker("default", "email", pool="solo", env=smtp_server.environment())
+    user = UserFactory(email="buyer@example.com")
+    variant = VariantFactory()
+    client = APIClient()
+    client.force_authenticate(user)
 
-        response = client.post(
-            "/api/orders/", {"items": [{"sku": variant.sku, "quantity": 1}]}, format="json"
-        )
-        assert response.status_code == 201
-        order_id = response.json()["id"]
+    response = client.post(
+        "/api/orders/", {"items": [{"sku": variant.sku, "quantity": 1}]}, format="json"
+    )
+    assert response.status_code == 201
+    order_id = response.json()["id"]
 
-        sent = worker.wait_for(
-            lambda: OrderEvent.objects.filter(order_id=order_id, kind="confirmation_sent").exists(),
-            seconds=60,
-        )
-        if not sent:
-            pytest.fail("no confirmation within 60 s; worker output:\n" + worker.output())
-        [mail] = sink.messages()
+    sent = worker.wait_for(
+        lambda: OrderEvent.objects.filter(order_id=order_id, kind="confirmation_sent").exists(),
+        seconds=60,
+    )
+    if not sent:
+        pytest.fail("no confirmation within 60 s; worker output:\n" + worker.output())
+    [mail] = smtp_server.messages()
     assert mail["To"] == "buyer@example.com"
     assert mail["From"] == "orders@perfshop.local"
     assert mail["Subject"] == f"PerfShop order {order_id} is confirmed"
