@@ -15,7 +15,7 @@ from shop import procfile
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-APP_SERVICES = ("migrate", "web", "worker", "gateway")
+APP_SERVICES = ("migrate", "web", "asgi", "worker", "gateway", "carriers")
 
 
 def compose_command() -> list[str] | None:
@@ -93,14 +93,14 @@ def test_pgbouncer_pools_per_transaction_in_front_of_the_primary(services):
     assert "* = host=db-primary port=5432" in ini
 
 
-@pytest.mark.parametrize("name", ["web", "worker", "gateway", "beat"])
+@pytest.mark.parametrize("name", ["web", "asgi", "worker", "gateway", "carriers", "beat"])
 def test_app_commands_are_the_procfiles(services, name):
     raw = services[name]["command"]
     assert isinstance(raw, str), f"{name}'s command must be a string, like the Procfile's"
     assert normalize(raw) == normalize(procfile.commands(ROOT / "Procfile")[name])
 
 
-@pytest.mark.parametrize("name", ["web", "worker", "gateway", "beat"])
+@pytest.mark.parametrize("name", ["web", "asgi", "worker", "gateway", "carriers", "beat"])
 def test_app_commands_leave_variables_to_the_container(services, name):
     # A single `$` would be filled in by docker-compose from the host's environment (where
     # WEB_BIND is unset, so gunicorn would bind 127.0.0.1 inside the container). `$$` hands
@@ -134,13 +134,22 @@ def test_app_environment_points_at_the_containers(compose):
     assert "config.settings." in env["DJANGO_SETTINGS_MODULE"]
 
 
-@pytest.mark.parametrize("name", ["web", "worker"])
+@pytest.mark.parametrize("name", ["web", "asgi", "worker"])
 def test_app_waits_for_healthy_backends_and_migrations(services, name):
     depends_on = services[name]["depends_on"]
     for backend in ("db-primary", "db-replica", "redis"):
         assert depends_on[backend] == {"condition": "service_healthy"}
     assert depends_on["migrate"] == {"condition": "service_completed_successfully"}
     assert depends_on["gateway"] == {"condition": "service_healthy"}
+    if name != "worker":  # the servers of the shipping estimate
+        assert depends_on["carriers"] == {"condition": "service_healthy"}
+
+
+def test_app_environment_points_at_the_carriers(compose):
+    env = compose["x-app"]["environment"]
+    assert [env[f"CARRIER_{name}_URL"] for name in ("RAPID", "NATIONAL", "ECONOMY")] == [
+        f"http://carriers:{port}" for port in (17181, 17182, 17183)
+    ]
 
 
 def test_backends_have_healthchecks(services):

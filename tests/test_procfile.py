@@ -87,9 +87,11 @@ def test_commands_of_a_missing_procfile_is_a_clear_error(tmp_path):
         procfile.commands(tmp_path / "Procfile")
 
 
-def test_project_procfile_has_web_worker_gateway_and_beat():
+def test_project_procfile_has_web_asgi_worker_gateway_carriers_and_beat():
     entries = procfile.commands(ROOT / "Procfile")
-    assert list(entries) == ["web", "worker", "gateway", "beat"]
+    assert list(entries) == ["web", "asgi", "worker", "gateway", "carriers", "beat"]
+    assert entries["asgi"].startswith("uvicorn config.asgi:application ")
+    assert entries["carriers"].startswith("python manage.py carrier_stubs ")
     assert entries["beat"].startswith("celery -A config beat ")
     assert entries["gateway"].startswith("python manage.py payment_gateway_stub ")
     assert entries["web"].startswith("gunicorn config.wsgi:application ")
@@ -140,6 +142,8 @@ def test_project_commands_expand_to_their_defaults():
     web = procfile.argv_for(entries["web"], {})
     assert web[web.index("--bind") + 1] == "127.0.0.1:8000"
     assert web[web.index("--workers") + 1] == "4"
+    asgi = procfile.argv_for(entries["asgi"], {})
+    assert (asgi[asgi.index("--host") + 1], asgi[asgi.index("--port") + 1]) == ("127.0.0.1", "8001")
     worker = procfile.argv_for(entries["worker"], {"WORKER_CONCURRENCY": "3"})
     assert worker[worker.index("--concurrency") + 1] == "3"
     assert worker[worker.index("--queues") + 1] == "default,email,inventory,payment"

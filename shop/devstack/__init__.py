@@ -1,5 +1,5 @@
-"""The local stack: a PostgreSQL primary, a streaming replica, Redis and the stub payment
-gateway, all under `.stack/`.
+"""The local stack: a PostgreSQL primary, a streaming replica, Redis, the stub payment gateway
+and the stub shipping carriers, all under `.stack/`.
 
 Plain Python (standard library only; psycopg and redis are used lazily when present), so it
 runs before Django can start:
@@ -15,10 +15,12 @@ Everything lives in the git-ignored state folder (`<project>/.stack`, or `$PERFS
     .stack/log/          pg-primary.log, pg-replica.log
     .stack/redis/        redis.pid, redis.log
     .stack/gateway/      gateway.pid, gateway.log (shop/payment_gateway_stub.py)
+    .stack/carriers/     carriers.pid, carriers.log (shop/carrier_stub.py, the three carriers)
 
 Servers listen on 127.0.0.1 only, on the ports in `config.env`. When DATABASE_URL is set, no
 local PostgreSQL is started (the URL is only checked); likewise DATABASE_REPLICA_URL for the
-replica, REDIS_URL for Redis and PAYMENT_GATEWAY_URL for the gateway.
+replica, REDIS_URL for Redis, PAYMENT_GATEWAY_URL for the gateway and CARRIER_*_URL for the
+carriers.
 
 The modules, each depending only on the ones above it:
 
@@ -30,6 +32,7 @@ The modules, each depending only on the ones above it:
     postgres   initdb, postgresql.conf, start/stop, role/database/slot, the pg_basebackup replica
     redis      redis-server start/stop, PING over RESP
     gateway    the stub payment gateway: a detached `python -m shop.payment_gateway_stub`
+    carriers   the stub carriers: a detached `python -m shop.carrier_stub rapid:17181:100 ...`
     external   checking DATABASE_URL / DATABASE_REPLICA_URL / REDIS_URL servers instead
     control    up, down, status, format_status, env_lines
     cli        the command line (`__main__` runs it)
