@@ -281,3 +281,40 @@ def test_under_uvicorn_on_overlaps_the_calls_and_off_does_not(settings):
             assert journal.most_in_flight == 3
     assert off == on == (200, FULL_ANSWER)
     assert [stub.served for stub in stubs.values()] == [2, 2, 2]
+
+
+# --- manage.py carrier_stubs (the Procfile's `carriers`) --------------------------------------
+
+
+def test_the_carrier_stubs_command_serves_each_carrier_on_its_urls_port_and_stands_by_after():
+    from shop.devstack.carriers import carriers_ping
+
+    ports = [free_port() for _ in NAMES]
+    env = {
+        **os.environ,
+        "CARRIER_STUB_LATENCIES_MS": "0,0,0",
+        **{
+            f"CARRIER_{n.upper()}_URL": f"http://127.0.0.1:{p}"
+            for n, p in zip(NAMES, ports, strict=True)
+        },
+    }
+    env.pop("PYTEST_VERSION", None)
+    command = [sys.executable, "manage.py", "carrier_stubs"]
+    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    second = None
+    try:
+        assert "carrier stub rapid on" in first.stdout.readline()
+        deadline = time.monotonic() + 20
+        while not carriers_ping(ports):
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.1)
+        # A second one (`make serve` after `devstack up`) finds them answering and waits.
+        second = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        assert "standing by" in second.stdout.readline()
+        assert second.poll() is None
+    finally:
+        for process in (first, second):
+            if process is not None:
+                process.terminate()
+                process.wait(10)
+                process.stdout.close()
