@@ -2,7 +2,7 @@ import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from shop import payment_gateway_stub
+from shop import carrier_stub, payment_gateway_stub
 from tests.factories import (
     AddressFactory,
     BrandFactory,
@@ -46,6 +46,15 @@ def payment_gateway():
     stub = payment_gateway_stub.GatewayStub()
     with payment_gateway_stub.running(stub) as url, override_settings(PAYMENT_GATEWAY_URL=url):
         yield stub
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shipping_carriers():
+    """The shipping estimate's carriers (async_io): real stubs on loopback, answering at once.
+    Tests of slow, failing or missing carriers start stubs of their own."""
+    stubs = [carrier_stub.CarrierStub(name) for name in carrier_stub.RATES]
+    with carrier_stub.running(*stubs) as urls, override_settings(SHIPPING_CARRIERS=urls):
+        yield stubs
 
 
 @pytest.fixture

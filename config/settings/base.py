@@ -6,6 +6,9 @@ from kombu import Exchange, Queue
 
 from config.env import (
     DEFAULT_BROKER_URL,
+    DEFAULT_CARRIER_ECONOMY_URL,
+    DEFAULT_CARRIER_NATIONAL_URL,
+    DEFAULT_CARRIER_RAPID_URL,
     DEFAULT_DATABASE_URL,
     DEFAULT_GATEWAY_URL,
     DEFAULT_REDIS_URL,
@@ -270,6 +273,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # httpx logs every request at INFO: three lines per shipping estimate (shop/carriers.py).
+    "loggers": {"httpx": {"level": "WARNING"}},
 }
 
 # Whether a request may flip techniques with the X-Perf-Toggles header. Never in production.
@@ -316,3 +321,27 @@ PAYMENT_GATEWAY_TIMEOUT_S = env_float("PAYMENT_GATEWAY_TIMEOUT_S", 3.0)
 # short_transactions bench and tests start stubs of their own latency (200 ms by default).
 PAYMENT_GATEWAY_STUB_LATENCY_MS = env_int("PAYMENT_GATEWAY_STUB_LATENCY_MS", 0)
 PAYMENT_GATEWAY_STUB_FAILURE_RATE = env_float("PAYMENT_GATEWAY_STUB_FAILURE_RATE", 0.0)
+# The shipping carriers asked for quotes (shop/carriers.py, the async_io technique), by name.
+# Locally they are the stubs the local stack starts (shop/carrier_stub.py) on
+# PERFSHOP_CARRIER_*_PORT, answering after CARRIER_STUB_LATENCIES_MS (one each, in this order).
+SHIPPING_CARRIERS = {
+    "rapid": env_str("CARRIER_RAPID_URL", DEFAULT_CARRIER_RAPID_URL),
+    "national": env_str("CARRIER_NATIONAL_URL", DEFAULT_CARRIER_NATIONAL_URL),
+    "economy": env_str("CARRIER_ECONOMY_URL", DEFAULT_CARRIER_ECONOMY_URL),
+}
+# Each carrier call's limit, connect to last byte: past it the carrier is listed as timed out
+# and the answer goes out without its quote. Above the slowest stub's 300 ms.
+CARRIER_TIMEOUT_S = env_float("CARRIER_TIMEOUT_S", 1.0)
+try:
+    CARRIER_STUB_LATENCIES_MS = [
+        int(value) for value in env_list("CARRIER_STUB_LATENCIES_MS", ["100", "200", "300"])
+    ]
+except ValueError as exc:
+    raise BadEnvironment(
+        "CARRIER_STUB_LATENCIES_MS must be whole milliseconds, one per carrier: 100,200,300"
+    ) from exc
+if len(CARRIER_STUB_LATENCIES_MS) != len(SHIPPING_CARRIERS) or min(CARRIER_STUB_LATENCIES_MS) < 0:
+    raise BadEnvironment(
+        f"CARRIER_STUB_LATENCIES_MS needs {len(SHIPPING_CARRIERS)} values of 0 or more, "
+        f"one per carrier ({', '.join(SHIPPING_CARRIERS)})"
+    )
