@@ -48,3 +48,8 @@ CELERY_TASK_ROUTES = {
     task: {"queue": route["queue"] + TEST_QUEUE_SUFFIX}
     for task, route in CELERY_TASK_ROUTES.items()  # noqa: F405
 }
+# The breaker's state in this run's Redis database, under this run's name (a worker a test
+# starts is given the suffix, so it shares the state): a run whose gateway is down never opens
+# another run's breaker. tests/conftest.py closes it before each test.
+CIRCUIT_BREAKER_REDIS_URL = CACHES["default"]["LOCATION"]
+CIRCUIT_BREAKER_KEY_PREFIX = f"perfshop-test{TEST_QUEUE_SUFFIX}:circuit"
