@@ -273,6 +273,18 @@ def state(name: str) -> str:
     return OPEN if raw > 0 else HALF_OPEN
 
 
+def force_open(name: str, seconds: float | None = None) -> None:
+    """Open the breaker for `seconds` (CIRCUIT_BREAKER_OPEN_S), as its threshold of failures
+    would: for an operator who knows the service is down, and the bench's open side."""
+    keys = _Keys.of(name)
+    open_ms = _ms(settings.CIRCUIT_BREAKER_OPEN_S if seconds is None else seconds)
+    script = (
+        _NOW
+        + "redis.call('SET', KEYS[1], now + tonumber(ARGV[1])) redis.call('DEL', KEYS[2], KEYS[3])"
+    )
+    client().eval(script, 3, *keys.all(), open_ms)
+
+
 def reset(name: str) -> None:
     """Close the breaker and forget its failures (tests, the bench, an operator)."""
     client().delete(*_Keys.of(name).all())
