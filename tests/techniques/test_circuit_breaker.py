@@ -227,13 +227,7 @@ def test_another_process_sees_it_open_and_does_not_call(settings):
     """A subprocess with its own Redis connection, as a second gunicorn or Celery worker."""
     trip(settings)
     with gateway(settings) as stub:
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            "TEST_QUEUE_SUFFIX": settings.TEST_QUEUE_SUFFIX,
-            "TEST_CACHE_URL": settings.CACHES["default"]["LOCATION"],
-            "PAYMENT_GATEWAY_URL": settings.PAYMENT_GATEWAY_URL,
-        }
+        env = child_env(settings)
         script = (
             "import django, json; django.setup()\n"
             "from decimal import Decimal\n"
@@ -253,6 +247,76 @@ def test_another_process_sees_it_open_and_does_not_call(settings):
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout.strip().splitlines()[-1]) == ["GatewayCircuitOpen", "open"]
     assert stub.received == 0
+
+
+CHILD = """
+import json, sys, time
+import django
+django.setup()
+from decimal import Decimal
+from shop import payment_gateway
+start = float(sys.argv[1])
+time.sleep(max(start - time.time(), 0))
+try:
+    payment_gateway.charge(idempotency_key=sys.argv[2], amount=Decimal("1.00"))
+    outcome = "Charge"
+except payment_gateway.PaymentError as exc:
+    outcome = type(exc).__name__
+print(json.dumps(outcome))
+"""
+
+
+def child_env(settings) -> dict[str, str]:
+    """What a worker process of this test run has: the same Redis database and key prefix."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "TEST_QUEUE_SUFFIX": settings.TEST_QUEUE_SUFFIX,
+        "TEST_CACHE_URL": settings.CACHES["default"]["LOCATION"],
+        "PAYMENT_GATEWAY_URL": settings.PAYMENT_GATEWAY_URL,
+    }
+
+
+def test_half_open_lets_one_probe_through_across_processes(settings):
+    """Four processes, each with its own Redis connection, call at the same instant once the
+    open period is over: one charge reaches the gateway, three fail fast."""
+    trip(settings)
+    circuit_breaker.force_open(BREAKER, seconds=0.01)
+    wait_for_half_open()  # the open period is over: the next call probes
+    # Slow but healthy: the probe is still out when the other processes call.
+    with gateway(settings, latency_s=1.5) as stub:
+        start = time.time() + 6  # after every child has set Django up
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", CHILD, str(start), f"k-child-{index}"],
+                cwd=ROOT,
+                env=child_env(settings),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            for index in range(4)
+        ]
+        outcomes = []
+        for child in children:
+            out, err = child.communicate(timeout=60)
+            assert child.returncode == 0, err
+            outcomes.append(json.loads(out.strip().splitlines()[-1]))
+    assert time.time() > start, "a child called before the agreed instant"
+    assert sorted(outcomes) == ["Charge"] + ["GatewayCircuitOpen"] * 3
+    assert stub.received == 1
+    assert circuit_breaker.state(BREAKER) == circuit_breaker.CLOSED
+
+
+def test_force_open_opens_it_for_the_given_time_and_retry_after_says_so(settings):
+    circuit_breaker.force_open(BREAKER, seconds=7.5)
+    assert circuit_breaker.state(BREAKER) == circuit_breaker.OPEN
+    with gateway(settings) as stub, pytest.raises(payment_gateway.GatewayCircuitOpen) as raised:
+        charge()
+    assert stub.received == 0
+    assert raised.value.retry_after_s == 8  # the rest of 7.5 s, rounded up
+    circuit_breaker.reset(BREAKER)
+    assert circuit_breaker.state(BREAKER) == circuit_breaker.CLOSED
 
 
 def test_redis_down_fails_open_the_call_goes_out_as_if_closed(settings, caplog):
