@@ -121,3 +121,13 @@ def products(db):
     categories = CategoryFactory.create_batch(3)
     brands = BrandFactory.create_batch(4)
     return [ProductFactory(category=categories[i % 3], brand=brands[i % 4]) for i in range(12)]
+
+
+@pytest.fixture(autouse=True)
+def _payment_circuit_closed():
+    """Every test starts with the payment gateway's circuit breaker closed: the failures an
+    earlier test provoked (a gateway that timed out) never make a later one's charge fail fast."""
+    from shop import payment_gateway
+    from shop.techniques import circuit_breaker
+
+    circuit_breaker.reset(payment_gateway.BREAKER)

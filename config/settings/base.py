@@ -345,3 +345,21 @@ if len(CARRIER_STUB_LATENCIES_MS) != len(SHIPPING_CARRIERS) or min(CARRIER_STUB_
         f"CARRIER_STUB_LATENCIES_MS needs {len(SHIPPING_CARRIERS)} values of 0 or more, "
         f"one per carrier ({', '.join(SHIPPING_CARRIERS)})"
     )
+# The circuit_breaker technique (shop/techniques/circuit_breaker.py) around the gateway's
+# charges. It opens after CIRCUIT_BREAKER_FAILURES failures (timeouts, refused connections,
+# 5xx; a declined card is an answer, not a failure) within CIRCUIT_BREAKER_WINDOW_S of the
+# first, stays open CIRCUIT_BREAKER_OPEN_S, then lets one probe through. 5 in 30 s: a handful
+# of 3 s timeouts is enough evidence of an outage, and one flaky answer a minute is not.
+CIRCUIT_BREAKER_FAILURES = env_int("CIRCUIT_BREAKER_FAILURES", 5)
+CIRCUIT_BREAKER_WINDOW_S = env_float("CIRCUIT_BREAKER_WINDOW_S", 30.0)
+CIRCUIT_BREAKER_OPEN_S = env_float("CIRCUIT_BREAKER_OPEN_S", 15.0)
+# How long a probe's claim lasts: longer than one charge can take (its 1 s connect and 3 s
+# read timeouts), so a slow probe is never joined by a second; short enough that a process
+# that died mid-probe leaves the breaker half-open only this long.
+CIRCUIT_BREAKER_PROBE_TTL_S = env_float("CIRCUIT_BREAKER_PROBE_TTL_S", 10.0)
+# Where its state lives: one Redis shared by every process, so all of them see it open.
+CIRCUIT_BREAKER_REDIS_URL = env_str("CIRCUIT_BREAKER_REDIS_URL", REDIS_URL)
+CIRCUIT_BREAKER_REDIS_TIMEOUT_S = env_float("CIRCUIT_BREAKER_REDIS_TIMEOUT_S", 0.25)
+CIRCUIT_BREAKER_KEY_PREFIX = env_str(
+    "CIRCUIT_BREAKER_KEY_PREFIX", f"perfshop-{DATABASES['default']['NAME']}:circuit"
+)

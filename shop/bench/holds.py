@@ -28,6 +28,10 @@ INVENTORY_LOCKING = MappingProxyType({"bulk_writes": True, "algorithmic_complexi
 # transactions begin and end around the payment call differs.
 SHORT_TRANSACTIONS = MappingProxyType({"bulk_writes": True, "algorithmic_complexity": True})
 
+# short_transactions on: an order whose charge fails is written, then cancelled with its stock
+# back, on both sides, so the pair differs only in whether the charge is sent at all.
+CIRCUIT_BREAKER = MappingProxyType({"short_transactions": True})
+
 # read_replica held off: every query on the primary, where each arm's connections go (a
 # PgBouncer arm pools the primary's), so the arms differ in how they connect and nothing else.
 CONNECTION_POOLING = MappingProxyType({"read_replica": False})
