@@ -1,3 +1,5 @@
+import os
+
 import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
@@ -22,6 +24,18 @@ def _replica_only_where_listed(request, settings):
     databases = marker.kwargs.get("databases") if marker else None
     if databases != "__all__" and "replica" not in (databases or ()):
         settings.READ_REPLICA_DATABASE = None
+
+
+@pytest.fixture(autouse=True)
+def _orders_paid_in_the_request(monkeypatch):
+    """With async_tasks on (its default), a placed order waits for a Celery worker to be paid,
+    and most tests start none: they place orders with it off, through PERF_TOGGLES so that the
+    threads a test starts see it too. The tests of async_tasks (and any test) switch it on
+    with an override or the X-Perf-Toggles header, and start their workers."""
+    current = os.environ.get("PERF_TOGGLES", "")
+    if "async_tasks" in current:
+        return  # the run asked for one side
+    monkeypatch.setenv("PERF_TOGGLES", ",".join(filter(None, [current, "async_tasks=off"])))
 
 
 @pytest.fixture(scope="session")

@@ -185,10 +185,24 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = False
+# A task is acknowledged once it has run, not when a worker takes it: a worker killed in the
+# middle leaves it unacknowledged, and it runs again (every task is safe to run twice).
 CELERY_TASK_ACKS_LATE = True
+# A pool process that dies mid-task (SIGKILL, out of memory) puts its task back on the queue.
+CELERY_TASK_REJECT_ON_WORKER_LOST = env_bool("CELERY_TASK_REJECT_ON_WORKER_LOST", True)
+# Redis hands an unacknowledged task to another worker after this many seconds: a whole worker
+# that died (no process left to reject its task) delays its tasks this long. Longer than the
+# slowest task, or a task still running would be run a second time alongside.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT_S", 3600),
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Each kind of work on a queue of its own (async_tasks): a slow gateway fills `payment`, not
+# the queue the confirmation emails wait in, and each queue gets the workers it needs.
 CELERY_TASK_ROUTES = {
+    "orders.tasks.capture_payment": {"queue": "payment"},
+    "orders.tasks.record_stock_movements": {"queue": "inventory"},
     "orders.tasks.send_order_confirmation": {"queue": "email"},
 }
 # The order event log's partitions for the months ahead (table_partitioning), made daily.
@@ -199,7 +213,14 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT_S", 10.0)
 DEFAULT_FROM_EMAIL = "orders@perfshop.local"
+# The stock ledger's low-stock email (async_tasks' inventory work): sent when an order leaves a
+# variant at or below the threshold; no address, no email.
+LOW_STOCK_THRESHOLD = env_int("LOW_STOCK_THRESHOLD", 5)
+LOW_STOCK_ALERT_EMAIL = env_str("LOW_STOCK_ALERT_EMAIL", "stock@perfshop.local")
 
 LOGGING = {
     "version": 1,

@@ -1,11 +1,11 @@
-"""A placed order's confirmation goes through the real broker to a real Celery worker."""
+"""A paid order's confirmation goes through the real broker to a real Celery worker; the
+tasks of placing an order are in tests/techniques/test_async_tasks.py."""
 
 import pytest
-from rest_framework.test import APIClient
 
-from orders import services
-from orders.models import OrderEvent
-from tests.factories import UserFactory, VariantFactory
+from orders import services, tasks
+from orders.models import Order, OrderEvent
+from tests.factories import OrderFactory, UserFactory, VariantFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -22,18 +22,11 @@ def test_confirmation_email_is_sent_by_a_worker(celery_worker, tmp_path):
         },
     )
     user = UserFactory(email="buyer@example.com")
-    variant = VariantFactory()
-    client = APIClient()
-    client.force_authenticate(user)
-
-    response = client.post(
-        "/api/orders/", {"items": [{"sku": variant.sku, "quantity": 1}]}, format="json"
-    )
-    assert response.status_code == 201
-    order_id = response.json()["id"]
+    order = OrderFactory(user=user, lines=[(VariantFactory(), 1)])
+    tasks.send_order_confirmation.delay(order.pk)
 
     sent = worker.wait_for(
-        lambda: OrderEvent.objects.filter(order_id=order_id, kind="confirmation_sent").exists(),
+        lambda: OrderEvent.objects.filter(order_id=order.pk, kind="confirmation_sent").exists(),
         seconds=60,
     )
     if not sent:
@@ -41,15 +34,23 @@ def test_confirmation_email_is_sent_by_a_worker(celery_worker, tmp_path):
     mails = list(mail_dir.glob("*.log"))
     assert len(mails) == 1
     text = mails[0].read_text()
-    assert f"order {order_id} is confirmed" in text
+    assert f"order {order.pk} is confirmed" in text
     assert "buyer@example.com" in text
+    assert Order.objects.get(pk=order.pk).status == Order.Status.CONFIRMED
 
 
-def test_running_the_confirmation_twice_sends_once(db):
+def test_running_the_confirmation_twice_sends_once(mailoutbox):
     user = UserFactory(email="twice@example.com")
-    order = services.order_place(
-        user=user, lines=[services.OrderLine(sku=VariantFactory().sku, quantity=1)]
-    ).order
+    order = OrderFactory(user=user, lines=[(VariantFactory(), 1)])
     assert services.order_confirmation_send(order_id=order.pk) is True
     assert services.order_confirmation_send(order_id=order.pk) is False
     assert OrderEvent.objects.filter(order=order, kind="confirmation_sent").count() == 1
+    assert len(mailoutbox) == 1
+    assert Order.objects.get(pk=order.pk).status == Order.Status.CONFIRMED
+
+
+def test_an_order_not_paid_gets_no_confirmation(mailoutbox):
+    order = OrderFactory(status=Order.Status.PAYMENT_FAILED, lines=[(VariantFactory(), 1)])
+    assert services.order_confirmation_send(order_id=order.pk) is False
+    assert mailoutbox == []
+    assert Order.objects.get(pk=order.pk).status == Order.Status.PAYMENT_FAILED
