@@ -1,10 +1,10 @@
-import os
+import dataclasses
 
 import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from shop import payment_gateway_stub
+from shop import payment_gateway_stub, toggles
 from tests.factories import (
     AddressFactory,
     BrandFactory,
@@ -27,15 +27,17 @@ def _replica_only_where_listed(request, settings):
 
 
 @pytest.fixture(autouse=True)
-def _orders_paid_in_the_request(monkeypatch):
+def _orders_paid_in_the_request(request, monkeypatch):
     """With async_tasks on (its default), a placed order waits for a Celery worker to be paid,
-    and most tests start none: they place orders with it off, through PERF_TOGGLES so that the
-    threads a test starts see it too. The tests of async_tasks (and any test) switch it on
-    with an override or the X-Perf-Toggles header, and start their workers."""
-    current = os.environ.get("PERF_TOGGLES", "")
-    if "async_tasks" in current:
-        return  # the run asked for one side
-    monkeypatch.setenv("PERF_TOGGLES", ",".join(filter(None, [current, "async_tasks=off"])))
+    and most tests start none: for them, async_tasks' default is off. The registry's default,
+    not PERF_TOGGLES or an override: every thread a test starts sees it (the live server's, the
+    concurrency tests'), and the X-Perf-Toggles echo, which names what differs from the
+    defaults, stays what the tests expect. The tests of async_tasks (and any test) switch it on
+    with an override or the header, and start their workers."""
+    if request.node.get_closest_marker("registered_defaults"):
+        return
+    toggle = toggles.get("async_tasks")
+    monkeypatch.setitem(toggles._registry, toggle.name, dataclasses.replace(toggle, default=False))
 
 
 @pytest.fixture(scope="session")

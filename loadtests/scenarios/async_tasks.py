@@ -39,7 +39,7 @@ class AsyncTasksUser(OrderingUser):
         items = [{"sku": sku, "quantity": 1} for sku in self._skus[: self.lines]]
         order_id = self.post_order(
             items,
-            headers=self.toggles(**self.hold),
+            headers=self.toggles(**holds.ASYNC_TASKS),
             name=f"{self.technique}: /api/orders/ ({self.lines} lines)",
         )
         if order_id is None:
