@@ -1,8 +1,10 @@
+import dataclasses
+
 import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from shop import carrier_stub, payment_gateway_stub
+from shop import carrier_stub, payment_gateway_stub, toggles
 from tests.factories import (
     AddressFactory,
     BrandFactory,
@@ -22,6 +24,20 @@ def _replica_only_where_listed(request, settings):
     databases = marker.kwargs.get("databases") if marker else None
     if databases != "__all__" and "replica" not in (databases or ()):
         settings.READ_REPLICA_DATABASE = None
+
+
+@pytest.fixture(autouse=True)
+def _orders_paid_in_the_request(request, monkeypatch):
+    """With async_tasks on (its default), a placed order waits for a Celery worker to be paid,
+    and most tests start none: for them, async_tasks' default is off. The registry's default,
+    not PERF_TOGGLES or an override: every thread a test starts sees it (the live server's, the
+    concurrency tests'), and the X-Perf-Toggles echo, which names what differs from the
+    defaults, stays what the tests expect. The tests of async_tasks (and any test) switch it on
+    with an override or the header, and start their workers."""
+    if request.node.get_closest_marker("registered_defaults"):
+        return
+    toggle = toggles.get("async_tasks")
+    monkeypatch.setitem(toggles._registry, toggle.name, dataclasses.replace(toggle, default=False))
 
 
 @pytest.fixture(scope="session")

@@ -209,7 +209,11 @@ CELERY_TASK_QUEUES = tuple(
 )
 CELERY_TASK_CREATE_MISSING_QUEUES = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Each kind of work on a queue of its own (async_tasks): a slow gateway fills `payment`, not
+# the queue the confirmation emails wait in, and each queue gets the workers it needs.
 CELERY_TASK_ROUTES = {
+    "orders.tasks.capture_payment": {"queue": "payment"},
+    "orders.tasks.record_stock_movements": {"queue": "inventory"},
     "orders.tasks.send_order_confirmation": {"queue": "email"},
 }
 # Acknowledge a message when its task has finished, not when a worker takes it: a worker that
@@ -256,6 +260,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT_S", 10.0)
 DEFAULT_FROM_EMAIL = "orders@perfshop.local"
 # The SMTP server when EMAIL_BACKEND is the smtp one: by default the local stack's SMTP sink
 # (shop/smtp_sink.py), which keeps every message it receives under .stack/smtp/.
@@ -266,6 +273,10 @@ EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0)
 SMTP_SINK_DELAY_MS = env_float("SMTP_SINK_DELAY_MS", 0.0)
 # Where `manage.py smtp_sink` writes the messages; empty: the local stack's .stack/smtp/mail.
 SMTP_SINK_DIR = env_str("SMTP_SINK_DIR", "")
+# The stock ledger's low-stock email (async_tasks' inventory work): sent when an order leaves a
+# variant at or below the threshold; no address, no email.
+LOW_STOCK_THRESHOLD = env_int("LOW_STOCK_THRESHOLD", 5)
+LOW_STOCK_ALERT_EMAIL = env_str("LOW_STOCK_ALERT_EMAIL", "stock@perfshop.local")
 
 LOGGING = {
     "version": 1,
