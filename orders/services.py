@@ -26,6 +26,7 @@ from shop.techniques import (
     bulk_writes,
     inventory_locking,
     short_transactions,
+    transactional_outbox,
 )
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 CANCELLABLE = (Order.Status.PENDING, Order.Status.PAID)
 # The largest total the columns hold (numeric(12, 2)); a bigger order is refused, not a 500.
 MAX_ORDER_TOTAL = Decimal("9999999999.99")
+# By name: orders.tasks imports this module.
+CONFIRMATION_TASK = "orders.tasks.send_order_confirmation"
 
 
 @dataclass(frozen=True)
@@ -233,8 +236,9 @@ def _payment_record(payment: Payment, charge: payment_gateway.Charge) -> None:
     OrderEvent.objects.create(
         order=order, kind=OrderEvent.Kind.PAID, created_at=now, data={"amount": str(payment.amount)}
     )
-    # robust: a broker outage must not turn a committed order into an error response.
-    transaction.on_commit(lambda: _confirmation_enqueue(order.pk), robust=True)
+    # Sent once this commits: published on commit (off) or an outbox row written with the
+    # order and relayed (on). Either way a broker outage never fails the order.
+    transactional_outbox.publish(CONFIRMATION_TASK, order.pk)
 
 
 def _payment_undo(payment: Payment, error: Exception) -> None:
@@ -344,12 +348,6 @@ def order_cancel(*, user: AbstractBaseUser, order_id: int) -> Order:
             data={"restocked_units": restocked},
         )
     return order
-
-
-def _confirmation_enqueue(order_id: int) -> None:
-    from orders.tasks import send_order_confirmation  # tasks import this module
-
-    send_order_confirmation.delay(order_id)
 
 
 def order_confirmation_send(*, order_id: int) -> bool:

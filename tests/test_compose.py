@@ -15,7 +15,7 @@ from shop import procfile
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-APP_SERVICES = ("migrate", "web", "worker", "gateway")
+APP_SERVICES = ("migrate", "web", "worker", "gateway", "relay")
 
 
 def compose_command() -> list[str] | None:
@@ -81,6 +81,7 @@ def test_the_stack_has_its_services(services):
         "web",
         "worker",
         "gateway",
+        "relay",
     }
     assert expected <= set(services)
 
@@ -93,14 +94,14 @@ def test_pgbouncer_pools_per_transaction_in_front_of_the_primary(services):
     assert "* = host=db-primary port=5432" in ini
 
 
-@pytest.mark.parametrize("name", ["web", "worker", "gateway", "beat"])
+@pytest.mark.parametrize("name", ["web", "worker", "gateway", "beat", "relay"])
 def test_app_commands_are_the_procfiles(services, name):
     raw = services[name]["command"]
     assert isinstance(raw, str), f"{name}'s command must be a string, like the Procfile's"
     assert normalize(raw) == normalize(procfile.commands(ROOT / "Procfile")[name])
 
 
-@pytest.mark.parametrize("name", ["web", "worker", "gateway", "beat"])
+@pytest.mark.parametrize("name", ["web", "worker", "gateway", "beat", "relay"])
 def test_app_commands_leave_variables_to_the_container(services, name):
     # A single `$` would be filled in by docker-compose from the host's environment (where
     # WEB_BIND is unset, so gunicorn would bind 127.0.0.1 inside the container). `$$` hands

@@ -87,9 +87,10 @@ def test_commands_of_a_missing_procfile_is_a_clear_error(tmp_path):
         procfile.commands(tmp_path / "Procfile")
 
 
-def test_project_procfile_has_web_worker_gateway_and_beat():
+def test_project_procfile_has_web_worker_gateway_beat_and_relay():
     entries = procfile.commands(ROOT / "Procfile")
-    assert list(entries) == ["web", "worker", "gateway", "beat"]
+    assert list(entries) == ["web", "worker", "gateway", "beat", "relay"]
+    assert entries["relay"] == "python manage.py outbox_relay"
     assert entries["beat"].startswith("celery -A config beat ")
     assert entries["gateway"].startswith("python manage.py payment_gateway_stub ")
     assert entries["web"].startswith("gunicorn config.wsgi:application ")

@@ -70,9 +70,10 @@ BUDGETS = [
     Budget("GET /api/orders/", 4, "token, COUNT(*), the page, its items", who="customer"),
     Budget(
         "POST /api/orders/",
-        13,
+        15,
         "token; address, variants, one stock UPDATE, INSERT order, items, payment, event; "
-        "after the payment call: UPDATE order, UPDATE payment, INSERT event; " + READ_BACK,
+        "after the payment call: UPDATE order, UPDATE payment, INSERT event, INSERT the "
+        "confirmation's outbox row and NOTIFY the relay; " + READ_BACK,
         who="customer",
         body=ORDER,
         status=201,

@@ -5,12 +5,14 @@ from rest_framework.test import APIClient
 
 from orders import services
 from orders.models import OrderEvent
+from shop.techniques import transactional_outbox
 from tests.factories import UserFactory, VariantFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
-def test_confirmation_email_is_sent_by_a_worker(celery_worker, tmp_path):
+@pytest.mark.parametrize("outbox", [False, True], ids=["published-on-commit", "outbox"])
+def test_confirmation_email_is_sent_by_a_worker(celery_worker, tmp_path, outbox):
     mail_dir = tmp_path / "mail"
     worker = celery_worker(
         "default",
@@ -27,10 +29,15 @@ def test_confirmation_email_is_sent_by_a_worker(celery_worker, tmp_path):
     client.force_authenticate(user)
 
     response = client.post(
-        "/api/orders/", {"items": [{"sku": variant.sku, "quantity": 1}]}, format="json"
+        "/api/orders/",
+        {"items": [{"sku": variant.sku, "quantity": 1}]},
+        format="json",
+        HTTP_X_PERF_TOGGLES=f"transactional_outbox={'on' if outbox else 'off'}",
     )
     assert response.status_code == 201
     order_id = response.json()["id"]
+    if outbox:  # the relay's loop body (shop/techniques/transactional_outbox.py) publishes it
+        assert transactional_outbox.relay_once().sent == 1
 
     sent = worker.wait_for(
         lambda: OrderEvent.objects.filter(order_id=order_id, kind="confirmation_sent").exists(),
