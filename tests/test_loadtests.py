@@ -28,7 +28,13 @@ SCENARIOS = ROOT / "loadtests" / "scenarios"
 # What the server refuses per request: the scenario runs against the database's state instead.
 NOT_PER_REQUEST = {"db_indexes", "connection_pooling", "table_partitioning"}
 # The scenarios that place orders.
-WRITES = {"bulk_writes", "algorithmic_complexity", "inventory_locking", "short_transactions"}
+WRITES = {
+    "bulk_writes",
+    "algorithmic_complexity",
+    "inventory_locking",
+    "short_transactions",
+    "transactional_outbox",
+}
 
 
 def _driver(*args: str, toggle: str) -> subprocess.CompletedProcess:
