@@ -42,7 +42,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -218,17 +218,22 @@ def relay(
     batch = batch or settings.TRANSACTIONAL_OUTBOX_BATCH
     backoff_max_s = backoff_max_s or settings.TRANSACTIONAL_OUTBOX_BACKOFF_MAX_S
     prune_every_s = prune_every_s or settings.TRANSACTIONAL_OUTBOX_PRUNE_EVERY_S
-    listener = _listen() if settings.TRANSACTIONAL_OUTBOX_NOTIFY else None
+    listener = None
     backoff, next_prune = 0.0, time.monotonic()
     try:
         while not stop.is_set():
-            if time.monotonic() >= next_prune:
-                pruned = prune()
-                if pruned:
-                    say(f"pruned {pruned} sent rows")
-                next_prune = time.monotonic() + prune_every_s
             try:
+                if listener is None and settings.TRANSACTIONAL_OUTBOX_NOTIFY:
+                    listener = _listen()
+                if time.monotonic() >= next_prune:
+                    pruned = prune()
+                    if pruned:
+                        say(f"pruned {pruned} sent rows")
+                    next_prune = time.monotonic() + prune_every_s
                 done = relay_once(batch=batch)
+            except DatabaseError as exc:  # PostgreSQL restarting: wait for it, as for the broker
+                done = Relayed(claimed=0, sent=0, error=f"database: {exc}")
+                listener = _closed(listener)
             finally:
                 connections.close_all()  # nothing held between batches, nothing stale after
             if done.error:
@@ -241,10 +246,10 @@ def relay(
                 say(f"published {done.sent}")
             if done.claimed == batch:
                 continue  # a full batch: more may be waiting
-            _wait(listener, stop, poll_s)
+            if not _wait(listener, stop, poll_s):
+                listener = _closed(listener)  # lost: a new one next time round
     finally:
-        if listener is not None:
-            listener.close()
+        _closed(listener)
 
 
 def _listen():
@@ -254,22 +259,38 @@ def _listen():
     params = connections[PRIMARY].get_connection_params()
     for key in ("cursor_factory", "context", "pool", "server_side_binding"):
         params.pop(key, None)
-    listener = psycopg.connect(**params, autocommit=True)
-    listener.execute(f"LISTEN {CHANNEL}")
+    try:
+        listener = psycopg.connect(**params, autocommit=True)
+        listener.execute(f"LISTEN {CHANNEL}")
+    except psycopg.Error as exc:
+        raise DatabaseError(str(exc)) from exc
     return listener
 
 
-def _wait(listener, stop: threading.Event, poll_s: float) -> None:
-    """Until a NOTIFY arrives, `poll_s` passes or `stop` is set (checked every 0.5 s)."""
+def _closed(listener) -> None:
+    if listener is not None:
+        listener.close()
+    return None
+
+
+def _wait(listener, stop: threading.Event, poll_s: float) -> bool:
+    """Until a NOTIFY arrives, `poll_s` passes or `stop` is set (checked every 0.5 s). False
+    when the listening connection broke (the relay then polls until it has a new one)."""
+    import psycopg
+
     deadline = time.monotonic() + poll_s
     while not stop.is_set():
         left = deadline - time.monotonic()
         if left <= 0:
-            return
+            return True
         if listener is None:
             stop.wait(min(left, 0.5))
             continue
-        ready, _, _ = select.select([listener.fileno()], [], [], min(left, 0.5))
-        # Take every notification waiting: one relay_once() serves them all.
-        if ready and list(listener.notifies(timeout=0)):
-            return
+        try:
+            ready, _, _ = select.select([listener.fileno()], [], [], min(left, 0.5))
+            # Take every notification waiting: one relay_once() serves them all.
+            if ready and list(listener.notifies(timeout=0)):
+                return True
+        except (psycopg.Error, OSError, ValueError):
+            return False
+    return True

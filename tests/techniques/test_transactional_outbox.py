@@ -300,10 +300,7 @@ def test_a_row_claimed_by_one_relay_is_skipped_by_another_which_does_not_wait(br
 
 
 def _relay_and_close(**options):
-    try:
-        return transactional_outbox.relay_once(**options)
-    finally:
-        connection.close()
+    return _and_close(lambda: transactional_outbox.relay_once(**options))
 
 
 def test_two_relays_racing_publish_every_row_exactly_once(broker):
@@ -351,6 +348,35 @@ def test_a_row_published_twice_is_confirmed_once(broker, celery_worker):
     time.sleep(1)  # the second run is the one that finds the confirmation already sent
     assert worker.wait_for(lambda: worker.output().count("succeeded") >= 2, seconds=30)
     assert _confirmed() == {order.pk: 1}
+
+
+def test_a_commit_wakes_the_relay_long_before_its_poll(broker):
+    """The relay's loop, its poll a minute long: the NOTIFY sent in the publishing transaction
+    wakes it at the commit, so the task is out within seconds."""
+    stop = threading.Event()
+    loop = threading.Thread(
+        target=lambda: _and_close(lambda: transactional_outbox.relay(stop=stop, poll_s=60))
+    )
+    loop.start()
+    try:
+        time.sleep(1)  # the loop has found nothing and waits on its LISTEN connection
+        with toggles.override(transactional_outbox=True), transaction.atomic():
+            transactional_outbox.publish(TASK, 5)
+        deadline = time.monotonic() + 10
+        while not queued(broker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [m["argsrepr"] for m in queued(broker)] == ["[5]"]
+    finally:
+        stop.set()
+        loop.join(timeout=10)
+    assert not loop.is_alive()
+
+
+def _and_close(work):
+    try:
+        return work()
+    finally:
+        connection.close()
 
 
 def test_prune_deletes_old_sent_rows_only():
