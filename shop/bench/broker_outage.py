@@ -114,7 +114,7 @@ def run(
             )  # fmt: skip
             progress(f"{'on' if on else 'off'}: {outcome.placed} placed, waiting for the worker")
             outcome.settle_timed_out = not _settle(
-                user, broker, settle_s=settle_s, timeout_s=timeout_s
+                user, broker, outbox_before, settle_s=settle_s, timeout_s=timeout_s
             )
             confirmed = list(
                 OrderEvent.objects.using("default")
@@ -214,7 +214,9 @@ def _placements(
     )
 
 
-def _settle(user, broker: PrivateBroker, *, settle_s: float, timeout_s: float) -> bool:
+def _settle(
+    user, broker: PrivateBroker, outbox_before: int, *, settle_s: float, timeout_s: float
+) -> bool:
     """Until nothing is left to deliver: the broker's queue empty, no unsent outbox row of the
     run, and no new confirmation for `settle_s`. False when `timeout_s` passed first."""
     client = redis.Redis(port=broker.port)
@@ -228,7 +230,9 @@ def _settle(user, broker: PrivateBroker, *, settle_s: float, timeout_s: float) -
             .count()
         )
         unsent = (
-            OutboxMessage.objects.using("default").filter(sent_at__isnull=True, task=TASK).count()
+            OutboxMessage.objects.using("default")
+            .filter(pk__gt=outbox_before, sent_at__isnull=True, task=TASK)
+            .count()
         )
         if confirmed != last:
             last, stable_since = confirmed, time.monotonic()
