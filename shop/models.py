@@ -1,7 +1,6 @@
 """Rows that belong to no one domain: the transactional outbox's messages."""
 
-import uuid
-
+from django.contrib.postgres.functions import RandomUUID
 from django.db import models
 from django.db.models import Q
 
@@ -11,8 +10,9 @@ class OutboxMessage(models.Model):
     (shop/techniques/transactional_outbox.py). The relay publishes it and stamps `sent_at`."""
 
     # The Celery task id the relay publishes it with: a duplicate publish (the relay died
-    # between the broker's accept and its own commit) arrives with the same id.
-    task_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # between the broker's accept and its own commit) arrives with the same id. Made by
+    # PostgreSQL (gen_random_uuid()), so a row written by SQL alone gets one too.
+    task_id = models.UUIDField(db_default=RandomUUID(), unique=True, editable=False)
     task = models.CharField(max_length=200)  # the registered task name
     args = models.JSONField(default=list)
     kwargs = models.JSONField(default=dict)

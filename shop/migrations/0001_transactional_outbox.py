@@ -1,5 +1,4 @@
-import uuid
-
+import django.contrib.postgres.functions
 from django.db import migrations, models
 
 
@@ -18,7 +17,14 @@ class Migration(migrations.Migration):
                         auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
                     ),
                 ),
-                ("task_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                (
+                    "task_id",
+                    models.UUIDField(
+                        db_default=django.contrib.postgres.functions.RandomUUID(),
+                        editable=False,
+                        unique=True,
+                    ),
+                ),
                 ("task", models.CharField(max_length=200)),
                 ("args", models.JSONField(default=list)),
                 ("kwargs", models.JSONField(default=dict)),
