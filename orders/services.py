@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 CANCELLABLE = (Order.Status.PLACED, Order.Status.PAID, Order.Status.CONFIRMED)
 # The largest total the columns hold (numeric(12, 2)); a bigger order is refused, not a 500.
 MAX_ORDER_TOTAL = Decimal("9999999999.99")
+# By name: orders.tasks imports this module.
 
 
 @dataclass(frozen=True)

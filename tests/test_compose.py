@@ -16,8 +16,8 @@ from shop import procfile
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 WORKERS = ("worker-default", "worker-email", "worker-inventory", "worker-payment")
-PROCFILE_SERVICES = ("web", "asgi", *WORKERS, "gateway", "smtp", "carriers", "beat")
-APP_SERVICES = ("migrate", "web", "asgi", *WORKERS, "gateway", "smtp", "carriers")
+PROCFILE_SERVICES = ("web", "asgi", *WORKERS, "gateway", "smtp", "carriers", "beat", "relay")
+APP_SERVICES = ("migrate", "web", "asgi", *WORKERS, "gateway", "smtp", "carriers", "relay")
 
 
 def compose_command() -> list[str] | None:
@@ -86,6 +86,7 @@ def test_the_stack_has_its_services(services):
         "gateway",
         "smtp",
         "beat",
+        "relay",
     }
     assert expected <= set(services)
 

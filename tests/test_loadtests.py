@@ -35,6 +35,7 @@ WRITES = {
     "short_transactions",
     "circuit_breaker",
     "async_tasks",
+    "transactional_outbox",
 }
 
 

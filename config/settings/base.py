@@ -257,6 +257,15 @@ CELERY_BEAT_SCHEDULE = {
     "event-partitions-ahead": {"task": "orders.tasks.event_partitions_ahead", "schedule": 86400},
 }
 CELERY_TASK_SERIALIZER = "json"
+# The transactional_outbox relay (`manage.py outbox_relay`): rows claimed per transaction, the
+# longest it sleeps with nothing to do (a NOTIFY at each commit wakes it sooner), the longest
+# back-off while the broker is down, and how long sent rows are kept (pruned by the relay).
+TRANSACTIONAL_OUTBOX_BATCH = env_int("TRANSACTIONAL_OUTBOX_BATCH", 100)
+TRANSACTIONAL_OUTBOX_POLL_S = env_float("TRANSACTIONAL_OUTBOX_POLL_S", 1.0)
+TRANSACTIONAL_OUTBOX_BACKOFF_MAX_S = env_float("TRANSACTIONAL_OUTBOX_BACKOFF_MAX_S", 5.0)
+TRANSACTIONAL_OUTBOX_NOTIFY = env_bool("TRANSACTIONAL_OUTBOX_NOTIFY", True)
+TRANSACTIONAL_OUTBOX_KEEP_SENT_HOURS = env_float("TRANSACTIONAL_OUTBOX_KEEP_SENT_HOURS", 24.0)
+TRANSACTIONAL_OUTBOX_PRUNE_EVERY_S = env_float("TRANSACTIONAL_OUTBOX_PRUNE_EVERY_S", 3600.0)
 CELERY_ACCEPT_CONTENT = ["json"]
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -55,6 +55,12 @@ ASYNC_TASKS = MappingProxyType(
 # back, on both sides, so the pair differs only in whether the charge is sent at all.
 CIRCUIT_BREAKER = MappingProxyType({"short_transactions": True})
 
+# The order's stock and row writes the same few statements on both sides, and the payment
+# call outside the stock transaction: only how the confirmation task leaves differs.
+TRANSACTIONAL_OUTBOX = MappingProxyType(
+    {"bulk_writes": True, "algorithmic_complexity": True, "short_transactions": True}
+)
+
 # read_replica held off: every query on the primary, where each arm's connections go (a
 # PgBouncer arm pools the primary's), so the arms differ in how they connect and nothing else.
 CONNECTION_POOLING = MappingProxyType({"read_replica": False})

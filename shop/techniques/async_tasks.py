@@ -13,7 +13,7 @@ Off: the code a team writes first. The request does all four, one after another
 mail server; a mail server that is down loses the email (logged), with nobody to retry it.
 
 On: the request takes the stock and writes the order `placed` with a `pending` payment, and
-enqueues two tasks with `transaction.on_commit`: the capture (queue `payment`) and the stock
+enqueues two tasks that are published once it commits (`enqueue()`): the capture (queue `payment`) and the stock
 ledger (queue `inventory`). It answers 201 with the order `placed`; the customer polls
 `GET /api/orders/{id}/`. The capture charges the card and moves the order to `paid`, then
 enqueues the confirmation email (queue `email`), which moves it to `confirmed`; a charge the
@@ -23,7 +23,8 @@ why, and runs the ledger again so it records the return.
 Why on commit: a task published inside the transaction can reach a worker before the commit
 (the worker finds no order) or after a rollback (an order that never was gets charged). After
 the commit, no task ever runs for an order that does not exist. The price: a crash between the
-commit and the publish loses the task; the transactional outbox closes that gap.
+commit and the publish, or a broker that is down at the commit, loses the task; the
+transactional_outbox technique closes that gap, and `enqueue()` publishes through it.
 
 Every task is safe to run twice (workers ack late, so a task whose worker died runs again):
 the capture charges by the payment's idempotency key and records only from `pending`, the
@@ -42,6 +43,7 @@ from django.db import transaction
 
 from shop import toggles
 from shop.errors import DomainError
+from shop.techniques import transactional_outbox
 
 logger = logging.getLogger(__name__)
 
@@ -72,18 +74,12 @@ Placement = TypeVar("Placement", bound=Placed)
 
 
 def enqueue(task: Task, *args: Any) -> None:
-    """Publish `task(*args)` once the current transaction commits (at once outside one), and
-    never for one that rolls back. The one place this project publishes a task from a write:
-    a broker that is down costs the task, logged with its name and arguments, never the
-    write's answer."""
-
-    def publish() -> None:
-        try:
-            task.apply_async(args=args)
-        except Exception:
-            logger.exception("could not publish task %s%r: it is lost", task.name, args)
-
-    transaction.on_commit(publish, robust=True)
+    """Publish `task(*args)` once the current transaction commits, and never for one that rolls
+    back. The one place an order's tasks are published from; how they reach the broker is the
+    transactional_outbox technique's: sent after the commit (a broker that is down then costs
+    the task, logged with its name and arguments, never the write's answer), or written as an
+    outbox row in this transaction and sent by the relay."""
+    transactional_outbox.publish(task, *args)
 
 
 def run(task: Task, *args: Any) -> None:

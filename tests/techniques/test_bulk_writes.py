@@ -188,8 +188,9 @@ def test_an_order_of_50_lines_takes_stock_and_inserts_rows_in_one_statement_each
     ]
     # async_tasks on, as the bench pair holds it (shop/bench/holds.py): the order's own writes;
     # the charge and the rest are published on commit, which the test's transaction never does.
+    # transactional_outbox held off: its outbox rows and NOTIFY would add statements to both sides.
     with (
-        toggles.override(bulk_writes=on, async_tasks=True),
+        toggles.override(bulk_writes=on, async_tasks=True, transactional_outbox=False),
         CaptureQueriesContext(connection) as captured,
     ):
         order_services.order_place(user=customer, lines=lines)
@@ -208,7 +209,7 @@ def test_an_order_of_50_lines_takes_at_least_10_times_fewer_queries(customer):
             order_services.OrderLine(sku=v.sku, quantity=1) for v in VariantFactory.create_batch(50)
         ]
         with (
-            toggles.override(bulk_writes=on, async_tasks=True),
+            toggles.override(bulk_writes=on, async_tasks=True, transactional_outbox=False),
             CaptureQueriesContext(connection) as captured,
         ):
             order_services.order_place(user=customer, lines=lines)
