@@ -30,6 +30,9 @@ from tests.workers import queue_names
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 WAIT_S = 60  # a worker's start and its tasks, on a loaded machine
+# Published on commit, straight to the broker: the outbox and its relay are
+# tests/techniques/test_transactional_outbox.py's.
+NO_OUTBOX = "transactional_outbox=off"
 
 
 @contextlib.contextmanager
@@ -67,6 +70,8 @@ def start_workers(celery_worker, tmp_path, **env):
             "PAYMENT_GATEWAY_URL": django_settings.PAYMENT_GATEWAY_URL,
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
             "EMAIL_FILE_PATH": str(tmp_path / "mail"),
+            # The tasks a worker publishes (the email after a capture) go on commit too.
+            "PERF_TOGGLES": NO_OUTBOX,
             **env,
         },
     )
@@ -77,7 +82,7 @@ def post_order(client, variants, *, on: bool):
         "/api/orders/",
         {"items": [{"sku": v.sku, "quantity": n + 1} for n, v in enumerate(variants)]},
         format="json",
-        HTTP_X_PERF_TOGGLES=f"async_tasks={'on' if on else 'off'}",
+        HTTP_X_PERF_TOGGLES=f"async_tasks={'on' if on else 'off'},{NO_OUTBOX}",
     )
 
 
@@ -168,7 +173,7 @@ def test_a_rolled_back_order_publishes_no_task(settings, buyer):
     user = UserFactory()
     lines = [services.OrderLine(sku=variant.sku, quantity=1)]
     assert queued("payment", "inventory") == 0
-    with toggles.override(async_tasks=True):
+    with toggles.override(async_tasks=True, transactional_outbox=False):
         with contextlib.suppress(RuntimeError), transaction.atomic():
             services.order_place(user=user, lines=lines)
             raise RuntimeError("the caller's transaction fails after the order was written")
@@ -218,7 +223,7 @@ def _placed_order(*, quantity=1, variant=None):
     `pending`, its tasks not run (this commit publishes them, and no worker takes them)."""
     user = UserFactory(email="twice@example.com")
     variant = variant or VariantFactory(stock=10)
-    with toggles.override(async_tasks=True):
+    with toggles.override(async_tasks=True, transactional_outbox=False):
         placement = services.order_place(
             user=user, lines=[services.OrderLine(sku=variant.sku, quantity=quantity)]
         )
@@ -228,8 +233,9 @@ def _placed_order(*, quantity=1, variant=None):
 def test_the_capture_run_twice_charges_once(settings):
     with gateway(settings) as stub:
         order = _placed_order()
-        assert payments.order_payment_capture(order_id=order.pk) == Order.Status.PAID
-        assert payments.order_payment_capture(order_id=order.pk) == Order.Status.PAID
+        with toggles.override(transactional_outbox=False):
+            assert payments.order_payment_capture(order_id=order.pk) == Order.Status.PAID
+            assert payments.order_payment_capture(order_id=order.pk) == Order.Status.PAID
     assert (stub.captured_count, len(stub.charges)) == (1, 1)
     assert OrderEvent.objects.filter(order=order, kind=OrderEvent.Kind.PAID).count() == 1
     assert queued("email") == 1  # one confirmation enqueued, by the run that recorded
@@ -246,7 +252,8 @@ def test_two_captures_at_once_charge_once(settings):
         def capture():
             try:
                 barrier.wait()
-                results.append(payments.order_payment_capture(order_id=order.pk))
+                with toggles.override(transactional_outbox=False):  # a thread's own
+                    results.append(payments.order_payment_capture(order_id=order.pk))
             finally:
                 connection.close()
 
