@@ -1,19 +1,13 @@
-"""What the async_tasks pair needs besides the shop: a mail server that takes its time, and real
-Celery workers, one per queue as the Procfile runs them, started and stopped by the scenario.
-
-The mail server is aiosmtpd on loopback, answering each message after a delay (the 50 ms of a
-busy relay); it counts what it received, so a run can check that both sides sent the same
-mail. The workers are `celery worker` subprocesses on the bench's database and broker, pointed
-at the scenario's gateway and mail server through their environment.
+"""Real Celery workers for the bench's queue scenarios (async_tasks, backpressure): one per
+queue as the Procfile runs them, started and stopped by the scenario. They are `celery worker`
+subprocesses on the bench's database and broker, pointed at the scenario's gateway and mail
+server through their environment.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,51 +15,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_S = 60  # a worker's start (Django, the app, the broker) on a loaded machine
 STOP_S = 15
-
-
-class _DelayedHandler:
-    def __init__(self, delay_s: float) -> None:
-        self.delay_s = delay_s
-        self.received: list[str] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 (aiosmtpd's name)
-        await asyncio.sleep(self.delay_s)
-        self.received.extend(envelope.rcpt_tos)
-        return "250 Message accepted for delivery"
-
-
-class SmtpSink:
-    """A real SMTP server on loopback that accepts every message after `delay_s`."""
-
-    def __init__(self, delay_s: float) -> None:
-        self.handler = _DelayedHandler(delay_s)
-        self.port = free_port()
-        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
-
-    @property
-    def received(self) -> list[str]:
-        return self.handler.received
-
-    def start(self) -> SmtpSink:
-        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command
-        self._controller.start()
-        return self
-
-    def stop(self) -> None:
-        self._controller.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def database_url() -> str:

@@ -12,7 +12,8 @@ its last task finished; `max` over the runs is the figure "every task finished w
 The order is then cancelled (its stock comes back) and deleted.
 
 `prepare` starts a stub gateway of its own (GATEWAY_LATENCY_MS), an SMTP server that answers
-each message after SMTP_DELAY_MS (shop/bench/task_stack.py, aiosmtpd), and a Celery worker per
+each message after SMTP_DELAY_MS (shop/smtp_sink.py, on a thread of this process, keeping the
+messages in a temporary folder), and a Celery worker per
 queue (payment, inventory, email) on the bench's database and broker; `after` stops them. A
 worker of the local stack on the same broker would take tasks too: stop it, or give the bench a
 broker database of its own (CELERY_BROKER_URL).
@@ -20,7 +21,10 @@ broker database of its own (CELERY_BROKER_URL).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -29,7 +33,7 @@ from django.http import HttpResponse
 
 from orders.models import Order, StockMovement
 from orders.services import order_cancel
-from shop import payment_gateway_stub, toggles
+from shop import payment_gateway_stub, smtp_sink, toggles
 from shop.bench import holds, metrics, placed_orders, task_stack
 from shop.bench.scenario import Call, Scenario
 from shop.bench.targets import Target
@@ -63,8 +67,10 @@ def _prepare() -> None:
     gateway = payment_gateway_stub.running(stub)
     url = gateway.__enter__()
     _state["gateway"] = gateway
-    smtp = task_stack.SmtpSink(delay_s=SMTP_DELAY_MS / 1000).start()
-    _state["smtp"] = smtp
+    folder = Path(tempfile.mkdtemp(prefix="perfshop-bench-mail-"))
+    sink = smtp_sink.running(folder, delay_ms=SMTP_DELAY_MS)
+    smtp = sink.__enter__()
+    _state["smtp"] = (sink, folder)
     mail = {
         "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         "EMAIL_HOST": "127.0.0.1",
@@ -148,7 +154,9 @@ def after() -> list[str]:
         stopped.append("stopped the bench's Celery workers")
     smtp = _state.pop("smtp", None)
     if smtp is not None:
-        smtp.stop()
+        sink, folder = smtp
+        sink.__exit__(None, None, None)
+        shutil.rmtree(folder, ignore_errors=True)
         stopped.append(f"stopped the {SMTP_DELAY_MS} ms mail server")
     gateway = _state.pop("gateway", None)
     if gateway is not None:
