@@ -23,6 +23,7 @@ from catalog.models import Variant
 from orders import payments, services, stock, tasks
 from orders.models import Order, OrderEvent, Payment, StockMovement
 from shop import payment_gateway_stub, toggles
+from shop.models import FailedTask
 from shop.payment_gateway_stub import GatewayStub
 from tests.factories import AddressFactory, UserFactory, VariantFactory
 from tests.workers import queue_names
@@ -314,15 +315,18 @@ def test_a_missing_order_is_a_permanent_error_not_a_retry():
 
 
 def test_a_poison_task_fails_once_and_leaves_the_queue(settings, celery_worker, tmp_path):
-    """A capture whose order is gone ends with OrderGone on the first run: no retry, nothing
-    left on the queue, no charge."""
+    """A capture whose order is gone ends with OrderGone on the first run, in the failed-task
+    record with its arguments: no retry, nothing left on the queue, no charge."""
     with gateway(settings) as stub:
         worker = start_workers(celery_worker, tmp_path)
         tasks.capture_payment.delay(987654321)
-        assert worker.wait_for(lambda: "OrderGone" in worker.output(), seconds=WAIT_S), (
-            worker.output()
-        )
+        assert worker.wait_for(
+            lambda: FailedTask.objects.filter(task_name="orders.tasks.capture_payment").exists(),
+            seconds=WAIT_S,
+        ), worker.output()
         time.sleep(1)  # time for a retry, were there one
+    [failed] = FailedTask.objects.all()
+    assert (failed.args, failed.exception_type, failed.attempts) == ([987654321], "OrderGone", 1)
     assert worker.output().count("raised unexpected: OrderGone") == 1
     assert "Retry" not in worker.output()
     assert queued("payment") == 0
