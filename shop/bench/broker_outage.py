@@ -3,17 +3,27 @@ and the outbox relay run as processes of their own, and the broker is a private 
 (shop/private_broker.py) that is stopped and started again. The in-process bench cannot show
 this: its writing scenarios roll back, so no task is ever published.
 
-One run is one side (transactional_outbox off or on):
+One run is one side (transactional_outbox off or on), async_tasks on for both: placing an order
+publishes the capture (queue `payment`) and the stock ledger (queue `inventory`), and the
+capture, on the worker, publishes the confirmation email (queue `email`), each through
+transactional_outbox.publish():
 
-1. a private broker, a worker on the confirmation's queue and the relay (`manage.py
-   outbox_relay`), all pointed at it; this process's Celery app too;
+1. a private broker, a worker on those three queues and the relay (`manage.py outbox_relay`),
+   all pointed at it; this process's Celery app too. The worker's toggles come from its
+   environment (PERF_TOGGLES: async_tasks on, transactional_outbox as the side), so the
+   confirmation it publishes goes the side's way, and on, the relay sends its row too;
 2. `placements` orders placed on an open-loop schedule (`rate` a second, from `buyers`
    threads, each on a database connection of its own), each timed from when it was due (a
    stalled placement delays the ones behind it, and that shows);
 3. the broker stopped `outage_start_s` into the schedule and started `outage_s` later;
-4. then a wait until the worker has nothing left to do (the queue empty, no unsent outbox row,
-   no new confirmation for `settle_s`), and a count of the orders confirmed: each order
-   not confirmed is a task lost; a second confirmation of one order would be a duplicate.
+4. then a wait until the worker has nothing left to do (the queues empty, no message taken and
+   not acknowledged, no unsent outbox row of the run, nothing new done for `settle_s`), and a
+   count of what the worker did: an order with no `paid` event is a capture lost, one with no
+   stock ledger rows a ledger task lost, a paid one with no `confirmation_sent` event a
+   confirmation lost (an order whose capture was lost never publishes its confirmation: that
+   is not counted again). A second `paid` or `confirmation_sent` event for one order would be
+   a duplicate. The "task lost" lines logged are counted in this process (the placements'
+   tasks) and in the worker's log (the confirmations it publishes).
 
 The run deletes its buyer, its orders and their events and outbox rows, and puts the stock
 back: the database is left as it was found.
@@ -40,25 +50,31 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from catalog.models import Variant
-from orders import services
-from orders.models import Order, OrderEvent
+from orders import services, tasks
+from orders.models import Order, OrderEvent, StockMovement
 from shop import payment_gateway_stub, toggles
 from shop.bench import placed_orders
 from shop.models import OutboxMessage
 from shop.private_broker import PrivateBroker, celery_pointed_at
 
 ROOT = Path(__file__).resolve().parents[2]
-TASK = services.CONFIRMATION_TASK
+CAPTURE = tasks.capture_payment.name
+LEDGER = tasks.record_stock_movements.name
+CONFIRMATION = tasks.send_order_confirmation.name
+TASKS = (CAPTURE, LEDGER, CONFIRMATION)
 STOCK = 1_000_000  # while the run lasts, so no order is refused for stock
 BUYER_PREFIX = "outage-buyer-"
+VISIBILITY_TIMEOUT_S = 10  # the worker's: see _worker
 
 
 @dataclass
 class Outcome:
     on: bool
     placed: int
+    paid: int  # orders with a `paid` event: their capture ran
+    ledgered: int  # orders with stock ledger rows: their ledger task ran
     confirmed: int  # orders with a confirmation_sent event
-    duplicates: int  # confirmation events beyond one per order
+    duplicates: int  # `paid` and confirmation_sent events beyond one per order
     latencies_ms: list[float]  # each placement, from when it was due
     outage_latencies_ms: list[float]  # those due while the broker was down
     lost_logged: int  # "task lost" lines logged (off)
@@ -66,8 +82,18 @@ class Outcome:
     settle_timed_out: bool = False
 
     @property
+    def lost_by_task(self) -> dict[str, int]:
+        """Tasks published and never done, by task: the capture and the ledger of each order
+        placed, the confirmation of each order paid."""
+        return {
+            CAPTURE: self.placed - self.paid,
+            LEDGER: self.placed - self.ledgered,
+            CONFIRMATION: self.paid - self.confirmed,
+        }
+
+    @property
     def lost(self) -> int:
-        return self.placed - self.confirmed
+        return sum(self.lost_by_task.values())
 
     def percentile(self, values: list[float], fraction: float) -> float:
         if not values:
@@ -104,7 +130,7 @@ def run(
         Variant.objects.filter(pk=variant.pk).update(stock=STOCK)
         settings.PAYMENT_GATEWAY_URL = gateway.__enter__()
         with PrivateBroker(workdir / "broker") as broker, celery_pointed_at(broker.url):
-            processes.append(_worker(broker.url, workdir))
+            processes.append(_worker(broker.url, workdir, on=on))
             if on:
                 processes.append(_relay(broker.url, workdir))
             _wait_ready(processes, workdir)
@@ -116,13 +142,18 @@ def run(
             outcome.settle_timed_out = not _settle(
                 user, broker, outbox_before, settle_s=settle_s, timeout_s=timeout_s
             )
-            confirmed = list(
-                OrderEvent.objects.using("default")
-                .filter(order__user=user, kind="confirmation_sent")
-                .values_list("order_id", flat=True)
+            paid, confirmed = (_events(user, kind) for kind in ("paid", "confirmation_sent"))
+            outcome.paid, outcome.confirmed = len(set(paid)), len(set(confirmed))
+            outcome.ledgered = (
+                StockMovement.objects.using("default")
+                .filter(order__user=user, kind=StockMovement.Kind.SALE)
+                .values("order_id")
+                .distinct()
+                .count()
             )
-            outcome.confirmed = len(set(confirmed))
-            outcome.duplicates = len(confirmed) - len(set(confirmed))
+            outcome.duplicates = len(paid) - len(set(paid)) + len(confirmed) - len(set(confirmed))
+        # The confirmations the worker could not publish are in its log.
+        outcome.lost_logged += _lost_lines((workdir / "worker.log").read_text(errors="replace"))
         return outcome
     finally:
         for process in processes:
@@ -130,6 +161,20 @@ def run(
         gateway.__exit__(None, None, None)
         settings.PAYMENT_GATEWAY_URL = previous_gateway
         _clean_up(user, variant.pk, stock, outbox_before)
+
+
+def _events(user, kind: str) -> list[int]:
+    """The order id of each event of this kind on the run's orders."""
+    return list(
+        OrderEvent.objects.using("default")
+        .filter(order__user=user, kind=kind)
+        .values_list("order_id", flat=True)
+    )
+
+
+def _lost_lines(log: str) -> int:
+    """ "task lost" lines (transactional_outbox._send_now) in a process's log."""
+    return sum(1 for line in log.splitlines() if "task lost: " in line)
 
 
 class _LostCounter:
@@ -172,7 +217,7 @@ def _placements(
 
     def buyer(_thread: int) -> None:
         try:
-            with toggles.override(transactional_outbox=on):
+            with toggles.override(async_tasks=True, transactional_outbox=on):
                 while True:
                     with lock:
                         index = next_index[0]
@@ -205,6 +250,8 @@ def _placements(
     return Outcome(
         on=on,
         placed=placed[0],
+        paid=0,
+        ledgered=0,
         confirmed=0,
         duplicates=0,
         latencies_ms=latencies,
@@ -217,33 +264,36 @@ def _placements(
 def _settle(
     user, broker: PrivateBroker, outbox_before: int, *, settle_s: float, timeout_s: float
 ) -> bool:
-    """Until nothing is left to deliver: the broker's queue empty, no unsent outbox row of the
-    run, and no new confirmation for `settle_s`. False when `timeout_s` passed first."""
+    """Until nothing is left to deliver: the broker's queues empty and no message taken and not
+    acknowledged (workers ack late: a running task's message, and so what it publishes on its
+    commit, is still there), no unsent outbox row of the run, and nothing new done by the
+    worker for `settle_s`. False when `timeout_s` passed first."""
     client = redis.Redis(port=broker.port)
-    queue = settings.CELERY_TASK_ROUTES[TASK]["queue"]
+    queues = {settings.CELERY_TASK_ROUTES[task]["queue"] for task in TASKS}
     deadline = time.monotonic() + timeout_s
-    last, stable_since = -1, time.monotonic()
+    last, stable_since = None, time.monotonic()
     while time.monotonic() < deadline:
-        confirmed = (
+        done = (
             OrderEvent.objects.using("default")
-            .filter(order__user=user, kind="confirmation_sent")
-            .count()
+            .filter(order__user=user, kind__in=("paid", "confirmation_sent"))
+            .count(),
+            StockMovement.objects.using("default").filter(order__user=user).count(),
         )
         unsent = (
             OutboxMessage.objects.using("default")
-            .filter(pk__gt=outbox_before, sent_at__isnull=True, task=TASK)
+            .filter(pk__gt=outbox_before, sent_at__isnull=True, task__in=TASKS)
             .count()
         )
-        if confirmed != last:
-            last, stable_since = confirmed, time.monotonic()
-        idle = client.llen(queue) == 0 and unsent == 0
-        if idle and time.monotonic() - stable_since >= settle_s:
+        if done != last:
+            last, stable_since = done, time.monotonic()
+        idle = not any(client.llen(queue) for queue in queues) and not client.hlen("unacked")
+        if idle and unsent == 0 and time.monotonic() - stable_since >= settle_s:
             return True
         time.sleep(0.2)
     return False
 
 
-def _environment(broker_url: str) -> dict[str, str]:
+def _environment(broker_url: str, **extra: str) -> dict[str, str]:
     db = connection.settings_dict
     password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
     env = {
@@ -254,27 +304,47 @@ def _environment(broker_url: str) -> dict[str, str]:
         "CELERY_BROKER_URL": broker_url,
         "TEST_CELERY_BROKER_URL": broker_url,
         "TRANSACTIONAL_OUTBOX_BACKOFF_MAX_S": "1",
+        **extra,
     }
     if hasattr(settings, "TEST_QUEUE_SUFFIX"):
         env["TEST_QUEUE_SUFFIX"] = settings.TEST_QUEUE_SUFFIX
     return env
 
 
-def _spawn(command: list[str], broker_url: str, log: Path) -> subprocess.Popen:
+def _spawn(command: list[str], broker_url: str, log: Path, **extra: str) -> subprocess.Popen:
     with open(log, "wb") as out:
         return subprocess.Popen(
-            command, cwd=ROOT, env=_environment(broker_url), stdin=subprocess.DEVNULL,
+            command, cwd=ROOT, env=_environment(broker_url, **extra), stdin=subprocess.DEVNULL,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
 
-def _worker(broker_url: str, workdir: Path) -> subprocess.Popen:
-    queue = settings.CELERY_TASK_ROUTES[TASK]["queue"]
+def _worker(broker_url: str, workdir: Path, *, on: bool) -> subprocess.Popen:
+    """One worker on the capture's, the ledger's and the confirmation's queues, charging at
+    this run's gateway stub. Its toggles come from its environment: whatever PERF_TOGGLES
+    already says, with async_tasks on and transactional_outbox the side's, so the confirmation
+    the capture publishes goes the same way as the placements' tasks.
+
+    A message the worker took just before the broker went down, and could not acknowledge
+    (workers ack late), waits in the broker's `unacked` set for the visibility timeout (an hour
+    by default) before it is delivered again: the worker gets a short one, so the run settles
+    in seconds. Every task is safe to run twice, and each takes milliseconds here."""
+    queues = sorted({settings.CELERY_TASK_ROUTES[task]["queue"] for task in TASKS})
+    perf_toggles = ",".join(
+        part
+        for part in (
+            os.environ.get("PERF_TOGGLES", ""),
+            f"async_tasks=on,transactional_outbox={'on' if on else 'off'}",
+        )
+        if part
+    )
     return _spawn(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-         "--queues", queue, "--loglevel", "INFO", "--without-heartbeat", "--without-gossip",
-         "--without-mingle"],
+         "--queues", ",".join(queues), "--loglevel", "INFO", "--without-heartbeat",
+         "--without-gossip", "--without-mingle"],
         broker_url, workdir / "worker.log",
+        PERF_TOGGLES=perf_toggles, PAYMENT_GATEWAY_URL=settings.PAYMENT_GATEWAY_URL,
+        CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT_S),
     )  # fmt: skip
 
 
@@ -314,7 +384,7 @@ def _stop(process: subprocess.Popen) -> None:
 
 def _clean_up(user, variant_id: int, stock: int, outbox_before: int) -> None:
     placed_orders.delete(Order.objects.filter(user=user))
-    OutboxMessage.objects.filter(pk__gt=outbox_before, task=TASK).delete()  # the run's rows
+    OutboxMessage.objects.filter(pk__gt=outbox_before, task__in=TASKS).delete()  # the run's rows
     get_user_model().objects.filter(pk=user.pk).delete()
     Variant.objects.filter(pk=variant_id).update(stock=stock)
 

@@ -55,10 +55,15 @@ ASYNC_TASKS = MappingProxyType(
 # back, on both sides, so the pair differs only in whether the charge is sent at all.
 CIRCUIT_BREAKER = MappingProxyType({"short_transactions": True})
 
-# The order's stock and row writes the same few statements on both sides, and the payment
-# call outside the stock transaction: only how the confirmation task leaves differs.
+# The order's stock and row writes the same few statements on both sides. async_tasks on: the
+# capture, the ledger and the confirmation are tasks, and only how they reach the broker differs.
 TRANSACTIONAL_OUTBOX = MappingProxyType(
-    {"bulk_writes": True, "algorithmic_complexity": True, "short_transactions": True}
+    {
+        "bulk_writes": True,
+        "algorithmic_complexity": True,
+        "short_transactions": True,
+        "async_tasks": True,
+    }
 )
 
 # read_replica held off: every query on the primary, where each arm's connections go (a

@@ -1,6 +1,14 @@
-"""transactional_outbox: a broker outage in the middle of a burst of orders loses confirmations
-when the task is published on commit (off), and none when it is written to the outbox and
+"""transactional_outbox: a broker outage in the middle of a burst of orders loses the order's
+tasks when they are published on commit (off), and none when they are written to the outbox and
 relayed (on).
+
+The tasks are async_tasks': with it on, placing an order publishes the capture (queue `payment`)
+and the stock ledger (queue `inventory`), and the capture, on a worker, publishes the
+confirmation email (queue `email`), all through transactional_outbox.publish(). With async_tasks
+off an order publishes nothing, so these tests ask for it: the X-Perf-Toggles header for the
+API, toggles.override() in code, PERF_TOGGLES for a worker (whose toggles come from its
+environment). What was delivered is counted by what the worker did: the capture's `paid` event,
+the order's stock ledger rows, its `confirmation_sent` event.
 
 Everything is real: orders placed through the API on real connections, a private redis-server
 as the broker (shop/private_broker.py; stopped and started without touching anyone else's), a
@@ -9,21 +17,25 @@ real Celery worker and the relay as `manage.py outbox_relay`, a process of its o
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 import redis
+from django.conf import settings as django_settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from orders.models import Order, OrderEvent
+from orders import services
+from orders.models import Order, OrderEvent, StockMovement
 from shop import toggles
 from shop.models import OutboxMessage
 from shop.private_broker import PrivateBroker, celery_pointed_at
@@ -36,6 +48,9 @@ from tests.workers import ROOT, queue_names
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TASK = "orders.tasks.send_order_confirmation"
+CAPTURE = "orders.tasks.capture_payment"
+LEDGER = "orders.tasks.record_stock_movements"
+QUEUES = ("payment", "inventory", "email")  # the capture's, the ledger's, the email's
 BURST = 30  # orders, the middle third of them placed while the broker is down
 
 
@@ -48,11 +63,45 @@ def broker(tmp_path, settings):
         yield private
 
 
-def queued(broker: PrivateBroker) -> list[dict]:
-    """The messages waiting in the email queue, oldest first (kombu LPUSHes, workers BRPOP)."""
+def queued(broker: PrivateBroker, queue: str = "email") -> list[dict]:
+    """The messages waiting in a queue, oldest first (kombu LPUSHes, workers BRPOP)."""
     client = redis.Redis(port=broker.port)
-    (queue,) = queue_names("email")
-    return [json.loads(raw)["headers"] for raw in reversed(client.lrange(queue, 0, -1))]
+    (name,) = queue_names(queue)
+    return [json.loads(raw)["headers"] for raw in reversed(client.lrange(name, 0, -1))]
+
+
+def idle(broker: PrivateBroker) -> bool:
+    """Nothing left in the broker: the queues empty and no message taken and not yet
+    acknowledged (workers ack late, so a task running, and what it publishes on its commit,
+    is still its message in `unacked`)."""
+    client = redis.Redis(port=broker.port)
+    return not any(client.llen(name) for name in queue_names(*QUEUES)) and not client.hlen(
+        "unacked"
+    )
+
+
+def start_worker(celery_worker, *, on: bool):
+    """One worker on the order's three queues. Its toggles come from its environment: the
+    capture publishes the confirmation the way the test side does (on: an outbox row, which
+    the relay must send too)."""
+    return celery_worker(
+        *QUEUES,
+        pool="solo",
+        env={
+            "PAYMENT_GATEWAY_URL": django_settings.PAYMENT_GATEWAY_URL,
+            "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+            "PERF_TOGGLES": f"async_tasks=on,transactional_outbox={'on' if on else 'off'}",
+        },
+    )
+
+
+def ran(worker) -> Counter:
+    """Task name → runs the worker finished, from its log."""
+    return Counter(re.findall(r"Task (orders\.tasks\.\w+)\[[^\]]+\] succeeded", worker.output()))
+
+
+def toggles_header(on: bool) -> str:
+    return f"async_tasks=on,transactional_outbox={'on' if on else 'off'}"
 
 
 class Relay:
@@ -123,7 +172,7 @@ def _place_burst(
     """BURST orders through the API, the broker stopped for the middle third. Returns every
     order's id and the ids of those placed during the outage."""
     ids, during = [], []
-    header = f"transactional_outbox={'on' if on else 'off'}"
+    header = toggles_header(on)
     for index in range(BURST):
         if index == BURST // 3:
             broker.stop()
@@ -144,14 +193,28 @@ def _place_burst(
     return ids, during
 
 
-def _confirmed() -> dict[int, int]:
-    """Order id → confirmation_sent events: what the worker delivered, each counted."""
-    counts: dict[int, int] = {}
-    for order_id in OrderEvent.objects.filter(kind="confirmation_sent").values_list(
-        "order_id", flat=True
-    ):
-        counts[order_id] = counts.get(order_id, 0) + 1
-    return counts
+def _events(kind: str) -> Counter:
+    """Order id → events of this kind: what the worker did, each time counted."""
+    return Counter(OrderEvent.objects.filter(kind=kind).values_list("order_id", flat=True))
+
+
+def _confirmed() -> Counter:
+    """The confirmation task's work: a `confirmation_sent` event per order."""
+    return _events(OrderEvent.Kind.CONFIRMATION_SENT)
+
+
+def _paid() -> Counter:
+    """The capture task's work: a `paid` event per order."""
+    return _events(OrderEvent.Kind.PAID)
+
+
+def _ledgered() -> Counter:
+    """The stock ledger task's work: a `sale` row per order line (one line an order here)."""
+    return Counter(
+        StockMovement.objects.filter(kind=StockMovement.Kind.SALE).values_list(
+            "order_id", flat=True
+        )
+    )
 
 
 @pytest.mark.slow
@@ -163,20 +226,29 @@ def test_off_loses_the_tasks_published_during_the_outage_and_logs_each(
     with caplog.at_level("ERROR", logger="shop.techniques.transactional_outbox"):
         ids, during = _place_burst(api_client, variant, broker, on=False)
     assert len(during) == BURST // 3
-    assert Order.objects.filter(pk__in=ids, status="paid").count() == BURST  # all committed
+    # All committed, none paid yet: the capture is the worker's.
+    assert Order.objects.filter(pk__in=ids, status="placed").count() == BURST
     assert OutboxMessage.objects.count() == 0
 
-    worker = celery_worker("default", "email", pool="solo")
-    delivered_all = worker.wait_for(lambda: len(_confirmed()) >= BURST - len(during), seconds=60)
-    assert delivered_all, worker.output()
-    time.sleep(1)  # nothing else is coming: the lost tasks were never in the broker
-    confirmed = _confirmed()
-    assert sorted(confirmed) == sorted(set(ids) - set(during))
-    assert set(confirmed.values()) == {1}
+    worker = start_worker(celery_worker, on=False)
+    reached = sorted(set(ids) - set(during))
+    # Every task the broker got is done, and nothing is left in it: the lost ones never were.
+    done = worker.wait_for(
+        lambda: set(_confirmed()) >= set(reached) and set(_ledgered()) >= set(reached)
+        and idle(broker),
+        seconds=90,
+    )  # fmt: skip
+    assert done, worker.output()
+    # The orders placed during the outage: no capture, no ledger, so no email either.
+    assert _paid() == _ledgered() == _confirmed() == Counter(reached)
+    assert Order.objects.filter(pk__in=during, status="placed").count() == len(during)
+    assert Order.objects.filter(pk__in=reached, status="confirmed").count() == len(reached)
     # Each lost task is in the log, by name and arguments: what is needed to send it again.
     lost = [r.getMessage() for r in caplog.records if r.getMessage().startswith("task lost")]
     assert [line.split(" was not published: ")[0] for line in lost] == [
-        f"task lost: {TASK} args=[{order_id}] kwargs={{}}" for order_id in during
+        f"task lost: {task} args=[{order_id}] kwargs={{}}"
+        for order_id in during
+        for task in (CAPTURE, LEDGER)
     ]
 
 
@@ -197,34 +269,47 @@ def test_on_delivers_every_task_once_through_the_outage(
         before_the_broker_is_back=lambda: relay.wait_for("broker refused", seconds=30),
     )
     assert len(during) == BURST // 3
-    # Every order wrote its row with it; none is lost, at most some are still waiting.
-    assert OutboxMessage.objects.count() == BURST
-    assert sorted(OutboxMessage.objects.values_list("args", flat=True)) == sorted(
-        [[order_id] for order_id in ids]
+    # Every order wrote its two rows with it; none is lost, at most some are still waiting.
+    assert sorted(OutboxMessage.objects.values_list("task", "args")) == sorted(
+        (task, [order_id]) for order_id in ids for task in (CAPTURE, LEDGER)
     )
 
-    worker = celery_worker("default", "email", pool="solo")
-    delivered_all = worker.wait_for(lambda: len(_confirmed()) >= BURST, seconds=90)
+    # The worker's capture writes the confirmation's row in its own transaction, and the same
+    # relay sends it.
+    worker = start_worker(celery_worker, on=True)
+    delivered_all = worker.wait_for(
+        lambda: set(_confirmed()) >= set(ids) and set(_ledgered()) >= set(ids)
+        and transactional_outbox.unsent() == 0 and idle(broker),
+        seconds=120,
+    )  # fmt: skip
     assert delivered_all, f"relay:\n{relay.output()}\nworker:\n{worker.output()}"
-    confirmed = _confirmed()
-    assert sorted(confirmed) == sorted(ids)
-    assert set(confirmed.values()) == {1}  # each once
-    assert transactional_outbox.unsent() == 0
+    # Each task done, and each once.
+    assert _paid() == _ledgered() == _confirmed() == Counter(ids)
+    assert Order.objects.filter(pk__in=ids, status="confirmed").count() == BURST
+    assert sorted(OutboxMessage.objects.filter(task=TASK).values_list("args", flat=True)) == sorted(
+        [order_id] for order_id in ids
+    )
+    assert OutboxMessage.objects.count() == 3 * BURST
     # The relay was refused during the outage, and the row it tried says so.
     assert OutboxMessage.objects.filter(attempts__gt=0).exists()
 
 
 def test_a_rolled_back_transaction_publishes_nothing_either_way(broker):
+    variant = VariantFactory(stock=10)
+    user = _buyer()
     for on in (False, True):
         with (
-            toggles.override(transactional_outbox=on),
+            toggles.override(async_tasks=True, transactional_outbox=on),
             pytest.raises(RuntimeError),
             transaction.atomic(),
         ):
             transactional_outbox.publish(TASK, 1)
+            # An order's own tasks, the capture and the ledger, published from inside.
+            services.order_place(user=user, lines=[services.OrderLine(sku=variant.sku, quantity=1)])
             raise RuntimeError("the order failed")
+    assert Order.objects.count() == 0
     assert OutboxMessage.objects.count() == 0
-    assert queued(broker) == []
+    assert [queued(broker, queue) for queue in QUEUES] == [[], [], []]
 
 
 def test_a_committed_publish_is_a_row_on_and_a_message_off(broker):
@@ -324,30 +409,40 @@ def test_two_relays_racing_publish_every_row_exactly_once(broker):
 
 
 @pytest.mark.slow
-def test_a_row_published_twice_is_confirmed_once(broker, celery_worker):
-    """At least once plus an idempotent task: the relay died after the broker took the message
-    and before its commit (the row is unsent again), so the same task id goes out twice; the
-    customer gets one email."""
+def test_every_row_published_twice_is_done_once(broker, celery_worker):
+    """At least once plus idempotent tasks: the relay died after the broker took the messages
+    and before its commit (the rows are unsent again), so each task id goes out twice, the
+    capture's and the ledger's, then the confirmation's the capture wrote. Each task runs
+    twice; the card is captured once, the ledger written once, the customer gets one email."""
     user = _buyer()
-    from orders import services
-
-    with toggles.override(transactional_outbox=True):
+    with toggles.override(async_tasks=True, transactional_outbox=True):
         order = services.order_place(
             user=user, lines=[services.OrderLine(sku=VariantFactory().sku, quantity=1)]
         ).order
-    assert transactional_outbox.relay_once().sent == 1
+    assert transactional_outbox.relay_once().sent == 2
     OutboxMessage.objects.update(sent_at=None)  # the relay's commit never happened
-    assert transactional_outbox.relay_once().sent == 1
-    messages = queued(broker)
-    assert len(messages) == 2 and messages[0]["id"] == messages[1]["id"]
+    assert transactional_outbox.relay_once().sent == 2
+    for queue in ("payment", "inventory"):
+        messages = queued(broker, queue)
+        assert len(messages) == 2 and messages[0]["id"] == messages[1]["id"]
 
-    worker = celery_worker("default", "email", pool="solo")
-    client = redis.Redis(port=broker.port)
-    (queue,) = queue_names("email")
-    assert worker.wait_for(lambda: client.llen(queue) == 0, seconds=60), worker.output()
-    time.sleep(1)  # the second run is the one that finds the confirmation already sent
-    assert worker.wait_for(lambda: worker.output().count("succeeded") >= 2, seconds=30)
-    assert _confirmed() == {order.pk: 1}
+    worker = start_worker(celery_worker, on=True)
+    # Both captures have run: the first wrote the confirmation's row, the second found the
+    # payment captured already and wrote none.
+    assert worker.wait_for(
+        lambda: idle(broker) and OutboxMessage.objects.filter(task=TASK).exists(), seconds=60
+    ), worker.output()
+    assert OutboxMessage.objects.filter(task=TASK).count() == 1
+    assert transactional_outbox.relay_once().sent == 1
+    OutboxMessage.objects.filter(task=TASK).update(sent_at=None)
+    assert transactional_outbox.relay_once().sent == 1
+    # The worker takes them as they come: what it ran, from its log, says both went out.
+    assert worker.wait_for(lambda: idle(broker) and ran(worker)[TASK] == 2, seconds=60), (
+        worker.output()
+    )
+    assert ran(worker) == {CAPTURE: 2, LEDGER: 2, TASK: 2}, worker.output()
+    assert _paid() == _ledgered() == _confirmed() == {order.pk: 1}
+    assert Order.objects.get(pk=order.pk).status == "confirmed"
 
 
 def test_a_commit_wakes_the_relay_long_before_its_poll(broker):
@@ -416,13 +511,19 @@ def test_the_same_order_answer_off_and_on(broker, api_client):
             "/api/orders/",
             {"items": [{"sku": variant.sku, "quantity": 1}]},
             format="json",
-            HTTP_X_PERF_TOGGLES=f"transactional_outbox={'on' if on else 'off'}",
+            HTTP_X_PERF_TOGGLES=toggles_header(on),
         )
         body = response.json()
-        for key in ("id", "created_at", "paid_at"):
+        for key in ("id", "created_at"):
             body.pop(key)
         body["items"] = [{k: v for k, v in item.items() if k != "id"} for item in body["items"]]
         answers[on] = (response.status_code, body)
     assert answers[False] == answers[True]
-    # One task each: off's in the broker already, on's in the outbox for the relay.
-    assert len(queued(broker)) == 1 and transactional_outbox.unsent() == 1
+    assert answers[False][1]["status"] == "placed"  # the capture is a worker's, either way
+    # Two tasks each, the capture and the ledger: off's in the broker already, on's in the
+    # outbox for the relay.
+    assert [len(queued(broker, queue)) for queue in QUEUES] == [1, 1, 0]
+    assert sorted(OutboxMessage.objects.filter(sent_at=None).values_list("task", flat=True)) == [
+        CAPTURE,
+        LEDGER,
+    ]
