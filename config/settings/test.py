@@ -66,3 +66,5 @@ CELERY_TASK_ROUTES = {
 # Tasks the queue tests send (tests/task_probes.py): they fail, retry or kill their process on
 # request. The suite's workers import them; the project's never do.
 CELERY_IMPORTS = ["tests.task_probes"]
+# backpressure reads this run's payment queue.
+BACKPRESSURE_QUEUE = f"payment{TEST_QUEUE_SUFFIX}"
