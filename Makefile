@@ -45,7 +45,7 @@ format: install  ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-serve: stack-up  ## Run gunicorn and the Celery workers (the Procfile), Ctrl-C to stop
+serve: stack-up  ## Run gunicorn, uvicorn (the async views) and the Celery workers (the Procfile), Ctrl-C to stop
 	$(PY) manage.py migrate --no-input
 	$(PY) -m shop.procfile
 

@@ -77,8 +77,10 @@ def env_list(name: str, default: list[str]) -> list[str]:
 # connections, and a server whose port a client socket holds fails to bind (EADDRINUSE). A second stack on the same machine (the bare-machine CI run, for one) moves
 # with PERFSHOP_PRIMARY_PORT, PERFSHOP_REPLICA_PORT, PERFSHOP_REDIS_PORT (the cache),
 # PERFSHOP_BROKER_PORT (the Celery broker, a Redis of its own), PERFSHOP_GATEWAY_PORT (the stub
-# payment gateway) and PERFSHOP_SMTP_PORT (the SMTP sink); the default URLs follow them.
-# PgBouncer, started when it is installed, listens on PERFSHOP_PGBOUNCER_PORT.
+# payment gateway), PERFSHOP_SMTP_PORT (the SMTP sink), PERFSHOP_CARRIER_RAPID_PORT,
+# PERFSHOP_CARRIER_NATIONAL_PORT and PERFSHOP_CARRIER_ECONOMY_PORT (the stub carriers); the
+# default URLs follow them. PgBouncer, started when it is installed, listens on
+# PERFSHOP_PGBOUNCER_PORT.
 LOCAL_DB_NAME = "perfshop"
 LOCAL_DB_USER = "perfshop"
 _LOCAL_PORTS = {
@@ -89,6 +91,9 @@ _LOCAL_PORTS = {
     "LOCAL_GATEWAY_PORT": ("PERFSHOP_GATEWAY_PORT", 17080),
     "LOCAL_BROKER_PORT": ("PERFSHOP_BROKER_PORT", 16380),
     "LOCAL_SMTP_PORT": ("PERFSHOP_SMTP_PORT", 17025),
+    "LOCAL_CARRIER_RAPID_PORT": ("PERFSHOP_CARRIER_RAPID_PORT", 17181),
+    "LOCAL_CARRIER_NATIONAL_PORT": ("PERFSHOP_CARRIER_NATIONAL_PORT", 17182),
+    "LOCAL_CARRIER_ECONOMY_PORT": ("PERFSHOP_CARRIER_ECONOMY_PORT", 17183),
 }
 _DEFAULT_URLS = {
     "DEFAULT_DATABASE_URL": "postgresql://{user}@127.0.0.1:{LOCAL_PRIMARY_PORT}/{name}",
@@ -96,6 +101,9 @@ _DEFAULT_URLS = {
     "DEFAULT_REDIS_URL": "redis://127.0.0.1:{LOCAL_REDIS_PORT}/0",
     "DEFAULT_GATEWAY_URL": "http://127.0.0.1:{LOCAL_GATEWAY_PORT}",
     "DEFAULT_BROKER_URL": "redis://127.0.0.1:{LOCAL_BROKER_PORT}/0",
+    "DEFAULT_CARRIER_RAPID_URL": "http://127.0.0.1:{LOCAL_CARRIER_RAPID_PORT}",
+    "DEFAULT_CARRIER_NATIONAL_URL": "http://127.0.0.1:{LOCAL_CARRIER_NATIONAL_PORT}",
+    "DEFAULT_CARRIER_ECONOMY_URL": "http://127.0.0.1:{LOCAL_CARRIER_ECONOMY_PORT}",
 }
 
 

@@ -2,6 +2,7 @@
 
 import re
 
+from adrf.views import APIView as AsyncAPIView
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -11,10 +12,11 @@ from rest_framework.views import APIView
 
 from orders import selectors, services
 from orders.models import Order
+from shop import carriers
 from shop.api_schema import StatedMaxLength, StatedMaxValue, StatedMinLength, StatedMinValue
 from shop.errors import InvalidInput
 from shop.pagination import KeysetPagination, PagePagination
-from shop.techniques import cursor_pagination, fast_serialization, streaming_export
+from shop.techniques import async_io, cursor_pagination, fast_serialization, streaming_export
 
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 
@@ -290,3 +292,59 @@ class StaffEventMonthApi(APIView):
         filters.is_valid(raise_exception=True)
         counts = selectors.event_month_counts(**filters.validated_data)
         return Response(self.OutputSerializer(counts, many=True).data)
+
+
+class ShippingQuoteApi(AsyncAPIView):
+    """A shipping estimate: every carrier's quote for a parcel to a destination, and the
+    carriers that gave none, with why. An async view (adrf's APIView): the async_io technique
+    asks the carriers at once, or, off, one after another in a worker thread. Served by the
+    ASGI process (`asgi` in the Procfile); the WSGI one answers it too, one event loop per call.
+
+    200 with `complete: false` when some carriers failed; 503 `carriers_unavailable` (with the
+    same `unavailable` list) when none answered, as there is no price to show."""
+
+    class FilterSerializer(serializers.Serializer):
+        country = serializers.RegexField(
+            r"^[A-Za-z]{2}$", max_length=2, help_text="ISO 3166-1 alpha-2"
+        )
+        postcode = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9 -]{1,9}$", max_length=10)
+        weight_grams = serializers.IntegerField(min_value=1, max_value=70_000)
+
+    class OutputSerializer(serializers.Serializer):
+        class QuoteSerializer(serializers.Serializer):
+            carrier = serializers.CharField()
+            service = serializers.CharField()
+            price = serializers.DecimalField(max_digits=10, decimal_places=2)
+            currency = serializers.CharField()
+            days = serializers.IntegerField()
+
+        class UnavailableSerializer(serializers.Serializer):
+            carrier = serializers.CharField()
+            reason = serializers.ChoiceField(choices=carriers.REASONS)
+            detail = serializers.CharField()
+
+        quotes = QuoteSerializer(many=True)
+        unavailable = UnavailableSerializer(many=True)
+        complete = serializers.BooleanField(help_text="every carrier answered")
+
+    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer)
+    async def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        destination = carriers.Destination(
+            country=filters.validated_data["country"].upper(),
+            postcode=filters.validated_data["postcode"],
+        )
+        results = await async_io.quotes(
+            destination=destination, weight_grams=filters.validated_data["weight_grams"]
+        )
+        quotes = [result for result in results if isinstance(result, carriers.Quote)]
+        unavailable = [
+            result.as_dict() for result in results if isinstance(result, carriers.Failure)
+        ]
+        if not quotes:
+            raise carriers.CarriersUnavailable(
+                "No carrier answered with a quote; try again shortly.", unavailable=unavailable
+            )
+        answer = {"quotes": quotes, "unavailable": unavailable, "complete": not unavailable}
+        return Response(self.OutputSerializer(answer).data)

@@ -32,8 +32,13 @@ class Address(models.Model):
 
 class Order(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending"
+        """placed → paid → confirmed (the confirmation email went out) → shipped, or
+        placed → payment_failed (stock given back); placed, paid or confirmed → cancelled."""
+
+        PLACED = "placed"
         PAID = "paid"
+        PAYMENT_FAILED = "payment_failed"
+        CONFIRMED = "confirmed"
         SHIPPED = "shipped"
         CANCELLED = "cancelled"
 
@@ -43,7 +48,7 @@ class Order(models.Model):
     shipping_address = models.ForeignKey(
         Address, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PLACED)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
     paid_at = models.DateTimeField(null=True, blank=True)
@@ -126,6 +131,7 @@ class OrderEvent(models.Model):
     class Kind(models.TextChoices):
         PLACED = "placed"
         PAID = "paid"
+        PAYMENT_FAILED = "payment_failed"
         CONFIRMATION_SENT = "confirmation_sent"
         SHIPPED = "shipped"
         CANCELLED = "cancelled"
@@ -140,3 +146,33 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} on order {self.order_id}"
+
+
+class StockMovement(models.Model):
+    """The stock ledger: a row when an order line's units leave stock (a sale, negative) and
+    one when they come back (a return, after a failed payment or a cancellation). Written by
+    the inventory work of async_tasks, once per line and kind (the unique constraint makes a
+    second run a no-op), so the units a variant sold and got back can be summed per day
+    without reading orders."""
+
+    class Kind(models.TextChoices):
+        SALE = "sale"
+        RETURN = "return"
+
+    # An order has one line per variant, so (order, variant) names the line.
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="stock_movements")
+    variant = models.ForeignKey("catalog.Variant", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    quantity = models.IntegerField()  # units into stock: negative for a sale
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "variant", "kind"], name="stock_movement_once_per_line"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.quantity:+d} of variant {self.variant_id}"

@@ -62,7 +62,7 @@ class SalesReport:
 
 REPORT_DEFAULT_DAYS = 30
 REPORT_MAX_DAYS = 366  # a year and a leap day: the live aggregate scans every order in range
-REVENUE_STATUSES = (Order.Status.PAID, Order.Status.SHIPPED)
+REVENUE_STATUSES = (Order.Status.PAID, Order.Status.CONFIRMED, Order.Status.SHIPPED)
 
 
 def sales_report(
@@ -70,7 +70,7 @@ def sales_report(
 ) -> SalesReport:
     """Revenue by day and the best-selling products, live over the orders table.
 
-    Only paid and shipped orders count. Days are UTC calendar days, both ends included; the
+    Only paid, confirmed and shipped orders count. Days are UTC calendar days, both ends included; the
     default is the last 30 days up to today.
     """
     date_from, date_to = _day_range(date_from=date_from, date_to=date_to, max_days=REPORT_MAX_DAYS)

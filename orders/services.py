@@ -1,6 +1,7 @@
 """Writes to orders: placing, cancelling, confirming. Every rule that keeps stock and the
 denormalized totals right lives here, and each write is one transaction, except placing an
-order, whose payment call the short_transactions technique may put between two."""
+order, whose payment call the short_transactions technique may put between two, and which
+async_tasks may leave to workers (orders/payments.py, orders/stock.py)."""
 
 import hashlib
 import json
@@ -14,15 +15,15 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import send_mail
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from catalog.models import Variant
+from orders import payments, stock
 from orders.models import Address, Order, OrderEvent, OrderItem, Payment
-from shop import payment_gateway
-from shop.errors import Conflict, DomainError, IdempotencyKeyReused, InvalidInput, NotFound
+from shop.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
 from shop.techniques import (
     algorithmic_complexity,
+    async_tasks,
     bulk_writes,
     inventory_locking,
     short_transactions,
@@ -30,9 +31,10 @@ from shop.techniques import (
 
 logger = logging.getLogger(__name__)
 
-CANCELLABLE = (Order.Status.PENDING, Order.Status.PAID)
+CANCELLABLE = (Order.Status.PLACED, Order.Status.PAID, Order.Status.CONFIRMED)
 # The largest total the columns hold (numeric(12, 2)); a bigger order is refused, not a 500.
 MAX_ORDER_TOTAL = Decimal("9999999999.99")
+# By name: orders.tasks imports this module.
 
 
 @dataclass(frozen=True)
@@ -55,14 +57,16 @@ def order_place(
     shipping_address_id: int | None = None,
     idempotency_key: str | None = None,
 ) -> OrderPlacement:
-    """Validate, reserve stock, write the order with its items and events, and charge it at
-    the payment gateway.
+    """Validate, reserve stock, write the order with its items and events; then charge it at
+    the payment gateway, write the stock ledger and send the confirmation, in the request or
+    on workers (async_tasks).
 
     With an idempotency key, a retry of the same request returns the order it created, even
     while the first attempt is still running, and the same key with a different request is
-    refused. When the charge fails or times out, a PaymentError (402/502/504) is raised and
-    nothing stays half-written: either nothing was written, or the order is cancelled with its
-    stock given back and an event saying why.
+    refused. When the charge in the request fails or times out, a PaymentError (402/502/504)
+    is raised and nothing stays half-written: either nothing was written, or the order is
+    `payment_failed` with its stock given back and an event saying why. On workers, the same
+    happens to the order after the answer (201, `placed`).
     """
     lines_validate(lines=lines)
     fingerprint = request_fingerprint(lines=lines, shipping_address_id=shipping_address_id)
@@ -84,15 +88,27 @@ def order_place(
         )
         return OrderPlacement(order=payment.order, created=True), payment
 
-    # Where the transactions begin and end around the gateway call is the short_transactions
-    # technique: one around everything, or one before the call and one after it.
-    # The transaction that takes the stock is inventory_locking's (SERIALIZABLE under that
-    # strategy, which the decorator above retries).
-    return short_transactions.place(
+    def pay_inline() -> OrderPlacement:
+        # Where the transactions begin and end around the gateway call is the
+        # short_transactions technique: one around everything, or one before and one after.
+        return short_transactions.place(
+            reserve=reserve,
+            charge=payments.charge,
+            record=payments.record,
+            give_back=payments.undo,
+            atomic=inventory_locking.atomic,
+        )
+
+    tasks = _tasks()
+    # Whether the charge, the stock ledger and the email happen in the request or on workers
+    # is the async_tasks technique. The transaction that takes the stock is inventory_locking's
+    # (SERIALIZABLE under that strategy, which the decorator above retries).
+    return async_tasks.place(
         reserve=reserve,
-        charge=_payment_charge,
-        record=_payment_record,
-        give_back=_payment_undo,
+        pay_inline=pay_inline,
+        capture=tasks.capture_payment,
+        stock=tasks.record_stock_movements,
+        confirm=tasks.send_order_confirmation,
         atomic=inventory_locking.atomic,
     )
 
@@ -154,8 +170,8 @@ def _order_write(
     idempotency_key: str | None,
     fingerprint: str,
 ) -> Payment:
-    """Take the stock and write the order, its items and its `pending` payment: what the
-    gateway is then asked to charge."""
+    """Take the stock and write the order (`placed`), its items and its `pending` payment:
+    what the gateway is then asked to charge."""
     address = _shipping_address(user=user, address_id=shipping_address_id)
     variants = _variants_by_sku(lines=lines)
     _stock_reserve(lines=lines, variants=variants)
@@ -167,7 +183,7 @@ def _order_write(
     order = Order.objects.create(
         user=user,
         shipping_address=address,
-        status=Order.Status.PENDING,
+        status=Order.Status.PLACED,
         created_at=now,
         item_count=sum(line.quantity for line in lines),
         total_amount=total,
@@ -201,74 +217,6 @@ def _order_write(
         order=order, kind=OrderEvent.Kind.PLACED, created_at=now, data={"lines": len(lines)}
     )
     return payment
-
-
-def _payment_charge(payment: Payment) -> payment_gateway.Charge:
-    """Charge the payment at the gateway. After a timeout nobody knows whether the charge was
-    taken, so it is voided by its key before the order gives its stock back."""
-    try:
-        return payment_gateway.charge(
-            idempotency_key=payment.idempotency_key, amount=payment.amount
-        )
-    except payment_gateway.GatewayTimeout:
-        payment_gateway.void(idempotency_key=payment.idempotency_key)
-        raise
-
-
-def _payment_record(payment: Payment, charge: payment_gateway.Charge) -> None:
-    """The charge was taken: the order is paid. Its confirmation goes out once this commits."""
-    order, now = payment.order, timezone.now()
-    paid = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
-        status=Order.Status.PAID, paid_at=now, updated_at=now
-    )
-    payment.provider_reference, payment.status = charge.reference, Payment.Status.CAPTURED
-    if not paid:
-        # Cancelled by the customer while the charge was on its way: the money goes back.
-        payment_gateway.void(idempotency_key=payment.idempotency_key)
-        payment.status = Payment.Status.REFUNDED
-        payment.save(update_fields=["status", "provider_reference", "updated_at"])
-        return
-    order.status, order.paid_at = Order.Status.PAID, now
-    payment.save(update_fields=["status", "provider_reference", "updated_at"])
-    OrderEvent.objects.create(
-        order=order, kind=OrderEvent.Kind.PAID, created_at=now, data={"amount": str(payment.amount)}
-    )
-    # robust: a broker outage must not turn a committed order into an error response.
-    transaction.on_commit(lambda: _confirmation_enqueue(order.pk), robust=True)
-
-
-def _payment_undo(payment: Payment, error: Exception) -> None:
-    """The charge was not taken: give the stock back, cancel the order, fail the payment, and
-    log why. The customer's answer names the order and its state."""
-    order, now = payment.order, timezone.now()
-    reason = getattr(error, "code", "error")
-    cancelled = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(
-        status=Order.Status.CANCELLED, cancelled_at=now, updated_at=now
-    )
-    restocked = _restock(order=order) if cancelled else 0
-    order.status, order.cancelled_at = Order.Status.CANCELLED, now
-    payment.status = Payment.Status.FAILED
-    payment.save(update_fields=["status", "updated_at"])
-    OrderEvent.objects.create(
-        order=order,
-        kind=OrderEvent.Kind.CANCELLED,
-        created_at=now,
-        data={"reason": reason, "restocked_units": restocked},
-    )
-    if isinstance(error, DomainError):
-        error.details.update(order_id=order.pk, order_status=Order.Status.CANCELLED.value)
-
-
-def _restock(*, order: Order) -> int:
-    """Give an order's units back to stock, in variant-id order (the order stock is taken in,
-    so this cannot deadlock with an order being placed). Returns the units given back."""
-    restocked = 0
-    for variant_id, quantity in order.items.order_by("variant_id").values_list(
-        "variant_id", "quantity"
-    ):
-        Variant.objects.filter(pk=variant_id).update(stock=F("stock") + quantity)
-        restocked += quantity
-    return restocked
 
 
 def _shipping_address(*, user: AbstractBaseUser, address_id: int | None) -> Address | None:
@@ -322,14 +270,15 @@ def _stock_reserve(*, lines: Sequence[OrderLine], variants: dict[str, Variant]) 
 
 
 def order_cancel(*, user: AbstractBaseUser, order_id: int) -> Order:
-    """Cancel a pending or paid order: restock its items, refund its payment, log the event."""
+    """Cancel an order not yet shipped: restock its items, refund its payment, log the event;
+    the stock ledger records the return (async_tasks: now, or on a worker after the commit)."""
     with transaction.atomic():
         order = Order.objects.select_for_update().filter(pk=order_id, user=user).first()
         if order is None:
             raise NotFound(f"No order with id {order_id}.")
         if order.status not in CANCELLABLE:
             raise Conflict(f"A {order.status} order cannot be cancelled.", code="not_cancellable")
-        restocked = _restock(order=order)
+        restocked = stock.restock(order=order)
         now = timezone.now()
         order.status = Order.Status.CANCELLED
         order.cancelled_at = now
@@ -343,23 +292,27 @@ def order_cancel(*, user: AbstractBaseUser, order_id: int) -> Order:
             created_at=now,
             data={"restocked_units": restocked},
         )
+        async_tasks.run(_tasks().record_stock_movements, order.pk)
     return order
 
 
-def _confirmation_enqueue(order_id: int) -> None:
-    from orders.tasks import send_order_confirmation  # tasks import this module
+def _tasks():
+    from orders import tasks  # tasks import this module
 
-    send_order_confirmation.delay(order_id)
+    return tasks
 
 
 def order_confirmation_send(*, order_id: int) -> bool:
-    """Email the customer that their order is placed. Safe to run twice (tasks ack late):
-    the event log says whether it was already sent. Returns whether an email went out."""
+    """Email the customer that their paid order is confirmed, and move it to `confirmed`.
+    Safe to run twice (tasks ack late): the event log says whether it was already sent.
+    Returns whether an email went out."""
     with transaction.atomic():
         order = Order.objects.select_for_update().select_related("user").filter(pk=order_id).first()
         if order is None:
             logger.warning("order %s vanished before its confirmation was sent", order_id)
             return False
+        if order.status != Order.Status.PAID:
+            return False  # not paid (yet, or ever), or confirmed already
         if order.events.filter(kind=OrderEvent.Kind.CONFIRMATION_SENT).exists():
             return False
         recipient = order.user.email
@@ -379,4 +332,6 @@ def order_confirmation_send(*, order_id: int) -> bool:
             created_at=timezone.now(),
             data={"to": recipient},
         )
+        order.status = Order.Status.CONFIRMED
+        order.save(update_fields=["status", "updated_at"])
     return bool(recipient)

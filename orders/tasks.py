@@ -1,8 +1,26 @@
-"""Celery tasks: ids in, one service call. Routed to queues in settings.CELERY_TASK_ROUTES."""
+"""Celery tasks: ids in, one service call. Routed to queues in settings.CELERY_TASK_ROUTES.
+
+Placing an order enqueues `capture_payment` and `record_stock_movements` when it commits
+(async_tasks); a paid order enqueues `send_order_confirmation`. Every one is safe to run twice
+(workers ack late, so a task whose worker died runs again), and one whose order does not
+exist ends with OrderGone at once: a retry could not find it either.
+"""
 
 from celery import shared_task
 
-from orders import services
+from orders import payments, services, stock
+
+
+# Never retried here: a charge the gateway refused or could not take moves the order to
+# payment_failed (the same answers the request gives with async_tasks off).
+@shared_task(name="orders.tasks.capture_payment")
+def capture_payment(order_id: int) -> str:
+    return payments.order_payment_capture(order_id=order_id)
+
+
+@shared_task(name="orders.tasks.record_stock_movements")
+def record_stock_movements(order_id: int) -> int:
+    return stock.order_stock_record(order_id=order_id)
 
 
 # A mail server that is down or answers 4xx for a while is retried with backoff, not dropped

@@ -98,7 +98,10 @@ def server_error(request):
 
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
-        return Response(exc.as_payload(), status=exc.status)
+        response = Response(exc.as_payload(), status=exc.status)
+        if exc.retry_after_s is not None:
+            response["Retry-After"] = str(exc.retry_after_s)
+        return response
     if isinstance(exc, RequestDataTooBig):
         # Django raises it when a parser reads `request.body` past DATA_UPLOAD_MAX_MEMORY_SIZE;
         # left alone it becomes Django's HTML "Bad Request" page instead of an API error.

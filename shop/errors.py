@@ -10,6 +10,9 @@ from typing import Any
 class DomainError(Exception):
     status = 400
     code = "invalid"
+    # Seconds after which the same request may succeed (a 503 of a paused dependency): the
+    # response's Retry-After header. None: no header.
+    retry_after_s: int | None = None
 
     def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
         super().__init__(message)

@@ -9,6 +9,17 @@ errors, each a clear API answer (shop.api_errors renders DomainError):
     GatewayTimeout      504  no answer in time: the charge may or may not have been taken, so
                              the caller voids it by its key (`void`) before giving up on it
 
+and, with the circuit_breaker technique on, a fourth that is no call at all:
+
+    GatewayCircuitOpen  503  the gateway failed often enough lately that the charge was not
+                             sent (shop/techniques/circuit_breaker.py); Retry-After says when
+                             to try again
+
+Each charge goes out through `circuit_breaker.call`: timeouts, refused connections and 5xx
+answers count as the gateway's failures; a declined card (402) is an answer, not a failure.
+`void` does not go through the breaker: it follows a charge that was sent and timed out, and
+whether that charge is taken must be settled even while the breaker opens.
+
 The idempotency key is what makes a retry safe: the gateway charges a key once and answers a
 repeat with the first answer. The local stub (shop/payment_gateway_stub.py) keeps that promise.
 """
@@ -24,6 +35,7 @@ import urllib3
 from django.conf import settings
 
 from shop.errors import DomainError
+from shop.techniques import circuit_breaker
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +63,18 @@ class GatewayTimeout(PaymentError):
     code = "payment_gateway_timeout"
 
 
+class GatewayCircuitOpen(PaymentError):
+    status = 503
+    code = "payment_gateway_circuit_open"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+BREAKER = "payment_gateway"  # the name of its circuit breaker
+
+
 @dataclass(frozen=True)
 class Charge:
     reference: str  # the gateway's id of the charge
@@ -63,13 +87,24 @@ def charge(*, idempotency_key: str, amount: Decimal, currency: str = "EUR") -> C
     url = f"{settings.PAYMENT_GATEWAY_URL.rstrip('/')}/v1/charges"
     body = json.dumps({"amount": str(amount), "currency": currency}).encode()
     try:
-        response = _http.request(
-            "POST",
-            url,
-            body=body,
-            headers={"Content-Type": "application/json", "Idempotency-Key": idempotency_key},
-            timeout=_timeout(),
+        response = circuit_breaker.call(
+            BREAKER,
+            lambda: _http.request(
+                "POST",
+                url,
+                body=body,
+                headers={"Content-Type": "application/json", "Idempotency-Key": idempotency_key},
+                timeout=_timeout(),
+            ),
+            errors=(urllib3.exceptions.HTTPError,),
+            failed=lambda response: response.status >= 500,
         )
+    except circuit_breaker.Open as exc:
+        raise GatewayCircuitOpen(
+            "The payment gateway is failing; payments are paused for a moment. Nothing was "
+            f"charged. Try again in {exc.retry_after} s.",
+            retry_after_s=exc.retry_after,
+        ) from exc
     except urllib3.exceptions.NewConnectionError as exc:  # refused: a subclass of timeouts
         logger.warning("payment gateway unreachable at %s: %s", url, exc)
         raise GatewayUnavailable("The payment gateway could not be reached.") from exc

@@ -50,8 +50,12 @@ class GatewayStub:
     seed: int | None = None
     charges: dict[str, dict] = field(default_factory=dict)
     voided: set[str] = field(default_factory=set)
+    # Every charge answered with this status after the latency (503: a gateway in maintenance,
+    # as a load balancer in front of it says); None: charges are worked on.
+    outage_status: int | None = None
     captured_count: int = 0  # charges taken, replays not counted: what a customer is billed
     in_flight: int = 0  # charges being worked on (in their latency) right now
+    received: int = 0  # charge requests that arrived, whatever became of them
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.failure_rate <= 1.0:
@@ -65,12 +69,17 @@ class GatewayStub:
 
     def charge(self, *, key: str, amount: str, currency: str) -> tuple[int, dict]:
         """Take `amount` once per `key`: (HTTP status, JSON body)."""
+        with self._lock:
+            self.received += 1
         try:
             value = Decimal(amount)
         except (InvalidOperation, TypeError):
             return 400, {"detail": f"amount {amount!r} is not a decimal number", "code": "invalid"}
         if not value.is_finite() or value <= 0:
             return 400, {"detail": "amount must be positive", "code": "invalid"}
+        if self.outage_status is not None:
+            time.sleep(self.latency_s)
+            return self.outage_status, {"detail": "unavailable", "code": "unavailable"}
         with self._lock:
             key_lock = self._key_locks.setdefault(key, threading.Lock())
         with key_lock:

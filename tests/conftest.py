@@ -1,8 +1,10 @@
+import dataclasses
+
 import pytest
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from shop import payment_gateway_stub
+from shop import carrier_stub, payment_gateway_stub, toggles
 from tests.factories import (
     AddressFactory,
     BrandFactory,
@@ -22,6 +24,20 @@ def _replica_only_where_listed(request, settings):
     databases = marker.kwargs.get("databases") if marker else None
     if databases != "__all__" and "replica" not in (databases or ()):
         settings.READ_REPLICA_DATABASE = None
+
+
+@pytest.fixture(autouse=True)
+def _orders_paid_in_the_request(request, monkeypatch):
+    """With async_tasks on (its default), a placed order waits for a Celery worker to be paid,
+    and most tests start none: for them, async_tasks' default is off. The registry's default,
+    not PERF_TOGGLES or an override: every thread a test starts sees it (the live server's, the
+    concurrency tests'), and the X-Perf-Toggles echo, which names what differs from the
+    defaults, stays what the tests expect. The tests of async_tasks (and any test) switch it on
+    with an override or the header, and start their workers."""
+    if request.node.get_closest_marker("registered_defaults"):
+        return
+    toggle = toggles.get("async_tasks")
+    monkeypatch.setitem(toggles._registry, toggle.name, dataclasses.replace(toggle, default=False))
 
 
 @pytest.fixture(scope="session")
@@ -46,6 +62,15 @@ def payment_gateway():
     stub = payment_gateway_stub.GatewayStub()
     with payment_gateway_stub.running(stub) as url, override_settings(PAYMENT_GATEWAY_URL=url):
         yield stub
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shipping_carriers():
+    """The shipping estimate's carriers (async_io): real stubs on loopback, answering at once.
+    Tests of slow, failing or missing carriers start stubs of their own."""
+    stubs = [carrier_stub.CarrierStub(name) for name in carrier_stub.RATES]
+    with carrier_stub.running(*stubs) as urls, override_settings(SHIPPING_CARRIERS=urls):
+        yield stubs
 
 
 @pytest.fixture
@@ -112,3 +137,13 @@ def products(db):
     categories = CategoryFactory.create_batch(3)
     brands = BrandFactory.create_batch(4)
     return [ProductFactory(category=categories[i % 3], brand=brands[i % 4]) for i in range(12)]
+
+
+@pytest.fixture(autouse=True)
+def _payment_circuit_closed():
+    """Every test starts with the payment gateway's circuit breaker closed: the failures an
+    earlier test provoked (a gateway that timed out) never make a later one's charge fail fast."""
+    from shop import payment_gateway
+    from shop.techniques import circuit_breaker
+
+    circuit_breaker.reset(payment_gateway.BREAKER)

@@ -21,6 +21,8 @@ def test_every_changelist_opens(admin_client):
         assert admin_client.get(url).status_code == 200, url
 
 
-@pytest.mark.parametrize("model", ["catalog/review", "orders/order", "orders/orderevent"])
+@pytest.mark.parametrize(
+    "model", ["catalog/review", "orders/order", "orders/orderevent", "shop/outboxmessage"]
+)
 def test_records_kept_by_services_cannot_be_added_by_hand(admin_client, model):
     assert admin_client.get(f"/admin/{model}/add/").status_code == 403

@@ -16,8 +16,8 @@ from shop import procfile
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 WORKERS = ("worker-default", "worker-email", "worker-inventory", "worker-payment")
-PROCFILE_SERVICES = ("web", *WORKERS, "gateway", "smtp", "beat")
-APP_SERVICES = ("migrate", "web", *WORKERS, "gateway", "smtp")
+PROCFILE_SERVICES = ("web", "asgi", *WORKERS, "gateway", "smtp", "carriers", "beat", "relay")
+APP_SERVICES = ("migrate", "web", "asgi", *WORKERS, "gateway", "smtp", "carriers", "relay")
 
 
 def compose_command() -> list[str] | None:
@@ -86,6 +86,7 @@ def test_the_stack_has_its_services(services):
         "gateway",
         "smtp",
         "beat",
+        "relay",
     }
     assert expected <= set(services)
 
@@ -145,12 +146,21 @@ def test_app_environment_points_at_the_containers(compose):
     assert "config.settings." in env["DJANGO_SETTINGS_MODULE"]
 
 
-@pytest.mark.parametrize("name", ["web", *WORKERS])
+@pytest.mark.parametrize("name", ["web", "asgi", *WORKERS])
 def test_app_waits_for_healthy_backends_and_migrations(services, name):
     depends_on = services[name]["depends_on"]
     for backend in ("db-primary", "db-replica", "redis", "broker", "gateway", "smtp"):
         assert depends_on[backend] == {"condition": "service_healthy"}, backend
     assert depends_on["migrate"] == {"condition": "service_completed_successfully"}
+    if name in ("web", "asgi"):  # the servers of the shipping estimate
+        assert depends_on["carriers"] == {"condition": "service_healthy"}
+
+
+def test_app_environment_points_at_the_carriers(compose):
+    env = compose["x-app"]["environment"]
+    assert [env[f"CARRIER_{name}_URL"] for name in ("RAPID", "NATIONAL", "ECONOMY")] == [
+        f"http://carriers:{port}" for port in (17181, 17182, 17183)
+    ]
 
 
 def test_backends_have_healthchecks(services):

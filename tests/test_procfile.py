@@ -90,9 +90,14 @@ def test_commands_of_a_missing_procfile_is_a_clear_error(tmp_path):
 WORKERS = ["worker-default", "worker-email", "worker-inventory", "worker-payment"]
 
 
-def test_project_procfile_has_web_a_worker_per_queue_the_stubs_and_beat():
+def test_project_procfile_has_web_asgi_a_worker_per_queue_the_stubs_beat_and_relay():
     entries = procfile.commands(ROOT / "Procfile")
-    assert list(entries) == ["web", *WORKERS, "gateway", "smtp", "beat"]
+    assert list(entries) == [
+        "web", "asgi", *WORKERS, "gateway", "smtp", "carriers", "beat", "relay",
+    ]  # fmt: skip
+    assert entries["asgi"].startswith("uvicorn config.asgi:application ")
+    assert entries["carriers"].startswith("python manage.py carrier_stubs ")
+    assert entries["relay"] == "python manage.py outbox_relay"
     assert entries["beat"].startswith("celery -A config beat ")
     assert entries["gateway"].startswith("python manage.py payment_gateway_stub ")
     assert entries["smtp"].startswith("python manage.py smtp_sink ")
@@ -157,6 +162,8 @@ def test_project_commands_expand_to_their_defaults():
     assert sorted(name.removeprefix("worker-") for name in WORKERS) == sorted(
         settings.CELERY_QUEUE_NAMES
     )
+    asgi = procfile.argv_for(entries["asgi"], {})
+    assert (asgi[asgi.index("--host") + 1], asgi[asgi.index("--port") + 1]) == ("127.0.0.1", "8001")
 
 
 def test_child_environment_puts_this_interpreters_bin_dir_first():

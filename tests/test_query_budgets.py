@@ -70,9 +70,10 @@ BUDGETS = [
     Budget("GET /api/orders/", 4, "token, COUNT(*), the page, its items", who="customer"),
     Budget(
         "POST /api/orders/",
-        13,
+        14,
         "token; address, variants, one stock UPDATE, INSERT order, items, payment, event; "
-        "after the payment call: UPDATE order, UPDATE payment, INSERT event; " + READ_BACK,
+        "the charge, the stock ledger and the email go to workers (async_tasks), each of the "
+        "two tasks an outbox row and a NOTIFY to the relay (transactional_outbox); " + READ_BACK,
         who="customer",
         body=ORDER,
         status=201,
@@ -86,8 +87,9 @@ BUDGETS = [
     ),
     Budget(
         "POST /api/orders/{order}/cancel/",
-        10,
+        12,
         "token; lock the order, its items, restock 2 variants, UPDATE order, refund, event; "
+        "the stock ledger's task as an outbox row and a NOTIFY (transactional_outbox); "
         + READ_BACK,
         who="customer",
         writes=True,

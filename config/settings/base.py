@@ -6,6 +6,9 @@ from kombu import Exchange, Queue
 
 from config.env import (
     DEFAULT_BROKER_URL,
+    DEFAULT_CARRIER_ECONOMY_URL,
+    DEFAULT_CARRIER_NATIONAL_URL,
+    DEFAULT_CARRIER_RAPID_URL,
     DEFAULT_DATABASE_URL,
     DEFAULT_GATEWAY_URL,
     DEFAULT_REDIS_URL,
@@ -209,7 +212,11 @@ CELERY_TASK_QUEUES = tuple(
 )
 CELERY_TASK_CREATE_MISSING_QUEUES = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Each kind of work on a queue of its own (async_tasks): a slow gateway fills `payment`, not
+# the queue the confirmation emails wait in, and each queue gets the workers it needs.
 CELERY_TASK_ROUTES = {
+    "orders.tasks.capture_payment": {"queue": "payment"},
+    "orders.tasks.record_stock_movements": {"queue": "inventory"},
     "orders.tasks.send_order_confirmation": {"queue": "email"},
 }
 # Acknowledge a message when its task has finished, not when a worker takes it: a worker that
@@ -253,9 +260,21 @@ CELERY_BEAT_SCHEDULE = {
     "event-partitions-ahead": {"task": "orders.tasks.event_partitions_ahead", "schedule": 86400},
 }
 CELERY_TASK_SERIALIZER = "json"
+# The transactional_outbox relay (`manage.py outbox_relay`): rows claimed per transaction, the
+# longest it sleeps with nothing to do (a NOTIFY at each commit wakes it sooner), the longest
+# back-off while the broker is down, and how long sent rows are kept (pruned by the relay).
+TRANSACTIONAL_OUTBOX_BATCH = env_int("TRANSACTIONAL_OUTBOX_BATCH", 100)
+TRANSACTIONAL_OUTBOX_POLL_S = env_float("TRANSACTIONAL_OUTBOX_POLL_S", 1.0)
+TRANSACTIONAL_OUTBOX_BACKOFF_MAX_S = env_float("TRANSACTIONAL_OUTBOX_BACKOFF_MAX_S", 5.0)
+TRANSACTIONAL_OUTBOX_NOTIFY = env_bool("TRANSACTIONAL_OUTBOX_NOTIFY", True)
+TRANSACTIONAL_OUTBOX_KEEP_SENT_HOURS = env_float("TRANSACTIONAL_OUTBOX_KEEP_SENT_HOURS", 24.0)
+TRANSACTIONAL_OUTBOX_PRUNE_EVERY_S = env_float("TRANSACTIONAL_OUTBOX_PRUNE_EVERY_S", 3600.0)
 CELERY_ACCEPT_CONTENT = ["json"]
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT_S", 10.0)
 DEFAULT_FROM_EMAIL = "orders@perfshop.local"
 # The SMTP server when EMAIL_BACKEND is the smtp one: by default the local stack's SMTP sink
 # (shop/smtp_sink.py), which keeps every message it receives under .stack/smtp/.
@@ -266,6 +285,10 @@ EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0)
 SMTP_SINK_DELAY_MS = env_float("SMTP_SINK_DELAY_MS", 0.0)
 # Where `manage.py smtp_sink` writes the messages; empty: the local stack's .stack/smtp/mail.
 SMTP_SINK_DIR = env_str("SMTP_SINK_DIR", "")
+# The stock ledger's low-stock email (async_tasks' inventory work): sent when an order leaves a
+# variant at or below the threshold; no address, no email.
+LOW_STOCK_THRESHOLD = env_int("LOW_STOCK_THRESHOLD", 5)
+LOW_STOCK_ALERT_EMAIL = env_str("LOW_STOCK_ALERT_EMAIL", "stock@perfshop.local")
 
 LOGGING = {
     "version": 1,
@@ -273,6 +296,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # httpx logs every request at INFO: three lines per shipping estimate (shop/carriers.py).
+    "loggers": {"httpx": {"level": "WARNING"}},
 }
 
 # Whether a request may flip techniques with the X-Perf-Toggles header. Never in production.
@@ -331,3 +356,45 @@ BACKPRESSURE_MAX_DEPTH = env_int("BACKPRESSURE_MAX_DEPTH", 100)
 BACKPRESSURE_DRAIN_PER_S = env_float("BACKPRESSURE_DRAIN_PER_S", 20.0)
 # How long the depth check waits for a broker that does not answer before letting the order in.
 BACKPRESSURE_BROKER_TIMEOUT_S = env_float("BACKPRESSURE_BROKER_TIMEOUT_S", 0.5)
+# The shipping carriers asked for quotes (shop/carriers.py, the async_io technique), by name.
+# Locally they are the stubs the local stack starts (shop/carrier_stub.py) on
+# PERFSHOP_CARRIER_*_PORT, answering after CARRIER_STUB_LATENCIES_MS (one each, in this order).
+SHIPPING_CARRIERS = {
+    "rapid": env_str("CARRIER_RAPID_URL", DEFAULT_CARRIER_RAPID_URL),
+    "national": env_str("CARRIER_NATIONAL_URL", DEFAULT_CARRIER_NATIONAL_URL),
+    "economy": env_str("CARRIER_ECONOMY_URL", DEFAULT_CARRIER_ECONOMY_URL),
+}
+# Each carrier call's limit, connect to last byte: past it the carrier is listed as timed out
+# and the answer goes out without its quote. Above the slowest stub's 300 ms.
+CARRIER_TIMEOUT_S = env_float("CARRIER_TIMEOUT_S", 1.0)
+try:
+    CARRIER_STUB_LATENCIES_MS = [
+        int(value) for value in env_list("CARRIER_STUB_LATENCIES_MS", ["100", "200", "300"])
+    ]
+except ValueError as exc:
+    raise BadEnvironment(
+        "CARRIER_STUB_LATENCIES_MS must be whole milliseconds, one per carrier: 100,200,300"
+    ) from exc
+if len(CARRIER_STUB_LATENCIES_MS) != len(SHIPPING_CARRIERS) or min(CARRIER_STUB_LATENCIES_MS) < 0:
+    raise BadEnvironment(
+        f"CARRIER_STUB_LATENCIES_MS needs {len(SHIPPING_CARRIERS)} values of 0 or more, "
+        f"one per carrier ({', '.join(SHIPPING_CARRIERS)})"
+    )
+# The circuit_breaker technique (shop/techniques/circuit_breaker.py) around the gateway's
+# charges. It opens after CIRCUIT_BREAKER_FAILURES failures (timeouts, refused connections,
+# 5xx; a declined card is an answer, not a failure) within CIRCUIT_BREAKER_WINDOW_S of the
+# first, stays open CIRCUIT_BREAKER_OPEN_S, then lets one probe through. 5 in 30 s: a handful
+# of 3 s timeouts is enough evidence of an outage, and one flaky answer a minute is not.
+CIRCUIT_BREAKER_FAILURES = env_int("CIRCUIT_BREAKER_FAILURES", 5)
+CIRCUIT_BREAKER_WINDOW_S = env_float("CIRCUIT_BREAKER_WINDOW_S", 30.0)
+CIRCUIT_BREAKER_OPEN_S = env_float("CIRCUIT_BREAKER_OPEN_S", 15.0)
+# How long a probe's claim lasts: longer than one charge can take (its 1 s connect and 3 s
+# read timeouts), so a slow probe is never joined by a second; short enough that a process
+# that died mid-probe leaves the breaker half-open only this long.
+CIRCUIT_BREAKER_PROBE_TTL_S = env_float("CIRCUIT_BREAKER_PROBE_TTL_S", 10.0)
+# Where its state lives: one Redis shared by every process, so all of them see it open.
+CIRCUIT_BREAKER_REDIS_URL = env_str("CIRCUIT_BREAKER_REDIS_URL", REDIS_URL)
+CIRCUIT_BREAKER_REDIS_TIMEOUT_S = env_float("CIRCUIT_BREAKER_REDIS_TIMEOUT_S", 0.25)
+CIRCUIT_BREAKER_KEY_PREFIX = env_str(
+    "CIRCUIT_BREAKER_KEY_PREFIX", f"perfshop-{DATABASES['default']['NAME']}:circuit"
+)

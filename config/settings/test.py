@@ -68,3 +68,8 @@ CELERY_TASK_ROUTES = {
 CELERY_IMPORTS = ["tests.task_probes"]
 # backpressure reads this run's payment queue.
 BACKPRESSURE_QUEUE = f"payment{TEST_QUEUE_SUFFIX}"
+# The breaker's state in this run's Redis database, under this run's name (a worker a test
+# starts is given the suffix, so it shares the state): a run whose gateway is down never opens
+# another run's breaker. tests/conftest.py closes it before each test.
+CIRCUIT_BREAKER_REDIS_URL = CACHES["default"]["LOCATION"]
+CIRCUIT_BREAKER_KEY_PREFIX = f"perfshop-test{TEST_QUEUE_SUFFIX}:circuit"

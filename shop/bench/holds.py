@@ -19,14 +19,47 @@ FIELD_SELECTION = MappingProxyType({"fast_serialization": False})
 
 # Each of the two order techniques holds the other on, so only its own code differs.
 # inventory_locking on: its conditional UPDATE is where bulk_writes decides how stock is taken.
-BULK_WRITES = MappingProxyType({"algorithmic_complexity": True, "inventory_locking": True})
-ALGORITHMIC_COMPLEXITY = MappingProxyType({"bulk_writes": True})
+# async_tasks on (its default): the request is the order's own writes, the ones these two
+# techniques change; the charge, the stock ledger and the email are published on commit, and
+# these runs are rolled back, so none of them happens.
+BULK_WRITES = MappingProxyType(
+    {"algorithmic_complexity": True, "inventory_locking": True, "async_tasks": True}
+)
+ALGORITHMIC_COMPLEXITY = MappingProxyType({"bulk_writes": True, "async_tasks": True})
 # The order's other writes the same on both sides: only how stock is taken differs.
-INVENTORY_LOCKING = MappingProxyType({"bulk_writes": True, "algorithmic_complexity": True})
+# async_tasks off: the contended rounds commit, and their orders are deleted afterwards; with
+# it on, each would leave a capture and a ledger task behind for an order that is gone.
+INVENTORY_LOCKING = MappingProxyType(
+    {"bulk_writes": True, "algorithmic_complexity": True, "async_tasks": False}
+)
 
 # The order's stock and row writes the same few statements on both sides: only where the
-# transactions begin and end around the payment call differs.
-SHORT_TRANSACTIONS = MappingProxyType({"bulk_writes": True, "algorithmic_complexity": True})
+# transactions begin and end around the payment call differs. async_tasks off: the payment
+# call is in the request.
+SHORT_TRANSACTIONS = MappingProxyType(
+    {"bulk_writes": True, "algorithmic_complexity": True, "async_tasks": False}
+)
+
+# The order's own writes the same on both sides, and short_transactions on: the charge (in
+# the request off, on a worker on) is made outside the stock transaction either way.
+ASYNC_TASKS = MappingProxyType(
+    {
+        "bulk_writes": True,
+        "algorithmic_complexity": True,
+        "inventory_locking": True,
+        "short_transactions": True,
+    }
+)
+
+# short_transactions on: an order whose charge fails is written, then cancelled with its stock
+# back, on both sides, so the pair differs only in whether the charge is sent at all.
+CIRCUIT_BREAKER = MappingProxyType({"short_transactions": True})
+
+# The order's stock and row writes the same few statements on both sides, and the payment
+# call outside the stock transaction: only how the confirmation task leaves differs.
+TRANSACTIONAL_OUTBOX = MappingProxyType(
+    {"bulk_writes": True, "algorithmic_complexity": True, "short_transactions": True}
+)
 
 # read_replica held off: every query on the primary, where each arm's connections go (a
 # PgBouncer arm pools the primary's), so the arms differ in how they connect and nothing else.

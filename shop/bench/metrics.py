@@ -38,6 +38,9 @@ COMMON = (CACHE_HITS, CACHE_MISSES, CACHE_SETS, CACHE_DELETES, CONNECTIONS_OPENE
 # every report spells them the same way.
 UNITS_OVERSOLD = "units_oversold"
 TASKS_LOST = "tasks_lost"
+# Seconds from an order's placement to the end of its last task (async_tasks; `max` over the
+# runs is "every task finished within N s").
+TASKS_DONE_S = "tasks_done_s"
 DEAD_TUPLES = "dead_tuples"  # left in a table after a job (table_partitioning's archive)
 
 _MISSING = object()

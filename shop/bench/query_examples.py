@@ -4,5 +4,5 @@ scenario alike. Plain constants, importable without Django's set-up (Locust impo
 SEARCH_EXAMPLE = "kettle"  # medium: 92 of the 9,688 active products (Kettle, Kettlebell)
 
 # The staff filter's example: a status few orders are in, over the last 30 days of the data.
-FILTER_STATUS = "pending"  # medium: 4,086 of 100,000 orders; 368 in the last 30 days
+FILTER_STATUS = "placed"  # medium: 4,086 of 100,000 orders; 368 in the last 30 days
 FILTER_DAYS = 30

@@ -143,13 +143,16 @@ class Side:
 
     @property
     def metrics(self) -> dict[str, dict[str, float]]:
-        """Each count of shop.bench.metrics, as `{"p50": per request, "total": all runs}`.
+        """Each count of shop.bench.metrics, as `{"p50": per request, "max": the largest one
+        run reported, "total": all runs}`; `max` bounds a figure every run must stay within
+        (async_tasks: every task finished within N s of its order).
         Cache operations and connections are always there (0 when none); a scenario's own
         names appear once a run reported them."""
         names = set(COMMON).union(*(sample.metrics for sample in self.samples))
         return {
             name: {
                 "p50": statistics.median(s.metrics.get(name, 0) for s in self.samples),
+                "max": max(s.metrics.get(name, 0) for s in self.samples),
                 "total": sum(s.metrics.get(name, 0) for s in self.samples),
             }
             for name in ordered(names)

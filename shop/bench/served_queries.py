@@ -77,7 +77,7 @@ def _product_reviews() -> Callable[[], object]:
 SERVED_QUERIES: dict[str, Callable[[], Callable[[], object]]] = {
     "customer_orders": _customer_orders,  # the busiest customer's first page of 50
     "staff_orders": _staff_orders,  # the first page of 50 of every order
-    "staff_filter": _staff_filter,  # pending orders of the last 30 days, a keyset page of 50
+    "staff_filter": _staff_filter,  # placed orders of the last 30 days, a keyset page of 50
     "sales_report": _sales_report,  # the by-day totals of the last 30 days
     "product_search": _product_search,  # active products matching SEARCH_EXAMPLE, page of 50
     "active_products": _active_products,  # the product list's first page of 50

@@ -1,5 +1,6 @@
 """The local stack: a PostgreSQL primary, a streaming replica, two Redis servers (the cache and
-the Celery broker), the stub payment gateway and the SMTP sink, all under `.stack/`.
+the Celery broker), the stub payment gateway, the SMTP sink and the stub shipping carriers, all
+under `.stack/`.
 
 Plain Python (standard library only; psycopg and redis are used lazily when present), so it
 runs before Django can start:
@@ -17,11 +18,13 @@ Everything lives in the git-ignored state folder (`<project>/.stack`, or `$PERFS
     .stack/broker/       redis.pid, redis.log, appendonly files (the Celery broker)
     .stack/smtp/         smtp.pid, smtp.log, mail/ (shop/smtp_sink.py: one .eml per message)
     .stack/gateway/      gateway.pid, gateway.log (shop/payment_gateway_stub.py)
+    .stack/carriers/     carriers.pid, carriers.log (shop/carrier_stub.py, the three carriers)
 
 Servers listen on 127.0.0.1 only, on the ports in `config.env`. When DATABASE_URL is set, no
 local PostgreSQL is started (the URL is only checked); likewise DATABASE_REPLICA_URL for the
 replica, REDIS_URL for the cache, CELERY_BROKER_URL for the broker (a redis:// or amqp:// URL),
-PAYMENT_GATEWAY_URL for the gateway and EMAIL_HOST for the SMTP sink.
+PAYMENT_GATEWAY_URL for the gateway, EMAIL_HOST for the SMTP sink and CARRIER_*_URL for the
+carriers.
 
 The modules, each depending only on the ones above it:
 
@@ -34,6 +37,7 @@ The modules, each depending only on the ones above it:
     redis      redis-server start/stop (cache and broker: layout.RedisServer), PING over RESP
     gateway    the stub payment gateway: a detached `python -m shop.payment_gateway_stub`
     smtp       the SMTP sink: a detached `python -m shop.smtp_sink`
+    carriers   the stub carriers: a detached `python -m shop.carrier_stub rapid:17181:100 ...`
     external   checking DATABASE_URL / DATABASE_REPLICA_URL / REDIS_URL servers instead
     control    up, down, status, format_status, env_lines
     cli        the command line (`__main__` runs it)

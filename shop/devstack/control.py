@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 from typing import TextIO
 
+from .carriers import NAMES as CARRIER_NAMES
+from .carriers import _ensure_carriers, _stop_carriers, carriers_ping
 from .discovery import PgToolchain, _try_toolchain
 from .external import _check_postgres_url, _check_redis_url, _check_tcp, _report_external
 from .gateway import _ensure_gateway, _stop_gateway, gateway_ping
@@ -19,14 +21,14 @@ from .redis import _ensure_redis, _stop_redis, redis_ping
 from .smtp import _ensure_smtp, _stop_smtp, smtp_ping
 
 # The servers, in the order `status` lists them.
-ROLES = ("primary", "replica", "redis", "broker", "gateway", "smtp")
+ROLES = ("primary", "replica", "redis", "broker", "gateway", "smtp", "carriers")
 
 
 def up(
     verbose: bool = True, *, stack: Stack | None = None, stream: TextIO | None = None
 ) -> list[str]:
     """Start whatever of primary, replica, the two Redis servers (cache, Celery broker), the
-    payment gateway stub and the SMTP sink is not running; idempotent.
+    payment gateway stub, the SMTP sink and the stub carriers is not running; idempotent.
 
     Returns the actions taken (an empty list when everything was already up). Raises
     DevstackError with a message that says what to do when something can't start.
@@ -86,6 +88,17 @@ def up(
             say(f"EMAIL_HOST is set: mail goes to {email_host} instead of the SMTP sink")
         else:
             _ensure_smtp(stack, say, actions)
+        carrier_urls = {
+            f"CARRIER_{name.upper()}_URL": os.environ.get(f"CARRIER_{name.upper()}_URL")
+            for name in CARRIER_NAMES
+        }
+        if any(carrier_urls.values()):
+            say("CARRIER_*_URL is set: using those carriers instead of the stubs")
+            for variable, url in carrier_urls.items():
+                if url:
+                    _report_external(variable, url, _check_http_url, say, problems)
+        else:
+            _ensure_carriers(stack, say, actions)
     if problems:
         raise DevstackError("\n".join(problems))
     if not actions:
@@ -101,8 +114,8 @@ def down(
     stack: Stack | None = None,
     stream: TextIO | None = None,
 ) -> list[str]:
-    """Stop the gateway stub, the SMTP sink, replica, primary and both Redis servers (fast
-    shutdown); keep the data unless
+    """Stop the stub carriers, the gateway stub, the SMTP sink, replica, primary and both Redis
+    servers (fast shutdown); keep the data unless
     `purge`.
 
     With purge=True, delete the whole state folder afterwards. Returns the actions taken.
@@ -124,6 +137,8 @@ def down(
             actions.append("stop pgbouncer")
         if _stop_gateway(stack, say):
             actions.append("stop gateway")
+        if _stop_carriers(stack, say):
+            actions.append("stop carriers")
         if _stop_smtp(stack, say):
             actions.append("stop smtp")
         for role in ("replica", "primary"):
@@ -233,6 +248,17 @@ def status(*, stack: Stack | None = None) -> dict:
         "data_dir": str(stack.smtp_mail_dir),
         "log": str(stack.smtp_log),
         "external": os.environ.get("EMAIL_HOST"),
+    }
+    carriers_pid = _read_pid(stack.carriers_pidfile)
+    carriers_up = carriers_ping(list(stack.carrier_ports))
+    result["carriers"] = {
+        "running": carriers_up,
+        "state": "running" if carriers_up else "stopped",
+        "port": ",".join(map(str, stack.carrier_ports)),
+        "pid": carriers_pid if carriers_up and _pid_alive(carriers_pid) else None,
+        "data_dir": str(stack.carriers_dir),
+        "log": str(stack.carriers_log),
+        "external": os.environ.get("CARRIER_RAPID_URL"),
     }
     return result
 

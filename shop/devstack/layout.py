@@ -51,6 +51,14 @@ class Stack:
     gateway_port: int = field(default_factory=lambda: _env.LOCAL_GATEWAY_PORT)
     broker_port: int = field(default_factory=lambda: _env.LOCAL_BROKER_PORT)
     smtp_port: int = field(default_factory=lambda: _env.LOCAL_SMTP_PORT)
+    # The stub carriers' ports, in settings.SHIPPING_CARRIERS' order (rapid, national, economy).
+    carrier_ports: tuple[int, int, int] = field(
+        default_factory=lambda: (
+            _env.LOCAL_CARRIER_RAPID_PORT,
+            _env.LOCAL_CARRIER_NATIONAL_PORT,
+            _env.LOCAL_CARRIER_ECONOMY_PORT,
+        )
+    )
 
     @classmethod
     def default(cls) -> Stack:
@@ -143,6 +151,18 @@ class Stack:
     @property
     def gateway_log(self) -> Path:
         return self.gateway_dir / "gateway.log"
+
+    @property
+    def carriers_dir(self) -> Path:
+        return self.root / "carriers"
+
+    @property
+    def carriers_pidfile(self) -> Path:
+        return self.carriers_dir / "carriers.pid"
+
+    @property
+    def carriers_log(self) -> Path:
+        return self.carriers_dir / "carriers.log"
 
     @property
     def socket_dir(self) -> Path:

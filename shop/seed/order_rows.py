@@ -97,11 +97,11 @@ class OrderRows:
                     if x < 0.88
                     else "cancelled"
                     if x < 0.96
-                    else "pending"
+                    else "placed"
                 )
             else:
                 status = (
-                    "pending"
+                    "placed"
                     if x < 0.10
                     else "paid"
                     if x < 0.62
@@ -112,8 +112,8 @@ class OrderRows:
             paid = t + 30 + int(rnd() * 1800)
             shipped = paid + 6 * HOUR + int(rnd() * 84 * HOUR)
             cancelled = paid + 600 + int(rnd() * 48 * HOUR)
-            if status != "pending" and paid >= anchor_s:
-                status = "pending"
+            if status != "placed" and paid >= anchor_s:
+                status = "placed"
             elif (status == "shipped" and shipped >= anchor_s) or (
                 status == "cancelled" and cancelled >= anchor_s
             ):
@@ -124,7 +124,7 @@ class OrderRows:
                 f'{eid}\t{oid}\tplaced\t{{"lines": {len(chosen)}, "total": "{amount}"}}\t{placed}\n'
             )
             eid += 1
-            if status == "pending":
+            if status == "placed":
                 updated, paid_at, cancelled_at = placed, "\\N", "\\N"
             else:
                 paid_at = ts(paid)

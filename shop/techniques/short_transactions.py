@@ -12,14 +12,14 @@ gateway, one item sells at most 5 orders a second whatever the hardware. When th
 or times out, the transaction rolls back: no order is left, and the locks were held for the
 whole timeout. The connection sits "idle in transaction" all that time.
 
-On: three steps. (1) A short transaction reserves the stock and writes the order as `pending`,
+On: three steps. (1) A short transaction reserves the stock and writes the order as `placed`,
 with a `pending` payment, and commits: the locks are released. (2) The gateway is called with
 no transaction open. (3) A second short transaction records the answer: the order `paid`, or,
-when the charge failed or timed out, the stock given back, the order `cancelled`, the payment
-`failed` and an event saying why. The customer gets the same answer as with one transaction:
+when the charge failed or timed out, the stock given back, the order `payment_failed`, the
+payment `failed` and an event saying why. The customer gets the same answer as with one transaction:
 201 with the paid order, or a 402/502/504 that says what happened. What changes: between (1)
-and (3) the order is visible as `pending` (the order history shows it), and a crash between
-them leaves a `pending` order whose stock is taken: a sweeper (the queue work) finishes it.
+and (3) the order is visible as `placed` (the order history shows it), and a crash between
+them leaves a `placed` order whose stock is taken: a sweeper (the queue work) finishes it.
 """
 
 from collections.abc import Callable
@@ -75,14 +75,16 @@ def _naive(*, reserve, charge, record, atomic):
 
 def _optimized(*, reserve, charge, record, give_back, atomic):
     with atomic():
-        placement, payment = reserve()  # stock taken, order and payment `pending`; locks freed
+        placement, payment = (
+            reserve()
+        )  # stock taken, order `placed`, payment `pending`; locks freed
     if payment is None:
         return placement
     try:
         result = charge(payment)  # no transaction open, no row locked
     except Exception as exc:
         with transaction.atomic():
-            give_back(payment, exc)  # stock back, order cancelled, payment failed, event why
+            give_back(payment, exc)  # stock back, order payment_failed, event why
         raise
     with transaction.atomic():
         record(payment, result)  # order paid, payment captured

@@ -20,7 +20,7 @@ def test_report_totals_by_day_and_top_products(staff_client):
     OrderFactory(created_at=DAY + timedelta(days=1), lines=[(dear, 2)])
     OrderFactory(created_at=DAY, lines=[(dear, 5)], status=Order.Status.CANCELLED)
     OrderFactory(
-        created_at=DAY, lines=[(dear, 7)], status=Order.Status.PENDING
+        created_at=DAY, lines=[(dear, 7)], status=Order.Status.PLACED
     )  # not paid: no revenue
     OrderFactory(created_at=DAY - timedelta(days=30), lines=[(dear, 9)])  # outside the range
 

@@ -9,6 +9,7 @@ from catalog.models import Product, Variant
 from orders.models import Order, OrderEvent
 from shop.bench import contention, docs, metrics
 from shop.bench.scenarios import inventory_locking as scenario
+from shop.models import OutboxMessage
 from shop.techniques import inventory_locking
 from tests.factories import ProductFactory, UserFactory
 
@@ -22,7 +23,14 @@ def buyer():
 
 
 def rows():
-    return Product.objects.count(), Variant.objects.count(), Order.objects.count()
+    # The outbox too: the orders' confirmations, written there (transactional_outbox), go
+    # with the orders.
+    return (
+        Product.objects.count(),
+        Variant.objects.count(),
+        Order.objects.count(),
+        OutboxMessage.objects.count(),
+    )
 
 
 @pytest.mark.parametrize(("on", "oversold"), [(True, 0), (False, 8 - 3)])

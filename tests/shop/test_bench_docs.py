@@ -113,15 +113,21 @@ def test_the_kept_run_measured_the_scenarios_the_code_has(kept):
     call_command("seed", size="small", quiet=True, stdout=StringIO(), stderr=StringIO())
     recorded = {(e["name"], e["scenario"]): e["path"] for e in kept["techniques"]}
     for name in module_names():
-        for index, scenario in enumerate(discovery.suite(name).scenarios):
-            if scenario.call is None:  # no request to compare (an archive job)
-                continue
-            if scenario.prepare is not None:
-                scenario.prepare()
-            call = scenario.call()
-            sent = _route(f"{call.method.upper()} {call.path}")
-            if (name, index) in recorded and _route(recorded[name, index]) != sent:
-                drift.append(f"{name}[{index}]: kept {recorded[name, index]!r}, code {sent!r}")
+        suite = discovery.suite(name)
+        try:
+            for index, scenario in enumerate(suite.scenarios):
+                if scenario.call is None:  # no request to compare (an archive job)
+                    continue
+                if scenario.prepare is not None:
+                    scenario.prepare()
+                call = scenario.call()
+                sent = _route(f"{call.method.upper()} {call.path}")
+                if (name, index) in recorded and _route(recorded[name, index]) != sent:
+                    drift.append(f"{name}[{index}]: kept {recorded[name, index]!r}, code {sent!r}")
+        finally:
+            # As the bench does: what a prepare started (async_tasks' workers) is stopped.
+            if suite.after is not None:
+                suite.after()
     assert not drift, (
         "scenarios changed since docs/figures/bench.json was recorded: rerun the bench and "
         "`manage.py bench_docs --from` (docs/bench.md):\n" + "\n".join(drift)

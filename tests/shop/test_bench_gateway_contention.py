@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 from catalog.models import Variant
 from orders.models import Order, OrderEvent, Payment
 from shop.bench import gateway_contention
+from shop.models import OutboxMessage
 from tests.factories import VariantFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,6 +20,7 @@ def snapshot():
         Order.objects.count(),
         Payment.objects.count(),
         OrderEvent.objects.count(),
+        OutboxMessage.objects.count(),  # the orders' confirmations (transactional_outbox)
         list(Variant.objects.order_by("id").values_list("id", "stock")),
     )
 

@@ -164,10 +164,10 @@ def test_a_scenario_reports_counts_of_its_own_and_the_primary_share(products):
     )
     assert not entry.error
     on = entry.to_dict()["on"]
-    assert on["metrics"][metrics.UNITS_OVERSOLD] == {"p50": 5, "total": 15}
+    assert on["metrics"][metrics.UNITS_OVERSOLD] == {"p50": 5, "max": 5, "total": 15}
     assert list(on["metrics"])[: len(metrics.COMMON)] == list(metrics.COMMON)
-    assert on["metrics"][metrics.CACHE_HITS] == {"p50": 0, "total": 0}
+    assert on["metrics"][metrics.CACHE_HITS] == {"p50": 0, "max": 0, "total": 0}
     # A count of the scenario's own is reported when it is 0 too, not left out.
-    assert on["metrics"]["stale_reads"] == {"p50": 0, "total": 0}
+    assert on["metrics"]["stale_reads"] == {"p50": 0, "max": 0, "total": 0}
     # The test settings mirror the replica onto the primary: every query is the primary's.
     assert on["primary_share"] == 1.0

@@ -39,7 +39,7 @@ def history(customer):
         user=customer,
         created_at=when.replace(day=11),
         lines=[(odd, 1)],
-        status=Order.Status.PENDING,
+        status=Order.Status.PLACED,
     )
     OrderFactory(
         user=customer, created_at=when.replace(day=9), lines=[(plain, 1), (odd, 3)], paid_at=when

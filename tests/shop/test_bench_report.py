@@ -54,7 +54,7 @@ def test_counts_read_with_labels_in_every_report_and_keep_their_json_names():
     assert "connections opened off 0 · on 1" in report.to_markdown(run)
     assert "connections_opened" not in report.to_markdown(run)
     on = json.loads(report.to_json(run))["techniques"][0]["on"]
-    assert on["metrics"]["connections_opened"] == {"p50": 1, "total": 1}
+    assert on["metrics"]["connections_opened"] == {"p50": 1, "max": 1, "total": 1}
 
 
 def test_console_and_markdown_show_where_queries_ran_when_a_replica_answered():

@@ -125,7 +125,7 @@ def sampled_shop():
     9, the 50% one ids 1 to 49. Returns what the user's tables and path are before the sweep."""
     UserFactory(username="staff", is_staff=True)
     for i in range(1, 81):
-        OrderFactory(id=i, created_at=START + timedelta(hours=i), status=Order.Status.PENDING)
+        OrderFactory(id=i, created_at=START + timedelta(hours=i), status=Order.Status.PLACED)
         ProductFactory(id=i, name=f"Kettle {i}" if i % 3 else f"Lamp {i}")
     return _user_state()
 

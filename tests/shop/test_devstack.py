@@ -90,7 +90,7 @@ def test_status_reports_a_streaming_replica(local_stack):
     assert info["smtp"]["running"] and info["smtp"]["port"] == local_stack.smtp_port
     lines = devstack.format_status(info)
     assert [line.split()[0] for line in lines] == [
-        "primary", "replica", "redis", "broker", "gateway", "smtp",
+        "primary", "replica", "redis", "broker", "gateway", "smtp", "carriers",
     ]  # fmt: skip
 
 
@@ -555,3 +555,38 @@ def test_the_smtp_sink_starts_detached_keeps_each_message_and_stops(tmp_path):
     finally:
         stopped = _stop_smtp(stack, say)
     assert stopped and not smtp_ping(port)
+
+
+def test_the_stub_carriers_start_detached_answer_and_stop(tmp_path):
+    """On ports of their own, in a state folder of its own: the shared stack is left alone."""
+    import json
+    import socket
+    import urllib.request
+
+    from shop.devstack.carriers import _ensure_carriers, _stop_carriers, carriers_ping
+
+    probes = [socket.socket() for _ in range(3)]
+    for probe in probes:
+        probe.bind((devstack.HOST, 0))
+    ports = tuple(probe.getsockname()[1] for probe in probes)
+    for probe in probes:
+        probe.close()
+    stack = devstack.Stack(root=tmp_path / ".stack", carrier_ports=ports)
+    say = devstack.layout._Out(False, None)
+    actions = []
+    try:
+        _ensure_carriers(stack, say, actions)
+        assert actions == ["start carriers"] and carriers_ping(list(ports))
+        _ensure_carriers(stack, say, actions)  # idempotent
+        assert actions == ["start carriers"]
+        request = urllib.request.Request(
+            f"http://{devstack.HOST}:{ports[2]}/quote",
+            data=json.dumps({"country": "DE", "postcode": "1", "weight_grams": 1}).encode(),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert json.loads(response.read())["carrier"] == "economy"
+        assert "carrier stub economy on" in stack.carriers_log.read_text()
+    finally:
+        stopped = _stop_carriers(stack, say)
+    assert stopped and not carriers_ping(list(ports))

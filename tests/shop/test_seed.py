@@ -139,7 +139,7 @@ def test_denormalized_fields_are_exact(seeded):
         SELECT count(*) FROM orders_order o
         LEFT JOIN (SELECT order_id, count(*) AS n, min(amount) AS amount, min(status) AS status
                    FROM orders_payment GROUP BY order_id) p ON p.order_id = o.id
-        WHERE CASE WHEN o.status = 'pending' THEN p.n IS NOT NULL
+        WHERE CASE WHEN o.status = 'placed' THEN p.n IS NOT NULL
                    ELSE p.n IS DISTINCT FROM 1 OR p.amount <> o.total_amount
                         OR (p.status = 'refunded') <> (o.status = 'cancelled') END""")
         == 0
@@ -149,13 +149,13 @@ def test_denormalized_fields_are_exact(seeded):
 
 def test_orders_events_and_timestamps_are_plausible(seeded):
     anchor = datetime(ANCHOR.year, ANCHOR.month, ANCHOR.day).isoformat() + "+00"
-    # Statuses: mostly shipped/paid, some cancelled, a few pending.
+    # Statuses: mostly shipped/paid, some cancelled, a few placed (not yet paid).
     with connection.cursor() as cur:
         cur.execute("SELECT status, count(*) FROM orders_order GROUP BY status")
         share = {status: n / SIZES["small"].orders for status, n in cur.fetchall()}
     assert share["shipped"] + share["paid"] > 0.75
     assert 0.03 < share["cancelled"] < 0.15
-    assert 0 < share["pending"] < 0.1
+    assert 0 < share["placed"] < 0.1
     # Every order starts with "placed"; events match the status, in increasing time order.
     assert (
         scalar("""
@@ -167,7 +167,7 @@ def test_orders_events_and_timestamps_are_plausible(seeded):
                 FROM orders_orderevent) e ON e.order_id = o.id
             GROUP BY o.id, o.status) x
         WHERE NOT increasing OR kinds <> CASE status
-            WHEN 'pending' THEN 'placed' WHEN 'paid' THEN 'placed,paid'
+            WHEN 'placed' THEN 'placed' WHEN 'paid' THEN 'placed,paid'
             WHEN 'shipped' THEN 'placed,paid,shipped' ELSE 'placed,paid,cancelled' END""")
         == 0
     )

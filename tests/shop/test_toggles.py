@@ -52,6 +52,7 @@ def test_the_catalog_the_registry_and_the_files_agree():
         assert (ROOT / f"loadtests/scenarios/{name}.py").is_file(), name
 
 
+@pytest.mark.registered_defaults
 def test_defaults_are_on():
     assert all(toggle.default for toggle in toggles.registered())
     assert toggles.is_enabled("select_related")

@@ -33,7 +33,7 @@ def _excluded_statuses():
     OrderFactory(created_at=DAY, lines=[(cheap, 2)])
     OrderFactory(created_at=DAY, lines=[(cheap, 1)], status=Order.Status.SHIPPED)
     OrderFactory(created_at=DAY, lines=[(dear, 50)], status=Order.Status.CANCELLED)
-    OrderFactory(created_at=DAY, lines=[(dear, 40)], status=Order.Status.PENDING)
+    OrderFactory(created_at=DAY, lines=[(dear, 40)], status=Order.Status.PLACED)
 
 
 def _multi_day_at_utc_midnights():

@@ -100,7 +100,12 @@ def test_order_detail_same_answer_and_same_count(customer_client, customer):
     off, off_sql = _get(customer_client, path, "off")
     on, on_sql = _get(customer_client, path, "on")
     assert off == on
-    assert [event["kind"] for event in on["events"]] == ["placed", "paid", "cancelled"]
+    assert [event["kind"] for event in on["events"]] == [
+        "placed",
+        "paid",
+        "confirmation_sent",
+        "cancelled",
+    ]
     assert len(off_sql) == len(on_sql) == 4  # the order, its items, payments and events
     assert off_sql.count(_lazy_items()) == 1
     assert on_sql.count(_lazy_items()) == 0  # `IN (%s)`: the same rows, the prefetch's SQL

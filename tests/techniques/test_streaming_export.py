@@ -30,7 +30,7 @@ def orders():
         OrderFactory(created_at=DAY, lines=[(variant, 2)]),
         OrderFactory(created_at=DAY + timedelta(hours=5, microseconds=7), lines=[(variant, 1)]),
         OrderFactory(created_at=DAY + timedelta(hours=5), status=Order.Status.CANCELLED),
-        OrderFactory(created_at=DAY + timedelta(days=1), status=Order.Status.PENDING),
+        OrderFactory(created_at=DAY + timedelta(days=1), status=Order.Status.PLACED),
         OrderFactory(created_at=DAY + timedelta(days=2, microseconds=-1), lines=[(variant, 3)]),
     ]
     OrderFactory(created_at=DAY - timedelta(microseconds=1))

@@ -41,7 +41,7 @@ SCENARIO = Scenario(
     call=_staff_filter,
     # Keyset pages: no COUNT(*), the list's contract (cursor_pagination's own pair shows it).
     hold=holds.DB_INDEXES_STAFF_FILTER,
-    notes="status = 'pending' AND created_at in the range, newest first: a sequential scan of "
+    notes="status = 'placed' AND created_at in the range, newest first: a sequential scan of "
     "every order and a sort off (Django indexes neither column), the first 51 entries of the "
     "(status, created_at DESC, id DESC) index on. Both sides pay the staff token's query.",
 )

@@ -1,0 +1,132 @@
+"""A Redis broker of one's own, to stop and start: the broker outage the transactional_outbox
+tests and benchmark cause, without touching the stack's Redis that everyone else uses.
+
+    with PrivateBroker(tmp_dir) as broker, celery_pointed_at(broker.url):
+        ...            # tasks this process publishes go to the private broker
+        broker.stop()  # the outage: connections refused
+        broker.start() # back, on the same port, with the messages it held
+
+The server keeps its messages across the outage (append-only file, written at shutdown and
+fsynced every second), as a production broker does: what the outage tests is publishing, not
+the broker's own durability. Its port is a free one below 32768, found at run time, so the
+restart cannot find it taken by some client's outgoing connection.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from shop.devstack.discovery import find_redis_server
+from shop.devstack.redis import redis_ping
+
+HOST = "127.0.0.1"
+PORTS = (20000, 32000)  # searched at random; below the client port range (32768-60999)
+START_TIMEOUT_S = 15
+ENVIRONMENT = ("CELERY_BROKER_URL", "CELERY_BROKER_WRITE_URL")
+
+
+def free_port() -> int:
+    for _ in range(200):
+        port = random.randrange(*PORTS)
+        with socket.socket() as probe:
+            try:
+                probe.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {PORTS[0]}..{PORTS[1]} on {HOST}")
+
+
+class PrivateBroker:
+    def __init__(self, directory: Path, *, port: int | None = None) -> None:
+        self.directory = Path(directory)
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+        self.log = self.directory / "redis.log"
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+    def start(self) -> None:
+        server, _source = find_redis_server()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [str(server), "--port", str(self.port), "--bind", HOST, "--dir", str(self.directory),
+             "--save", "", "--appendonly", "yes", "--logfile", str(self.log)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not redis_ping(self.port, host=HOST):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+                raise RuntimeError(
+                    f"private redis-server on {HOST}:{self.port} did not start\n{tail}"
+                )
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGTERM: Redis writes its append-only file and exits; clients are refused from now."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    def up(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def __enter__(self) -> PrivateBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def reset_connections() -> None:
+    """Forget this process's pooled broker connections (the next publish opens a new one)."""
+    from config.celery_app import app
+
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
+    producers = app.amqp._producer_pool
+    if producers is not None:
+        producers.force_close_all()
+        app.amqp._producer_pool = None
+
+
+@contextmanager
+def celery_pointed_at(url: str) -> Iterator[None]:
+    """Point this process's Celery app at the broker `url` for the block, then back."""
+    from config.celery_app import app
+
+    # Celery reads CELERY_BROKER_URL and CELERY_BROKER_WRITE_URL from the environment before
+    # its settings, so those are pointed too while the block lasts.
+    saved_conf = {key: app.conf.get(key) for key in ("broker_url", "broker_write_url")}
+    saved_env = {key: os.environ.get(key) for key in ENVIRONMENT}
+    reset_connections()
+    app.conf.broker_url = app.conf.broker_write_url = url
+    for key in ENVIRONMENT:
+        if saved_env[key] is not None:
+            os.environ[key] = url
+    try:
+        yield
+    finally:
+        reset_connections()
+        app.conf.update(saved_conf)
+        for key, value in saved_env.items():
+            if value is not None:
+                os.environ[key] = value
