@@ -12,11 +12,13 @@ LOADTEST_MAX_ORDERS orders (default 200): see OrderingUser.
 from locust import task
 
 from loadtests.common import OrderingUser
+from shop.bench import holds
 
 
 class BackpressureUser(OrderingUser):
     technique = "backpressure"
     lines = 1
+    hold = holds.BACKPRESSURE
 
     @task
     def place_order(self) -> None:

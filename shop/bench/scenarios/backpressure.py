@@ -97,6 +97,8 @@ def _environment() -> dict[str, str]:
         "PAYMENT_GATEWAY_URL": _state["gateway_url"],
         "BACKPRESSURE_MAX_DEPTH": str(BOUND),
         "BACKPRESSURE_DRAIN_PER_S": str(CAPACITY_PER_S),
+        # The workers' own tasks (the email after a capture) published as the requests' are.
+        "PERF_TOGGLES": toggles.format_flags(dict(holds.BACKPRESSURE)),
     }
 
 
