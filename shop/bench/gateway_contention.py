@@ -39,6 +39,7 @@ from catalog.models import Variant
 from orders import services
 from orders.models import Order, OrderEvent, OrderItem, Payment
 from shop import payment_gateway_stub, toggles
+from shop.bench import placed_orders
 from shop.bench.metrics import _DJANGO_ONLY_PARAMS
 from shop.models import OutboxMessage
 
@@ -259,9 +260,10 @@ def _clean_up(users: list, stock: dict[int, int]) -> None:
             )
         Payment.objects.filter(order__in=orders).delete()
         OrderItem.objects.filter(order__in=orders).delete()
-        # Their confirmations, written to the outbox (transactional_outbox) and never relayed.
+        # Their tasks, written to the outbox (transactional_outbox) and never relayed.
         OutboxMessage.objects.filter(
-            task=services.CONFIRMATION_TASK, args__0__in=list(orders.values_list("id", flat=True))
+            task__startswith=placed_orders.ORDER_TASKS,
+            args__0__in=list(orders.values_list("id", flat=True)),
         ).delete()
         orders.delete()
         get_user_model().objects.filter(pk__in=user_ids).delete()

@@ -13,18 +13,19 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from orders.models import Order, OrderEvent
-from orders.services import CONFIRMATION_TASK
 from shop.models import OutboxMessage
 
 APPEND_ONLY = "orders_orderevent_append_only"  # the trigger's name
+ORDER_TASKS = "orders.tasks."  # the prefix of the order tasks' registered names
 
 
 def delete(orders: QuerySet[Order]) -> int:
-    """Delete these orders and everything that hangs off them, their confirmation tasks still
-    in the outbox included (transactional_outbox); returns how many orders."""
+    """Delete these orders and everything that hangs off them, their tasks still in the outbox
+    included (transactional_outbox: every order task takes the order's id first); returns how
+    many orders."""
     order_ids = list(orders.values_list("id", flat=True))
     with transaction.atomic(), connection.cursor() as cursor:
-        OutboxMessage.objects.filter(task=CONFIRMATION_TASK, args__0__in=order_ids).delete()
+        OutboxMessage.objects.filter(task__startswith=ORDER_TASKS, args__0__in=order_ids).delete()
         cursor.execute(f"ALTER TABLE orders_orderevent DISABLE TRIGGER {APPEND_ONLY}")
         OrderEvent.objects.filter(order__in=orders).delete()  # events protect their order
         deleted = orders.delete()[1].get("orders.Order", 0)
