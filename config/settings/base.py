@@ -54,6 +54,9 @@ MIDDLEWARE = [
     # Counts every query of the request, session and auth included.
     "shop.perf_headers.QueryCostMiddleware",
     "shop.perf_headers.PerfToggleMiddleware",
+    # Inside the toggle header's scope; before sessions, authentication and the replica
+    # routing, so an order refused for an overload costs a broker round trip and no query.
+    "shop.techniques.backpressure.Middleware",
     # Inside the toggle header's scope, so its retry on the primary runs on the same side and
     # is counted above; outside sessions and authentication, so their reads are routed too.
     "shop.techniques.read_replica.Middleware",
@@ -341,6 +344,18 @@ PAYMENT_GATEWAY_TIMEOUT_S = env_float("PAYMENT_GATEWAY_TIMEOUT_S", 3.0)
 # short_transactions bench and tests start stubs of their own latency (200 ms by default).
 PAYMENT_GATEWAY_STUB_LATENCY_MS = env_int("PAYMENT_GATEWAY_STUB_LATENCY_MS", 0)
 PAYMENT_GATEWAY_STUB_FAILURE_RATE = env_float("PAYMENT_GATEWAY_STUB_FAILURE_RATE", 0.0)
+
+# backpressure (shop/techniques/backpressure.py): a new order is refused with a 503 while this
+# many payment captures wait on the queue. The bound is the backlog the workers clear within
+# the wait a customer accepts: BACKPRESSURE_MAX_DEPTH / BACKPRESSURE_DRAIN_PER_S seconds, which
+# is also the longest Retry-After. Set the drain rate to what `manage.py bench --only
+# backpressure` measures for your payment workers.
+BACKPRESSURE_QUEUE = "payment"
+BACKPRESSURE_PATHS = ["/api/orders/"]
+BACKPRESSURE_MAX_DEPTH = env_int("BACKPRESSURE_MAX_DEPTH", 100)
+BACKPRESSURE_DRAIN_PER_S = env_float("BACKPRESSURE_DRAIN_PER_S", 20.0)
+# How long the depth check waits for a broker that does not answer before letting the order in.
+BACKPRESSURE_BROKER_TIMEOUT_S = env_float("BACKPRESSURE_BROKER_TIMEOUT_S", 0.5)
 # The shipping carriers asked for quotes (shop/carriers.py, the async_io technique), by name.
 # Locally they are the stubs the local stack starts (shop/carrier_stub.py) on
 # PERFSHOP_CARRIER_*_PORT, answering after CARRIER_STUB_LATENCIES_MS (one each, in this order).

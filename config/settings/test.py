@@ -66,6 +66,8 @@ CELERY_TASK_ROUTES = {
 # Tasks the queue tests send (tests/task_probes.py): they fail, retry or kill their process on
 # request. The suite's workers import them; the project's never do.
 CELERY_IMPORTS = ["tests.task_probes"]
+# backpressure reads this run's payment queue.
+BACKPRESSURE_QUEUE = f"payment{TEST_QUEUE_SUFFIX}"
 # The breaker's state in this run's Redis database, under this run's name (a worker a test
 # starts is given the suffix, so it shares the state): a run whose gateway is down never opens
 # another run's breaker. tests/conftest.py closes it before each test.

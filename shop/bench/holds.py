@@ -105,3 +105,8 @@ def named(technique: str) -> dict[str, MappingProxyType]:
         for name, value in globals().items()
         if isinstance(value, MappingProxyType) and (name == prefix or name.startswith(prefix + "_"))
     }
+
+
+# async_tasks on: an order's capture waits on the payment queue, whose depth is what is bounded.
+# transactional_outbox off: the request publishes to that queue itself; no relay runs in the job.
+BACKPRESSURE = MappingProxyType({"async_tasks": True, "transactional_outbox": False})

@@ -166,9 +166,11 @@ def run(
     in_flight: int = DEFAULT_IN_FLIGHT,
     timeout_s: float = TIMEOUT_S,
     warmup_s: float = WARMUP_S,
+    method: str = "GET",
+    body: bytes | None = None,
 ) -> Result:
-    """GET `url` on the schedule, after an unrecorded warm-up at the same rate; every request
-    is sent, and every one is waited for."""
+    """Send `method` `url` (with `body`) on the schedule, after an unrecorded warm-up at the
+    same rate; every request is sent, and every one is waited for."""
     require_loopback(url)
     due = schedule(rate, duration_s)
     check_in_flight(in_flight)
@@ -182,7 +184,7 @@ def run(
         sent_s = time.perf_counter() - t0
         status, error = None, None
         try:
-            response = client.request("GET", url, headers=headers, timeout=timeout)
+            response = client.request(method, url, body=body, headers=headers, timeout=timeout)
             status = response.status
             if status >= 400:
                 error = f"HTTP {status}"
