@@ -90,7 +90,12 @@ def undo(payment: Payment, error: Exception) -> bool:
     return True
 
 
-def order_payment_capture(*, order_id: int) -> str:
+# Errors that leave no charge behind (refused connection, an open breaker): worth a retry of the
+# capture with the same key. A timeout is not among them: the charge was voided by its key.
+RETRIED = (payment_gateway.GatewayUnavailable, payment_gateway.GatewayCircuitOpen)
+
+
+def order_payment_capture(*, order_id: int, final_attempt: bool = True) -> str:
     """The payment task's work: charge a `placed` order's pending payment and record the
     answer, with no transaction open during the gateway's round trip. Returns the order's
     state afterwards. A run that finds the payment no longer pending does nothing (the
@@ -103,20 +108,43 @@ def order_payment_capture(*, order_id: int) -> str:
         if not Order.objects.filter(pk=order_id).exists():
             raise OrderGone(f"No order with id {order_id}.")
         return Order.objects.get(pk=order_id).status
-    if payment.status != Payment.Status.PENDING or payment.order.status != Order.Status.PLACED:
+    if payment.status != Payment.Status.PENDING:
+        return payment.order.status  # the capture ran already
+    if payment.order.status != Order.Status.PLACED:
+        # Cancelled before this run: possibly after an earlier run of this task took the charge
+        # and died before recording it. Voiding the key makes sure no money stays taken (a key
+        # never charged voids harmlessly), and the payment is settled as failed.
+        payment_gateway.void(idempotency_key=payment.idempotency_key)
+        Payment.objects.filter(pk=payment.pk, status=Payment.Status.PENDING).update(
+            status=Payment.Status.FAILED, updated_at=timezone.now()
+        )
         return payment.order.status
     from orders import tasks  # tasks import this module
 
     try:
         taken = charge(payment)  # no transaction open, no row locked
+    except RETRIED as exc:
+        if not final_attempt:
+            # Nothing was sent or taken: the payment queue's task runs again after a backoff
+            # (shop/celery_tasks.py), the order stays placed with its stock held.
+            raise
+        _fail(payment, exc, order_id)
+        return Order.objects.get(pk=order_id).status
     except payment_gateway.PaymentError as exc:
-        with transaction.atomic():
-            if undo(payment, exc):
-                # The ledger records the return the stock just got.
-                async_tasks.enqueue(tasks.record_stock_movements, order_id)
-        logger.info("order %s: payment failed (%s)", order_id, exc.code)
+        _fail(payment, exc, order_id)
         return Order.objects.get(pk=order_id).status
     with transaction.atomic():
         if record(payment, taken):
             async_tasks.enqueue(tasks.send_order_confirmation, order_id)
     return Order.objects.get(pk=order_id).status
+
+
+def _fail(payment: Payment, exc: payment_gateway.PaymentError, order_id: int) -> None:
+    """No money was taken: the order is payment_failed and its stock goes back."""
+    from orders import tasks  # tasks import this module
+
+    with transaction.atomic():
+        if undo(payment, exc):
+            # The ledger records the return the stock just got.
+            async_tasks.enqueue(tasks.record_stock_movements, order_id)
+    logger.info("order %s: payment failed (%s)", order_id, exc.code)

@@ -7,6 +7,7 @@ Stock itself is taken in the request, by inventory_locking, because the request 
 """
 
 import logging
+from smtplib import SMTPException
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -79,9 +80,18 @@ def order_stock_record(*, order_id: int) -> int:
         )
         written = [kind for (kind,) in cursor.fetchall()]
         if StockMovement.Kind.SALE in written and status not in RESTOCKED:
-            _low_stock_alert(variant_ids=[variant_id for variant_id, _ in items])
+            # After the commit: a mail server that is down never rolls the ledger back, nor
+            # fails the order whose request wrote it (async_tasks off).
+            variant_ids = [variant_id for variant_id, _ in items]
+            transaction.on_commit(lambda: _low_stock_alert_logged(variant_ids=variant_ids))
     return len(written)
-    return written
+
+
+def _low_stock_alert_logged(*, variant_ids: list[int]) -> None:
+    try:
+        _low_stock_alert(variant_ids=variant_ids)
+    except (OSError, SMTPException):
+        logger.exception("the low-stock alert for variants %s could not be sent", variant_ids)
 
 
 def _low_stock_alert(*, variant_ids: list[int]) -> bool:

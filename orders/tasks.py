@@ -11,11 +11,13 @@ from celery import shared_task
 from orders import payments, services, stock
 
 
-# Never retried here: a charge the gateway refused or could not take moves the order to
-# payment_failed (the same answers the request gives with async_tasks off).
-@shared_task(name="orders.tasks.capture_payment")
-def capture_payment(order_id: int) -> str:
-    return payments.order_payment_capture(order_id=order_id)
+# A gateway that refused the connection, or a breaker that is open, is retried with backoff
+# (nothing was charged); a declined card, a timeout (the charge voided) or the last attempt
+# moves the order to payment_failed, the answers the request gives with async_tasks off.
+@shared_task(bind=True, name="orders.tasks.capture_payment")
+def capture_payment(self, order_id: int) -> str:
+    final = self.request.called_directly or self.request.retries >= self.max_retries
+    return payments.order_payment_capture(order_id=order_id, final_attempt=final)
 
 
 @shared_task(name="orders.tasks.record_stock_movements")

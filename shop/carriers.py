@@ -143,6 +143,10 @@ def _unreachable(carrier: str, url: str, exc: Exception) -> Failure:
     return Failure(carrier, "unreachable", "could not connect")
 
 
+MAX_PRICE = Decimal("1e8")  # the answer's price field: max_digits=10, decimal_places=2
+MAX_DAYS = 365
+
+
 def _read(carrier: str, response: httpx.Response) -> Result:
     try:
         data = json.loads(response.content or b"{}")
@@ -152,13 +156,20 @@ def _read(carrier: str, response: httpx.Response) -> Result:
         logger.warning("carrier %s answered %s", carrier, response.status_code)
         return Failure(carrier, "error", f"answered HTTP {response.status_code}")
     try:
-        return Quote(
+        quote = Quote(
             carrier=carrier,
             service=str(data["service"]),
             price=Decimal(str(data["price"])),
             currency=str(data["currency"]),
             days=int(data["days"]),
         )
-    except (KeyError, TypeError, ValueError, InvalidOperation):
+        # Another company's answer: a price or a delay the response's fields cannot hold
+        # (NaN, Infinity, 1e20) is as unusable as a missing one.
+        if not (quote.price.is_finite() and 0 <= quote.price < MAX_PRICE):
+            raise ValueError(quote.price)
+        if not 0 <= quote.days <= MAX_DAYS:
+            raise ValueError(quote.days)
+        return quote
+    except (KeyError, TypeError, ValueError, OverflowError, InvalidOperation):
         logger.warning("carrier %s answered an unusable quote: %r", carrier, data)
         return Failure(carrier, "error", "answered an unusable quote")

@@ -35,7 +35,7 @@ def is_transient(exc: BaseException) -> bool:
     from kombu.exceptions import OperationalError as BrokerError
     from redis import exceptions as redis_errors
 
-    from shop.payment_gateway import GatewayTimeout, GatewayUnavailable
+    from shop.payment_gateway import GatewayCircuitOpen, GatewayTimeout, GatewayUnavailable
 
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         # One reply per recipient: temporary only if every refusal is (4xx).
@@ -57,7 +57,8 @@ def is_transient(exc: BaseException) -> bool:
         | redis_errors.TimeoutError
         | BrokerError  # sending a follow-up task while the broker is unreachable
         | GatewayTimeout
-        | GatewayUnavailable,
+        | GatewayUnavailable
+        | GatewayCircuitOpen,  # nothing sent; the breaker lets a probe through later
     )
 
 

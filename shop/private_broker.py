@@ -97,15 +97,15 @@ class PrivateBroker:
 
 def reset_connections() -> None:
     """Forget this process's pooled broker connections (the next publish opens a new one)."""
+    from kombu import pools
+
     from config.celery_app import app
 
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
-    producers = app.amqp._producer_pool
-    if producers is not None:
-        producers.force_close_all()
-        app.amqp._producer_pool = None
+    # The app's pools live in kombu's registry, keyed by the connection's URL: closing them
+    # without dropping them there would hand the closed pool back once the URL is restored.
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 @contextmanager

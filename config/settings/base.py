@@ -272,9 +272,6 @@ TRANSACTIONAL_OUTBOX_PRUNE_EVERY_S = env_float("TRANSACTIONAL_OUTBOX_PRUNE_EVERY
 CELERY_ACCEPT_CONTENT = ["json"]
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("EMAIL_PORT", 25)
-EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT_S", 10.0)
 DEFAULT_FROM_EMAIL = "orders@perfshop.local"
 # The SMTP server when EMAIL_BACKEND is the smtp one: by default the local stack's SMTP sink
 # (shop/smtp_sink.py), which keeps every message it receives under .stack/smtp/.

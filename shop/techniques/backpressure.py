@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import JsonResponse
-from kombu.exceptions import ChannelError, OperationalError
+from kombu.exceptions import ChannelError, KombuError
+from redis.exceptions import RedisError
 
 from shop import toggles
 
@@ -65,7 +66,9 @@ def queue_depth(queue: str) -> int | None:
                 return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
             except ChannelError:
                 return 0  # never declared, or (Redis) emptied: its list no longer exists
-    except (OperationalError, OSError, TimeoutError) as exc:
+    # KombuError: the broker unreachable (OperationalError), or every pooled connection lent
+    # out (LimitExceeded); RedisError: a Redis broker that answers with an error.
+    except (KombuError, RedisError, OSError, TimeoutError) as exc:
         logger.warning(
             "backpressure: the broker did not answer (%s); the order is let through", exc
         )

@@ -9,6 +9,7 @@ processes).
 """
 
 import contextlib
+import socket
 import threading
 import time
 
@@ -22,7 +23,7 @@ from rest_framework.test import APIClient
 from catalog.models import Variant
 from orders import payments, services, stock, tasks
 from orders.models import Order, OrderEvent, Payment, StockMovement
-from shop import payment_gateway_stub, toggles
+from shop import payment_gateway, payment_gateway_stub, toggles
 from shop.models import FailedTask
 from shop.payment_gateway_stub import GatewayStub
 from tests.factories import AddressFactory, UserFactory, VariantFactory
@@ -303,6 +304,40 @@ def test_an_order_cancelled_before_its_capture_is_never_charged(settings):
         services.order_cancel(user=order.user, order_id=order.pk)
         assert payments.order_payment_capture(order_id=order.pk) == Order.Status.CANCELLED
     assert stub.charges == {}
+    assert list(order.payments.values_list("status", flat=True)) == [Payment.Status.FAILED]
+
+
+def test_a_capture_after_a_cancel_voids_the_charge_an_earlier_run_took(settings):
+    """An earlier run charged the card and died before recording it; the customer cancelled.
+    The run that comes back voids the key: no money stays taken for a cancelled order."""
+    with gateway(settings) as stub:
+        order = _placed_order()
+        payment = order.payments.get()
+        payment_gateway.charge(idempotency_key=payment.idempotency_key, amount=payment.amount)
+        assert stub.captured_count == 1
+        services.order_cancel(user=order.user, order_id=order.pk)
+        assert payments.order_payment_capture(order_id=order.pk) == Order.Status.CANCELLED
+    assert stub.charges[payment.idempotency_key]["status"] == "voided"
+    assert stub.captured_count == 0
+    assert Payment.objects.get(pk=payment.pk).status == Payment.Status.FAILED
+
+
+def test_an_unreachable_gateway_is_retried_and_the_last_attempt_fails_the_payment(settings):
+    """Nothing was charged: before the last attempt the error goes back to the task (which
+    retries it with backoff), the order still placed with its stock held."""
+    variant = VariantFactory(stock=10)
+    order = _placed_order(variant=variant)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    settings.PAYMENT_GATEWAY_URL = f"http://127.0.0.1:{dead}"
+    with pytest.raises(payment_gateway.GatewayUnavailable):
+        payments.order_payment_capture(order_id=order.pk, final_attempt=False)
+    assert Order.objects.get(pk=order.pk).status == Order.Status.PLACED
+    assert Variant.objects.get(pk=variant.pk).stock == 9
+    with toggles.override(transactional_outbox=False):
+        assert payments.order_payment_capture(order_id=order.pk) == Order.Status.PAYMENT_FAILED
+    assert Variant.objects.get(pk=variant.pk).stock == 10
 
 
 def test_a_missing_order_is_a_permanent_error_not_a_retry():

@@ -3,7 +3,6 @@ nothing is written; off, the order is taken and the queue grows. The queue is th
 (this run's payment queue, filled with messages no worker takes); the bound is small."""
 
 import socket
-from contextlib import contextmanager
 
 import pytest
 from django.conf import settings
@@ -13,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from catalog.models import Variant
 from config.celery_app import app as celery_app
 from orders.models import Order
-from shop import toggles
+from shop import private_broker, toggles
 from shop.techniques import backpressure
 from tests.factories import VariantFactory
 
@@ -99,19 +98,6 @@ def test_only_placing_an_order_is_shed(customer_client, payment_queue):
         assert customer_client.get("/api/orders/").status_code == 200
 
 
-@contextmanager
-def _broker_at(url: str):
-    """The app's broker connections re-pointed at `url` for a while."""
-    saved = celery_app.conf.broker_url
-    celery_app.pool.force_close_all()
-    celery_app.conf.broker_url, celery_app._pool = url, None
-    try:
-        yield
-    finally:
-        celery_app.pool.force_close_all()
-        celery_app.conf.broker_url, celery_app._pool = saved, None
-
-
 def _dead_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -120,7 +106,7 @@ def _dead_port() -> int:
 
 @pytest.mark.django_db
 def test_a_broker_that_does_not_answer_lets_the_order_through(customer_client, caplog):
-    with _broker_at(f"redis://127.0.0.1:{_dead_port()}/0"):
+    with private_broker.celery_pointed_at(f"redis://127.0.0.1:{_dead_port()}/0"):
         assert backpressure.queue_depth(settings.BACKPRESSURE_QUEUE) is None
         response = _place(customer_client, VariantFactory(stock=3).sku, "on")
     assert response.status_code == 201, response.json()
