@@ -36,6 +36,7 @@ WRITES = {
     "circuit_breaker",
     "async_tasks",
     "transactional_outbox",
+    "backpressure",
 }
 
 
