@@ -24,6 +24,7 @@ import contextlib
 import email
 import email.policy
 import itertools
+import logging
 import os
 import threading
 import time
@@ -91,6 +92,8 @@ def running(
     folder: Path, *, host: str = "127.0.0.1", port: int = 0, delay_ms: float = 0
 ) -> Iterator[RunningSink]:
     """Serve on a thread of this process while the block runs (port 0: a free one)."""
+    # aiosmtpd logs every SMTP command at INFO: a bench's output would be nothing else.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     store = MailStore(folder, delay_s=delay_ms / 1000)
     loop = asyncio.new_event_loop()
     server = loop.run_until_complete(_start(store, host, port))

@@ -42,18 +42,21 @@ SHORT_TRANSACTIONS = MappingProxyType(
 
 # The order's own writes the same on both sides, and short_transactions on: the charge (in
 # the request off, on a worker on) is made outside the stock transaction either way.
+# transactional_outbox off: the tasks are published on commit, with no relay to wait for.
 ASYNC_TASKS = MappingProxyType(
     {
         "bulk_writes": True,
         "algorithmic_complexity": True,
         "inventory_locking": True,
         "short_transactions": True,
+        "transactional_outbox": False,
     }
 )
 
 # short_transactions on: an order whose charge fails is written, then cancelled with its stock
 # back, on both sides, so the pair differs only in whether the charge is sent at all.
-CIRCUIT_BREAKER = MappingProxyType({"short_transactions": True})
+# async_tasks off: the request sends the charge itself, and waits for the gateway's timeout.
+CIRCUIT_BREAKER = MappingProxyType({"short_transactions": True, "async_tasks": False})
 
 # The order's stock and row writes the same few statements on both sides. async_tasks on: the
 # capture, the ledger and the confirmation are tasks, and only how they reach the broker differs.

@@ -83,7 +83,12 @@ def _prepare() -> None:
         setattr(settings, name, value)
     _state["workers"] = task_stack.start_workers(
         QUEUES,
-        env={"PAYMENT_GATEWAY_URL": url, **{name: str(value) for name, value in mail.items()}},
+        env={
+            "PAYMENT_GATEWAY_URL": url,
+            # The tasks a worker publishes (the email after a capture) go as the request's do.
+            "PERF_TOGGLES": toggles.format_flags(dict(holds.ASYNC_TASKS)),
+            **{name: str(value) for name, value in mail.items()},
+        },
     )
 
 
