@@ -57,11 +57,14 @@ def start_workers(queues: dict[str, int], *, env: dict[str, str]) -> Workers:
     """Start a worker per queue (`{"payment": 4, ...}`: the queue and its concurrency) and wait
     until each says it is ready. Their logs go to a temporary folder."""
     folder = Path(tempfile.mkdtemp(prefix="perfshop-bench-workers-"))
+    # The test suite names its queues per run (config/settings/test.py); elsewhere no suffix.
+    suffix = getattr(settings, "TEST_QUEUE_SUFFIX", "")
     child_env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.local"),
         "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        **({"TEST_QUEUE_SUFFIX": suffix} if suffix else {}),
         **env,
     }
     workers = Workers()
@@ -78,7 +81,7 @@ def start_workers(queues: dict[str, int], *, env: dict[str, str]) -> Workers:
                         "config",
                         "worker",
                         "--queues",
-                        queue,
+                        queue + suffix,
                         "--concurrency",
                         str(concurrency),
                         "--pool",
