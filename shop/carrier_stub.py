@@ -30,7 +30,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from shop.stub_server import StubServer
 
 # What each carrier charges: a base price, a price per started kilogram, days in transit.
 RATES = {
@@ -175,17 +177,8 @@ def _handler(stub: CarrierStub) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # a full backlog would add SYN retries of a second
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address) -> None:
-        pass  # a client that hung up mid-answer (its timeout): expected
-
-
-def server(stub: CarrierStub, *, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    return _Server((host, port), _handler(stub))
+def server(stub: CarrierStub, *, host: str = "127.0.0.1", port: int = 0) -> StubServer:
+    return StubServer((host, port), _handler(stub))
 
 
 @contextlib.contextmanager

@@ -34,7 +34,9 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from shop.stub_server import StubServer
 
 KEY = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 _CHARGE_PATH = re.compile(r"^/v1/charges/(?P<key>[^/]+)(?P<void>/void)?$")
@@ -182,17 +184,8 @@ def _handler(stub: GatewayStub) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # a full backlog would add SYN retries of a second
-    allow_reuse_address = True
-
-    def handle_error(self, request, client_address) -> None:
-        pass  # a client that hung up mid-answer (its timeout): expected, not an error
-
-
-def server(stub: GatewayStub, *, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    return _Server((host, port), _handler(stub))
+def server(stub: GatewayStub, *, host: str = "127.0.0.1", port: int = 0) -> StubServer:
+    return StubServer((host, port), _handler(stub))
 
 
 @contextlib.contextmanager
