@@ -143,6 +143,9 @@ CACHES = {
         "KEY_PREFIX": f"perfshop-{DATABASES['default']['NAME']}",
     }
 }
+# Moves every cached catalog key at once (shop/cache.py); each payload also has a version of
+# its own, next to the code that builds it.
+CACHE_SCHEMA_VERSION = env_int("CACHE_SCHEMA_VERSION", 1)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -1,0 +1,116 @@
+"""The cache the caching techniques share: Django's Redis cache backend, with versioned keys,
+invalidation after commit, and an outage that costs a logged warning instead of a 500.
+
+    payload = cache.get(key)                    # cache.MISS when absent or when Redis is down
+    cache.set(key, payload, timeout=300)        # False when Redis is down
+    cache.delete_on_commit(key, other_key)      # after the writing transaction commits
+
+**Versioned keys.** A key names what it holds and the shape it holds it in:
+`cache.key("product", 42, version=PRODUCT_PAYLOAD_VERSION)` → `"product:v3:42"`, inside
+the deployment-wide prefix `catalog-v{CACHE_SCHEMA_VERSION}`. Whoever changes a cached
+payload's shape bumps its version next to the code that builds it, so a process of the new
+code never reads an entry an older process wrote (and an older one, still serving during a
+rolling deploy, never reads the new shape). `CACHE_SCHEMA_VERSION` (settings) moves every key
+at once.
+
+**Outage.** Redis down is a slower site, not a broken one: every call here catches the
+client's connection and timeout errors, logs one warning per `_WARN_EVERY_S` per process, and
+answers as a miss (`get`) or a no-op (`set`, `delete`). The callers then read PostgreSQL.
+This is why the catalog does not configure `IGNORE_EXCEPTIONS` on the backend: the choice is
+made here, per call, and other users of the backend (rate limiting, which must choose fail
+open or closed) still see the error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import caches
+from django.db import transaction
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+logger = logging.getLogger(__name__)
+
+ALIAS = "default"
+MISS = object()  # what get() returns for an absent key; a cached None stays None
+OUTAGE = (RedisConnectionError, RedisTimeoutError, OSError)
+_WARN_EVERY_S = 10.0
+_last_warning = 0.0
+
+
+def key(name: str, *parts: object, version: int) -> str:
+    """`key("product", 42, version=3)` → `"catalog-v1:product:v3:42"`."""
+    schema = getattr(settings, "CACHE_SCHEMA_VERSION", 1)
+    return ":".join([f"catalog-v{schema}", name, f"v{version}", *(str(part) for part in parts)])
+
+
+def backend():
+    return caches[ALIAS]
+
+
+def outage(exc: BaseException, *, operation: str) -> None:
+    """Log (at most one warning per _WARN_EVERY_S per process) that Redis did not answer."""
+    global _last_warning
+    now = time.monotonic()
+    if now - _last_warning >= _WARN_EVERY_S:
+        _last_warning = now
+        logger.warning(
+            "cache %s failed (%s: %s); serving from PostgreSQL", operation, type(exc).__name__, exc
+        )
+
+
+def get(cache_key: str) -> Any:
+    try:
+        return backend().get(cache_key, MISS)
+    except OUTAGE as exc:
+        outage(exc, operation="get")
+        return MISS
+
+
+def get_many(cache_keys: list[str]) -> dict[str, Any]:
+    try:
+        return backend().get_many(cache_keys)
+    except OUTAGE as exc:
+        outage(exc, operation="get_many")
+        return {}
+
+
+def set(cache_key: str, value: Any, *, timeout: float | None) -> bool:  # noqa: A001
+    try:
+        backend().set(cache_key, value, timeout=timeout)
+    except OUTAGE as exc:
+        outage(exc, operation="set")
+        return False
+    return True
+
+
+def add(cache_key: str, value: Any, *, timeout: float | None) -> bool | None:
+    """SET NX: True if this call stored it, False if the key existed, None if Redis is down."""
+    try:
+        return backend().add(cache_key, value, timeout=timeout)
+    except OUTAGE as exc:
+        outage(exc, operation="add")
+        return None
+
+
+def delete(*cache_keys: str) -> None:
+    if not cache_keys:
+        return
+    try:
+        backend().delete_many(list(cache_keys))
+    except OUTAGE as exc:
+        # The entry stays until its TTL: the staleness a cache outage costs, and the reason
+        # every cached entry has a TTL at all.
+        outage(exc, operation="delete")
+
+
+def delete_on_commit(*cache_keys: str, using: str = "default") -> None:
+    """Delete after the current transaction commits (at once outside one). Deleting before
+    the commit lets a concurrent reader cache the old row again before the new one is
+    visible; deleting on commit leaves only that reader's TTL-bounded window."""
+    keys = list(cache_keys)
+    transaction.on_commit(lambda: delete(*keys), using=using)
