@@ -26,18 +26,27 @@ def _replica_only_where_listed(request, settings):
         settings.READ_REPLICA_DATABASE = None
 
 
+# Techniques whose registered default (on) would change what most tests see; each says why
+# next to its name. The fixture below turns their defaults off unless a test is marked
+# `registered_defaults`; a technique's own tests switch it on with an override or the header.
+OFF_IN_TESTS = (
+    # A placed order would wait for a Celery worker to be paid.
+    "async_tasks",
+)
+
+
 @pytest.fixture(autouse=True)
-def _orders_paid_in_the_request(request, monkeypatch):
-    """With async_tasks on (its default), a placed order waits for a Celery worker to be paid,
-    and most tests start none: for them, async_tasks' default is off. The registry's default,
-    not PERF_TOGGLES or an override: every thread a test starts sees it (the live server's, the
-    concurrency tests'), and the X-Perf-Toggles echo, which names what differs from the
-    defaults, stays what the tests expect. The tests of async_tasks (and any test) switch it on
-    with an override or the header, and start their workers."""
+def _defaults_off_in_tests(request, monkeypatch):
+    """The techniques of OFF_IN_TESTS are off by default in tests. Their registry default is
+    changed, not PERF_TOGGLES or an override: every thread a test starts sees it (the live
+    server's, the concurrency tests'), and the X-Perf-Toggles echo, which names what differs
+    from the defaults, stays what the tests expect. A technique's own tests (and any test)
+    switch it on with an override or the header."""
     if request.node.get_closest_marker("registered_defaults"):
         return
-    toggle = toggles.get("async_tasks")
-    monkeypatch.setitem(toggles._registry, toggle.name, dataclasses.replace(toggle, default=False))
+    for name in OFF_IN_TESTS:
+        toggle = toggles.get(name)
+        monkeypatch.setitem(toggles._registry, name, dataclasses.replace(toggle, default=False))
 
 
 @pytest.fixture(scope="session")
