@@ -30,6 +30,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", "")
 
+# This run's suffix (the pid) on its queue names and cache keys; a worker a test starts is
+# given its starter's (tests/workers.py).
+TEST_QUEUE_SUFFIX = env_str("TEST_QUEUE_SUFFIX", f"-{os.getpid()}")
+
 # Tests use their own Redis database numbers, so a running `make serve` worker never
 # picks up a test's task (it would look for rows in the wrong database).
 _REDIS_BASE = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.count("/") > 2 else REDIS_URL
@@ -37,7 +41,9 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": env_str("TEST_CACHE_URL", f"{_REDIS_BASE}/14"),
-        "KEY_PREFIX": "perfshop-test",
+        # This run's own prefix, so two runs at once never read each other's entries;
+        # tests/conftest.py empties it before each test.
+        "KEY_PREFIX": f"perfshop-test{TEST_QUEUE_SUFFIX}",
     }
 }
 # The broker Redis (PERFSHOP_BROKER_PORT), as in development, on a database of its own. Celery
@@ -49,7 +55,6 @@ CELERY_BROKER_URL = env_str("TEST_CELERY_BROKER_URL", f"{DEFAULT_BROKER_URL.rspl
 # this run's tasks. A worker a test starts (tests/workers.py) is given its starter's suffix,
 # so the tasks it retries or sends on go to the same run's queues. They are declared like the
 # project's (base.py), so CELERY_TASK_CREATE_MISSING_QUEUES stays off here too.
-TEST_QUEUE_SUFFIX = env_str("TEST_QUEUE_SUFFIX", f"-{os.getpid()}")
 CELERY_TASK_DEFAULT_QUEUE = f"default{TEST_QUEUE_SUFFIX}"
 CELERY_TASK_QUEUES = tuple(
     Queue(
