@@ -12,7 +12,7 @@ from catalog import imports, selectors, services
 from shop.api_schema import StatedMaxLength, StatedMinLength
 from shop.pagination import PagePagination
 from shop.parsers import JSONParser
-from shop.techniques import fast_serialization
+from shop.techniques import fast_serialization, sparse_fields
 
 
 class _NamedRefSerializer(serializers.Serializer):
@@ -45,17 +45,20 @@ class ProductListApi(APIView):
 
     OutputSerializer = ProductSummarySerializer
 
-    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer(many=True))
+    @extend_schema(
+        parameters=[FilterSerializer, sparse_fields.parameter(OutputSerializer)],
+        responses=OutputSerializer(many=True),
+    )
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
+        fields = sparse_fields.requested(request, self.OutputSerializer)
         products = selectors.product_list(
             category_id=filters.validated_data.get("category"),
             search=filters.validated_data.get("search"),
+            fetch=fields.fetch,
         )
-        return fast_serialization.paginate(
-            queryset=products, request=request, view=self, serializer_class=self.OutputSerializer
-        )
+        return fields.paginate(queryset=products, request=request, view=self)
 
 
 class ProductDetailApi(APIView):
@@ -72,10 +75,13 @@ class ProductDetailApi(APIView):
         description = serializers.CharField()
         variants = VariantSerializer(many=True)
 
-    @extend_schema(responses=OutputSerializer)
+    @extend_schema(
+        parameters=[sparse_fields.parameter(OutputSerializer)], responses=OutputSerializer
+    )
     def get(self, request, product_id: int):
-        product = selectors.product_get(product_id=product_id)
-        return Response(self.OutputSerializer(product).data)
+        fields = sparse_fields.requested(request, self.OutputSerializer)
+        product = selectors.product_get(product_id=product_id, fetch=fields.fetch)
+        return Response(fields.represent(product))
 
 
 class ProductReviewsApi(APIView):

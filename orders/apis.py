@@ -16,7 +16,13 @@ from shop import carriers
 from shop.api_schema import StatedMaxLength, StatedMaxValue, StatedMinLength, StatedMinValue
 from shop.errors import InvalidInput
 from shop.pagination import KeysetPagination, PagePagination
-from shop.techniques import async_io, cursor_pagination, fast_serialization, streaming_export
+from shop.techniques import (
+    async_io,
+    cursor_pagination,
+    fast_serialization,
+    sparse_fields,
+    streaming_export,
+)
 
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 
@@ -69,12 +75,14 @@ class OrderListApi(APIView):
             required=False, min_value=1, max_value=2**63 - 1
         )
 
-    @extend_schema(responses=OrderOutputSerializer(many=True))
+    @extend_schema(
+        parameters=[sparse_fields.parameter(OrderOutputSerializer)],
+        responses=OrderOutputSerializer(many=True),
+    )
     def get(self, request):
-        orders = selectors.order_list(user=request.user)
-        return fast_serialization.paginate(
-            queryset=orders, request=request, view=self, serializer_class=OrderOutputSerializer
-        )
+        fields = sparse_fields.requested(request, OrderOutputSerializer)
+        orders = selectors.order_list(user=request.user, fetch=fields.fetch)
+        return fields.paginate(queryset=orders, request=request, view=self)
 
     @extend_schema(
         request=InputSerializer,
