@@ -99,6 +99,14 @@ FAST_SERIALIZATION_PRODUCT_LIST = MappingProxyType(
     {"select_related": True, "field_selection": True}
 )
 
+# The page read from PostgreSQL on both sides: a cached page (cache_aside, or a 304 of
+# http_caching) would answer off and on alike, without the fetch the fields trim.
+SPARSE_FIELDS = MappingProxyType({"cache_aside": False, "http_caching": False})
+
+# The session row and the user read on the primary on both sides: the session the pair made
+# a moment ago is there at once, whatever the replica's lag.
+SESSION_STORE = MappingProxyType({"read_replica": False})
+
 
 def named(technique: str) -> dict[str, MappingProxyType]:
     """`{"DB_INDEXES": ..., "DB_INDEXES_STAFF_FILTER": ...}`: a technique's holds, by name."""
