@@ -8,7 +8,7 @@ read_replica is held off, as in the bench: the session and the user are read on 
 
 from locust import task
 
-from loadtests.common import PASSWORD, TechniqueUser, customer
+from loadtests.common import PASSWORD, TechniqueUser, customer, json_body
 from shop.bench import holds
 
 LOGIN = "/api/auth/login/"
@@ -22,19 +22,25 @@ class SessionStoreUser(TechniqueUser):
         self.logged_in = self.session_login(customer())
 
     def session_login(self, username: str) -> bool:
-        """The login form: GET it for the CSRF cookie, POST it back with the token."""
+        """The login form: GET it for the CSRF cookie, POST it back with the token; the form
+        redirects to `next`, the ping, which says whether the session logged them in."""
         headers = self.toggles(**holds.SESSION_STORE)
         self.client.get(LOGIN, headers=headers, name=f"learn: {LOGIN}")
         csrf = self.client.cookies.get("csrftoken", "")
+        form = {
+            "username": username,
+            "password": PASSWORD,
+            "csrfmiddlewaretoken": csrf,
+            "next": "/api/perf/ping/",
+        }
         with self.client.post(
             LOGIN,
-            data={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": csrf},
+            data=form,
             headers={**headers, "Referer": f"{self.host}{LOGIN}"},
-            allow_redirects=False,
-            name=f"session_store: {LOGIN}",
+            name=f"learn: {LOGIN} (session login)",
             catch_response=True,
         ) as response:
-            if response.status_code == 302 and "sessionid" in self.client.cookies:
+            if response.status_code == 200 and json_body(response).get("authenticated"):
                 response.success()
                 return True
             response.failure(f"session login as {username}: HTTP {response.status_code}")
