@@ -47,6 +47,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -163,10 +164,26 @@ def clear() -> None:
         _l1.clear()
 
 
+_bypass: ContextVar[bool] = ContextVar("local_cache_bypass", default=False)
+
+
+@contextmanager
+def bypassed() -> Iterator[None]:
+    """Every lookup inside the block goes straight to PostgreSQL, as before there was any
+    cache: the bench's reference arm (a query a request), never the serving path."""
+    token = _bypass.set(True)
+    try:
+        yield
+    finally:
+        _bypass.reset(token)
+
+
 def fetch(lookup: Lookup, key: str, compute: Callable[[], T | None]) -> T | None:
     """The value of `key`: from L1 (on), else Redis, else `compute()` (PostgreSQL), stored in
     Redis and (on) in L1 on the way back. A None from `compute` (nothing found) is returned
     and never stored."""
+    if _bypass.get():
+        return compute()
     local = l1(lookup) if toggles.is_enabled(TOGGLE.name) else None
     if local is not None:
         value = local.get(key)
@@ -248,6 +265,36 @@ def token_user(key: str, lookup: Callable[[str], tuple[Any, Any]]) -> tuple[Any,
     token = Token.from_db("default", ("key", "user_id", "created"), (key, user.pk, created))
     token.user = user
     return user, token
+
+
+def full_l1_bytes(lookup: Lookup = TOKENS) -> int:
+    """The memory of a token L1 filled to `maxsize` with entries shaped as the token lookup
+    keeps them (its keys, the user's columns, the token's date): what one process holds at
+    most, measured with tracemalloc. A separate L1, so the serving one is untouched."""
+    import tracemalloc
+    from datetime import UTC, datetime
+
+    joined = datetime(2026, 1, 1, tzinfo=UTC)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        local = LocalCache(maxsize=lookup.maxsize, ttl=3600)
+        for n in range(lookup.maxsize):
+            columns = {
+                "id": 100_000 + n,
+                "username": f"customer{100_000 + n}",
+                "email": f"customer{100_000 + n}@example.com",
+                "first_name": f"First{n}",
+                "last_name": f"Last{n}",
+                "is_active": True,
+                "is_staff": False,
+                "is_superuser": False,
+                "date_joined": joined.replace(microsecond=n % 1_000_000),
+            }
+            local.set(token_key(f"{n:040x}"), (columns, joined.replace(second=n % 60)))
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
 
 
 def _token_deleted(sender, instance, using, **kwargs) -> None:
