@@ -276,3 +276,25 @@ def test_a_name_given_twice_and_spaces_are_accepted_once(api_client, catalog):
 
 def test_an_unknown_product_is_still_a_404(api_client, db):
     assert api_client.get("/api/products/999999/?fields=id").status_code == 404
+
+
+# --- with cache_aside's page cache ------------------------------------------------------
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_a_sparse_page_bypasses_the_page_cache(api_client, catalog, on):
+    """A whole page cached first never answers a sparse request, and a sparse page is never
+    left in the cache for a whole request (catalog/payloads.py)."""
+    detail = f"/api/products/{catalog[0].pk}/"
+    with toggles.override(cache_aside=True, sparse_fields=on):
+        whole_list, whole_detail = api_client.get(PRODUCTS), api_client.get(detail)
+        for url in (f"{PRODUCTS}&fields=id", f"{detail}?fields=id"):
+            for _ in range(2):  # the second would be a hit if the first had been stored
+                response, statements = _get(api_client, url)
+                assert any('FROM "catalog_product"' in sql for sql in statements), url
+                body = response.json()
+                assert list(body["results"][0] if "results" in body else body) == ["id"]
+        _, statements = _get(api_client, PRODUCTS)
+        assert statements == []  # the whole page: still the cached one
+        assert api_client.get(PRODUCTS).content == whole_list.content
+        assert api_client.get(detail).content == whole_detail.content
