@@ -11,6 +11,9 @@ next to the scenario that uses it; tests/shop/test_toggles.py checks both sides 
 
 from types import MappingProxyType
 
+# The live report: its read model (materialized_view) would answer both sides from its views.
+DB_AGGREGATION = MappingProxyType({"materialized_view": False})
+
 # The naive code is lazy model access; fast_serialization's values() path would replace it.
 SELECT_RELATED = MappingProxyType({"fast_serialization": False})
 PREFETCH_RELATED = MappingProxyType({"fast_serialization": False})
@@ -113,3 +116,8 @@ def named(technique: str) -> dict[str, MappingProxyType]:
 # async_tasks on: an order's capture waits on the payment queue, whose depth is what is bounded.
 # transactional_outbox off: the request publishes to that queue itself; no relay runs in the job.
 BACKPRESSURE = MappingProxyType({"async_tasks": True, "transactional_outbox": False})
+
+# The live side at its best, the GROUP BY of db_aggregation, not its Python loops. read_replica
+# off: both sides on the primary, where the bench's refresh has just committed; a replica gets
+# the refreshed views by replication, as any table, a moment later.
+MATERIALIZED_VIEW = MappingProxyType({"db_aggregation": True, "read_replica": False})

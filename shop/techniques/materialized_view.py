@@ -4,7 +4,7 @@ read side is shaped like the report).
 
 Off: the live aggregate (db_aggregation's code): every paid, confirmed and shipped order in
 range, and all their items, grouped and summed per request. Over 366 days of the medium data
-set that is about 56,000 orders and 190,000 items, whatever the report is asked for.
+set that is about 56,000 orders and 168,000 items, whatever the report is asked for.
 
 On: three PostgreSQL materialized views (orders/migrations/0009_...) hold the sums already:
 
@@ -15,11 +15,11 @@ On: three PostgreSQL materialized views (orders/migrations/0009_...) hold the su
 `by_day` reads at most 366 rows. The top products over an arbitrary range are the hard part:
 summing `orders_sales_day_product` over the range still reads a row per product and day (about
 150,000 for a year, since a product rarely sells twice a day). So the all-time totals serve as
-an upper bound on any range's: the range revenue of the `top` best sellers of all time sets a
-bar, and only products whose all-time revenue reaches that bar can be in the range's top, so
-only their days are summed (a few dozen products for a year). The answer is exact, the same
-rows in the same order as the live one; it needs revenue that never goes negative (prices
-and quantities are positive: catalog's and orders' check constraints).
+an upper bound on any range's (TOP_PRODUCTS): the range revenue of the `top` best sellers of
+all time sets a bar, and only products whose all-time revenue reaches that bar can be in the
+range's top, so only their days are summed (a few dozen products for a year). The answer is
+exact, the same rows in the same order as the live one; it needs revenue that never goes
+negative (prices and quantities are positive: catalog's and orders' check constraints).
 
 The views are as old as their last `refresh()` (a beat task every SALES_REPORT_REFRESH_S, or
 `manage.py refresh_sales_report`): a report is at most SALES_REPORT_REFRESH_S plus one refresh
@@ -71,58 +71,64 @@ def sales(*, orders: QuerySet[Order], date_from: date, date_to: date, top: int) 
     return _from_read_model(date_from=date_from, date_to=date_to, top=top)
 
 
-BY_DAY = """
-SELECT day, orders, units, revenue
-  FROM orders_sales_day
- WHERE day BETWEEN %(date_from)s AND %(date_to)s
- ORDER BY day
+# The last refresh's time, with the days in range (none: one row, its day NULL).
+AS_OF_AND_DAYS = """
+SELECT refresh.refreshed_at, day.day, day.orders, day.units, day.revenue
+  FROM orders_sales_refresh refresh
+  LEFT JOIN orders_sales_day day ON day.day BETWEEN %(date_from)s AND %(date_to)s
+ ORDER BY day.day
 """
 
-TOP_PRODUCTS = """
-WITH in_range AS (  -- the range's sales of the products given as candidates
-    SELECT product_id, sum(units) AS units, sum(revenue) AS revenue
-      FROM orders_sales_day_product
-     WHERE day BETWEEN %(date_from)s AND %(date_to)s AND product_id = ANY (%(candidates)s)
-     GROUP BY product_id
+# Every product that could be in the range's top (the module's docstring says why).
+CANDIDATES = """
+WITH best_ever AS (  -- the best sellers of all time
+    SELECT product_id FROM orders_sales_product ORDER BY revenue DESC, product_id LIMIT %(top)s
+), bar AS (  -- the `top`-th best of their range sales; 0 if fewer of them sold in range
+    SELECT CASE WHEN count(*) = %(top)s THEN min(revenue) ELSE 0 END AS revenue
+      FROM (SELECT sum(revenue) AS revenue
+              FROM orders_sales_day_product
+             WHERE day BETWEEN %(date_from)s AND %(date_to)s
+               AND product_id IN (SELECT product_id FROM best_ever)
+             GROUP BY product_id) AS their_range
+), candidates AS (  -- all that could reach the bar: all-time revenue >= range revenue
+    SELECT product_id FROM orders_sales_product WHERE revenue >= (SELECT revenue FROM bar)
 )
-SELECT product_id, units, revenue FROM in_range ORDER BY revenue DESC, product_id LIMIT %(top)s
 """
-
-# The best sellers of all time: their sales in range set the bar.
-BEST_EVER = "SELECT product_id FROM orders_sales_product ORDER BY revenue DESC, product_id LIMIT %s"
-# Every product that could reach the bar: its all-time revenue is at least its range revenue.
-REACHING = "SELECT product_id FROM orders_sales_product WHERE revenue >= %s"
+# Their sales in range, summed and ranked.
+TOP_PRODUCTS = (
+    CANDIDATES
+    + """
+SELECT product_id, sum(units) AS units, sum(revenue) AS revenue
+  FROM orders_sales_day_product
+ WHERE day BETWEEN %(date_from)s AND %(date_to)s
+   AND product_id IN (SELECT product_id FROM candidates)
+ GROUP BY product_id
+ ORDER BY revenue DESC, product_id
+ LIMIT %(top)s
+"""
+)
 
 
 def _from_read_model(*, date_from: date, date_to: date, top: int) -> Sales:
     alias = router.db_for_read(Order)
-    # One snapshot for every statement, so a refresh committing in between cannot pair one
+    params = {"date_from": date_from, "date_to": date_to, "top": top}
+    # One snapshot for both statements, so a refresh committing in between cannot pair one
     # refresh's days with the next one's products (or with the other's as-of time).
     with _one_snapshot(alias) as cursor:
-        cursor.execute("SELECT refreshed_at FROM orders_sales_refresh")
-        (as_of,) = cursor.fetchone()
-        days = {"date_from": date_from, "date_to": date_to}
-        cursor.execute(BY_DAY, days)
-        by_day = [
-            {"day": day, "orders": orders, "units": units, "revenue": revenue}
-            for day, orders, units, revenue in cursor.fetchall()
-        ]
-        cursor.execute(BEST_EVER, [top])
-        best_ever = [product_id for (product_id,) in cursor.fetchall()]
-        cursor.execute(TOP_PRODUCTS, {**days, "candidates": best_ever, "top": top})
+        cursor.execute(AS_OF_AND_DAYS, params)
+        rows = cursor.fetchall()
+        cursor.execute(TOP_PRODUCTS, params)
         ranked = cursor.fetchall()
-        # The bar: the `top`-th best range revenue among them. Any product in the range's top
-        # earned at least that in range, so at least that ever. With fewer than `top` of them
-        # selling in range there is no bar (0): every product is a candidate.
-        bar = ranked[-1][2] if len(ranked) == top else 0
-        cursor.execute(REACHING, [bar])
-        candidates = [product_id for (product_id,) in cursor.fetchall()]
-        cursor.execute(TOP_PRODUCTS, {**days, "candidates": candidates, "top": top})
-        top_products = [
-            {"product_id": product_id, "units": units, "revenue": revenue}
-            for product_id, units, revenue in cursor.fetchall()
-        ]
-    return Sales(by_day=by_day, top_products=top_products, as_of=as_of)
+    by_day = [
+        {"day": day, "orders": orders, "units": units, "revenue": revenue}
+        for _as_of, day, orders, units, revenue in rows
+        if day is not None
+    ]
+    top_products = [
+        {"product_id": product_id, "units": units, "revenue": revenue}
+        for product_id, units, revenue in ranked
+    ]
+    return Sales(by_day=by_day, top_products=top_products, as_of=rows[0][0])
 
 
 # --- the refresh: run by the beat task orders.tasks.refresh_sales_report -----------------------

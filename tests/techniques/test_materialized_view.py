@@ -136,20 +136,11 @@ def test_the_top_products_read_only_the_candidates_days():
     range."""
     _a_bar_that_prunes()
     materialized_view.refresh()
+    days = {"date_from": DAY.date(), "date_to": DAY.date() + timedelta(days=2), "top": 10}
     with connection.cursor() as cursor:
-        cursor.execute(materialized_view.BEST_EVER, [10])
-        best_ever = [row[0] for row in cursor.fetchall()]
-        cursor.execute(
-            materialized_view.TOP_PRODUCTS,
-            {
-                "date_from": DAY.date(),
-                "date_to": DAY.date() + timedelta(days=2),
-                "candidates": best_ever,
-                "top": 10,
-            },
-        )
-        bar = cursor.fetchall()[-1][2]
-        cursor.execute(materialized_view.REACHING, [bar])
+        cursor.execute(materialized_view.CANDIDATES + "SELECT revenue FROM bar", days)
+        (bar,) = cursor.fetchone()
+        cursor.execute(materialized_view.CANDIDATES + "SELECT product_id FROM candidates", days)
         candidates = cursor.fetchall()
     assert bar == Decimal("100.00")  # the tenth best seller's range sales: 1 unit
     assert len(candidates) == 13  # of the 15 sold in range: not the two that sold 50.00 ever
