@@ -13,7 +13,7 @@ from django.utils import timezone
 from catalog.models import Brand, Category, Product, Review, Variant
 from shop.errors import Conflict, InvalidInput, NotFound
 from shop.lookups import AnyOf
-from shop.techniques import bulk_writes
+from shop.techniques import bulk_writes, http_caching
 
 
 def review_create(
@@ -116,6 +116,8 @@ def product_import(*, rows: Sequence[ProductRow]) -> ProductImport:
                 for variant in row.variants
             ]
             bulk_writes.insert(Variant, variants)
+            # bulk_create sends no signal: the list pages that now show these are told here.
+            http_caching.changed_on_commit(lists=True)
     except IntegrityError as exc:
         # Another writer got in between the checks and the INSERTs.
         raise Conflict(

@@ -25,6 +25,7 @@ from shop.techniques import (
     algorithmic_complexity,
     async_tasks,
     bulk_writes,
+    http_caching,
     inventory_locking,
     short_transactions,
 )
@@ -267,6 +268,10 @@ def _stock_reserve(*, lines: Sequence[OrderLine], variants: dict[str, Variant]) 
                 for line in short
             ],
         )
+    # A queryset UPDATE sends no signal: the product pages showing this stock are told here.
+    http_caching.changed_on_commit(
+        product_ids={variant.product_id for variant in variants.values()}
+    )
 
 
 def order_cancel(*, user: AbstractBaseUser, order_id: int) -> Order:

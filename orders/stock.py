@@ -18,6 +18,7 @@ from django.utils import timezone
 from catalog.models import Variant
 from orders.models import Order, OrderItem, StockMovement
 from shop.errors import NotFound
+from shop.techniques import http_caching
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +34,15 @@ class OrderGone(NotFound):
 def restock(*, order: Order) -> int:
     """Give an order's units back to stock, in variant-id order (the order stock is taken in,
     so this cannot deadlock with an order being placed). Returns the units given back."""
-    restocked = 0
-    for variant_id, quantity in order.items.order_by("variant_id").values_list(
-        "variant_id", "quantity"
+    restocked, product_ids = 0, set()
+    for variant_id, product_id, quantity in order.items.order_by("variant_id").values_list(
+        "variant_id", "variant__product_id", "quantity"
     ):
         Variant.objects.filter(pk=variant_id).update(stock=F("stock") + quantity)
         restocked += quantity
+        product_ids.add(product_id)
+    # A queryset UPDATE sends no signal: the product pages showing this stock are told here.
+    http_caching.changed_on_commit(product_ids=product_ids)
     return restocked
 
 

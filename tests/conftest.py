@@ -32,6 +32,10 @@ def _replica_only_where_listed(request, settings):
 OFF_IN_TESTS = (
     # A placed order would wait for a Celery worker to be paid.
     "async_tasks",
+    # A catalog GET would carry ETag and Cache-Control headers, and a private one no-store.
+    "http_caching",
+    # A client sending Accept-Encoding would get compressed bytes and a Vary header.
+    "compression",
 )
 
 
