@@ -257,7 +257,9 @@ def test_a_write_leaves_other_products_pages_alone(
     assert api_client.get(_detail(catalog[1]), HTTP_IF_NONE_MATCH=other).status_code == 304
 
 
-def test_a_rolled_back_write_moves_nothing(api_client, catalog, on, django_capture_on_commit_callbacks):
+def test_a_rolled_back_write_moves_nothing(
+    api_client, catalog, on, django_capture_on_commit_callbacks
+):
     etag = api_client.get(_detail(catalog[0]))["ETag"]
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         Variant.objects.filter(product=catalog[0]).update(stock=0)
