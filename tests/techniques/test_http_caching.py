@@ -15,7 +15,6 @@ from shop.private_broker import PrivateBroker
 from shop.techniques import http_caching
 from tests.factories import (
     CategoryFactory,
-    ProductFactory,
     UserFactory,
     VariantFactory,
 )
