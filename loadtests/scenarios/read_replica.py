@@ -3,13 +3,15 @@ product page, a search and a customer's order history (shop/bench/scenarios/read
 Off, all their queries run on the primary; on, on the replica: compare the two servers' load
 (`pg_stat_database`, `top`) while it runs, and the `X-DB-Queries` header of any response.
 
-Read-only, so a run leaves nothing behind; the bench measures read-your-writes, with a
+The catalog reads hold what the bench's hold (http_caching and compression off). Read-only,
+so a run leaves nothing behind; the bench measures read-your-writes, with a
 replica held 2 s behind.
 """
 
 from locust import task
 
 from loadtests.common import TechniqueUser, customer, json_body
+from shop.bench import holds
 
 PAGE = 20
 
@@ -27,7 +29,7 @@ class ReadReplicaUser(TechniqueUser):
         listing = json_body(
             self.client.get(
                 f"/api/products/?page_size={PAGE}",
-                headers=self.toggles(),
+                headers=self.toggles(**holds.READ_REPLICA_CATALOG),
                 name=f"read_replica: /api/products/?page_size={PAGE}",
             )
         )
@@ -42,7 +44,7 @@ class ReadReplicaUser(TechniqueUser):
         if self.product_id is not None:
             self.client.get(
                 f"/api/products/{self.product_id}/",
-                headers=self.toggles(),
+                headers=self.toggles(**holds.READ_REPLICA_CATALOG),
                 name="read_replica: /api/products/[id]/",
             )
 
@@ -50,7 +52,7 @@ class ReadReplicaUser(TechniqueUser):
     def search(self) -> None:
         self.client.get(
             f"/api/products/?search=pro&page_size={PAGE}",
-            headers=self.toggles(),
+            headers=self.toggles(**holds.READ_REPLICA_CATALOG),
             name=f"read_replica: /api/products/?search=pro&page_size={PAGE}",
         )
 

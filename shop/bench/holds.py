@@ -11,11 +11,15 @@ next to the scenario that uses it; tests/shop/test_toggles.py checks both sides 
 
 from types import MappingProxyType
 
+# What every catalog-read pair holds off: http_caching's validator lookup (a Redis round trip
+# on both sides) and its headers, and compression's CPU, neither of them the pair's technique.
+_CATALOG_READ = {"http_caching": False, "compression": False}
+
 # The naive code is lazy model access; fast_serialization's values() path would replace it.
-SELECT_RELATED = MappingProxyType({"fast_serialization": False})
-PREFETCH_RELATED = MappingProxyType({"fast_serialization": False})
+SELECT_RELATED = MappingProxyType({"fast_serialization": False, **_CATALOG_READ})
+PREFETCH_RELATED = MappingProxyType({"fast_serialization": False, **_CATALOG_READ})
 # Model instances: fast_serialization's values() rows read only the shown columns either way.
-FIELD_SELECTION = MappingProxyType({"fast_serialization": False})
+FIELD_SELECTION = MappingProxyType({"fast_serialization": False, **_CATALOG_READ})
 
 # Each of the two order techniques holds the other on, so only its own code differs.
 # inventory_locking on: its conditional UPDATE is where bulk_writes decides how stock is taken.
@@ -71,7 +75,7 @@ TRANSACTIONAL_OUTBOX = MappingProxyType(
 
 # read_replica held off: every query on the primary, where each arm's connections go (a
 # PgBouncer arm pools the primary's), so the arms differ in how they connect and nothing else.
-CONNECTION_POOLING = MappingProxyType({"read_replica": False})
+CONNECTION_POOLING = MappingProxyType({"read_replica": False, **_CATALOG_READ})
 
 # read_replica held off: the pair's plain and partitioned copies are made on the primary and
 # read there, on the bench's own search_path, never from a replica still replaying them.
@@ -87,6 +91,7 @@ DB_INDEXES = MappingProxyType(
         "field_selection": True,
         "denormalized_fields": True,
         "read_replica": False,
+        **_CATALOG_READ,
     }
 )
 # The staff filter reads keyset pages: no COUNT(*), the list's contract.
@@ -96,8 +101,17 @@ DB_INDEXES_STAFF_FILTER = MappingProxyType({**DB_INDEXES, "cursor_pagination": T
 FAST_SERIALIZATION_ORDER_HISTORY = MappingProxyType({"prefetch_related": True})
 FAST_SERIALIZATION_STAFF_ORDERS = MappingProxyType({"cursor_pagination": True})
 FAST_SERIALIZATION_PRODUCT_LIST = MappingProxyType(
-    {"select_related": True, "field_selection": True}
+    {"select_related": True, "field_selection": True, **_CATALOG_READ}
 )
+# The catalog reads of two techniques that otherwise hold nothing.
+DENORMALIZED_FIELDS_PRODUCT_LIST = MappingProxyType(dict(_CATALOG_READ))
+READ_REPLICA_CATALOG = MappingProxyType(dict(_CATALOG_READ))
+
+# compression held off: it would shrink the full 200 the 304 is compared with.
+HTTP_CACHING = MappingProxyType({"compression": False})
+# http_caching held off: no ETag or Cache-Control headers on either side, only the coding
+# differs.
+COMPRESSION = MappingProxyType({"http_caching": False})
 
 
 def named(technique: str) -> dict[str, MappingProxyType]:

@@ -10,7 +10,8 @@ On, for the catalog reads listed in SCOPES:
   every page shows: category and brand names, the tree), `lists` (what list pages show) and
   `product:<id>` (one product's page). Every write that changes a page sets the tokens it
   affects to the clock, *after its transaction commits* (`changed_on_commit`). The ETag is a
-  hash of the tokens, the URL (path and query) and the Accept header; Last-Modified is the
+  hash of the tokens, the URL (scheme, host, path and query: the pagination links show the
+  host) and the Accept header; Last-Modified is the
   newest token's time. Reading them is one MGET: no query, no rendering.
 - **The 304 skips the view.** `process_view` runs after the URL is resolved and before the
   view: when If-None-Match (or, without it, If-Modified-Since) matches, Django's
@@ -182,7 +183,7 @@ def validator(request, scope: tuple[str, ...], view_kwargs: dict) -> Validator |
         VALIDATOR_VERSION,
         settings.CACHE_SCHEMA_VERSION,
         values,
-        request.get_full_path(),
+        request.build_absolute_uri(),  # the pagination links name the host
         request.headers.get("Accept", ""),
     )
     digest = hashlib.blake2b(repr(identity).encode(), digest_size=12).hexdigest()
