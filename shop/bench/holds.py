@@ -17,7 +17,7 @@ _CATALOG_READ = {"http_caching": False, "compression": False}
 
 # The naive code is lazy model access; fast_serialization's values() path would replace it.
 SELECT_RELATED = MappingProxyType({"fast_serialization": False, **_CATALOG_READ})
-PREFETCH_RELATED = MappingProxyType({"fast_serialization": False, **_CATALOG_READ})
+PREFETCH_RELATED = MappingProxyType({"fast_serialization": False})
 # Model instances: fast_serialization's values() rows read only the shown columns either way.
 FIELD_SELECTION = MappingProxyType({"fast_serialization": False, **_CATALOG_READ})
 
