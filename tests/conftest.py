@@ -32,6 +32,8 @@ def _replica_only_where_listed(request, settings):
 OFF_IN_TESTS = (
     # A placed order would wait for a Celery worker to be paid.
     "async_tasks",
+    # Tests place orders and log in far faster than a customer, all from 127.0.0.1.
+    "rate_limiting",
     # A catalog GET would carry ETag and Cache-Control headers, and a private one no-store.
     "http_caching",
     # A client sending Accept-Encoding would get compressed bytes and a Vary header.
@@ -57,10 +59,15 @@ def _defaults_off_in_tests(request, monkeypatch):
 def _cache_empty():
     """Every test starts with an empty cache: the entries of this run's prefix (the test
     settings give each run its own) are deleted, so an entry an earlier test cached never
-    answers for this test's rows. Nothing to do when Redis is down (the outage tests)."""
+    answers for this test's rows. Nothing to do when Redis is down (the outage tests).
+    The process's own caches (local_cache's L1) are emptied too."""
     from django.conf import settings
     from django.core.cache import caches
     from redis.exceptions import RedisError
+
+    from shop.techniques import local_cache
+
+    local_cache.clear()
 
     prefix = settings.CACHES["default"]["KEY_PREFIX"]
     try:

@@ -39,6 +39,7 @@ WRITES = {
     "async_tasks",
     "transactional_outbox",
     "backpressure",
+    "rate_limiting",
 }
 
 
