@@ -168,7 +168,7 @@ def take(limit: Limit, identity: str, *, connection: redis.Redis | None = None) 
     RedisError (or OSError) when Redis does not answer: the caller's policy decides."""
     admitted, wait_ms, remaining = _token_bucket()(
         keys=[bucket_key(limit, identity)],
-        args=[limit.capacity, repr(limit.per_second)],
+        args=[limit.capacity, limit.per_second],
         client=connection or client(),
     )
     return Decision(admitted=bool(admitted), retry_after_s=wait_ms / 1000, remaining=remaining)

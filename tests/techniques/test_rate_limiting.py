@@ -145,6 +145,12 @@ def test_twenty_concurrent_clients_get_exactly_the_capacity(capacity):
         assert sum(admitted) == capacity, round_
 
 
+def test_drf_throttle_admits_its_rate_to_one_client_at_a_time():
+    """Sequentially DRF's throttle is right: its overshoot below is the race, not its setup."""
+    admitted = [rate_limiters.drf_allows(10, 3600, "alone") for _ in range(15)]
+    assert admitted == [True] * 10 + [False] * 5
+
+
 def test_drf_throttle_admits_at_least_its_rate_to_concurrent_clients():
     """DRF's throttle reads the request log, then writes it back: concurrent clients read the
     same log, and more than its rate get through. How many more depends on the interleaving,
