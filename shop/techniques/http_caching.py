@@ -33,10 +33,11 @@ by side.
 
 **No stale 304.** The token is set after the commit, and read before the view reads the rows,
 so a response's ETag is never newer than its body: at worst a body newer than its ETag, whose
-next revalidation is a 200. Every write path that changes a catalog page calls
-`changed_on_commit`: model saves and deletes through the signals below (the admin, reviews),
-and the two writes signals never see, a queryset `update()` of stock (orders) and the import's
-`bulk_create`, call it themselves. tests/techniques/test_http_caching.py checks each.
+next revalidation is a 200. Every write that changes a catalog page already reports it for
+cache_aside, through `catalog.payloads.*_changed_on_commit` (the services: a price, stock taken
+or given back by orders, a review, a product or a category moved, the import; and the admin's
+edits); those call `changed_on_commit` here too, so the two caches of a page go together.
+tests/techniques/test_http_caching.py checks each kind of write.
 
 **Redis down.** No token, no validator: the page is a plain 200 without ETag, never a 500 and
 never a 304. A bump lost to an outage leaves an old token for at most TOKEN_TTL_S: each token
@@ -52,7 +53,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
-from django.db.models.signals import post_delete, post_save
 from django.middleware.http import ConditionalGetMiddleware
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.http import http_date
@@ -70,6 +70,8 @@ TOGGLE = toggles.register(
 SCOPES: dict[str, tuple[str, ...]] = {
     "catalog:product-list": ("catalog", "lists"),
     "catalog:product-detail": ("catalog", "product"),
+    "catalog:category-tree": ("catalog",),
+    "catalog:category-products": ("catalog", "lists"),
 }
 # Pages that show one user's data, a secret, or a form: `private, no-store`. By view name, a
 # prefix ending in ":" is a whole namespace.
@@ -138,36 +140,6 @@ def changed_on_commit(
         names.append("catalog")
     if names:
         transaction.on_commit(lambda: bump(names), using=using)
-
-
-def _on_product_save(sender, instance, **kwargs):
-    changed_on_commit(product_ids=[instance.pk], lists=True, using=kwargs.get("using"))
-
-
-def _on_variant_or_review_save(sender, instance, **kwargs):
-    # A variant's price and a review's rating show on list pages too (rating, price facets).
-    changed_on_commit(product_ids=[instance.product_id], lists=True, using=kwargs.get("using"))
-
-
-def _on_tree_save(sender, instance, **kwargs):
-    changed_on_commit(everything=True, using=kwargs.get("using"))
-
-
-def _connect_signals() -> None:
-    """Model saves and deletes (the admin, review_create): what a queryset update() or a
-    bulk_create does not send, its caller reports with changed_on_commit."""
-    from catalog.models import Brand, Category, Product, Review, Variant
-
-    receivers = {
-        Product: _on_product_save,
-        Variant: _on_variant_or_review_save,
-        Review: _on_variant_or_review_save,
-        Category: _on_tree_save,
-        Brand: _on_tree_save,
-    }
-    for model, receiver in receivers.items():
-        for signal in (post_save, post_delete):
-            signal.connect(receiver, sender=model, dispatch_uid=f"http_caching.{model.__name__}")
 
 
 # --- the request ------------------------------------------------------------------------------
@@ -267,7 +239,3 @@ class Middleware:
         if answer is not None:  # 304 (or 412 for a failed If-Match): the view never runs
             _public_headers(answer, found)
         return answer
-
-
-# Technique modules are imported once the apps are ready (shop.apps), so the models are there.
-_connect_signals()

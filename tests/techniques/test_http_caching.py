@@ -9,7 +9,7 @@ from django.test import override_settings
 from django.utils.http import http_date
 from rest_framework.test import APIClient
 
-from catalog.models import Category, Variant
+from catalog.models import Variant
 from shop import cache, toggles
 from shop.private_broker import PrivateBroker
 from shop.techniques import http_caching
@@ -41,7 +41,8 @@ def _detail(product) -> str:
 
 
 def test_catalog_reads_carry_a_weak_etag_and_public_cache_control(api_client, catalog, on):
-    for path in (LIST, _detail(catalog[0])):
+    category_page = f"/api/categories/{catalog[0].category_id}/products/"
+    for path in (LIST, _detail(catalog[0]), "/api/categories/", category_page):
         response = api_client.get(path)
         assert response.status_code == 200
         assert response["ETag"].startswith('W/"')
@@ -52,7 +53,8 @@ def test_catalog_reads_carry_a_weak_etag_and_public_cache_control(api_client, ca
 def test_a_matching_if_none_match_is_a_304_without_the_view(
     api_client, catalog, on, django_assert_num_queries
 ):
-    for path in (LIST, _detail(catalog[0])):
+    category_page = f"/api/categories/{catalog[0].category_id}/products/"
+    for path in (LIST, _detail(catalog[0]), "/api/categories/", category_page):
         etag = api_client.get(path)["ETag"]
         with django_assert_num_queries(0):  # no view, no token lookup, no serializer
             response = api_client.get(path, HTTP_IF_NONE_MATCH=etag)
@@ -132,49 +134,59 @@ def test_no_last_modified_within_the_second_of_the_last_change(api_client, catal
 # --- every kind of write moves the validator: never a stale 304 -----------------------------
 
 
-def _set_price(product, **_):
+def _staff() -> APIClient:
+    client = APIClient()
+    client.force_authenticate(UserFactory(is_staff=True))
+    return client
+
+
+def _set_price(product):
     variant = product.variants.first()
-    variant.price = Decimal("99.00")
-    variant.save()
+    response = _staff().patch(f"/api/staff/variants/{variant.pk}/", {"price": "99.00"})
+    assert response.status_code == 200, response.content
 
 
-def _take_stock(product, **_):
+def _set_stock(product):
+    variant = product.variants.first()
+    response = _staff().patch(f"/api/staff/variants/{variant.pk}/", {"stock": 3})
+    assert response.status_code == 200, response.content
+
+
+def _take_stock(product):
     client = APIClient()
     client.force_authenticate(UserFactory())
     sku = product.variants.first().sku
     response = client.post("/api/orders/", {"items": [{"sku": sku, "quantity": 2}]}, format="json")
     assert response.status_code == 201, response.content
+    return client, response.json()["id"]
 
 
-def _give_stock_back(product, **_):
-    client = APIClient()
-    client.force_authenticate(UserFactory())
-    sku = product.variants.first().sku
-    placed = client.post("/api/orders/", {"items": [{"sku": sku, "quantity": 2}]}, format="json")
-    return lambda: client.post(f"/api/orders/{placed.json()['id']}/cancel/")
-
-
-def _review(product, **_):
+def _review(product):
     client = APIClient()
     client.force_authenticate(UserFactory())
     body = {"rating": 1, "title": "Broke", "body": "On day one."}
     assert client.post(f"/api/products/{product.pk}/reviews/", body).status_code == 201
 
 
-def _rename_brand(product, **_):
-    brand = product.brand
-    brand.name = "Renamed"
-    brand.save()
-
-
-def _move_product(product, **_):
-    product.category = CategoryFactory()
-    product.save()
-
-
-def _import(product, **_):
+def _rename_brand(product):
+    """Through the admin's change form, as staff rename a brand."""
     client = APIClient()
-    client.force_authenticate(UserFactory(is_staff=True))
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    brand = product.brand
+    response = client.post(
+        f"/admin/catalog/brand/{brand.pk}/change/", {"name": "Renamed", "slug": brand.slug}
+    )
+    assert response.status_code == 302, response.content[:500]
+
+
+def _move_product(product):
+    response = _staff().patch(
+        f"/api/staff/products/{product.pk}/", {"category": CategoryFactory().pk}
+    )
+    assert response.status_code == 200, response.content
+
+
+def _import(product):
     body = {
         "products": [
             {
@@ -187,17 +199,19 @@ def _import(product, **_):
             }
         ]
     }
-    response = client.post("/api/staff/products/import/", body, format="json")
+    response = _staff().post("/api/staff/products/import/", body, format="json")
     assert response.status_code == 201, response.content
 
 
+# The write, and the pages whose content it visibly changes (it may move more validators).
 WRITES = {
-    "price": (_set_price, ["detail"]),
+    "price": (_set_price, ["detail", "category page"]),
+    "stock set by staff": (_set_stock, ["detail"]),
     "stock taken by an order": (_take_stock, ["detail"]),
-    "review": (_review, ["list", "detail"]),
-    "brand renamed": (_rename_brand, ["list", "detail"]),
-    "product moved to a category": (_move_product, ["list", "detail"]),
-    "import": (_import, ["list"]),
+    "review": (_review, ["list", "detail", "category page"]),
+    "brand renamed in the admin": (_rename_brand, ["list", "detail", "category page"]),
+    "product moved to a category": (_move_product, ["list", "detail", "category page"]),
+    "import": (_import, ["list", "category page"]),
 }
 
 
@@ -207,7 +221,11 @@ def test_every_kind_of_write_moves_the_validators_of_the_pages_it_changes(
 ):
     write, pages = WRITES[kind]
     product = catalog[0]
-    paths = {"list": LIST, "detail": _detail(product)}
+    paths = {
+        "list": LIST,
+        "detail": _detail(product),
+        "category page": f"/api/categories/{product.category_id}/products/",
+    }
     before = {page: api_client.get(paths[page]) for page in pages}
     with django_capture_on_commit_callbacks(execute=True):
         write(product)
@@ -217,20 +235,27 @@ def test_every_kind_of_write_moves_the_validators_of_the_pages_it_changes(
         assert response.json() != before[page].json(), f"{kind}: the {page} page did not change"
 
 
-def test_a_category_moved_under_another_moves_that_ones_list(
+def test_a_category_moved_under_another_moves_the_tree_and_that_ones_pages(
     api_client, catalog, on, django_capture_on_commit_callbacks
 ):
     parent = CategoryFactory()
-    path = f"/api/products/?category={parent.pk}"
-    before = api_client.get(path)
-    assert before.json()["count"] == 0
-    category = Category.objects.get(pk=catalog[0].category_id)
+    paths = [
+        f"/api/products/?category={parent.pk}",
+        f"/api/categories/{parent.pk}/products/",
+        "/api/categories/",
+    ]
+    before = {path: api_client.get(path) for path in paths}
+    assert before[paths[0]].json()["count"] == 0
     with django_capture_on_commit_callbacks(execute=True):
-        category.parent = parent
-        category.save()
-    response = api_client.get(path, HTTP_IF_NONE_MATCH=before["ETag"])
-    assert response.status_code == 200
-    assert response.json()["count"] == 4
+        response = _staff().patch(
+            f"/api/staff/categories/{catalog[0].category_id}/", {"parent": parent.pk}
+        )
+        assert response.status_code == 200, response.content
+    for path in paths:
+        response = api_client.get(path, HTTP_IF_NONE_MATCH=before[path]["ETag"])
+        assert response.status_code == 200, path
+        assert response.json() != before[path].json(), path
+    assert api_client.get(paths[0]).json()["count"] == 4
 
 
 def test_stock_given_back_by_a_cancel_moves_the_product_validator(
@@ -238,10 +263,10 @@ def test_stock_given_back_by_a_cancel_moves_the_product_validator(
 ):
     product = catalog[0]
     with django_capture_on_commit_callbacks(execute=True):
-        cancel = _give_stock_back(product)
+        client, order_id = _take_stock(product)
     before = api_client.get(_detail(product))
     with django_capture_on_commit_callbacks(execute=True):
-        assert cancel().status_code == 200
+        assert client.post(f"/api/orders/{order_id}/cancel/").status_code == 200
     response = api_client.get(_detail(product), HTTP_IF_NONE_MATCH=before["ETag"])
     assert response.status_code == 200
     assert response.json()["variants"][0]["stock"] == before.json()["variants"][0]["stock"] + 2

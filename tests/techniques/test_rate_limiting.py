@@ -252,7 +252,7 @@ def test_off_nothing_is_limited():
 @pytest.fixture
 def private_redis(tmp_path, monkeypatch):
     """The limiter (and the cache) pointed at a Redis of this test's own, to stop."""
-    monkeypatch.setattr(rate_limiting, "_last_warning", 0.0)  # this test's warning is logged
+    monkeypatch.setattr(rate_limiting, "_last_warning", {})  # this test's warning is logged
     with PrivateBroker(tmp_path / "redis") as private:
         cache = {**settings.CACHES["default"], "LOCATION": private.url}
         with override_settings(CACHES={"default": cache}, RATE_LIMITING_REDIS_URL=""):
