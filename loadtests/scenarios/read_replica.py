@@ -5,8 +5,8 @@ Off, all their queries run on the primary; on, on the replica: compare the two s
 
 The catalog reads hold cache_aside off (holds.READ_REPLICA): a cache hit would run no query
 on either server; and http_caching and compression, as every catalog pair does. Read-only, so
-a run leaves nothing behind; the bench measures
-read-your-writes, with a replica held 2 s behind.
+a run leaves nothing behind; the bench measures read-your-writes, with a replica held 2 s
+behind.
 """
 
 from locust import task
