@@ -279,9 +279,19 @@ CELERY_TASK_ANNOTATIONS = {
     for task, route in CELERY_TASK_ROUTES.items()
     if route["queue"] == "email"
 }
-# The order event log's partitions for the months ahead (table_partitioning), made daily.
+# The sales report's read model (materialized_view) is refreshed every SALES_REPORT_REFRESH_S: a
+# report with it on is at most this plus one refresh's duration behind the orders
+# (`manage.py refresh_sales_report` prints that duration).
+SALES_REPORT_REFRESH_S = env_int("SALES_REPORT_REFRESH_S", 300)
 CELERY_BEAT_SCHEDULE = {
+    # The order event log's partitions for the months ahead (table_partitioning), made daily.
     "event-partitions-ahead": {"task": "orders.tasks.event_partitions_ahead", "schedule": 86400},
+    "refresh-sales-report": {
+        "task": "orders.tasks.refresh_sales_report",
+        "schedule": SALES_REPORT_REFRESH_S,
+        # A refresh still waiting when the next is due is dropped: the next does its work.
+        "options": {"expires": SALES_REPORT_REFRESH_S},
+    },
 }
 CELERY_TASK_SERIALIZER = "json"
 # The transactional_outbox relay (`manage.py outbox_relay`): rows claimed per transaction, the
