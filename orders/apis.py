@@ -20,6 +20,7 @@ from shop.techniques import (
     async_io,
     cursor_pagination,
     fast_serialization,
+    materialized_view,
     sparse_fields,
     streaming_export,
 )
@@ -182,7 +183,12 @@ class SalesReportApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         report = selectors.sales_report(**filters.validated_data)
-        return Response(self.OutputSerializer(report).data)
+        response = Response(self.OutputSerializer(report).data)
+        if report.as_of is not None:
+            # From the read model (materialized_view): how old its sums are. A header, so the
+            # body is the same live or not.
+            response[materialized_view.AS_OF_HEADER] = report.as_of.isoformat()
+        return response
 
 
 class StaffOrderListApi(APIView):

@@ -1,7 +1,8 @@
 """sparse_fields under load: the product list's largest page with three of its fields, the
 columns trimmed in SQL (on) or the JSON alone (off) (shop/bench/scenarios/sparse_fields.py).
 
-cache_aside is held off, as in the bench: a cached page would answer both sides.
+cache_aside and http_caching are held off, as in the bench: a cached page would answer both
+sides.
 """
 
 from locust import task
