@@ -1,8 +1,8 @@
 """sparse_fields under load: the product list's largest page with three of its fields, the
 columns trimmed in SQL (on) or the JSON alone (off) (shop/bench/scenarios/sparse_fields.py).
 
-cache_aside and http_caching are held off, as in the bench: a cached page would answer both
-sides.
+cache_aside, http_caching and compression are held off, as in the bench: a cached page would
+answer both sides, and the bytes are the JSON's.
 """
 
 from locust import task

@@ -169,8 +169,8 @@ COMPRESSION = MappingProxyType({"http_caching": False, "cache_aside": False})
 
 # The page read from PostgreSQL on both sides. A sparse page bypasses the page cache anyway
 # (catalog/payloads.py); held off so that a cached whole page could never stand in for the
-# fetch the fields trim, and http_caching off so that no validator lookup is timed with it.
-SPARSE_FIELDS = MappingProxyType({"cache_aside": False, "http_caching": False})
+# fetch the fields trim. And the HTTP layer off (_HTTP_LAYER): the bytes are the JSON's.
+SPARSE_FIELDS = MappingProxyType({"cache_aside": False, **_HTTP_LAYER})
 
 # The session row and the user read on the primary on both sides: the session the pair made
 # a moment ago is there at once, whatever the replica's lag.

@@ -9,8 +9,9 @@ from shop.bench.scenario import Call, Scenario
 NOTES = (
     "The same body on both sides, far smaller than the whole page: the JSON is trimmed either "
     "way. What differs is what PostgreSQL sends (the 'from the db' bytes) and the JOINs, "
-    "prefetches and columns it reads for it. cache_aside and http_caching are held off: a "
-    "cached page would answer both sides without a query (a sparse page bypasses it anyway)."
+    "prefetches and columns it reads for it. cache_aside, http_caching and compression are held "
+    "off: a cached page would answer both sides without a query (a sparse page bypasses it "
+    "anyway), and the bytes are the JSON's."
 )
 
 SCENARIO = Scenario(
