@@ -12,7 +12,7 @@ from catalog import imports, selectors, services
 from shop.api_schema import StatedMaxLength, StatedMinLength
 from shop.pagination import PagePagination
 from shop.parsers import JSONParser
-from shop.techniques import fast_serialization
+from shop.techniques import fast_serialization, write_behind
 
 
 class _NamedRefSerializer(serializers.Serializer):
@@ -75,6 +75,9 @@ class ProductDetailApi(APIView):
     @extend_schema(responses=OutputSerializer)
     def get(self, request, product_id: int):
         product = selectors.product_get(product_id=product_id)
+        # After the product is found (a 404 is no view) and outside whatever builds or caches
+        # the payload: every view counts, a cached one too. Not in the payload: staff see it.
+        write_behind.count_view(product_id=product.pk)
         return Response(self.OutputSerializer(product).data)
 
 
