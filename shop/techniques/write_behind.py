@@ -86,8 +86,9 @@ def _naive(product_id: int) -> None:
     from catalog.models import Product
 
     # F(): the increment happens in PostgreSQL, so two views at once both count (a read, +1
-    # in Python and save() would lose one). In autocommit, so one commit a view.
-    Product.objects.using(PRIMARY).filter(pk=product_id).update(view_count=F("view_count") + 1)
+    # in Python and save() would lose one). In autocommit, so one commit a view. update(), not
+    # save(): no signal, and updated_at (auto_now) stays the product's last real change.
+    Product.objects.filter(pk=product_id).update(view_count=F("view_count") + 1)
 
 
 def _optimized(product_id: int) -> None:
