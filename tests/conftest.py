@@ -53,10 +53,15 @@ def _defaults_off_in_tests(request, monkeypatch):
 def _cache_empty():
     """Every test starts with an empty cache: the entries of this run's prefix (the test
     settings give each run its own) are deleted, so an entry an earlier test cached never
-    answers for this test's rows. Nothing to do when Redis is down (the outage tests)."""
+    answers for this test's rows. Nothing to do when Redis is down (the outage tests).
+    The process's own caches (local_cache's L1) are emptied too."""
     from django.conf import settings
     from django.core.cache import caches
     from redis.exceptions import RedisError
+
+    from shop.techniques import local_cache
+
+    local_cache.clear()
 
     prefix = settings.CACHES["default"]["KEY_PREFIX"]
     try:

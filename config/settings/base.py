@@ -146,6 +146,13 @@ CACHES = {
 # Moves every cached catalog key at once (shop/cache.py); each payload also has a version of
 # its own, next to the code that builds it.
 CACHE_SCHEMA_VERSION = env_int("CACHE_SCHEMA_VERSION", 1)
+# local_cache: how long each hot lookup stays in a process's own memory (L1). Each is the
+# staleness bound of that lookup in the other processes: a write evicts its own process's L1
+# and Redis at once, the others' L1 only when this runs out (docs/techniques/local_cache.md).
+# The token's is how long a revoked token keeps working on the other workers.
+LOCAL_CACHE_TOKEN_TTL_S = env_float("LOCAL_CACHE_TOKEN_TTL_S", 5.0)
+LOCAL_CACHE_CATEGORY_TTL_S = env_float("LOCAL_CACHE_CATEGORY_TTL_S", 30.0)
+LOCAL_CACHE_RATES_TTL_S = env_float("LOCAL_CACHE_RATES_TTL_S", 60.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
