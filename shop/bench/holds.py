@@ -11,6 +11,10 @@ next to the scenario that uses it; tests/shop/test_toggles.py checks both sides 
 
 from types import MappingProxyType
 
+# Every pair that places orders holds rate_limiting off (its entry below says
+# "rate_limiting": False): it sends many orders a second as one customer, which the limit
+# rightly refuses after its burst, and the pair would then measure 429s.
+
 # The naive code is lazy model access; fast_serialization's values() path would replace it.
 SELECT_RELATED = MappingProxyType({"fast_serialization": False})
 PREFETCH_RELATED = MappingProxyType({"fast_serialization": False})
@@ -23,21 +27,38 @@ FIELD_SELECTION = MappingProxyType({"fast_serialization": False})
 # techniques change; the charge, the stock ledger and the email are published on commit, and
 # these runs are rolled back, so none of them happens.
 BULK_WRITES = MappingProxyType(
-    {"algorithmic_complexity": True, "inventory_locking": True, "async_tasks": True}
+    {
+        "algorithmic_complexity": True,
+        "inventory_locking": True,
+        "async_tasks": True,
+        "rate_limiting": False,
+    }
 )
-ALGORITHMIC_COMPLEXITY = MappingProxyType({"bulk_writes": True, "async_tasks": True})
+ALGORITHMIC_COMPLEXITY = MappingProxyType(
+    {"bulk_writes": True, "async_tasks": True, "rate_limiting": False}
+)
 # The order's other writes the same on both sides: only how stock is taken differs.
 # async_tasks off: the contended rounds commit, and their orders are deleted afterwards; with
 # it on, each would leave a capture and a ledger task behind for an order that is gone.
 INVENTORY_LOCKING = MappingProxyType(
-    {"bulk_writes": True, "algorithmic_complexity": True, "async_tasks": False}
+    {
+        "bulk_writes": True,
+        "algorithmic_complexity": True,
+        "async_tasks": False,
+        "rate_limiting": False,
+    }
 )
 
 # The order's stock and row writes the same few statements on both sides: only where the
 # transactions begin and end around the payment call differs. async_tasks off: the payment
 # call is in the request.
 SHORT_TRANSACTIONS = MappingProxyType(
-    {"bulk_writes": True, "algorithmic_complexity": True, "async_tasks": False}
+    {
+        "bulk_writes": True,
+        "algorithmic_complexity": True,
+        "async_tasks": False,
+        "rate_limiting": False,
+    }
 )
 
 # The order's own writes the same on both sides, and short_transactions on: the charge (in
@@ -50,13 +71,16 @@ ASYNC_TASKS = MappingProxyType(
         "inventory_locking": True,
         "short_transactions": True,
         "transactional_outbox": False,
+        "rate_limiting": False,
     }
 )
 
 # short_transactions on: an order whose charge fails is written, then cancelled with its stock
 # back, on both sides, so the pair differs only in whether the charge is sent at all.
 # async_tasks off: the request sends the charge itself, and waits for the gateway's timeout.
-CIRCUIT_BREAKER = MappingProxyType({"short_transactions": True, "async_tasks": False})
+CIRCUIT_BREAKER = MappingProxyType(
+    {"short_transactions": True, "async_tasks": False, "rate_limiting": False}
+)
 
 # The order's stock and row writes the same few statements on both sides. async_tasks on: the
 # capture, the ledger and the confirmation are tasks, and only how they reach the broker differs.
@@ -66,6 +90,7 @@ TRANSACTIONAL_OUTBOX = MappingProxyType(
         "algorithmic_complexity": True,
         "short_transactions": True,
         "async_tasks": True,
+        "rate_limiting": False,
     }
 )
 
@@ -112,4 +137,13 @@ def named(technique: str) -> dict[str, MappingProxyType]:
 
 # async_tasks on: an order's capture waits on the payment queue, whose depth is what is bounded.
 # transactional_outbox off: the request publishes to that queue itself; no relay runs in the job.
-BACKPRESSURE = MappingProxyType({"async_tasks": True, "transactional_outbox": False})
+BACKPRESSURE = MappingProxyType(
+    {"async_tasks": True, "transactional_outbox": False, "rate_limiting": False}
+)
+
+# The read-back pair places an order a run, as one customer: rate_limiting off, as above.
+READ_REPLICA_READ_BACK = MappingProxyType({"rate_limiting": False})
+
+# The limiter's cost on the cheapest order request (no items: a 400): backpressure off, so
+# neither side also reads the payment queue's depth from the broker.
+RATE_LIMITING = MappingProxyType({"backpressure": False})
