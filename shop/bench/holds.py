@@ -16,10 +16,14 @@ from types import MappingProxyType
 # rightly refuses after its burst, and the pair would then measure 429s.
 
 # The naive code is lazy model access; fast_serialization's values() path would replace it.
-SELECT_RELATED = MappingProxyType({"fast_serialization": False})
+# cache_aside off, in every pair that reads the catalog: a cache hit would stand in for the
+# queries the pair is about.
+SELECT_RELATED = MappingProxyType({"fast_serialization": False, "cache_aside": False})
 PREFETCH_RELATED = MappingProxyType({"fast_serialization": False})
 # Model instances: fast_serialization's values() rows read only the shown columns either way.
-FIELD_SELECTION = MappingProxyType({"fast_serialization": False})
+FIELD_SELECTION = MappingProxyType({"fast_serialization": False, "cache_aside": False})
+# The product list's queries, built every time on both sides.
+DENORMALIZED_FIELDS = MappingProxyType({"cache_aside": False})
 
 # Each of the two order techniques holds the other on, so only its own code differs.
 # inventory_locking on: its conditional UPDATE is where bulk_writes decides how stock is taken.
@@ -96,7 +100,7 @@ TRANSACTIONAL_OUTBOX = MappingProxyType(
 
 # read_replica held off: every query on the primary, where each arm's connections go (a
 # PgBouncer arm pools the primary's), so the arms differ in how they connect and nothing else.
-CONNECTION_POOLING = MappingProxyType({"read_replica": False})
+CONNECTION_POOLING = MappingProxyType({"read_replica": False, "cache_aside": False})
 
 # read_replica held off: the pair's plain and partitioned copies are made on the primary and
 # read there, on the bench's own search_path, never from a replica still replaying them.
@@ -112,6 +116,7 @@ DB_INDEXES = MappingProxyType(
         "field_selection": True,
         "denormalized_fields": True,
         "read_replica": False,
+        "cache_aside": False,
     }
 )
 # The staff filter reads keyset pages: no COUNT(*), the list's contract.
@@ -121,7 +126,24 @@ DB_INDEXES_STAFF_FILTER = MappingProxyType({**DB_INDEXES, "cursor_pagination": T
 FAST_SERIALIZATION_ORDER_HISTORY = MappingProxyType({"prefetch_related": True})
 FAST_SERIALIZATION_STAFF_ORDERS = MappingProxyType({"cursor_pagination": True})
 FAST_SERIALIZATION_PRODUCT_LIST = MappingProxyType(
-    {"select_related": True, "field_selection": True}
+    {"select_related": True, "field_selection": True, "cache_aside": False}
+)
+
+# The catalog reads' queries, every one of them, on the primary: cache_aside off against on.
+READ_REPLICA = MappingProxyType({"cache_aside": False})
+
+# The pages' queries at their best (the data-access techniques on) on both sides, so the pair
+# measures the cache against good SQL, not against an N+1. read_replica off: both sides read
+# the primary, where a fill reads anyway.
+CACHE_ASIDE = MappingProxyType(
+    {
+        "select_related": True,
+        "prefetch_related": True,
+        "field_selection": True,
+        "denormalized_fields": True,
+        "fast_serialization": True,
+        "read_replica": False,
+    }
 )
 
 

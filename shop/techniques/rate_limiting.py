@@ -168,7 +168,7 @@ def take(limit: Limit, identity: str, *, connection: redis.Redis | None = None) 
     RedisError (or OSError) when Redis does not answer: the caller's policy decides."""
     admitted, wait_ms, remaining = _token_bucket()(
         keys=[bucket_key(limit, identity)],
-        args=[limit.capacity, repr(limit.per_second)],
+        args=[limit.capacity, limit.per_second],
         client=connection or client(),
     )
     return Decision(admitted=bool(admitted), retry_after_s=wait_ms / 1000, remaining=remaining)
@@ -256,16 +256,15 @@ def unavailable(limit: Limit) -> JsonResponse:
 
 
 _WARN_EVERY_S = 10.0
-_last_warning = 0.0
+_last_warning: dict[str, float] = {}  # by limit: each policy's warning is seen
 
 
 def _outage(limit: Limit, exc: BaseException) -> None:
-    """Log that Redis did not answer: at most one warning per _WARN_EVERY_S per process, since
-    during an outage every order and login would log one."""
-    global _last_warning
+    """Log that Redis did not answer: at most one warning per limit per _WARN_EVERY_S per
+    process, since during an outage every order and login would log one."""
     now = time.monotonic()
-    if now - _last_warning >= _WARN_EVERY_S:
-        _last_warning = now
+    if now - _last_warning.get(limit.name, -_WARN_EVERY_S) >= _WARN_EVERY_S:
+        _last_warning[limit.name] = now
         policy = "let through (fail open)" if limit.fail_open else "refused (fail closed)"
         logger.warning(
             "rate limiting: Redis did not answer (%s: %s); %s are %s",

@@ -121,6 +121,20 @@ def test_same_answer_off_and_on_the_same_body_and_after_a_flush_the_same_counts(
 
 
 @pytest.mark.parametrize("enabled", [False, True])
+def test_a_view_the_cache_answers_counts_too(api_client, products, enabled):
+    """cache_aside on: the second and third GETs are hits that build nothing, and still count."""
+    product = products[0]
+    with toggles.override(cache_aside=True, write_behind=enabled):
+        api_client.get(url(product))  # the miss that fills the cache
+        with CaptureQueriesContext(connection) as queries:
+            for _ in range(2):
+                assert api_client.get(url(product)).status_code == 200
+    assert len(queries.captured_queries) == (0 if enabled else 2)  # hits: the UPDATEs alone
+    write_behind.flush()
+    assert stored(product) == [3]
+
+
+@pytest.mark.parametrize("enabled", [False, True])
 def test_a_missing_product_is_no_view(api_client, products, enabled):
     with toggles.override(write_behind=enabled), CaptureQueriesContext(connection) as queries:
         assert api_client.get("/api/products/999999999/").status_code == 404
