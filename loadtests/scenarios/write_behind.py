@@ -1,6 +1,6 @@
 """write_behind under load: anonymous shoppers viewing product pages, each view counted by one
 UPDATE committed on the primary (off) or one HINCRBY in Redis (on), flushed to PostgreSQL by
-beat (shop/bench/scenarios/write_behind.py).
+beat (shop/bench/scenarios/write_behind.py; cache_aside held on, as in the bench).
 
 Watch the primary while it runs: off, its commits per second (`pg_stat_database.xact_commit`)
 and WAL follow the page views; on, they stay flat between flushes. Run `make serve` (beat and
@@ -13,6 +13,7 @@ import random
 from locust import task
 
 from loadtests.common import TechniqueUser, json_body
+from shop.bench import holds
 
 HOT = 50  # the newest products: a shop's views are skewed towards a few pages
 
@@ -35,6 +36,6 @@ class WriteBehindUser(TechniqueUser):
             return
         self.client.get(
             f"/api/products/{random.choice(self._product_ids)}/",
-            headers=self.toggles(),
+            headers=self.toggles(**holds.WRITE_BEHIND),
             name="write_behind: /api/products/[id]/",
         )

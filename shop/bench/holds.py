@@ -169,3 +169,7 @@ READ_REPLICA_READ_BACK = MappingProxyType({"rate_limiting": False})
 # The limiter's cost on the cheapest order request (no items: a 400): backpressure off, so
 # neither side also reads the payment queue's depth from the broker.
 RATE_LIMITING = MappingProxyType({"backpressure": False})
+
+# The product page from the cache on both sides (cache_aside on): counting the view is then the
+# only statement the page runs, which is where one UPDATE per view hurts most.
+WRITE_BEHIND = MappingProxyType({"cache_aside": True})
