@@ -54,6 +54,11 @@ MIDDLEWARE = [
     # Counts every query of the request, session and auth included.
     "shop.perf_headers.QueryCostMiddleware",
     "shop.perf_headers.PerfToggleMiddleware",
+    # Inside the toggle header's scope; outside everything that writes a body or headers, so
+    # it compresses the finished response. Outside http_caching in particular: the validators
+    # name the representation before its encoding (weak ETags), and a 304 has no body to
+    # compress, only the Vary: Accept-Encoding that its 200 would have had.
+    "shop.techniques.compression.Middleware",
     # Inside the toggle header's scope; before sessions and authentication, so a refused login
     # or order costs one Redis round trip and no query (it identifies the client by its IP or
     # by a hash of its token, without looking the token up). Before backpressure: one client's
@@ -76,6 +81,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost: its process_view runs last, once the URL is resolved, just before the view,
+    # so a 304 skips the view (DRF's authentication and its token query included) and costs
+    # what the middleware above does for a GET (no query) plus one Redis round trip.
+    "shop.techniques.http_caching.Middleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -288,10 +297,21 @@ WRITE_BEHIND_FLUSH_EVERY_S = env_float("WRITE_BEHIND_FLUSH_EVERY_S", 10.0)
 # Ledger rows (catalog.ViewCountFlush) older than this are pruned by the flush.
 WRITE_BEHIND_LEDGER_KEEP_DAYS = env_int("WRITE_BEHIND_LEDGER_KEEP_DAYS", 7)
 
+# The sales report's read model (materialized_view) is refreshed every SALES_REPORT_REFRESH_S: a
+# report with it on is at most this plus one refresh's duration behind the orders
+# (`manage.py refresh_sales_report` prints that duration).
+SALES_REPORT_REFRESH_S = env_int("SALES_REPORT_REFRESH_S", 300)
+
 # Periodic tasks, sent by the `beat` process (Procfile) to the worker of their queue.
 CELERY_BEAT_SCHEDULE = {
     # The order event log's partitions for the months ahead (table_partitioning), made daily.
     "event-partitions-ahead": {"task": "orders.tasks.event_partitions_ahead", "schedule": 86400},
+    "refresh-sales-report": {
+        "task": "orders.tasks.refresh_sales_report",
+        "schedule": SALES_REPORT_REFRESH_S,
+        # A refresh still waiting when the next is due is dropped: the next does its work.
+        "options": {"expires": SALES_REPORT_REFRESH_S},
+    },
     # The product view counts waiting in Redis, added to PostgreSQL (write_behind), on the
     # `default` queue. A tick no worker took within its own interval is dropped (expires): the
     # next one flushes the same views, so a stopped worker does not come back to a pile of them.
@@ -338,6 +358,15 @@ LOGGING = {
     # httpx logs every request at INFO: three lines per shipping estimate (shop/carriers.py).
     "loggers": {"httpx": {"level": "WARNING"}},
 }
+
+# http_caching (shop/techniques/http_caching.py): "token", the validator from Redis that answers
+# 304 before the view; "rendered", Django's ConditionalGetMiddleware in its place (the view
+# runs, then its body is hashed), for the bench's comparison.
+HTTP_CACHING_VALIDATOR = env_str("HTTP_CACHING_VALIDATOR", "token")
+if HTTP_CACHING_VALIDATOR not in ("token", "rendered"):
+    raise BadEnvironment(
+        f"HTTP_CACHING_VALIDATOR={HTTP_CACHING_VALIDATOR!r} is not one of token, rendered"
+    )
 
 # Whether a request may flip techniques with the X-Perf-Toggles header. Never in production.
 PERF_ALLOW_OVERRIDE = env_bool("PERF_ALLOW_OVERRIDE", True)

@@ -1,6 +1,7 @@
 """write_behind under load: anonymous shoppers viewing product pages, each view counted by one
 UPDATE committed on the primary (off) or one HINCRBY in Redis (on), flushed to PostgreSQL by
-beat (shop/bench/scenarios/write_behind.py; cache_aside held on, as in the bench).
+beat (shop/bench/scenarios/write_behind.py; cache_aside held on and http_caching off,
+as in the bench).
 
 Watch the primary while it runs: off, its commits per second (`pg_stat_database.xact_commit`)
 and WAL follow the page views; on, they stay flat between flushes. Run `make serve` (beat and
