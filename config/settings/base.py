@@ -136,7 +136,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL", DEFAULT_REDIS_URL)
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "shop.cache.RedisCache",
         "LOCATION": REDIS_URL,
         # One key space per database: servers of two databases sharing a Redis (a bench run on
         # a database of its own) never read, nor clear, each other's entries.

@@ -113,3 +113,7 @@ def named(technique: str) -> dict[str, MappingProxyType]:
 # async_tasks on: an order's capture waits on the payment queue, whose depth is what is bounded.
 # transactional_outbox off: the request publishes to that queue itself; no relay runs in the job.
 BACKPRESSURE = MappingProxyType({"async_tasks": True, "transactional_outbox": False})
+
+# cache_aside on: the layer behind L1 is then Redis, and off is the catalog's "every hot lookup
+# goes to Redis"; with it off, off would be a query a request (the scenario's postgres arm).
+LOCAL_CACHE = MappingProxyType({"cache_aside": True})

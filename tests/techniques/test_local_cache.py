@@ -1,5 +1,6 @@
-"""local_cache: a small in-process LRU with a short TTL (L1) in front of Redis (L2), for the
-token → user lookup and the category tree.
+"""local_cache: a small in-process LRU with a short TTL (L1) in front of Redis (L2, which is
+cache_aside's: on in these tests unless a test says otherwise), for the token → user lookup and
+the category tree.
 
 Counts, not timings: the queries a request sends (X-DB-Queries) and the operations it makes on
 the real Redis (shop.bench.metrics.CacheCounter). L1's TTLs are stepped with a clock of the
@@ -47,9 +48,14 @@ def token(db):
     return Token.objects.create(user=UserFactory())
 
 
-def ping(client, key, *, enabled):
+def layers(enabled: bool, *, redis: bool = True):
+    """local_cache at `enabled`, in front of Redis (cache_aside on) or of PostgreSQL."""
+    return toggles.override(local_cache=enabled, cache_aside=redis)
+
+
+def ping(client, key, *, enabled, redis=True):
     """GET the ping with the token; (status, queries, Redis operations)."""
-    with toggles.override(local_cache=enabled), CacheCounter() as ops:
+    with layers(enabled, redis=redis), CacheCounter() as ops:
         response = client.get("/api/perf/ping/", HTTP_AUTHORIZATION=f"Token {key}")
     queries = sum(parse_query_counts(response["X-DB-Queries"]).values())
     return response, queries, dict(ops.counts)
@@ -75,13 +81,36 @@ def test_off_every_later_request_asks_redis_and_on_none_does(api_client, token):
 
 
 @pytest.mark.parametrize("enabled", STATES)
+def test_without_redis_off_is_a_query_a_request_and_on_keeps_it_in_the_process(api_client, token):
+    """cache_aside off: no shared layer. Off is the code before any cache; on, L1 stands in
+    front of PostgreSQL directly."""
+    for _ in range(2):
+        _response, queries, ops = ping(api_client, token.key, enabled=False, redis=False)
+        assert (queries, ops) == (1, {})
+    ping(api_client, token.key, enabled=True, redis=False)
+    response, queries, ops = ping(api_client, token.key, enabled=True, redis=False)
+    assert (response.json(), queries, ops) == ({"authenticated": True}, 0, {})
+
+
+def test_a_stored_lookup_is_read_on_the_primary(token):
+    """A fill about to be cached never reads a replica that may be behind the last eviction."""
+    from shop.techniques import read_replica
+
+    seen = []
+    with layers(True):
+        local_cache.token_user(
+            token.key, lambda key: seen.append(read_replica._forced.get()) or (token.user, token)
+        )
+    assert seen == [True]
+
+
 def test_the_user_built_from_the_cache_is_the_user(api_client, token, enabled, rf):
     """Every column authorization reads, from a fresh instance each time (never a shared one)."""
     from shop.authentication import TokenAuthentication
 
     def authenticate():
         request = rf.get("/", HTTP_AUTHORIZATION=f"Token {token.key}")
-        with toggles.override(local_cache=enabled):
+        with layers(enabled):
             return TokenAuthentication().authenticate(request)
 
     first_user, _ = authenticate()  # from PostgreSQL
@@ -113,7 +142,7 @@ def test_logging_out_here_takes_effect_at_once(
 ):
     ping(api_client, token.key, enabled=True)
     ping(api_client, token.key, enabled=True)  # now in this process's L1
-    with toggles.override(local_cache=True), django_capture_on_commit_callbacks(execute=True):
+    with layers(True), django_capture_on_commit_callbacks(execute=True):
         logout = api_client.delete("/api/auth/token/", HTTP_AUTHORIZATION=f"Token {token.key}")
     assert logout.status_code == 204
     response, _queries, _ops = ping(api_client, token.key, enabled=True)
@@ -168,7 +197,8 @@ def test_deactivating_the_user_evicts_their_tokens(
 
 def test_a_session_login_does_not_evict(token, django_capture_on_commit_callbacks):
     """last_login is not kept, so writing it (every session login) leaves the entry."""
-    local_cache.token_user(token.key, lambda key: (token.user, token))
+    with layers(True):
+        local_cache.token_user(token.key, lambda key: (token.user, token))
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         token.user.save(update_fields=["last_login"])
     assert callbacks == []
@@ -254,7 +284,7 @@ def test_the_category_tree_is_read_once_then_from_the_cache(
     tree, enabled, django_assert_num_queries
 ):
     root, child = tree
-    with toggles.override(local_cache=enabled):
+    with layers(enabled):
         with django_assert_num_queries(1):
             first = category_with_descendant_ids(category_id=root.pk)
         with django_assert_num_queries(0), CacheCounter() as ops:
@@ -268,7 +298,7 @@ def test_a_new_category_is_seen_at_once_in_this_process(
     tree, enabled, django_capture_on_commit_callbacks
 ):
     root, child = tree
-    with toggles.override(local_cache=enabled):
+    with layers(enabled):
         category_with_descendant_ids(category_id=root.pk)
         with django_capture_on_commit_callbacks(execute=True):
             grandchild = CategoryFactory(parent=child)
@@ -278,7 +308,7 @@ def test_a_new_category_is_seen_at_once_in_this_process(
 
 def test_a_category_moved_in_another_process_shows_here_within_the_ttl(tree, clock, settings):
     root, child = tree
-    with toggles.override(local_cache=True):
+    with layers(True):
         assert category_with_descendant_ids(category_id=root.pk) == sorted([root.pk, child.pk])
         Category.objects.filter(pk=child.pk).update(parent=None)  # no signal: another process
         cache.delete(local_cache.CATEGORY_TREE.key())  # what its on-commit eviction does
