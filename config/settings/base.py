@@ -153,6 +153,8 @@ CACHE_SCHEMA_VERSION = env_int("CACHE_SCHEMA_VERSION", 1)
 LOCAL_CACHE_TOKEN_TTL_S = env_float("LOCAL_CACHE_TOKEN_TTL_S", 5.0)
 LOCAL_CACHE_CATEGORY_TTL_S = env_float("LOCAL_CACHE_CATEGORY_TTL_S", 30.0)
 LOCAL_CACHE_RATES_TTL_S = env_float("LOCAL_CACHE_RATES_TTL_S", 60.0)
+# Where the shop ships from: its own country's shipping zone is `domestic` (orders/rates.py).
+SHOP_COUNTRY = env_str("SHOP_COUNTRY", "DE")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -319,7 +319,8 @@ def _user_saved(sender, instance, created, using, update_fields=None, **kwargs) 
 
 
 # ---------------------------------------------------------------------------------------------
-# The category tree (catalog/selectors.py): every (id, parent_id) pair.
+# The category tree (catalog/selectors.py): every (id, parent_id) pair. The tax and shipping
+# rate tables are read in orders/rates.py, with TAX_RATES and SHIPPING_RATES.
 
 
 def category_parents() -> dict[int, int | None]:
@@ -335,6 +336,13 @@ def _category_changed(sender, instance, using, **kwargs) -> None:
     evict(CATEGORY_TREE, CATEGORY_TREE.key(), using=using)
 
 
+def _rates_changed(sender, instance, using, **kwargs) -> None:
+    from orders.models import TaxRate
+
+    lookup = TAX_RATES if sender is TaxRate else SHIPPING_RATES
+    evict(lookup, lookup.key(), using=using)
+
+
 def connect_signals() -> None:
     """Evict on every ORM write to what the lookups keep (shop.apps, at start-up). Writes that
     send no signal (`QuerySet.update`, raw SQL, the seed's COPY) are bounded by the TTLs, or
@@ -344,8 +352,11 @@ def connect_signals() -> None:
     from rest_framework.authtoken.models import Token
 
     from catalog.models import Category
+    from orders.models import ShippingRate, TaxRate
 
     post_delete.connect(_token_deleted, sender=Token, dispatch_uid="local_cache.token")
     post_save.connect(_user_saved, sender=get_user_model(), dispatch_uid="local_cache.user")
     for signal in (post_save, post_delete):
         signal.connect(_category_changed, sender=Category, dispatch_uid="local_cache.category")
+        for model in (TaxRate, ShippingRate):
+            signal.connect(_rates_changed, sender=model, dispatch_uid=f"local_cache.{model._meta}")
