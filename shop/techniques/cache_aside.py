@@ -1,0 +1,152 @@
+"""Cache-aside: read a page's payload from Redis, and on a miss build it from PostgreSQL and
+store it with a TTL; every write that changes what a cached page shows deletes it on commit.
+
+Off (the code a team writes first): every read of a product, a list page, the category tree
+or a category page runs its queries, however often the same page was just built.
+
+On, `fetch(key, compute, ttl=...)`:
+
+1. GET the key from Redis. A hit is the answer: no query at all.
+2. A miss (absent, expired, deleted by a write, or Redis down) runs `compute()`, the very
+   function the off path runs, so the two answers are the same bytes, then SETs the payload
+   with its TTL. The fill reads the primary, never the replica: a replica a second behind
+   would store the row as it was before the write that just deleted the entry, for a whole
+   TTL, and no later write would come to delete it.
+
+**Invalidation runs on commit** (`shop.cache.delete_on_commit`). Deleting before the commit
+lets a concurrent reader read the old row and cache it again before the new one is visible.
+On commit, the only window left is a reader that read the old row just before the commit
+and SETs it just after the delete, which the TTL bounds.
+
+**List pages are invalidated by generation, not by key.** A price change moves the product
+on every list page that shows it: every page number, page size, filter and search of every
+category above it. Enumerating those keys is impossible (they are whatever URLs clients
+asked for), so every list key carries the catalog's list generation, a counter in Redis, and
+a change that any list shows bumps it on commit (`invalidate_on_commit(lists=True)`). The old entries
+are never read again and expire on their own TTL. The counter starts at the clock in
+nanoseconds, not 1, so a counter lost with Redis's memory never comes back at a value whose
+old entries still exist.
+
+**Which write invalidates what** (the callers are the services that write; see the chapter):
+
+| write                            | product detail | list pages (generation) | category tree |
+|----------------------------------|----------------|-------------------------|---------------|
+| a variant's price                | its product    | bumped (price from, price facets) | -    |
+| a variant's stock (orders too)   | its product    | - (no list shows stock) | -             |
+| a review (rating, review count)  | its product    | bumped (rating, rating facets) | -      |
+| a product moved to a category    | its product    | bumped                  | -             |
+| a category moved (new parent)    | -              | bumped (descendants)    | deleted       |
+| a bulk import                    | - (new ids)    | bumped                  | -             |
+
+**Redis down.** `shop.cache` answers a miss and logs a warning: reads come from PostgreSQL
+(slower, never a 500), and a write's delete is lost, so an entry may be served until its TTL.
+That, and only that, is the staleness this technique allows.
+
+The miss path is a seam: `fill()` computes and stores; `set_miss_path()` lets the
+stampede_protection technique put its single-flight fill in its place under its own toggle.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from django.db import DEFAULT_DB_ALIAS, transaction
+
+from shop import cache, toggles
+from shop.techniques import read_replica
+
+TOGGLE = toggles.register(
+    "cache_aside",
+    group="caching",
+    description="Redis cache-aside with TTL and event-based invalidation on commit",
+)
+
+
+class MissPath(Protocol):
+    def __call__(self, cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any: ...
+
+
+def fetch(cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any:
+    """The payload cached under `cache_key`, or `compute()`'s, stored for `ttl` seconds."""
+    if not toggles.is_enabled(TOGGLE.name):
+        return compute()  # naive: every read runs its queries
+    payload = cache.get(cache_key)
+    if payload is not cache.MISS:
+        return payload  # a hit: no query
+    return _miss_path(cache_key, compute, ttl=ttl)
+
+
+def fill(cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any:
+    """The plain miss path: compute on the primary, then store. N concurrent misses of one
+    key compute N times (the stampede that stampede_protection's miss path prevents)."""
+    with read_replica.on_primary():
+        payload = compute()
+    cache.set(cache_key, payload, timeout=ttl)
+    return payload
+
+
+_miss_path: MissPath = fill
+
+
+def set_miss_path(path: MissPath | None) -> None:
+    """Fill misses with `path` instead of `fill` (None: back to `fill`). For the
+    stampede_protection technique, whose path decides under its own toggle and calls `fill`
+    when it is off."""
+    global _miss_path
+    _miss_path = fill if path is None else path
+
+
+# --- list pages: keys under a generation ---------------------------------------------------
+
+
+def _generation_key() -> str:
+    return cache.key("list-generation", version=1)
+
+
+def list_generation() -> int | None:
+    """The catalog's current list generation, which every list key includes; None when Redis
+    does not answer."""
+    current = cache.get(_generation_key())
+    if current is not cache.MISS:
+        return current
+    # Absent (first use, or evicted): start at the clock, never at a value used before.
+    started = time.time_ns()
+    added = cache.add(_generation_key(), started, timeout=None)
+    if added is None:
+        return None  # Redis down
+    if added:
+        return started
+    current = cache.get(_generation_key())  # another process started it first
+    return None if current is cache.MISS else current
+
+
+def fetch_list(name: str, *parts: object, compute: Callable[[], Any], ttl: float, version: int):
+    """`fetch` for a list page, keyed `name:v<version>:g<generation>:<parts>`. Off, no Redis
+    call at all (not even the generation's GET); Redis down, PostgreSQL answers."""
+    if not toggles.is_enabled(TOGGLE.name):
+        return compute()
+    generation = list_generation()
+    if generation is None:
+        return compute()  # Redis down: shop.cache has logged it
+    return fetch(cache.key(name, f"g{generation}", *parts, version=version), compute, ttl=ttl)
+
+
+# --- invalidation, on commit ------------------------------------------------------------------
+# Whatever the toggle: a change made while it is off must not leave an entry that turning it
+# on would serve.
+
+
+def bump_list_generation() -> None:
+    """Move every list page to a new generation now: one INCR, whatever the number of pages.
+    An absent counter needs nothing: the next read starts a new generation from the clock."""
+    cache.incr(_generation_key())
+
+
+def invalidate_on_commit(*cache_keys: str, lists: bool, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Once the current transaction commits (at once outside one): delete `cache_keys`, and
+    with `lists` move every list page to a new generation."""
+    cache.delete_on_commit(*cache_keys, using=using)
+    if lists:
+        transaction.on_commit(bump_list_generation, using=using)
