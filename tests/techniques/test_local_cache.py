@@ -8,6 +8,7 @@ test's own (`local_cache.clock_set`), never waited for.
 """
 
 import threading
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -15,6 +16,8 @@ from rest_framework.authtoken.models import Token
 
 from catalog.models import Category
 from catalog.selectors import category_with_descendant_ids
+from orders import rates
+from orders.models import TaxRate
 from shop import cache, toggles
 from shop.bench.metrics import CACHE_HITS, CACHE_MISSES, CACHE_SETS, CacheCounter
 from shop.perf_headers import parse_query_counts
@@ -80,7 +83,6 @@ def test_off_every_later_request_asks_redis_and_on_none_does(api_client, token):
     assert on.json() == off.json() == {"authenticated": True}
 
 
-@pytest.mark.parametrize("enabled", STATES)
 def test_without_redis_off_is_a_query_a_request_and_on_keeps_it_in_the_process(api_client, token):
     """cache_aside off: no shared layer. Off is the code before any cache; on, L1 stands in
     front of PostgreSQL directly."""
@@ -104,6 +106,7 @@ def test_a_stored_lookup_is_read_on_the_primary(token):
     assert seen == [True]
 
 
+@pytest.mark.parametrize("enabled", STATES)
 def test_the_user_built_from_the_cache_is_the_user(api_client, token, enabled, rf):
     """Every column authorization reads, from a fresh instance each time (never a shared one)."""
     from shop.authentication import TokenAuthentication
@@ -316,3 +319,46 @@ def test_a_category_moved_in_another_process_shows_here_within_the_ttl(tree, clo
         assert category_with_descendant_ids(category_id=root.pk) == sorted([root.pk, child.pk])
         clock.now += 0.001
         assert category_with_descendant_ids(category_id=root.pk) == [root.pk]
+
+
+# --- the tax and shipping rate tables -------------------------------------------------------
+
+
+@pytest.mark.parametrize("enabled", STATES)
+def test_the_rate_tables_are_read_once_then_from_the_cache(
+    api_client, enabled, django_assert_num_queries
+):
+    rates.seed_rates()
+    path = "/api/shipping/rates/?country=FR&weight_grams=1500"
+    with layers(enabled):
+        with django_assert_num_queries(2):  # each table, once
+            first = api_client.get(path)
+        with django_assert_num_queries(0), CacheCounter() as ops:
+            again = api_client.get(path)
+    assert first.json() == again.json()
+    assert first.json()["tax_rate"] == "20.00"
+    assert dict(ops.counts) == ({} if enabled else {CACHE_HITS: 2})
+
+
+@pytest.mark.parametrize("enabled", STATES)
+def test_a_rate_changed_here_is_seen_at_once(api_client, enabled):
+    rates.seed_rates()
+    path = "/api/shipping/rates/?country=FR&weight_grams=1500"
+    with layers(enabled):
+        assert api_client.get(path).json()["tax_rate"] == "20.00"
+        TaxRate.objects.filter(country="FR").get().delete()  # now outside the tax area
+        answer = api_client.get(path).json()
+    assert (answer["zone"], answer["tax_rate"]) == ("world", "0.00")
+
+
+def test_a_rate_changed_in_another_process_is_seen_here_within_the_ttl(api_client, clock, settings):
+    rates.seed_rates()
+    path = "/api/shipping/rates/?country=FR&weight_grams=1500"
+    with layers(True):
+        assert api_client.get(path).json()["tax_rate"] == "20.00"
+        TaxRate.objects.filter(country="FR").update(rate=Decimal("5.50"))  # another process:
+        cache.delete(local_cache.TAX_RATES.key())  # its eviction reaches Redis, not this L1
+        clock.now += settings.LOCAL_CACHE_RATES_TTL_S - 0.001
+        assert api_client.get(path).json()["tax_rate"] == "20.00"
+        clock.now += 0.001
+        assert api_client.get(path).json()["tax_rate"] == "5.50"
