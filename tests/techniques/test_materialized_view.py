@@ -1,6 +1,7 @@
 """materialized_view: after a refresh, the sales report is byte-identical live (off) and from
-the read model (on); before one, the read model is stale and its X-Report-As-Of header says
-since when; a refresh CONCURRENTLY never waits for a reader; bad input is a 400 either way."""
+the read model (on), on the primary and on the replica; before one, the read model is stale and
+its X-Report-As-Of header says since when; a refresh CONCURRENTLY never waits for a reader; bad
+input is a 400 either way."""
 
 import threading
 from datetime import UTC, date, datetime, timedelta
@@ -11,11 +12,14 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import OperationalError, connection, connections, transaction
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from orders.models import Order
+from shop import replication
+from shop.perf_headers import parse_query_counts
 from shop.seed import seed
-from shop.techniques import materialized_view
+from shop.techniques import materialized_view, read_replica
 from tests.factories import OrderFactory, UserFactory, VariantFactory
 
 DAY = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -277,3 +281,27 @@ def test_the_seed_leaves_the_read_model_refreshed(staff_client):
     read_model = _report(staff_client, "on", path)
     assert read_model.json()["orders"] > 0
     assert read_model.content == _report(staff_client, "off", path).content
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "replica"])
+def test_on_the_replica_the_read_model_is_the_primarys_once_replayed(settings):
+    """With read_replica on (production's default), the report reads the views on the
+    streaming replica, in a REPEATABLE READ transaction there (a standby allows it): the
+    refresh reaches it by replication, like any table's rows."""
+    settings.READ_REPLICA_MAX_LAG_SECONDS = 60
+    read_replica.health.reset()
+    token = Token.objects.create(user=UserFactory(is_staff=True))
+    _a_bar_that_prunes()
+    materialized_view.refresh()
+    replication.wait_for_replay()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    both = "read_replica=on, materialized_view={}"
+    live = client.get(REPORT, HTTP_X_PERF_TOGGLES=both.format("off"))
+    on_replica = client.get(REPORT, HTTP_X_PERF_TOGGLES=both.format("on"))
+    assert on_replica.status_code == live.status_code == 200
+    assert on_replica.content == live.content
+    counts = parse_query_counts(on_replica["X-DB-Queries"])
+    assert counts["default"] == 0 and counts["replica"] > 0
+    assert datetime.fromisoformat(on_replica[HEADER]) == materialized_view.last_refresh()[0]
+    read_replica.health.reset()
