@@ -269,6 +269,11 @@ def test_the_beat_task_refreshes_and_is_scheduled_on_a_queue_with_a_worker(staff
     seconds = refresh_sales_report.apply().get()
     assert seconds == pytest.approx(materialized_view.last_refresh()[1])
     assert _report(staff_client, "on").json()["orders"] == 1
+    # Bounded by the refresh's own limit, not a request's, in the database and on the worker.
+    with connection.cursor() as cursor:  # the test's transaction: the refresh's SET LOCAL holds
+        cursor.execute("SELECT current_setting('statement_timeout')")
+        assert cursor.fetchone()[0] == f"{settings.SALES_REPORT_REFRESH_TIMEOUT_S // 60}min"
+    assert refresh_sales_report.soft_time_limit == settings.SALES_REPORT_REFRESH_TIMEOUT_S
 
     entry = next(
         e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == refresh_sales_report.name
