@@ -303,6 +303,9 @@ WRITE_BEHIND_LEDGER_KEEP_DAYS = env_int("WRITE_BEHIND_LEDGER_KEEP_DAYS", 7)
 # report with it on is at most this plus one refresh's duration behind the orders
 # (`manage.py refresh_sales_report` prints that duration).
 SALES_REPORT_REFRESH_S = env_int("SALES_REPORT_REFRESH_S", 300)
+# A refresh reads every revenue order, far more than a request's DB_STATEMENT_TIMEOUT_MS allows
+# for at the large size: its statements and its task get this bound instead.
+SALES_REPORT_REFRESH_TIMEOUT_S = env_int("SALES_REPORT_REFRESH_TIMEOUT_S", 600)
 
 # Periodic tasks, sent by the `beat` process (Procfile) to the worker of their queue.
 CELERY_BEAT_SCHEDULE = {
