@@ -66,14 +66,17 @@ def test_off_deletes_the_entry_on_stores_the_committed_value(variant, on):
 
 def test_nothing_is_stored_before_the_commit_nor_after_a_rollback(variant):
     cache.set(KEY, ["5.00"], timeout=60)
-    with pytest.raises(RuntimeError), toggles.override(write_through=True):
-        with transaction.atomic():
-            Variant.objects.filter(pk=variant.pk).update(price=Decimal("9.00"))
-            write_through.changed_on_commit(
-                KEY, build=prices(variant.product_id), lock=lock_rows(variant.product_id), ttl=60
-            )
-            assert cache.get(KEY) == ["5.00"]
-            raise RuntimeError("rolled back")
+    with (
+        pytest.raises(RuntimeError),
+        toggles.override(write_through=True),
+        transaction.atomic(),
+    ):
+        Variant.objects.filter(pk=variant.pk).update(price=Decimal("9.00"))
+        write_through.changed_on_commit(
+            KEY, build=prices(variant.product_id), lock=lock_rows(variant.product_id), ttl=60
+        )
+        assert cache.get(KEY) == ["5.00"]
+        raise RuntimeError("rolled back")
     assert cache.get(KEY) == ["5.00"]
 
 
