@@ -113,3 +113,11 @@ def named(technique: str) -> dict[str, MappingProxyType]:
 # async_tasks on: an order's capture waits on the payment queue, whose depth is what is bounded.
 # transactional_outbox off: the request publishes to that queue itself; no relay runs in the job.
 BACKPRESSURE = MappingProxyType({"async_tasks": True, "transactional_outbox": False})
+
+# cache_aside on: the pair is about how a miss is filled, and only cache-aside misses.
+# write_through off: a write deletes the page's entry, as cache_aside's invalidation does.
+STAMPEDE_PROTECTION = MappingProxyType({"cache_aside": True, "write_through": False})
+# cache_aside on: the product page is cached, and a write either deletes (off) or stores (on)
+# its entry. stampede_protection off: a plain entry and a plain miss, so the pair isolates
+# what the write does.
+WRITE_THROUGH = MappingProxyType({"cache_aside": True, "stampede_protection": False})
