@@ -1,16 +1,48 @@
 from django.contrib import admin
 
+from catalog import payloads
 from catalog.models import Brand, Category, Product, Review, Variant
 
 
+class CachedPagesAdmin(admin.ModelAdmin):
+    """An edit in the admin is a write like any other: the cached pages that show the row go
+    once the admin's transaction commits (catalog/payloads.py). Rare, so broad."""
+
+    def cached_pages_changed(self, obj) -> None:
+        raise NotImplementedError
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)  # after the inlines (variants)
+        self.cached_pages_changed(form.instance)
+
+    def delete_model(self, request, obj):
+        self.cached_pages_changed(obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.cached_pages_changed(obj)
+        super().delete_queryset(request, queryset)
+
+
+class _NamedByProducts(CachedPagesAdmin):
+    """A category or brand: its name is on the page of every product in it."""
+
+    def cached_pages_changed(self, obj) -> None:
+        field = "category" if isinstance(obj, Category) else "brand"
+        product_ids = Product.objects.filter(**{field: obj.pk}).values_list("pk", flat=True)
+        payloads.products_changed_on_commit(*product_ids, lists=True)
+        payloads.categories_changed_on_commit()
+
+
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(_NamedByProducts):
     list_display = ["id", "name", "parent"]
     prepopulated_fields = {"slug": ["name"]}
 
 
 @admin.register(Brand)
-class BrandAdmin(admin.ModelAdmin):
+class BrandAdmin(_NamedByProducts):
     list_display = ["id", "name"]
     prepopulated_fields = {"slug": ["name"]}
 
@@ -21,7 +53,7 @@ class VariantInline(admin.TabularInline):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(CachedPagesAdmin):
     list_display = ["id", "name", "category", "brand", "rating_avg", "review_count", "is_active"]
     list_select_related = ["category", "brand"]
     search_fields = ["name"]
@@ -30,12 +62,18 @@ class ProductAdmin(admin.ModelAdmin):
     readonly_fields = ["rating_avg", "review_count"]
     inlines = [VariantInline]
 
+    def cached_pages_changed(self, obj) -> None:
+        payloads.products_changed_on_commit(obj.pk, lists=True)
+
 
 @admin.register(Review)
-class ReviewAdmin(admin.ModelAdmin):
+class ReviewAdmin(CachedPagesAdmin):
     list_display = ["id", "product", "author_username", "rating", "created_at"]
     raw_id_fields = ["product", "author"]
     readonly_fields = ["author_username", "product", "author", "rating"]
 
     def has_add_permission(self, request):
         return False  # reviews are posted through the API, which keeps the product's rating right
+
+    def cached_pages_changed(self, obj) -> None:
+        payloads.products_changed_on_commit(obj.product_id, lists=True)  # its rating

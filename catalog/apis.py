@@ -8,7 +8,7 @@ from rest_framework.permissions import AllowAny, IsAdminUser, IsAuthenticatedOrR
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog import imports, selectors, services
+from catalog import imports, payloads, selectors, services
 from shop.api_schema import StatedMaxLength, StatedMinLength
 from shop.pagination import PagePagination
 from shop.parsers import JSONParser
@@ -49,13 +49,14 @@ class ProductListApi(APIView):
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        products = selectors.product_list(
+        page = payloads.product_list_page(
+            request=request,
+            view=self,
+            serializer_class=self.OutputSerializer,
             category_id=filters.validated_data.get("category"),
             search=filters.validated_data.get("search"),
         )
-        return fast_serialization.paginate(
-            queryset=products, request=request, view=self, serializer_class=self.OutputSerializer
-        )
+        return Response(page)
 
 
 class ProductDetailApi(APIView):
@@ -74,8 +75,164 @@ class ProductDetailApi(APIView):
 
     @extend_schema(responses=OutputSerializer)
     def get(self, request, product_id: int):
-        product = selectors.product_get(product_id=product_id)
+        product = payloads.product_detail(
+            product_id=product_id, serializer_class=self.OutputSerializer
+        )
+        return Response(product)
+
+
+class CategoryTreeApi(APIView):
+    """Every category, as a tree: the roots, each with its children nested."""
+
+    permission_classes = [AllowAny]
+
+    class OutputSerializer(serializers.Serializer):
+        class NodeSerializer(serializers.Serializer):
+            id = serializers.IntegerField()
+            name = serializers.CharField()
+            slug = serializers.CharField()
+            children = serializers.ListField(
+                child=serializers.DictField(), help_text="Nodes of the same shape."
+            )
+
+        categories = NodeSerializer(many=True)
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request):
+        return Response(payloads.category_tree())
+
+
+class CategoryProductsApi(APIView):
+    """A category's page: the products of the category and of every category below it, newest
+    first, paged, with facet counts by brand, price band and rating."""
+
+    permission_classes = [AllowAny]
+
+    class OutputSerializer(serializers.Serializer):
+        class CategorySerializer(serializers.Serializer):
+            id = serializers.IntegerField()
+            name = serializers.CharField()
+            slug = serializers.CharField()
+            parent_id = serializers.IntegerField(allow_null=True)
+
+        class ProductSerializer(serializers.Serializer):
+            id = serializers.IntegerField()
+            name = serializers.CharField()
+            slug = serializers.CharField()
+            category = _NamedRefSerializer()
+            brand = _NamedRefSerializer()
+            rating_avg = serializers.DecimalField(max_digits=3, decimal_places=2)
+            review_count = serializers.IntegerField()
+            price_from = serializers.DecimalField(
+                max_digits=10, decimal_places=2, allow_null=True, help_text="The lowest price."
+            )
+
+        class FacetsSerializer(serializers.Serializer):
+            class BrandSerializer(_NamedRefSerializer):
+                count = serializers.IntegerField()
+
+            class PriceSerializer(serializers.Serializer):
+                band = serializers.CharField()
+                min = serializers.DecimalField(max_digits=10, decimal_places=2, allow_null=True)
+                max = serializers.DecimalField(max_digits=10, decimal_places=2, allow_null=True)
+                count = serializers.IntegerField()
+
+            class RatingSerializer(serializers.Serializer):
+                min_rating = serializers.IntegerField()
+                count = serializers.IntegerField()
+
+            brand = BrandSerializer(many=True)
+            price = PriceSerializer(many=True)
+            rating = RatingSerializer(many=True)
+
+        category = CategorySerializer()
+        count = serializers.IntegerField()
+        next = serializers.URLField(allow_null=True)
+        previous = serializers.URLField(allow_null=True)
+        results = ProductSerializer(many=True)
+        facets = FacetsSerializer()
+
+    class FilterSerializer(serializers.Serializer):
+        page = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
+        page_size = serializers.IntegerField(
+            required=False, min_value=1, max_value=payloads.CategoryPagePagination.max_page_size
+        )
+
+    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer)
+    def get(self, request, category_id: int):
+        self.FilterSerializer(data=request.query_params).is_valid(raise_exception=True)
+        page = payloads.category_page(request=request, view=self, category_id=category_id)
+        return Response(page)
+
+
+class StaffVariantApi(APIView):
+    """Staff change a variant's price and/or stock."""
+
+    permission_classes = [IsAdminUser]
+
+    class InputSerializer(serializers.Serializer):
+        price = serializers.DecimalField(
+            max_digits=10, decimal_places=2, min_value=imports.PRICE_MIN, required=False
+        )
+        stock = serializers.IntegerField(min_value=0, max_value=imports.STOCK_MAX, required=False)
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        product_id = serializers.IntegerField()
+        sku = serializers.CharField()
+        price = serializers.DecimalField(max_digits=10, decimal_places=2)
+        stock = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    def patch(self, request, variant_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        variant = services.variant_update(variant_id=variant_id, **data.validated_data)
+        return Response(self.OutputSerializer(variant).data)
+
+
+class StaffProductApi(APIView):
+    """Staff move a product to another category."""
+
+    permission_classes = [IsAdminUser]
+
+    class InputSerializer(serializers.Serializer):
+        category = serializers.IntegerField(min_value=1, max_value=imports.ID_MAX)
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        category_id = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    def patch(self, request, product_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        product = services.product_move(
+            product_id=product_id, category_id=data.validated_data["category"]
+        )
         return Response(self.OutputSerializer(product).data)
+
+
+class StaffCategoryApi(APIView):
+    """Staff move a category under another (`parent`: null moves it to the top)."""
+
+    permission_classes = [IsAdminUser]
+
+    class InputSerializer(serializers.Serializer):
+        parent = serializers.IntegerField(min_value=1, max_value=imports.ID_MAX, allow_null=True)
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        parent_id = serializers.IntegerField(allow_null=True)
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    def patch(self, request, category_id: int):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        category = services.category_move(
+            category_id=category_id, parent_id=data.validated_data["parent"]
+        )
+        return Response(self.OutputSerializer(category).data)
 
 
 class ProductReviewsApi(APIView):

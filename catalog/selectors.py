@@ -1,8 +1,10 @@
 """Reads of the catalog. Each returns a queryset or an object; none takes a request."""
 
-from django.db.models import Count, QuerySet
+from decimal import Decimal
 
-from catalog.models import Category, Product, Review
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+
+from catalog.models import Category, Product, Review, Variant
 from shop.errors import InvalidInput, NotFound
 from shop.techniques import denormalized_fields, field_selection, prefetch_related, select_related
 
@@ -72,3 +74,88 @@ def most_reviewed_product_id() -> int | None:
         .first()
     )
     return None if top is None else top["product_id"]
+
+
+def category_rows() -> list[dict]:
+    """Every category as `{"id", "name", "slug", "parent_id"}`, by id: the tree is small
+    (tens of rows), read whole in one query."""
+    return list(Category.objects.order_by("id").values("id", "name", "slug", "parent_id"))
+
+
+def subtree_ids(*, rows: list[dict], category_id: int) -> list[int]:
+    """The ids of the category and of everything below it, from category_rows()."""
+    children: dict[int | None, list[int]] = {}
+    for row in rows:
+        children.setdefault(row["parent_id"], []).append(row["id"])
+    found, stack = {category_id}, [category_id]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:  # a cycle made by hand must not loop forever
+                found.add(child)
+                stack.append(child)
+    return sorted(found)
+
+
+# The price bands of a category page's facets, on a product's lowest variant price:
+# (label, from, up to but excluding; None: no bound).
+PRICE_BANDS = (
+    ("under-10", None, Decimal("10")),
+    ("10-25", Decimal("10"), Decimal("25")),
+    ("25-50", Decimal("25"), Decimal("50")),
+    ("50-100", Decimal("50"), Decimal("100")),
+    ("100-250", Decimal("100"), Decimal("250")),
+    ("250-and-up", Decimal("250"), None),
+)
+# A rating facet counts the products rated at least this much (4 and up, 3 and up...).
+RATING_FLOORS = (4, 3, 2, 1)
+
+
+def _in_categories(category_ids: list[int]) -> QuerySet[Product]:
+    return Product.objects.filter(is_active=True, category_id__in=category_ids)
+
+
+def _with_price_from(products: QuerySet[Product]) -> QuerySet[Product]:
+    """`price_from`: the product's lowest variant price (None without variants)."""
+    lowest = Variant.objects.filter(product=OuterRef("pk")).order_by("price").values("price")[:1]
+    return products.annotate(price_from=Subquery(lowest))
+
+
+def category_products(*, category_ids: list[int]) -> QuerySet[Product]:
+    """The active products in these categories, newest first, each with `price_from` and its
+    rating (`average_rating`, `rating_count`: denormalized_fields)."""
+    products = _with_price_from(_in_categories(category_ids))
+    return denormalized_fields.product_rating(products).order_by("-created_at", "-id")
+
+
+def category_facets(*, category_ids: list[int]) -> dict[str, list[dict]]:
+    """Facet counts over the active products in these categories: by brand, by price band
+    (of `price_from`) and by rating, one aggregate query each."""
+    products = _in_categories(category_ids)
+    brands = (
+        products.values("brand_id", "brand__name")
+        .annotate(n=Count("id"))
+        .order_by("-n", "brand_id")
+    )
+    prices = _with_price_from(products).aggregate(
+        **{label: Count("id", filter=_band(low, high)) for label, low, high in PRICE_BANDS}
+    )
+    ratings = denormalized_fields.product_rating(products).aggregate(
+        **{f"r{floor}": Count("id", filter=Q(average_rating__gte=floor)) for floor in RATING_FLOORS}
+    )
+    return {
+        "brand": [{"id": b["brand_id"], "name": b["brand__name"], "count": b["n"]} for b in brands],
+        "price": [
+            {"band": label, "min": low, "max": high, "count": prices[label]}
+            for label, low, high in PRICE_BANDS
+        ],
+        "rating": [{"min_rating": f, "count": ratings[f"r{f}"]} for f in RATING_FLOORS],
+    }
+
+
+def _band(low: Decimal | None, high: Decimal | None) -> Q:
+    band = Q(price_from__isnull=False)
+    if low is not None:
+        band &= Q(price_from__gte=low)
+    if high is not None:
+        band &= Q(price_from__lt=high)
+    return band

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from catalog import payloads
 from catalog.models import Brand, Category, Product, Review, Variant
 from shop.errors import Conflict, InvalidInput, NotFound
 from shop.lookups import AnyOf
@@ -43,6 +44,8 @@ def review_create(
             body=body,
             created_at=timezone.now(),
         )
+        # The trigger has moved the product's rating and review count, which lists show too.
+        payloads.products_changed_on_commit(product_id, lists=True)
     return review
 
 
@@ -116,6 +119,7 @@ def product_import(*, rows: Sequence[ProductRow]) -> ProductImport:
                 for variant in row.variants
             ]
             bulk_writes.insert(Variant, variants)
+            payloads.products_added_on_commit()
     except IntegrityError as exc:
         # Another writer got in between the checks and the INSERTs.
         raise Conflict(
@@ -169,3 +173,62 @@ def _product_rows_check(*, rows: Sequence[ProductRow]) -> None:
             errors[index] = fields
     if errors:
         raise InvalidInput({"products": errors})
+
+
+def variant_update(
+    *, variant_id: int, price: Decimal | None = None, stock: int | None = None
+) -> Variant:
+    """Staff set a variant's price and/or stock. Its product's page changes; a price also moves
+    the product on list pages (their `price from` and price facets), a stock level does not."""
+    if price is None and stock is None:
+        raise InvalidInput({"non_field_errors": ["Send a price, a stock level or both."]})
+    fields = {
+        name: value for name, value in (("price", price), ("stock", stock)) if value is not None
+    }
+    with transaction.atomic():
+        variant = Variant.objects.select_for_update().filter(pk=variant_id).first()
+        if variant is None:
+            raise NotFound(f"No variant with id {variant_id}.")
+        for name, value in fields.items():
+            setattr(variant, name, value)
+        variant.save(update_fields=list(fields))
+        payloads.products_changed_on_commit(variant.product_id, lists="price" in fields)
+    return variant
+
+
+def product_move(*, product_id: int, category_id: int) -> Product:
+    """Staff move a product to another category."""
+    with transaction.atomic():
+        product = Product.objects.select_for_update().filter(pk=product_id).first()
+        if product is None:
+            raise NotFound(f"No product with id {product_id}.")
+        if not Category.objects.filter(pk=category_id).exists():
+            raise InvalidInput({"category": [f"No category with id {category_id}."]})
+        product.category_id = category_id
+        product.save(update_fields=["category", "updated_at"])
+        payloads.products_changed_on_commit(product_id, lists=True)
+    return product
+
+
+def category_move(*, category_id: int, parent_id: int | None) -> Category:
+    """Staff move a category under another (None: to the top). A category cannot be moved
+    inside itself. Every category row is locked first, in id order: two moves at once could
+    otherwise each pass the check and make a cycle together."""
+    with transaction.atomic():
+        parents = dict(
+            Category.objects.select_for_update().order_by("id").values_list("id", "parent_id")
+        )
+        if category_id not in parents:
+            raise NotFound(f"No category with id {category_id}.")
+        if parent_id is not None:
+            if parent_id not in parents:
+                raise InvalidInput({"parent": [f"No category with id {parent_id}."]})
+            ancestor, seen = parent_id, set()
+            while ancestor is not None and ancestor not in seen:  # a cycle made by hand ends it
+                if ancestor == category_id:
+                    raise InvalidInput({"parent": ["A category cannot be moved inside itself."]})
+                seen.add(ancestor)
+                ancestor = parents[ancestor]
+        Category.objects.filter(pk=category_id).update(parent_id=parent_id)
+        payloads.categories_changed_on_commit()
+    return Category.objects.get(pk=category_id)

@@ -17,6 +17,7 @@ from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.utils import timezone
 
+from catalog import payloads
 from catalog.models import Variant
 from orders import payments, stock
 from orders.models import Address, Order, OrderEvent, OrderItem, Payment
@@ -255,6 +256,10 @@ def _stock_reserve(*, lines: Sequence[OrderLine], variants: dict[str, Variant]) 
         (line for line in lines if variants[line.sku].pk in short_ids),
         key=lambda line: variants[line.sku].pk,
     )
+    if not short:
+        # The product pages show the stock (the lists do not): theirs go once the order commits.
+        product_ids = sorted({variant.product_id for variant in variants.values()})
+        payloads.products_changed_on_commit(*product_ids, lists=False)
     if short:
         available = dict(
             Variant.objects.filter(sku__in=[line.sku for line in short]).values_list("sku", "stock")

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from catalog import payloads
 from catalog.models import Variant
 from orders.models import Order, OrderItem, StockMovement
 from shop.errors import NotFound
@@ -33,12 +34,15 @@ class OrderGone(NotFound):
 def restock(*, order: Order) -> int:
     """Give an order's units back to stock, in variant-id order (the order stock is taken in,
     so this cannot deadlock with an order being placed). Returns the units given back."""
-    restocked = 0
-    for variant_id, quantity in order.items.order_by("variant_id").values_list(
-        "variant_id", "quantity"
+    restocked, product_ids = 0, set()
+    for variant_id, quantity, product_id in order.items.order_by("variant_id").values_list(
+        "variant_id", "quantity", "variant__product_id"
     ):
         Variant.objects.filter(pk=variant_id).update(stock=F("stock") + quantity)
         restocked += quantity
+        product_ids.add(product_id)
+    # The product pages show the stock (the lists do not): theirs go once this commits.
+    payloads.products_changed_on_commit(*sorted(product_ids), lists=False)
     return restocked
 
 

@@ -17,8 +17,16 @@ class AutoSchema(drf_spectacular.openapi.AutoSchema):
         name = super()._get_serializer_name(serializer, direction, bypass_extensions)
         cls = serializer if isinstance(serializer, type) else type(serializer)
         parts = cls.__qualname__.split(".")
-        if len(parts) > 1 and name == cls.__name__.removesuffix("Serializer"):
-            name = "".join(part.removesuffix("Serializer").removesuffix("Api") for part in parts)
+        # A PATCH body's component is "Patched" + the name (every field optional).
+        patched = (
+            "Patched"
+            if name.startswith("Patched") and not cls.__name__.startswith("Patched")
+            else ""
+        )
+        if len(parts) > 1 and name.removeprefix(patched) == cls.__name__.removesuffix("Serializer"):
+            name = patched + "".join(
+                part.removesuffix("Serializer").removesuffix("Api") for part in parts
+            )
         return name
 
 

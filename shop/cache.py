@@ -19,12 +19,20 @@ answers as a miss (`get`) or a no-op (`set`, `delete`). The callers then read Po
 This is why the catalog does not configure `IGNORE_EXCEPTIONS` on the backend: the choice is
 made here, per call, and other users of the backend (rate limiting, which must choose fail
 open or closed) still see the error.
+
+**Cost.** A request's cost is its queries and its cache operations (django-perf-rec's lesson):
+every call here is counted into the request's `Ops` (`counting()`), which the cost middleware
+sends as `X-Cache-Ops: hits=1 misses=0 sets=0 deletes=0 errors=0` next to `X-DB-Queries`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -42,6 +50,45 @@ _WARN_EVERY_S = 10.0
 _last_warning = 0.0
 
 
+@dataclass
+class Ops:
+    """The cache operations of one request (or block): keys read found and not found, keys
+    written (set, add, incr) and deleted, and calls Redis did not answer."""
+
+    hits: int = 0
+    misses: int = 0
+    sets: int = 0
+    deletes: int = 0
+    errors: int = 0
+
+    def header(self) -> str:
+        return (
+            f"hits={self.hits} misses={self.misses} sets={self.sets} "
+            f"deletes={self.deletes} errors={self.errors}"
+        )
+
+
+_ops: ContextVar[Ops | None] = ContextVar("cache_ops", default=None)
+
+
+@contextmanager
+def counting() -> Iterator[Ops]:
+    """Count the calls made through this module in the block (this thread or task only)."""
+    ops = Ops()
+    token = _ops.set(ops)
+    try:
+        yield ops
+    finally:
+        _ops.reset(token)
+
+
+def _count(**counts: int) -> None:
+    ops = _ops.get()
+    if ops is not None:
+        for name, n in counts.items():
+            setattr(ops, name, getattr(ops, name) + n)
+
+
 def key(name: str, *parts: object, version: int) -> str:
     """`key("product", 42, version=3)` → `"catalog-v1:product:v3:42"`."""
     schema = getattr(settings, "CACHE_SCHEMA_VERSION", 1)
@@ -55,6 +102,7 @@ def backend():
 def outage(exc: BaseException, *, operation: str) -> None:
     """Log (at most one warning per _WARN_EVERY_S per process) that Redis did not answer."""
     global _last_warning
+    _count(errors=1)
     now = time.monotonic()
     if now - _last_warning >= _WARN_EVERY_S:
         _last_warning = now
@@ -65,21 +113,28 @@ def outage(exc: BaseException, *, operation: str) -> None:
 
 def get(cache_key: str) -> Any:
     try:
-        return backend().get(cache_key, MISS)
+        value = backend().get(cache_key, MISS)
     except OUTAGE as exc:
         outage(exc, operation="get")
+        _count(misses=1)
         return MISS
+    _count(**({"misses": 1} if value is MISS else {"hits": 1}))
+    return value
 
 
 def get_many(cache_keys: list[str]) -> dict[str, Any]:
     try:
-        return backend().get_many(cache_keys)
+        found = backend().get_many(cache_keys)
     except OUTAGE as exc:
         outage(exc, operation="get_many")
+        _count(misses=len(cache_keys))
         return {}
+    _count(hits=len(found), misses=len(cache_keys) - len(found))
+    return found
 
 
 def set(cache_key: str, value: Any, *, timeout: float | None) -> bool:  # noqa: A001
+    _count(sets=1)
     try:
         backend().set(cache_key, value, timeout=timeout)
     except OUTAGE as exc:
@@ -90,6 +145,7 @@ def set(cache_key: str, value: Any, *, timeout: float | None) -> bool:  # noqa: 
 
 def add(cache_key: str, value: Any, *, timeout: float | None) -> bool | None:
     """SET NX: True if this call stored it, False if the key existed, None if Redis is down."""
+    _count(sets=1)
     try:
         return backend().add(cache_key, value, timeout=timeout)
     except OUTAGE as exc:
@@ -97,9 +153,23 @@ def add(cache_key: str, value: Any, *, timeout: float | None) -> bool | None:
         return None
 
 
+def incr(cache_key: str) -> int | None:
+    """INCR an integer stored by set() or add(): the new value, or None when the key is absent
+    or Redis is down."""
+    _count(sets=1)
+    try:
+        return backend().incr(cache_key)
+    except ValueError:  # Django's backend: the key does not exist
+        return None
+    except OUTAGE as exc:
+        outage(exc, operation="incr")
+        return None
+
+
 def delete(*cache_keys: str) -> None:
     if not cache_keys:
         return
+    _count(deletes=len(cache_keys))
     try:
         backend().delete_many(list(cache_keys))
     except OUTAGE as exc:

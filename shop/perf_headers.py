@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import connections
 from django.http import JsonResponse
 
-from shop import toggles
+from shop import cache, toggles
 from shop.techniques import connection_pooling, db_indexes, table_partitioning
 
 TOGGLE_HEADER = "X-Perf-Toggles"
@@ -38,7 +38,8 @@ def refusal(name: str, *, where: str) -> str:
 
 
 class QueryCostMiddleware:
-    """`X-DB-Queries: default=3, replica=0` and `Server-Timing: db;dur=…, app;dur=…`.
+    """`X-DB-Queries: default=3, replica=0`, `X-Cache-Ops: hits=1 misses=0 sets=0 deletes=0
+    errors=0` and `Server-Timing: db;dur=…, app;dur=…`.
 
     Every query on every database alias is counted and timed with an execute wrapper, so the
     numbers include authentication and session queries: what the request really cost. A
@@ -74,16 +75,24 @@ class QueryCostMiddleware:
         with ExitStack() as stack:
             for alias in counts:
                 stack.enter_context(connections[alias].execute_wrapper(counting(alias)))
+            # The calls made through shop.cache (shop/cache.py): a hit is 0 queries, not free.
+            cache_ops = stack.enter_context(cache.counting())
             response = self.get_response(request)
         total_ms = (perf_counter() - started) * 1000
         db_ms = db_seconds * 1000
         queries = sum(counts.values())
         response["X-DB-Queries"] = ", ".join(f"{alias}={n}" for alias, n in counts.items())
+        response["X-Cache-Ops"] = cache_ops.header()
         timing = f'db;dur={db_ms:.2f};desc="{queries} queries", app;dur={total_ms - db_ms:.2f}'
         # Other middleware (the debug toolbar) may have set its own metrics: keep them too.
         earlier = response.get("Server-Timing")
         response["Server-Timing"] = f"{timing}, {earlier}" if earlier else timing
         return response
+
+
+def parse_cache_ops(header: str) -> dict[str, int]:
+    """`"hits=1 misses=0 sets=0 deletes=0 errors=0"` → `{"hits": 1, "misses": 0, ...}`."""
+    return {name: int(n) for name, _, n in (part.partition("=") for part in header.split())}
 
 
 def parse_query_counts(header: str) -> dict[str, int]:

@@ -118,9 +118,13 @@ def list_generation() -> int | None:
     if current is not cache.MISS:
         return current
     # Absent (first use, or evicted): start at the clock, never at a value used before.
-    if cache.add(_generation_key(), time.time_ns(), timeout=None) is None:
-        return None
-    current = cache.get(_generation_key())
+    started = time.time_ns()
+    added = cache.add(_generation_key(), started, timeout=None)
+    if added is None:
+        return None  # Redis down
+    if added:
+        return started
+    current = cache.get(_generation_key())  # another process started it first
     return None if current is cache.MISS else current
 
 
@@ -141,13 +145,9 @@ def fetch_list(name: str, *parts: object, compute: Callable[[], Any], ttl: float
 
 
 def bump_list_generation() -> None:
-    """Move every list page to a new generation now: one INCR, whatever the number of pages."""
-    try:
-        cache.backend().incr(_generation_key())
-    except ValueError:  # absent: the next read starts a new generation from the clock
-        pass
-    except cache.OUTAGE as exc:
-        cache.outage(exc, operation="incr")
+    """Move every list page to a new generation now: one INCR, whatever the number of pages.
+    An absent counter needs nothing: the next read starts a new generation from the clock."""
+    cache.incr(_generation_key())
 
 
 def invalidate_on_commit(*cache_keys: str, lists: bool, using: str = DEFAULT_DB_ALIAS) -> None:
