@@ -192,6 +192,7 @@ def delete_if_equal(cache_key: str, value: Any) -> bool | None:
     """Delete `cache_key` only if it still holds `value` (one Lua script, atomic): the
     release of a lock taken with `add`, which must never release a lock that expired and was
     taken by another process since. True if deleted, False if not, None if Redis is down."""
+    _count(deletes=1)
     cache = backend()
     try:
         client = cache._cache.get_client(cache_key, write=True)

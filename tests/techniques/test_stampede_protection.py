@@ -13,16 +13,19 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from decimal import Decimal
 
 import pytest
 from django.db import connection
-from django.test import override_settings
+from django.test import Client, override_settings
 
+from catalog import selectors
 from shop import cache, toggles
 from shop.private_broker import PrivateBroker
 from shop.techniques import cache_aside, stampede_protection
 from shop.techniques.stampede_protection import Entry
 from tests.concurrency import run_concurrently
+from tests.factories import BrandFactory, CategoryFactory, ProductFactory, VariantFactory
 
 READERS = 50
 STATES = [pytest.param(False, id="off"), pytest.param(True, id="on")]
@@ -195,3 +198,73 @@ def test_with_redis_down_every_request_computes_and_none_fails(on, tmp_path, set
             answers = run_concurrently(lambda _i: fetch(on, compute), count=5)
     assert answers == ["from PostgreSQL"] * 5
     assert len(computes) == 5
+
+
+# --- through the API: the category page ---------------------------------------------------------
+
+
+@pytest.fixture
+def category_page(db):
+    """A category with a subcategory, products of two brands with variants: its page runs the
+    facet aggregates the technique protects."""
+    home = CategoryFactory(name="Home")
+    kitchen = CategoryFactory(name="Kitchen", parent=home)
+    brands = [BrandFactory(), BrandFactory()]
+    for i in range(6):
+        product = ProductFactory(category=(home, kitchen)[i % 2], brand=brands[i % 2])
+        VariantFactory(product=product, price=Decimal(f"{5 + 20 * i}.00"))
+    return f"/api/categories/{home.pk}/products/"
+
+
+def header(**flags: bool) -> dict[str, str]:
+    return {"HTTP_X_PERF_TOGGLES": toggles.format_flags(flags)}
+
+
+@pytest.mark.parametrize("on", STATES)
+def test_50_concurrent_requests_at_an_expired_category_page_build_it_once_on(
+    on, category_page, monkeypatch
+):
+    uncached = Client().get(category_page, **header(cache_aside=False))
+    assert uncached.status_code == 200
+    readers, builds = set(), []
+    changed = threading.Condition()
+    real_get, real_facets = cache.get, selectors.category_facets
+
+    def get(cache_key):
+        value = real_get(cache_key)
+        if ":category-page:" in cache_key:
+            with changed:
+                readers.add(threading.get_ident())
+                changed.notify_all()
+        return value
+
+    def facets(**kwargs):
+        """One per build of the page; it waits until every request has read the page's key."""
+        with changed:
+            builds.append(threading.get_ident())
+            assert changed.wait_for(lambda: len(readers) >= READERS, 60)
+        return real_facets(**kwargs)
+
+    monkeypatch.setattr(cache, "get", get)
+    monkeypatch.setattr(selectors, "category_facets", facets)
+    flags = header(cache_aside=True, stampede_protection=on, write_through=False)
+    responses = run_concurrently(lambda _i: Client().get(category_page, **flags), count=READERS)
+    assert [response.status_code for response in responses] == [200] * READERS
+    assert all(response.content == uncached.content for response in responses)
+    assert len(builds) == (1 if on else READERS)
+
+
+def test_with_redis_down_the_category_page_is_served_from_postgresql(
+    category_page, tmp_path, settings
+):
+    uncached = Client().get(category_page, **header(cache_aside=False))
+    with PrivateBroker(tmp_path / "redis") as redis_server:
+        caches = {"default": {**settings.CACHES["default"], "LOCATION": redis_server.url}}
+        with override_settings(CACHES=caches):
+            redis_server.stop()
+            response = Client().get(
+                category_page, **header(cache_aside=True, stampede_protection=True)
+            )
+    assert response.status_code == 200
+    assert response.content == uncached.content
+    assert "errors=" in response["X-Cache-Ops"] and "errors=0" not in response["X-Cache-Ops"]

@@ -14,14 +14,17 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 from django.test import override_settings
+from rest_framework.test import APIClient
 
+from catalog import payloads
 from catalog.models import Variant
 from shop import cache, toggles
+from shop.perf_headers import parse_cache_ops, parse_query_counts
 from shop.private_broker import PrivateBroker
 from shop.techniques import write_through
 from shop.techniques.stampede_protection import Entry
 from tests.concurrency import run_concurrently
-from tests.factories import VariantFactory
+from tests.factories import UserFactory, VariantFactory
 
 STATES = [pytest.param(False, id="off"), pytest.param(True, id="on")]
 KEY = cache.key("write-through-test", version=1)
@@ -173,3 +176,72 @@ def test_with_redis_down_the_write_commits_and_nothing_fails(variant, tmp_path, 
             write_price(variant, "11.00", on=True)
     variant.refresh_from_db()
     assert variant.price == Decimal("11.00")
+
+
+# --- through the API: the staff price and stock change, then the product page ---------------------
+
+
+def toggled(**flags: bool) -> dict[str, str]:
+    return {"HTTP_X_PERF_TOGGLES": toggles.format_flags(flags)}
+
+
+def read_page(product_id: int, on: bool):
+    return APIClient().get(
+        f"/api/products/{product_id}/",
+        **toggled(cache_aside=True, write_through=on, stampede_protection=False),
+    )
+
+
+@pytest.mark.parametrize("on", STATES)
+@pytest.mark.parametrize(
+    "change", [{"price": "12.34"}, {"stock": 3}, {"price": "7.00", "stock": 0}]
+)
+def test_after_a_staff_change_the_next_read_shows_it_a_hit_on_a_miss_off(
+    variant, staff_client, on, change
+):
+    product_id = variant.product_id
+    assert read_page(product_id, on).status_code == 200  # cached
+    response = staff_client.patch(
+        f"/api/staff/variants/{variant.pk}/",
+        change,
+        format="json",
+        **toggled(cache_aside=True, write_through=on, stampede_protection=False),
+    )
+    assert response.status_code == 200
+    after = read_page(product_id, on)
+    uncached = APIClient().get(f"/api/products/{product_id}/", **toggled(cache_aside=False))
+    assert after.json() == uncached.json()  # the same answer, off, on and uncached
+    (shown,) = after.json()["variants"]
+    assert {key: shown[key] for key in change} == change
+    ops = parse_cache_ops(after["X-Cache-Ops"])
+    queries = sum(parse_query_counts(after["X-DB-Queries"]).values())
+    if on:
+        assert (ops["hits"], ops["misses"], ops["sets"], queries) == (1, 0, 0, 0)
+    else:
+        assert (ops["hits"], ops["misses"], ops["sets"]) == (0, 1, 1) and queries > 0
+
+
+def test_racing_staff_changes_leave_the_cached_page_equal_to_the_rows(variant):
+    """Two staff PATCHes at once, each on its own connection, ten rounds: the page in Redis
+    is always the page built from the committed rows."""
+    other = VariantFactory(product=variant.product, price=Decimal("6.00"))
+    staff = UserFactory(is_staff=True)
+    flags = toggled(cache_aside=True, write_through=True, stampede_protection=False)
+    key = payloads.product_detail_key(variant.product_id)
+    for round_ in range(10):
+
+        def change(i, r=round_):
+            target, client = (variant, other)[i], APIClient()  # a client per thread
+            client.force_authenticate(staff)
+            return client.patch(
+                f"/api/staff/variants/{target.pk}/",
+                {"price": f"{20 + 2 * r + i}.00", "stock": r},
+                format="json",
+                **flags,
+            ).status_code
+
+        assert run_concurrently(change, count=2) == [200, 200]
+        uncached = APIClient().get(
+            f"/api/products/{variant.product_id}/", **toggled(cache_aside=False)
+        )
+        assert cache.get(key) == uncached.json()
