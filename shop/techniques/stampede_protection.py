@@ -13,7 +13,8 @@ On, `fetch(key, compute, ttl=...)`, three mechanisms:
 
 1. **Single flight.** A miss takes a lock, `shop.cache.add(<key>:fill-lock)` (Redis
    `SET NX` with a short TTL, STAMPEDE_LOCK_TTL_S), before it computes. One request wins it,
-   computes, stores, and releases the lock (compare-and-delete: only its own lock). The
+   reads the key again (a fill may have finished between its miss and its lock), computes,
+   stores, and releases the lock (compare-and-delete: only its own lock). The
    others poll the key every STAMPEDE_POLL_S for the value it stores, for up to
    STAMPEDE_WAIT_S; each poll also tries the lock, so if the holder failed (its lock is
    released) or died (its lock expires) one of them takes over. A waiter still empty-handed
@@ -90,10 +91,9 @@ def _naive(cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any:
 
 def _protected(cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any:
     stored = cache.get(cache_key)
-    if stored is not cache.MISS and not isinstance(stored, Entry):
-        return stored  # a plain entry (the toggle was off when it was filled)
-    if isinstance(stored, Entry) and time.time() < stored.fresh_until:
-        return stored.payload  # fresh: the common case, one GET
+    payload = _fresh(stored)
+    if payload is not cache.MISS:
+        return payload  # the common case: one GET
     lock = Lock(cache_key)
     taken = lock.acquire()
     if taken is None:
@@ -105,6 +105,14 @@ def _protected(cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any
     if isinstance(stored, Entry):
         return stored.payload  # stale while another request revalidates it
     return _wait_for_fill(lock, compute, ttl=ttl)
+
+
+def _fresh(stored: Any) -> Any:
+    """What a read may serve as it is, or cache.MISS: an `Entry` before its soft expiry, or a
+    plain payload (filled while the toggle was off: it has no soft expiry)."""
+    if isinstance(stored, Entry):
+        return stored.payload if time.time() < stored.fresh_until else cache.MISS
+    return stored
 
 
 def _wait_for_fill(lock: Lock, compute: Callable[[], Any], *, ttl: float) -> Any:
@@ -127,6 +135,11 @@ def _wait_for_fill(lock: Lock, compute: Callable[[], Any], *, ttl: float) -> Any
 
 def _fill_and_release(lock: Lock, compute: Callable[[], Any], *, ttl: float) -> Any:
     try:
+        # Read again under the lock: this request's miss may be older than a fill that
+        # another request finished (and whose lock it released) just before this one took it.
+        payload = _fresh(cache.get(lock.cache_key))
+        if payload is not cache.MISS:
+            return payload
         payload = _compute(compute)
         store(lock.cache_key, payload, ttl=ttl)
         return payload

@@ -89,6 +89,21 @@ def test_50_concurrent_misses_recompute_once_on_and_50_times_off(on, monkeypatch
     assert (stored.payload if on else stored) == {"answer": 42}
 
 
+def test_a_miss_that_takes_the_lock_after_another_fill_finished_does_not_compute(monkeypatch):
+    """The miss read the key before the other request's fill stored it, and takes the lock
+    after that request released it: it reads the key again under the lock."""
+    assert fetch(True, lambda: "filled") == "filled"
+    real_get, reads = cache.get, []
+
+    def get(cache_key):
+        reads.append(cache_key)
+        return cache.MISS if len(reads) == 1 else real_get(cache_key)  # the first read: early
+
+    monkeypatch.setattr(cache, "get", get)
+    assert fetch(True, lambda: "computed again") == "filled"
+    assert reads == [KEY, KEY]
+
+
 def test_a_stale_entry_is_served_at_once_while_one_request_refreshes_it(monkeypatch):
     cache.set(KEY, Entry(payload="old", fresh_until=time.time() - 1), timeout=60)
     served_stale = threading.Semaphore(0)

@@ -84,8 +84,9 @@ def _prepare() -> None:
 def _round(enabled: bool, *, expiry: str) -> Sample:
     flags = SCENARIO.flags(enabled)
     headers = {TOGGLE_HEADER: toggles.format_flags(flags)}
-    warm = Client().get(_state["path"], headers=headers)
-    assert warm.status_code == 200, warm.status_code
+    _warm(headers)
+    cache.delete(_page_key())  # as the other side's round left it
+    _warm(headers)  # stored by this side's path: an Entry on, a plain payload off
     _expire(enabled, expiry=expiry)
     with _counting(selectors, "category_facets") as recomputations:
         statuses, bodies, latencies, wall_s = _clients(headers)
@@ -104,6 +105,11 @@ def _round(enabled: bool, *, expiry: str) -> Sample:
             ANSWERS_DIFFERING: differing,
         },
     )
+
+
+def _warm(headers: dict[str, str]) -> None:
+    response = Client().get(_state["path"], headers=headers)
+    assert response.status_code == 200, response.status_code
 
 
 def _expire(enabled: bool, *, expiry: str) -> None:
