@@ -6,13 +6,20 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from catalog.models import Category, Product, Review, Variant
 from shop.errors import InvalidInput, NotFound
-from shop.techniques import denormalized_fields, field_selection, prefetch_related, select_related
+from shop.techniques import (
+    denormalized_fields,
+    field_selection,
+    local_cache,
+    prefetch_related,
+    select_related,
+)
 
 
 def category_with_descendant_ids(*, category_id: int) -> list[int]:
     """The category and everything below it. The tree is small (tens of rows), so one
-    query for all (id, parent) pairs and a walk in Python beats a recursive CTE here."""
-    parents = dict(Category.objects.values_list("id", "parent_id"))
+    query for all (id, parent) pairs and a walk in Python beats a recursive CTE here; the
+    pairs are a hot lookup, cached in Redis and (local_cache on) in the process."""
+    parents = local_cache.category_parents()
     if category_id not in parents:
         raise InvalidInput({"category": [f"No category with id {category_id}."]})
     children: dict[int | None, list[int]] = {}

@@ -229,6 +229,9 @@ def category_move(*, category_id: int, parent_id: int | None) -> Category:
                     raise InvalidInput({"parent": ["A category cannot be moved inside itself."]})
                 seen.add(ancestor)
                 ancestor = parents[ancestor]
-        Category.objects.filter(pk=category_id).update(parent_id=parent_id)
+        category = Category.objects.get(pk=category_id)
+        category.parent_id = parent_id
+        # save(), not update(): its post_save signal is what local_cache evicts the tree on.
+        category.save(update_fields=["parent"])
         payloads.categories_changed_on_commit()
-    return Category.objects.get(pk=category_id)
+    return category

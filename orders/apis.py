@@ -16,7 +16,13 @@ from shop import carriers
 from shop.api_schema import StatedMaxLength, StatedMaxValue, StatedMinLength, StatedMinValue
 from shop.errors import InvalidInput
 from shop.pagination import KeysetPagination, PagePagination
-from shop.techniques import async_io, cursor_pagination, fast_serialization, streaming_export
+from shop.techniques import (
+    async_io,
+    cursor_pagination,
+    fast_serialization,
+    materialized_view,
+    streaming_export,
+)
 
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
 
@@ -174,7 +180,12 @@ class SalesReportApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         report = selectors.sales_report(**filters.validated_data)
-        return Response(self.OutputSerializer(report).data)
+        response = Response(self.OutputSerializer(report).data)
+        if report.as_of is not None:
+            # From the read model (materialized_view): how old its sums are. A header, so the
+            # body is the same live or not.
+            response[materialized_view.AS_OF_HEADER] = report.as_of.isoformat()
+        return response
 
 
 class StaffOrderListApi(APIView):

@@ -40,3 +40,12 @@ def event_partitions_ahead() -> list[str]:
     from shop.techniques import table_partitioning
 
     return table_partitioning.ensure_ahead()
+
+
+# Run by celery beat every SALES_REPORT_REFRESH_S (settings.CELERY_BEAT_SCHEDULE), on the default
+# queue: the sales report's read model (materialized_view), refreshed without blocking readers.
+@shared_task(name="orders.tasks.refresh_sales_report")
+def refresh_sales_report() -> float:
+    from shop.techniques import materialized_view
+
+    return materialized_view.refresh()

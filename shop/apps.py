@@ -18,6 +18,9 @@ class ShopConfig(AppConfig):
         for module in pkgutil.iter_modules(techniques.__path__):
             if not module.name.startswith("_"):
                 importlib.import_module(f"shop.techniques.{module.name}")
+        from shop.techniques import local_cache
+
+        local_cache.connect_signals()  # its L1 and Redis entries evicted on every ORM write
         try:
             flags = toggles.environment_defaults()
         except (toggles.UnknownToggle, ValueError) as exc:

@@ -37,6 +37,7 @@ WRITES = {
     "async_tasks",
     "transactional_outbox",
     "backpressure",
+    "rate_limiting",
 }
 
 

@@ -94,7 +94,13 @@ BUDGETS = [
         who="customer",
         writes=True,
     ),
-    Budget("GET /api/reports/sales/", 4, "token, by day, top products, their names", who="staff"),
+    Budget(
+        "GET /api/reports/sales/",
+        5,
+        "token; from the read model (materialized_view), the one snapshot's isolation level, "
+        "the refresh time with the days, the top products; their names",
+        who="staff",
+    ),
     Budget(
         "GET /api/perf/toggles/",
         2,
@@ -228,6 +234,9 @@ def test_list_queries_do_not_grow_with_the_page_size(path, who):
     shop = {"users": {"customer": customer}, "ids": {"product": products[0].pk}}
 
     client = _client(shop, who)
+    # The token's user is cached after the first request (local_cache): one request first,
+    # so both counts are of a warm lookup and differ only in what the rows cost.
+    _request(client, "GET", f"{_fill(path, shop['ids'])}?page_size=1")
     counts = {}
     for page_size in (5, 50):
         response, counts[page_size], _ = _request(

@@ -54,6 +54,11 @@ MIDDLEWARE = [
     # Counts every query of the request, session and auth included.
     "shop.perf_headers.QueryCostMiddleware",
     "shop.perf_headers.PerfToggleMiddleware",
+    # Inside the toggle header's scope; before sessions and authentication, so a refused login
+    # or order costs one Redis round trip and no query (it identifies the client by its IP or
+    # by a hash of its token, without looking the token up). Before backpressure: one client's
+    # flood is answered 429 for that client, not counted as the shop's overload.
+    "shop.techniques.rate_limiting.Middleware",
     # Inside the toggle header's scope; before sessions, authentication and the replica
     # routing, so an order refused for an overload costs a broker round trip and no query.
     "shop.techniques.backpressure.Middleware",
@@ -157,6 +162,13 @@ STAMPEDE_WAIT_S = env_float("STAMPEDE_WAIT_S", 2.0)
 STAMPEDE_POLL_S = env_float("STAMPEDE_POLL_S", 0.025)
 STAMPEDE_STALE_S = env_float("STAMPEDE_STALE_S", 30.0)
 STAMPEDE_JITTER = env_float("STAMPEDE_JITTER", 0.1)
+# local_cache: how long each hot lookup stays in a process's own memory (L1). Each is the
+# staleness bound of that lookup in the other processes: a write evicts its own process's L1
+# and Redis at once, the others' L1 only when this runs out (docs/techniques/local_cache.md).
+# The token's is how long a revoked token keeps working on the other workers.
+LOCAL_CACHE_TOKEN_TTL_S = env_float("LOCAL_CACHE_TOKEN_TTL_S", 5.0)
+LOCAL_CACHE_CATEGORY_TTL_S = env_float("LOCAL_CACHE_CATEGORY_TTL_S", 30.0)
+LOCAL_CACHE_RATES_TTL_S = env_float("LOCAL_CACHE_RATES_TTL_S", 60.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -269,9 +281,19 @@ CELERY_TASK_ANNOTATIONS = {
     for task, route in CELERY_TASK_ROUTES.items()
     if route["queue"] == "email"
 }
-# The order event log's partitions for the months ahead (table_partitioning), made daily.
+# The sales report's read model (materialized_view) is refreshed every SALES_REPORT_REFRESH_S: a
+# report with it on is at most this plus one refresh's duration behind the orders
+# (`manage.py refresh_sales_report` prints that duration).
+SALES_REPORT_REFRESH_S = env_int("SALES_REPORT_REFRESH_S", 300)
 CELERY_BEAT_SCHEDULE = {
+    # The order event log's partitions for the months ahead (table_partitioning), made daily.
     "event-partitions-ahead": {"task": "orders.tasks.event_partitions_ahead", "schedule": 86400},
+    "refresh-sales-report": {
+        "task": "orders.tasks.refresh_sales_report",
+        "schedule": SALES_REPORT_REFRESH_S,
+        # A refresh still waiting when the next is due is dropped: the next does its work.
+        "options": {"expires": SALES_REPORT_REFRESH_S},
+    },
 }
 CELERY_TASK_SERIALIZER = "json"
 # The transactional_outbox relay (`manage.py outbox_relay`): rows claimed per transaction, the
@@ -409,3 +431,25 @@ CIRCUIT_BREAKER_REDIS_TIMEOUT_S = env_float("CIRCUIT_BREAKER_REDIS_TIMEOUT_S", 0
 CIRCUIT_BREAKER_KEY_PREFIX = env_str(
     "CIRCUIT_BREAKER_KEY_PREFIX", f"perfshop-{DATABASES['default']['NAME']}:circuit"
 )
+# rate_limiting (shop/techniques/rate_limiting.py): token buckets in Redis. A bucket holds up to
+# CAPACITY requests (the burst a client may send at once) and refills at PER_MINUTE. Orders are
+# limited per client (its token; its session or IP without one), logins per client IP: a
+# customer places a few orders a minute at most, and a person typing a password logs in a few
+# times; a script guessing passwords or replaying checkouts is what is refused.
+RATE_LIMITING_ORDER_PATHS = ["/api/orders/"]
+RATE_LIMITING_ORDERS_CAPACITY = env_int("RATE_LIMITING_ORDERS_CAPACITY", 10)
+RATE_LIMITING_ORDERS_PER_MINUTE = env_float("RATE_LIMITING_ORDERS_PER_MINUTE", 10.0)
+# The token endpoint, DRF's browsable-API login and the admin's: every way to try a password.
+RATE_LIMITING_LOGIN_PATHS = ["/api/auth/token/", "/api/auth/login/", "/admin/login/"]
+RATE_LIMITING_LOGIN_CAPACITY = env_int("RATE_LIMITING_LOGIN_CAPACITY", 10)
+RATE_LIMITING_LOGIN_PER_MINUTE = env_float("RATE_LIMITING_LOGIN_PER_MINUTE", 5.0)
+# The reverse proxies in front of the app that append to X-Forwarded-For (DRF's NUM_PROXIES):
+# 0 trusts no header and limits by REMOTE_ADDR; behind one load balancer, 1.
+RATE_LIMITING_NUM_PROXIES = env_int("RATE_LIMITING_NUM_PROXIES", 0)
+# The buckets live in the cache's Redis (empty: CACHES["default"]), on a client of their own
+# with short timeouts: a Redis that does not answer costs a login or an order this long before
+# the outage policy applies (orders fail open, logins fail closed with a 503).
+RATE_LIMITING_REDIS_URL = env_str("RATE_LIMITING_REDIS_URL", "")
+RATE_LIMITING_REDIS_TIMEOUT_S = env_float("RATE_LIMITING_REDIS_TIMEOUT_S", 0.25)
+# The Retry-After of a login refused because the limiter's Redis does not answer.
+RATE_LIMITING_OUTAGE_RETRY_AFTER_S = env_int("RATE_LIMITING_OUTAGE_RETRY_AFTER_S", 5)

@@ -11,11 +11,22 @@ next to the scenario that uses it; tests/shop/test_toggles.py checks both sides 
 
 from types import MappingProxyType
 
+# Every pair that places orders holds rate_limiting off (its entry below says
+# "rate_limiting": False): it sends many orders a second as one customer, which the limit
+# rightly refuses after its burst, and the pair would then measure 429s.
+
+# The live report: its read model (materialized_view) would answer both sides from its views.
+DB_AGGREGATION = MappingProxyType({"materialized_view": False})
+
 # The naive code is lazy model access; fast_serialization's values() path would replace it.
-SELECT_RELATED = MappingProxyType({"fast_serialization": False})
+# cache_aside off, in every pair that reads the catalog: a cache hit would stand in for the
+# queries the pair is about.
+SELECT_RELATED = MappingProxyType({"fast_serialization": False, "cache_aside": False})
 PREFETCH_RELATED = MappingProxyType({"fast_serialization": False})
 # Model instances: fast_serialization's values() rows read only the shown columns either way.
-FIELD_SELECTION = MappingProxyType({"fast_serialization": False})
+FIELD_SELECTION = MappingProxyType({"fast_serialization": False, "cache_aside": False})
+# The product list's queries, built every time on both sides.
+DENORMALIZED_FIELDS = MappingProxyType({"cache_aside": False})
 
 # Each of the two order techniques holds the other on, so only its own code differs.
 # inventory_locking on: its conditional UPDATE is where bulk_writes decides how stock is taken.
@@ -23,21 +34,38 @@ FIELD_SELECTION = MappingProxyType({"fast_serialization": False})
 # techniques change; the charge, the stock ledger and the email are published on commit, and
 # these runs are rolled back, so none of them happens.
 BULK_WRITES = MappingProxyType(
-    {"algorithmic_complexity": True, "inventory_locking": True, "async_tasks": True}
+    {
+        "algorithmic_complexity": True,
+        "inventory_locking": True,
+        "async_tasks": True,
+        "rate_limiting": False,
+    }
 )
-ALGORITHMIC_COMPLEXITY = MappingProxyType({"bulk_writes": True, "async_tasks": True})
+ALGORITHMIC_COMPLEXITY = MappingProxyType(
+    {"bulk_writes": True, "async_tasks": True, "rate_limiting": False}
+)
 # The order's other writes the same on both sides: only how stock is taken differs.
 # async_tasks off: the contended rounds commit, and their orders are deleted afterwards; with
 # it on, each would leave a capture and a ledger task behind for an order that is gone.
 INVENTORY_LOCKING = MappingProxyType(
-    {"bulk_writes": True, "algorithmic_complexity": True, "async_tasks": False}
+    {
+        "bulk_writes": True,
+        "algorithmic_complexity": True,
+        "async_tasks": False,
+        "rate_limiting": False,
+    }
 )
 
 # The order's stock and row writes the same few statements on both sides: only where the
 # transactions begin and end around the payment call differs. async_tasks off: the payment
 # call is in the request.
 SHORT_TRANSACTIONS = MappingProxyType(
-    {"bulk_writes": True, "algorithmic_complexity": True, "async_tasks": False}
+    {
+        "bulk_writes": True,
+        "algorithmic_complexity": True,
+        "async_tasks": False,
+        "rate_limiting": False,
+    }
 )
 
 # The order's own writes the same on both sides, and short_transactions on: the charge (in
@@ -50,13 +78,16 @@ ASYNC_TASKS = MappingProxyType(
         "inventory_locking": True,
         "short_transactions": True,
         "transactional_outbox": False,
+        "rate_limiting": False,
     }
 )
 
 # short_transactions on: an order whose charge fails is written, then cancelled with its stock
 # back, on both sides, so the pair differs only in whether the charge is sent at all.
 # async_tasks off: the request sends the charge itself, and waits for the gateway's timeout.
-CIRCUIT_BREAKER = MappingProxyType({"short_transactions": True, "async_tasks": False})
+CIRCUIT_BREAKER = MappingProxyType(
+    {"short_transactions": True, "async_tasks": False, "rate_limiting": False}
+)
 
 # The order's stock and row writes the same few statements on both sides. async_tasks on: the
 # capture, the ledger and the confirmation are tasks, and only how they reach the broker differs.
@@ -66,12 +97,13 @@ TRANSACTIONAL_OUTBOX = MappingProxyType(
         "algorithmic_complexity": True,
         "short_transactions": True,
         "async_tasks": True,
+        "rate_limiting": False,
     }
 )
 
 # read_replica held off: every query on the primary, where each arm's connections go (a
 # PgBouncer arm pools the primary's), so the arms differ in how they connect and nothing else.
-CONNECTION_POOLING = MappingProxyType({"read_replica": False})
+CONNECTION_POOLING = MappingProxyType({"read_replica": False, "cache_aside": False})
 
 # read_replica held off: the pair's plain and partitioned copies are made on the primary and
 # read there, on the bench's own search_path, never from a replica still replaying them.
@@ -87,6 +119,7 @@ DB_INDEXES = MappingProxyType(
         "field_selection": True,
         "denormalized_fields": True,
         "read_replica": False,
+        "cache_aside": False,
     }
 )
 # The staff filter reads keyset pages: no COUNT(*), the list's contract.
@@ -96,7 +129,24 @@ DB_INDEXES_STAFF_FILTER = MappingProxyType({**DB_INDEXES, "cursor_pagination": T
 FAST_SERIALIZATION_ORDER_HISTORY = MappingProxyType({"prefetch_related": True})
 FAST_SERIALIZATION_STAFF_ORDERS = MappingProxyType({"cursor_pagination": True})
 FAST_SERIALIZATION_PRODUCT_LIST = MappingProxyType(
-    {"select_related": True, "field_selection": True}
+    {"select_related": True, "field_selection": True, "cache_aside": False}
+)
+
+# The catalog reads' queries, every one of them, on the primary: cache_aside off against on.
+READ_REPLICA = MappingProxyType({"cache_aside": False})
+
+# The pages' queries at their best (the data-access techniques on) on both sides, so the pair
+# measures the cache against good SQL, not against an N+1. read_replica off: both sides read
+# the primary, where a fill reads anyway.
+CACHE_ASIDE = MappingProxyType(
+    {
+        "select_related": True,
+        "prefetch_related": True,
+        "field_selection": True,
+        "denormalized_fields": True,
+        "fast_serialization": True,
+        "read_replica": False,
+    }
 )
 
 
@@ -112,7 +162,21 @@ def named(technique: str) -> dict[str, MappingProxyType]:
 
 # async_tasks on: an order's capture waits on the payment queue, whose depth is what is bounded.
 # transactional_outbox off: the request publishes to that queue itself; no relay runs in the job.
-BACKPRESSURE = MappingProxyType({"async_tasks": True, "transactional_outbox": False})
+BACKPRESSURE = MappingProxyType(
+    {"async_tasks": True, "transactional_outbox": False, "rate_limiting": False}
+)
+
+# The read-back pair places an order a run, as one customer: rate_limiting off, as above.
+READ_REPLICA_READ_BACK = MappingProxyType({"rate_limiting": False})
+
+# The limiter's cost on the cheapest order request (no items: a 400): backpressure off, so
+# neither side also reads the payment queue's depth from the broker.
+RATE_LIMITING = MappingProxyType({"backpressure": False})
+
+# The live side at its best, the GROUP BY of db_aggregation, not its Python loops. read_replica
+# off: both sides on the primary, where the bench's refresh has just committed; a replica gets
+# the refreshed views by replication, as any table, a moment later.
+MATERIALIZED_VIEW = MappingProxyType({"db_aggregation": True, "read_replica": False})
 
 # cache_aside on: the pair is about how a miss is filled, and only cache-aside misses.
 # write_through off: a write deletes the page's entry, as cache_aside's invalidation does.

@@ -1,0 +1,178 @@
+"""Serve the staff sales report from a read model refreshed in the background, instead of
+aggregating the orders table on every request (CQRS: the write side stays normalized, the
+read side is shaped like the report).
+
+Off: the live aggregate (db_aggregation's code): every paid, confirmed and shipped order in
+range, and all their items, grouped and summed per request. Over 366 days of the medium data
+set that is about 56,000 orders and 168,000 items, whatever the report is asked for.
+
+On: three PostgreSQL materialized views (orders/migrations/0009_...) hold the sums already:
+
+- `orders_sales_day`: one row per UTC day, the report's `by_day` as it is;
+- `orders_sales_day_product`: one row per day and product sold that day;
+- `orders_sales_product`: one row per product, its sales over all time.
+
+`by_day` reads at most 366 rows. The top products over an arbitrary range are the hard part:
+summing `orders_sales_day_product` over the range still reads a row per product and day (about
+150,000 for a year, since a product rarely sells twice a day). So the all-time totals serve as
+an upper bound on any range's (TOP_PRODUCTS): the range revenue of the `top` best sellers of
+all time sets a bar, and only products whose all-time revenue reaches that bar can be in the
+range's top, so only their days are summed (a few dozen products for a year). The answer is
+exact, the same rows in the same order as the live one; it needs revenue that never goes
+negative (prices and quantities are positive: catalog's and orders' check constraints).
+
+The views are as old as their last `refresh()` (a beat task every SALES_REPORT_REFRESH_S, or
+`manage.py refresh_sales_report`): a report is at most SALES_REPORT_REFRESH_S plus one refresh
+behind, and says how far in its `X-Report-As-Of` header. `REFRESH ... CONCURRENTLY` builds the
+new contents beside the old and applies the difference, so readers are never blocked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from time import perf_counter
+
+from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
+from django.db.backends.utils import CursorWrapper
+from django.db.models import QuerySet
+
+from orders.models import Order
+from shop import toggles
+from shop.techniques import db_aggregation
+
+TOGGLE = toggles.register(
+    "materialized_view",
+    group="caching",
+    description="the sales report from materialized views refreshed by a beat task, not live",
+)
+
+# Refreshed in this order, in one transaction (see refresh()).
+VIEWS = ("orders_sales_day", "orders_sales_day_product", "orders_sales_product")
+AS_OF_HEADER = "X-Report-As-Of"
+
+
+@dataclass(frozen=True)
+class Sales:
+    by_day: list[dict]  # {"day", "orders", "units", "revenue"} per day with orders, oldest first
+    top_products: list[dict]  # {"product_id", "units", "revenue"}, best first (ties: lower id)
+    as_of: datetime | None  # the read model's last refresh; None for the live aggregate
+
+
+def sales(*, orders: QuerySet[Order], date_from: date, date_to: date, top: int) -> Sales:
+    """The report's sums for the revenue `orders` placed on the UTC days `date_from` to
+    `date_to`: live over `orders`, or from the read model over the same days."""
+    if not toggles.is_enabled(TOGGLE.name):
+        # naive: aggregate the orders table now (in SQL or in Python loops: db_aggregation)
+        by_day, top_products = db_aggregation.sales_by_day_and_product(orders=orders, top=top)
+        return Sales(by_day=by_day, top_products=top_products, as_of=None)
+    return _from_read_model(date_from=date_from, date_to=date_to, top=top)
+
+
+# The last refresh's time, with the days in range (none: one row, its day NULL).
+AS_OF_AND_DAYS = """
+SELECT refresh.refreshed_at, day.day, day.orders, day.units, day.revenue
+  FROM orders_sales_refresh refresh
+  LEFT JOIN orders_sales_day day ON day.day BETWEEN %(date_from)s AND %(date_to)s
+ ORDER BY day.day
+"""
+
+# Every product that could be in the range's top (the module's docstring says why).
+CANDIDATES = """
+WITH best_ever AS (  -- the best sellers of all time
+    SELECT product_id FROM orders_sales_product ORDER BY revenue DESC, product_id LIMIT %(top)s
+), bar AS (  -- the `top`-th best of their range sales; 0 if fewer of them sold in range
+    SELECT CASE WHEN count(*) = %(top)s THEN min(revenue) ELSE 0 END AS revenue
+      FROM (SELECT sum(revenue) AS revenue
+              FROM orders_sales_day_product
+             WHERE day BETWEEN %(date_from)s AND %(date_to)s
+               AND product_id IN (SELECT product_id FROM best_ever)
+             GROUP BY product_id) AS their_range
+), candidates AS (  -- all that could reach the bar: all-time revenue >= range revenue
+    SELECT product_id FROM orders_sales_product WHERE revenue >= (SELECT revenue FROM bar)
+)
+"""
+# Their sales in range, summed and ranked.
+TOP_PRODUCTS = (
+    CANDIDATES
+    + """
+SELECT product_id, sum(units) AS units, sum(revenue) AS revenue
+  FROM orders_sales_day_product
+ WHERE day BETWEEN %(date_from)s AND %(date_to)s
+   AND product_id IN (SELECT product_id FROM candidates)
+ GROUP BY product_id
+ ORDER BY revenue DESC, product_id
+ LIMIT %(top)s
+"""
+)
+
+
+def _from_read_model(*, date_from: date, date_to: date, top: int) -> Sales:
+    alias = router.db_for_read(Order)
+    params = {"date_from": date_from, "date_to": date_to, "top": top}
+    # One snapshot for both statements, so a refresh committing in between cannot pair one
+    # refresh's days with the next one's products (or with the other's as-of time).
+    with _one_snapshot(alias) as cursor:
+        cursor.execute(AS_OF_AND_DAYS, params)
+        rows = cursor.fetchall()
+        cursor.execute(TOP_PRODUCTS, params)
+        ranked = cursor.fetchall()
+    by_day = [
+        {"day": day, "orders": orders, "units": units, "revenue": revenue}
+        for _as_of, day, orders, units, revenue in rows
+        if day is not None
+    ]
+    top_products = [
+        {"product_id": product_id, "units": units, "revenue": revenue}
+        for product_id, units, revenue in ranked
+    ]
+    return Sales(by_day=by_day, top_products=top_products, as_of=rows[0][0])
+
+
+# --- the refresh: run by the beat task orders.tasks.refresh_sales_report -----------------------
+
+
+def refresh(*, using: str = DEFAULT_DB_ALIAS, concurrently: bool = True) -> float:
+    """Refresh the three views and record when; returns the seconds it took.
+
+    CONCURRENTLY, readers go on reading the old contents meanwhile: PostgreSQL builds the new
+    contents beside them, compares the two through the UNIQUE index and applies only the rows
+    that changed. That costs more than a plain REFRESH, which rebuilds the view whole but holds
+    an ACCESS EXCLUSIVE lock that stops every reader until it commits: what the seed uses,
+    since it replaces every row anyway.
+
+    One REPEATABLE READ transaction: the three views are computed from one snapshot of the
+    orders, and readers switch to all three new versions at once, when it commits. The time
+    recorded is the transaction's start, before its snapshot: every order committed before it
+    is in the views. Inside a caller's transaction (a test, the seed) it refreshes there.
+    """
+    started = perf_counter()
+    how = "CONCURRENTLY " if concurrently else ""
+    with _one_snapshot(using) as cursor:
+        for view in VIEWS:
+            cursor.execute(f"REFRESH MATERIALIZED VIEW {how}{view}")
+        seconds = perf_counter() - started
+        cursor.execute(
+            "UPDATE orders_sales_refresh SET refreshed_at = now(), seconds = %s", [seconds]
+        )
+    return seconds
+
+
+@contextmanager
+def _one_snapshot(alias: str) -> Iterator[CursorWrapper]:
+    """A cursor in a REPEATABLE READ transaction on `alias`: every statement sees the same
+    snapshot. Inside a caller's transaction, a savepoint in it (its isolation is its own)."""
+    outermost = not connections[alias].in_atomic_block
+    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+        if outermost:  # the transaction's first statement, as PostgreSQL requires
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield cursor
+
+
+def last_refresh(*, using: str = DEFAULT_DB_ALIAS) -> tuple[datetime, float]:
+    """When the views were last refreshed, and how many seconds that refresh took."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT refreshed_at, seconds FROM orders_sales_refresh")
+        return cursor.fetchone()

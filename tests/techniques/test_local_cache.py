@@ -1,0 +1,288 @@
+"""local_cache: a small in-process LRU with a short TTL (L1) in front of Redis (L2), for the
+token → user lookup and the category tree.
+
+Counts, not timings: the queries a request sends (X-DB-Queries) and the operations it makes on
+the real Redis (shop.bench.metrics.CacheCounter). L1's TTLs are stepped with a clock of the
+test's own (`local_cache.clock_set`), never waited for.
+"""
+
+import threading
+
+import pytest
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from catalog.models import Category
+from catalog.selectors import category_with_descendant_ids
+from shop import cache, toggles
+from shop.bench.metrics import CACHE_HITS, CACHE_MISSES, CACHE_SETS, CacheCounter
+from shop.perf_headers import parse_query_counts
+from shop.private_broker import PrivateBroker
+from shop.techniques import local_cache
+from tests.factories import CategoryFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+STATES = [pytest.param(False, id="off"), pytest.param(True, id="on")]
+
+
+class Clock:
+    """A clock the test steps by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    stepped = Clock()
+    with local_cache.clock_set(stepped):
+        yield stepped
+
+
+@pytest.fixture
+def token(db):
+    return Token.objects.create(user=UserFactory())
+
+
+def ping(client, key, *, enabled):
+    """GET the ping with the token; (status, queries, Redis operations)."""
+    with toggles.override(local_cache=enabled), CacheCounter() as ops:
+        response = client.get("/api/perf/ping/", HTTP_AUTHORIZATION=f"Token {key}")
+    queries = sum(parse_query_counts(response["X-DB-Queries"]).values())
+    return response, queries, dict(ops.counts)
+
+
+@pytest.mark.parametrize("enabled", STATES)
+def test_the_first_request_reads_postgresql_and_stores_the_lookup(api_client, token, enabled):
+    response, queries, ops = ping(api_client, token.key, enabled=enabled)
+    assert response.json() == {"authenticated": True}
+    assert queries == 1
+    assert ops == {CACHE_MISSES: 1, CACHE_SETS: 1}
+
+
+def test_off_every_later_request_asks_redis_and_on_none_does(api_client, token):
+    ping(api_client, token.key, enabled=False)  # PostgreSQL, stored in Redis
+    off, off_queries, off_ops = ping(api_client, token.key, enabled=False)
+    assert (off_queries, off_ops) == (0, {CACHE_HITS: 1})
+
+    ping(api_client, token.key, enabled=True)  # Redis, stored in L1
+    on, on_queries, on_ops = ping(api_client, token.key, enabled=True)
+    assert (on_queries, on_ops) == (0, {})
+    assert on.json() == off.json() == {"authenticated": True}
+
+
+@pytest.mark.parametrize("enabled", STATES)
+def test_the_user_built_from_the_cache_is_the_user(api_client, token, enabled, rf):
+    """Every column authorization reads, from a fresh instance each time (never a shared one)."""
+    from shop.authentication import TokenAuthentication
+
+    def authenticate():
+        request = rf.get("/", HTTP_AUTHORIZATION=f"Token {token.key}")
+        with toggles.override(local_cache=enabled):
+            return TokenAuthentication().authenticate(request)
+
+    first_user, _ = authenticate()  # from PostgreSQL
+    user, cached_token = authenticate()  # from Redis (off) or L1 (on)
+    assert user is not first_user
+    for name in local_cache.USER_FIELDS:
+        assert getattr(user, name) == getattr(token.user, name), name
+    assert (cached_token.key, cached_token.user_id) == (token.key, token.user_id)
+    assert cached_token.created == token.created
+    assert "password" not in cache.get(local_cache.token_key(token.key))[0]
+    assert "password" in user.get_deferred_fields()
+
+
+def test_the_cache_key_is_a_hash_of_the_token_never_the_token(token):
+    assert token.key not in local_cache.token_key(token.key)
+
+
+def test_an_unknown_token_is_refused_every_time_and_never_cached(api_client):
+    unknown = "0" * 40
+    for _ in range(2):
+        response, queries, ops = ping(api_client, unknown, enabled=True)
+        assert response.status_code == 401
+        assert (queries, ops) == (1, {CACHE_MISSES: 1})
+    assert len(local_cache.l1(local_cache.TOKENS)) == 0
+
+
+def test_logging_out_here_takes_effect_at_once(
+    api_client, token, django_capture_on_commit_callbacks
+):
+    ping(api_client, token.key, enabled=True)
+    ping(api_client, token.key, enabled=True)  # now in this process's L1
+    with toggles.override(local_cache=True), django_capture_on_commit_callbacks(execute=True):
+        logout = api_client.delete("/api/auth/token/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert logout.status_code == 204
+    response, _queries, _ops = ping(api_client, token.key, enabled=True)
+    assert response.status_code == 401
+    assert cache.get(local_cache.token_key(token.key)) is cache.MISS
+
+
+def _revoked_by_another_process(token):
+    """What a logout in another process leaves here: the row gone and the Redis entry deleted
+    (that process's on-commit eviction), this process's L1 untouched."""
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM authtoken_token WHERE key = %s", [token.key])
+    cache.delete(local_cache.token_key(token.key))
+
+
+def test_a_token_revoked_in_another_process_works_here_until_the_ttl(
+    api_client, token, clock, settings
+):
+    """The staleness bound: LOCAL_CACHE_TOKEN_TTL_S after this process stored it, no longer."""
+    ttl = settings.LOCAL_CACHE_TOKEN_TTL_S
+    ping(api_client, token.key, enabled=True)  # stored in L1 at clock.now
+    _revoked_by_another_process(token)
+
+    clock.now += ttl - 0.001
+    response, queries, ops = ping(api_client, token.key, enabled=True)
+    assert (response.status_code, queries, ops) == (200, 0, {})  # L1 still answers
+
+    clock.now += 0.001
+    response, queries, ops = ping(api_client, token.key, enabled=True)
+    assert response.status_code == 401
+    assert (queries, ops) == (1, {CACHE_MISSES: 1})  # L1 expired, Redis deleted: PostgreSQL
+
+
+def test_off_a_token_revoked_in_another_process_is_refused_at_once(api_client, token, clock):
+    ping(api_client, token.key, enabled=False)
+    _revoked_by_another_process(token)
+    response, _queries, _ops = ping(api_client, token.key, enabled=False)
+    assert response.status_code == 401
+
+
+def test_deactivating_the_user_evicts_their_tokens(
+    api_client, token, django_capture_on_commit_callbacks
+):
+    ping(api_client, token.key, enabled=True)
+    user = token.user
+    user.is_active = False
+    with django_capture_on_commit_callbacks(execute=True):
+        user.save()
+    response, _queries, _ops = ping(api_client, token.key, enabled=True)
+    assert response.status_code == 401
+
+
+def test_a_session_login_does_not_evict(token, django_capture_on_commit_callbacks):
+    """last_login is not kept, so writing it (every session login) leaves the entry."""
+    local_cache.token_user(token.key, lambda key: (token.user, token))
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        token.user.save(update_fields=["last_login"])
+    assert callbacks == []
+    assert cache.get(local_cache.token_key(token.key)) is not cache.MISS
+
+
+def test_redis_down_authenticates_from_postgresql(api_client, token, tmp_path, settings):
+    with PrivateBroker(tmp_path / "redis") as private:
+        settings.CACHES = {
+            "default": {**settings.CACHES["default"], "LOCATION": private.url},
+        }
+        private.stop()
+        for enabled in (False, True):
+            response, queries, _ops = ping(api_client, token.key, enabled=enabled)
+            assert (response.status_code, queries) == (200, 1)
+
+
+# --- the L1 container ---------------------------------------------------------------------
+
+
+def test_l1_is_bounded_and_evicts_the_least_recently_used(clock):
+    local = local_cache.LocalCache(maxsize=3, ttl=60)
+    for key in "abc":
+        local.set(key, key.upper())
+    assert local.get("a") == "A"  # a is now the most recent
+    local.set("d", "D")
+    assert len(local) == 3
+    assert local.get("b") is cache.MISS  # the least recently used went
+    assert [local.get(key) for key in "acd"] == ["A", "C", "D"]
+
+
+def test_l1_entries_expire_after_their_ttl(clock):
+    local = local_cache.LocalCache(maxsize=3, ttl=5)
+    local.set("a", 1)
+    clock.now += 4.999
+    assert local.get("a") == 1
+    clock.now += 0.001
+    assert local.get("a") is cache.MISS
+    assert len(local) == 0
+
+
+def test_l1_under_threads_stays_bounded_and_consistent():
+    """Threads reading, writing and evicting one small L1 at once, as a gunicorn worker's
+    threads do: without its lock, TTLCache's links break (KeyError, a size past maxsize)."""
+    local = local_cache.LocalCache(maxsize=16, ttl=60)
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def hammer(seed: int) -> None:
+        start.wait()
+        try:
+            for i in range(3000):
+                key = (seed * 7 + i) % 40
+                local.set(key, key)
+                value = local.get((key + 3) % 40)
+                assert value is cache.MISS or value == (key + 3) % 40
+                if i % 5 == 0:
+                    local.evict((key + 1) % 40)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(local) <= 16
+
+
+# --- the category tree --------------------------------------------------------------------
+
+
+@pytest.fixture
+def tree(db):
+    root = CategoryFactory()
+    child = CategoryFactory(parent=root)
+    return root, child
+
+
+@pytest.mark.parametrize("enabled", STATES)
+def test_the_category_tree_is_read_once_then_from_the_cache(
+    tree, enabled, django_assert_num_queries
+):
+    root, child = tree
+    with toggles.override(local_cache=enabled):
+        with django_assert_num_queries(1):
+            first = category_with_descendant_ids(category_id=root.pk)
+        with django_assert_num_queries(0), CacheCounter() as ops:
+            again = category_with_descendant_ids(category_id=root.pk)
+    assert first == again == sorted([root.pk, child.pk])
+    assert dict(ops.counts) == ({} if enabled else {CACHE_HITS: 1})
+
+
+@pytest.mark.parametrize("enabled", STATES)
+def test_a_new_category_is_seen_at_once_in_this_process(
+    tree, enabled, django_capture_on_commit_callbacks
+):
+    root, child = tree
+    with toggles.override(local_cache=enabled):
+        category_with_descendant_ids(category_id=root.pk)
+        with django_capture_on_commit_callbacks(execute=True):
+            grandchild = CategoryFactory(parent=child)
+        found = category_with_descendant_ids(category_id=root.pk)
+    assert found == sorted([root.pk, child.pk, grandchild.pk])
+
+
+def test_a_category_moved_in_another_process_shows_here_within_the_ttl(tree, clock, settings):
+    root, child = tree
+    with toggles.override(local_cache=True):
+        assert category_with_descendant_ids(category_id=root.pk) == sorted([root.pk, child.pk])
+        Category.objects.filter(pk=child.pk).update(parent=None)  # no signal: another process
+        cache.delete(local_cache.CATEGORY_TREE.key())  # what its on-commit eviction does
+        clock.now += settings.LOCAL_CACHE_CATEGORY_TTL_S - 0.001
+        assert category_with_descendant_ids(category_id=root.pk) == sorted([root.pk, child.pk])
+        clock.now += 0.001
+        assert category_with_descendant_ids(category_id=root.pk) == [root.pk]

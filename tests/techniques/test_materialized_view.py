@@ -1,0 +1,279 @@
+"""materialized_view: after a refresh, the sales report is byte-identical live (off) and from
+the read model (on); before one, the read model is stale and its X-Report-As-Of header says
+since when; a refresh CONCURRENTLY never waits for a reader; bad input is a 400 either way."""
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import OperationalError, connection, connections, transaction
+from rest_framework.test import APIClient
+
+from orders.models import Order
+from shop.seed import seed
+from shop.techniques import materialized_view
+from tests.factories import OrderFactory, UserFactory, VariantFactory
+
+DAY = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+REPORT = "/api/reports/sales/?date_from=2026-03-10&date_to=2026-03-12"
+HEADER = "X-Report-As-Of"
+
+
+def _ties():
+    """Three products earning the same 30.00 from different units: product id breaks the tie."""
+    three, five, ten = (VariantFactory(price=Decimal(price)) for price in ("3.00", "5.00", "10.00"))
+    OrderFactory(created_at=DAY, lines=[(ten, 3)])
+    OrderFactory(created_at=DAY, lines=[(five, 6)])
+    OrderFactory(created_at=DAY, lines=[(three, 4)])
+    OrderFactory(created_at=DAY, lines=[(three, 6)])
+
+
+def _excluded_statuses():
+    """Cancelled and placed (unpaid) orders count for nothing, even when they would top the
+    list; a confirmed one counts."""
+    cheap, dear = VariantFactory(price=Decimal("2.00")), VariantFactory(price=Decimal("99.99"))
+    OrderFactory(created_at=DAY, lines=[(cheap, 2)])
+    OrderFactory(created_at=DAY, lines=[(cheap, 1)], status=Order.Status.CONFIRMED)
+    OrderFactory(created_at=DAY, lines=[(dear, 50)], status=Order.Status.CANCELLED)
+    OrderFactory(created_at=DAY, lines=[(dear, 40)], status=Order.Status.PLACED)
+
+
+def _utc_day_boundaries():
+    """Days are UTC days: the last microsecond of a day and the first of the next differ, and
+    the day after the range is out of it."""
+    variants = [VariantFactory(price=Decimal("1.99")), VariantFactory(price=Decimal("7.25"))]
+    midnight = datetime(2026, 3, 11, tzinfo=UTC)
+    OrderFactory(created_at=midnight - timedelta(microseconds=1), lines=[(variants[0], 1)])
+    OrderFactory(created_at=midnight, lines=[(variants[0], 2), (variants[1], 1)])
+    OrderFactory(created_at=midnight + timedelta(days=1, hours=23), lines=[(variants[1], 3)])
+    OrderFactory(created_at=midnight + timedelta(days=2), lines=[(variants[1], 9)])  # out
+
+
+def _best_sellers_elsewhere():
+    """The all-time best sellers sold outside the range, and twelve products inside it: the
+    bar their range sales set is 0, so every product is a candidate, and the top 10 cut
+    leaves two of the twelve out."""
+    outside = [VariantFactory(price=Decimal("500.00")) for _ in range(10)]
+    for variant in outside:
+        OrderFactory(created_at=DAY - timedelta(days=30), lines=[(variant, 9)])
+    inside = [VariantFactory(price=Decimal(f"{n}.10")) for n in range(1, 13)]
+    for n, variant in enumerate(inside):
+        OrderFactory(created_at=DAY, lines=[(variant, n % 3 + 1)])
+
+
+def _a_bar_that_prunes():
+    """The ten best sellers of all time sell 1 to 10 units in range too, so their range sales
+    set a bar (the tenth: 100.00). One product tops the range without being an all-time best
+    seller; two tie the bar after selling more outside the range; two sell so little ever that
+    they cannot reach it."""
+    ever = [VariantFactory(price=Decimal("100.00")) for _ in range(10)]
+    for n, variant in enumerate(ever):
+        OrderFactory(created_at=DAY - timedelta(days=60), lines=[(variant, 20)])
+        OrderFactory(created_at=DAY, lines=[(variant, n + 1)])
+    rising = VariantFactory(price=Decimal("100.00"))
+    OrderFactory(created_at=DAY + timedelta(days=1), lines=[(rising, 15)])
+    for _ in range(2):
+        fading = VariantFactory(price=Decimal("100.00"))
+        OrderFactory(created_at=DAY - timedelta(days=90), lines=[(fading, 18)])
+        OrderFactory(created_at=DAY, lines=[(fading, 1)])
+    for _ in range(2):
+        OrderFactory(created_at=DAY, lines=[(VariantFactory(price=Decimal("50.00")), 1)])
+
+
+DATA_SETS = {
+    "ties": _ties,
+    "excluded statuses": _excluded_statuses,
+    "UTC day boundaries": _utc_day_boundaries,
+    "best sellers elsewhere": _best_sellers_elsewhere,
+    "a bar that prunes": _a_bar_that_prunes,
+    "empty range": lambda: None,
+}
+
+
+def _report(client, state, path=REPORT):
+    response = client.get(path, HTTP_X_PERF_TOGGLES=f"materialized_view={state}")
+    assert response.status_code == 200, response.content
+    return response
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("build", DATA_SETS.values(), ids=DATA_SETS.keys())
+def test_after_a_refresh_the_report_is_the_same_bytes_off_and_on(staff_client, build):
+    build()
+    materialized_view.refresh()
+    live, read_model = _report(staff_client, "off"), _report(staff_client, "on")
+    assert read_model.content == live.content
+    assert HEADER not in live
+    assert datetime.fromisoformat(read_model[HEADER]) == materialized_view.last_refresh()[0]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/reports/sales/?date_from=2026-03-11&date_to=2026-03-11",  # a single day
+        "/api/reports/sales/?date_from=2026-03-12&date_to=2026-03-12",  # a day with none
+        "/api/reports/sales/?date_from=2025-03-13&date_to=2026-03-13",  # the longest range
+        "/api/reports/sales/",  # the default: the last 30 days
+        "/api/reports/sales/?date_to=0001-01-05",  # clipped at the calendar's first day
+    ],
+)
+def test_same_bytes_for_single_days_and_the_longest_range(staff_client, path):
+    _a_bar_that_prunes()
+    _utc_day_boundaries()
+    OrderFactory(created_at=datetime.now(UTC), lines=[(VariantFactory(), 2)])  # for the default
+    materialized_view.refresh()
+    assert _report(staff_client, "on", path).content == _report(staff_client, "off", path).content
+
+
+@pytest.mark.django_db
+def test_the_top_products_read_only_the_candidates_days():
+    """The pruning is real: the second pass sums the days of fewer products than sold in
+    range."""
+    _a_bar_that_prunes()
+    materialized_view.refresh()
+    days = {"date_from": DAY.date(), "date_to": DAY.date() + timedelta(days=2), "top": 10}
+    with connection.cursor() as cursor:
+        cursor.execute(materialized_view.CANDIDATES + "SELECT revenue FROM bar", days)
+        (bar,) = cursor.fetchone()
+        cursor.execute(materialized_view.CANDIDATES + "SELECT product_id FROM candidates", days)
+        candidates = cursor.fetchall()
+    assert bar == Decimal("100.00")  # the tenth best seller's range sales: 1 unit
+    assert len(candidates) == 13  # of the 15 sold in range: not the two that sold 50.00 ever
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_read_model_is_stale_until_refreshed_and_says_since_when():
+    """Each refresh in a transaction of its own, as the beat task's: its time is its own."""
+    client = APIClient()
+    client.force_authenticate(UserFactory(is_staff=True))
+    variant = VariantFactory(price=Decimal("12.50"))
+    OrderFactory(created_at=DAY, lines=[(variant, 1)])
+    materialized_view.refresh()
+    first = _report(client, "on")
+    assert first.json()["orders"] == 1
+
+    OrderFactory(created_at=DAY, lines=[(variant, 3)])
+    assert _report(client, "off").json()["orders"] == 2  # live: at once
+    stale = _report(client, "on")
+    assert stale.content == first.content  # the read model: not yet
+    assert stale[HEADER] == first[HEADER]  # and it says it is as old as before
+
+    before = datetime.now(UTC)
+    materialized_view.refresh()
+    after = datetime.now(UTC)
+    fresh = _report(client, "on")
+    assert fresh.json()["orders"] == 2
+    assert fresh.content == _report(client, "off").content
+    assert before <= datetime.fromisoformat(fresh[HEADER]) <= after
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_refresh_does_not_wait_for_a_reader_and_a_plain_one_does():
+    """A reader holds the views in an open transaction, as a slow report would (its
+    ACCESS SHARE locks). REFRESH ... CONCURRENTLY completes meanwhile; a plain REFRESH needs
+    ACCESS EXCLUSIVE and waits for it: here, until its lock_timeout."""
+    materialized_view.refresh()  # empty, whatever earlier tests left in the views
+    OrderFactory(created_at=DAY, lines=[(VariantFactory(), 1)])
+    reading, release, seen = threading.Event(), threading.Event(), []
+
+    def reader():
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    for view in materialized_view.VIEWS:
+                        cursor.execute(f"SELECT count(*) FROM {view}")
+                        seen.append(cursor.fetchone()[0])
+                reading.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        assert reading.wait(10)
+        materialized_view.refresh()  # completes while the reader's transaction is open
+        assert thread.is_alive() and not release.is_set()
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '300ms'")
+        try:
+            with pytest.raises(OperationalError, match="lock timeout"):
+                materialized_view.refresh(concurrently=False)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+    finally:
+        release.set()
+        thread.join(10)
+    assert seen == [0, 0, 0]  # the reader saw the views as they were: empty
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM orders_sales_day")
+        assert cursor.fetchone()[0] == 1  # the concurrent refresh's contents
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("state", ["off", "on"])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("date_from=2026-03-12&date_to=2026-03-10", "date_from"),  # from after to
+        ("date_from=2026-13-01", "date_from"),  # not a date
+        ("date_to=yesterday", "date_to"),
+        ("date_from=2020-01-01&date_to=2026-01-01", "date_from"),  # more than 366 days
+        ("date_to=9999-12-31", "date_to"),
+    ],
+)
+def test_bad_input_is_a_400_with_field_messages_either_way(staff_client, state, query, field):
+    response = staff_client.get(
+        f"/api/reports/sales/?{query}", HTTP_X_PERF_TOGGLES=f"materialized_view={state}"
+    )
+    assert response.status_code == 400
+    assert field in response.json(), response.json()
+    assert HEADER not in response
+
+
+@pytest.mark.django_db
+def test_the_beat_task_refreshes_and_is_scheduled_on_a_queue_with_a_worker(staff_client):
+    from orders.tasks import refresh_sales_report
+
+    OrderFactory(created_at=DAY, lines=[(VariantFactory(), 2)])
+    assert _report(staff_client, "on").json()["orders"] == 0
+    seconds = refresh_sales_report.apply().get()
+    assert seconds == pytest.approx(materialized_view.last_refresh()[1])
+    assert _report(staff_client, "on").json()["orders"] == 1
+
+    entry = next(
+        e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == refresh_sales_report.name
+    )
+    assert entry["schedule"] == settings.SALES_REPORT_REFRESH_S
+    # Routed nowhere, so to the default queue, which the Procfile's worker-default consumes.
+    assert refresh_sales_report.name not in settings.CELERY_TASK_ROUTES
+    procfile = (settings.BASE_DIR / "Procfile").read_text()
+    assert "worker --loglevel INFO --queues default " in procfile
+    assert "celery -A config beat" in procfile
+
+
+@pytest.mark.django_db
+def test_the_command_refreshes_and_prints_the_staleness_bound(staff_client):
+    OrderFactory(created_at=DAY, lines=[(VariantFactory(), 2)])
+    out = StringIO()
+    call_command("refresh_sales_report", stdout=out)
+    assert "refreshed in" in out.getvalue()
+    assert f"{settings.SALES_REPORT_REFRESH_S} s (SALES_REPORT_REFRESH_S)" in out.getvalue()
+    assert _report(staff_client, "on").json()["orders"] == 1
+
+
+@pytest.mark.django_db
+def test_the_seed_leaves_the_read_model_refreshed(staff_client):
+    """`manage.py seed` (and so `make demo` and the bench) never leaves an empty report."""
+    anchor = date(2025, 6, 1)
+    seed(size="small", seed=42, anchor=anchor, out=lambda line: None)
+    path = f"/api/reports/sales/?date_from={anchor - timedelta(days=365)}&date_to={anchor}"
+    read_model = _report(staff_client, "on", path)
+    assert read_model.json()["orders"] > 0
+    assert read_model.content == _report(staff_client, "off", path).content
