@@ -13,7 +13,9 @@ deploy. `CACHE_SCHEMA_VERSION` (settings) moves every key at once.
 
 **Invalidation.** The services that write call the `*_changed_on_commit` functions below
 inside their transaction; the deletes and the list generation's bump run once it commits
-(shop/techniques/cache_aside.py says why on commit, and why a generation for lists).
+(shop/techniques/cache_aside.py says why on commit, and why a generation for lists). The same
+calls move the HTTP validators of those pages (shop/techniques/http_caching.py), so a client's
+ETag stops matching exactly when the cached page goes.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from catalog.models import Product, Variant
 from shop import cache
 from shop.errors import NotFound
 from shop.pagination import PagePagination
-from shop.techniques import cache_aside, fast_serialization, write_through
+from shop.techniques import cache_aside, fast_serialization, http_caching, write_through
 
 # Bump when the payload's shape changes (its builder below, or the serializer passed in).
 PRODUCT_DETAIL_VERSION = 1  # ProductDetailApi.OutputSerializer
@@ -187,6 +189,7 @@ def products_changed_on_commit(*product_ids: int, lists: bool) -> None:
     """These products' detail pages change (a price, a stock level, a rating, a category);
     with `lists`, so does what list pages show of them (not a stock level: no list shows it)."""
     cache_aside.invalidate_on_commit(*(product_detail_key(pk) for pk in product_ids), lists=lists)
+    http_caching.changed_on_commit(product_ids=product_ids, lists=lists)
 
 
 def variant_changed_on_commit(*, product_id: int, lists: bool) -> None:
@@ -200,6 +203,7 @@ def variant_changed_on_commit(*, product_id: int, lists: bool) -> None:
         ttl=PRODUCT_TTL,
     )
     cache_aside.invalidate_on_commit(lists=lists)
+    http_caching.changed_on_commit(product_ids=(product_id,), lists=lists)
 
 
 def _product_detail_build(product_id: int) -> dict[str, Any]:
@@ -224,11 +228,13 @@ def products_added_on_commit() -> None:
     """New products (a bulk import): no detail page was cached for them, every list may show
     them."""
     cache_aside.invalidate_on_commit(lists=True)
+    http_caching.changed_on_commit(lists=True)
 
 
 def categories_changed_on_commit() -> None:
     """A category moved: the tree changes, and so does every list of a category's descendants."""
     cache_aside.invalidate_on_commit(category_tree_key(), lists=True)
+    http_caching.changed_on_commit(everything=True)
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -41,6 +41,10 @@ OFF_IN_TESTS = (
     "rate_limiting",
     # The sales report would show the orders a test wrote only after a refresh of its views.
     "materialized_view",
+    # A catalog GET would carry ETag and Cache-Control headers, and a private one no-store.
+    "http_caching",
+    # A client sending Accept-Encoding would get compressed bytes and a Vary header.
+    "compression",
 )
 
 

@@ -54,6 +54,11 @@ MIDDLEWARE = [
     # Counts every query of the request, session and auth included.
     "shop.perf_headers.QueryCostMiddleware",
     "shop.perf_headers.PerfToggleMiddleware",
+    # Inside the toggle header's scope; outside everything that writes a body or headers, so
+    # it compresses the finished response. Outside http_caching in particular: the validators
+    # name the representation before its encoding (weak ETags), and a 304 has no body to
+    # compress, only the Vary: Accept-Encoding that its 200 would have had.
+    "shop.techniques.compression.Middleware",
     # Inside the toggle header's scope; before sessions and authentication, so a refused login
     # or order costs one Redis round trip and no query (it identifies the client by its IP or
     # by a hash of its token, without looking the token up). Before backpressure: one client's
@@ -76,6 +81,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost: its process_view runs last, once the URL is resolved, just before the view,
+    # so a 304 skips the view (DRF's authentication and its token query included) and costs
+    # what the middleware above does for a GET (no query) plus one Redis round trip.
+    "shop.techniques.http_caching.Middleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -332,6 +341,15 @@ LOGGING = {
     # httpx logs every request at INFO: three lines per shipping estimate (shop/carriers.py).
     "loggers": {"httpx": {"level": "WARNING"}},
 }
+
+# http_caching (shop/techniques/http_caching.py): "token", the validator from Redis that answers
+# 304 before the view; "rendered", Django's ConditionalGetMiddleware in its place (the view
+# runs, then its body is hashed), for the bench's comparison.
+HTTP_CACHING_VALIDATOR = env_str("HTTP_CACHING_VALIDATOR", "token")
+if HTTP_CACHING_VALIDATOR not in ("token", "rendered"):
+    raise BadEnvironment(
+        f"HTTP_CACHING_VALIDATOR={HTTP_CACHING_VALIDATOR!r} is not one of token, rendered"
+    )
 
 # Whether a request may flip techniques with the X-Perf-Toggles header. Never in production.
 PERF_ALLOW_OVERRIDE = env_bool("PERF_ALLOW_OVERRIDE", True)

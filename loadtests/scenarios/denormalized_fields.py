@@ -1,6 +1,6 @@
 """denormalized_fields under load: the three reads of its bench scenario
 (shop/bench/scenarios/denormalized_fields.py), in turn, cache_aside held off on the product
-list (holds.DENORMALIZED_FIELDS) so it is built every time:
+list (holds.DENORMALIZED_FIELDS, http_caching and compression off too) so it is built every time:
 
 - the product list, 50 rows with rating and review count;
 - a product's reviews, 50 rows with author names: the most reviewed product of the newest 100

@@ -4,8 +4,9 @@ Off, all their queries run on the primary; on, on the replica: compare the two s
 (`pg_stat_database`, `top`) while it runs, and the `X-DB-Queries` header of any response.
 
 The catalog reads hold cache_aside off (holds.READ_REPLICA): a cache hit would run no query
-on either server. Read-only, so a run leaves nothing behind; the bench measures
-read-your-writes, with a replica held 2 s behind.
+on either server; and http_caching and compression, as every catalog pair does. Read-only, so
+a run leaves nothing behind; the bench measures read-your-writes, with a replica held 2 s
+behind.
 """
 
 from locust import task

@@ -11,6 +11,11 @@ next to the scenario that uses it; tests/shop/test_toggles.py checks both sides 
 
 from types import MappingProxyType
 
+# What every catalog-read pair holds off besides cache_aside: http_caching's validator lookup
+# (a Redis round trip on both sides) and its headers, and compression's CPU, neither of them
+# the pair's technique.
+_HTTP_LAYER = {"http_caching": False, "compression": False}
+
 # Every pair that places orders holds rate_limiting off (its entry below says
 # "rate_limiting": False): it sends many orders a second as one customer, which the limit
 # rightly refuses after its burst, and the pair would then measure 429s.
@@ -20,13 +25,17 @@ DB_AGGREGATION = MappingProxyType({"materialized_view": False})
 
 # The naive code is lazy model access; fast_serialization's values() path would replace it.
 # cache_aside off, in every pair that reads the catalog: a cache hit would stand in for the
-# queries the pair is about.
-SELECT_RELATED = MappingProxyType({"fast_serialization": False, "cache_aside": False})
+# queries the pair is about. And the HTTP layer off (_HTTP_LAYER).
+SELECT_RELATED = MappingProxyType(
+    {"fast_serialization": False, "cache_aside": False, **_HTTP_LAYER}
+)
 PREFETCH_RELATED = MappingProxyType({"fast_serialization": False})
 # Model instances: fast_serialization's values() rows read only the shown columns either way.
-FIELD_SELECTION = MappingProxyType({"fast_serialization": False, "cache_aside": False})
+FIELD_SELECTION = MappingProxyType(
+    {"fast_serialization": False, "cache_aside": False, **_HTTP_LAYER}
+)
 # The product list's queries, built every time on both sides.
-DENORMALIZED_FIELDS = MappingProxyType({"cache_aside": False})
+DENORMALIZED_FIELDS = MappingProxyType({"cache_aside": False, **_HTTP_LAYER})
 
 # Each of the two order techniques holds the other on, so only its own code differs.
 # inventory_locking on: its conditional UPDATE is where bulk_writes decides how stock is taken.
@@ -103,7 +112,7 @@ TRANSACTIONAL_OUTBOX = MappingProxyType(
 
 # read_replica held off: every query on the primary, where each arm's connections go (a
 # PgBouncer arm pools the primary's), so the arms differ in how they connect and nothing else.
-CONNECTION_POOLING = MappingProxyType({"read_replica": False, "cache_aside": False})
+CONNECTION_POOLING = MappingProxyType({"read_replica": False, "cache_aside": False, **_HTTP_LAYER})
 
 # read_replica held off: the pair's plain and partitioned copies are made on the primary and
 # read there, on the bench's own search_path, never from a replica still replaying them.
@@ -120,6 +129,7 @@ DB_INDEXES = MappingProxyType(
         "denormalized_fields": True,
         "read_replica": False,
         "cache_aside": False,
+        **_HTTP_LAYER,
     }
 )
 # The staff filter reads keyset pages: no COUNT(*), the list's contract.
@@ -129,11 +139,11 @@ DB_INDEXES_STAFF_FILTER = MappingProxyType({**DB_INDEXES, "cursor_pagination": T
 FAST_SERIALIZATION_ORDER_HISTORY = MappingProxyType({"prefetch_related": True})
 FAST_SERIALIZATION_STAFF_ORDERS = MappingProxyType({"cursor_pagination": True})
 FAST_SERIALIZATION_PRODUCT_LIST = MappingProxyType(
-    {"select_related": True, "field_selection": True, "cache_aside": False}
+    {"select_related": True, "field_selection": True, "cache_aside": False, **_HTTP_LAYER}
 )
 
 # The catalog reads' queries, every one of them, on the primary: cache_aside off against on.
-READ_REPLICA = MappingProxyType({"cache_aside": False})
+READ_REPLICA = MappingProxyType({"cache_aside": False, **_HTTP_LAYER})
 
 # The pages' queries at their best (the data-access techniques on) on both sides, so the pair
 # measures the cache against good SQL, not against an N+1. read_replica off: both sides read
@@ -146,8 +156,16 @@ CACHE_ASIDE = MappingProxyType(
         "denormalized_fields": True,
         "fast_serialization": True,
         "read_replica": False,
+        **_HTTP_LAYER,
     }
 )
+
+# compression held off: it would shrink the full 200 the 304 is compared with. cache_aside off:
+# the full 200 is the page built from PostgreSQL, not a cache hit.
+HTTP_CACHING = MappingProxyType({"compression": False, "cache_aside": False})
+# http_caching held off: no ETag or Cache-Control headers on either side, only the coding
+# differs. cache_aside off, as in every catalog pair.
+COMPRESSION = MappingProxyType({"http_caching": False, "cache_aside": False})
 
 
 def named(technique: str) -> dict[str, MappingProxyType]:
@@ -180,8 +198,9 @@ MATERIALIZED_VIEW = MappingProxyType({"db_aggregation": True, "read_replica": Fa
 
 # cache_aside on: the pair is about how a miss is filled, and only cache-aside misses.
 # write_through off: a write deletes the page's entry, as cache_aside's invalidation does.
-STAMPEDE_PROTECTION = MappingProxyType({"cache_aside": True, "write_through": False})
+# The HTTP layer off (_HTTP_LAYER), as in every catalog-read pair.
+STAMPEDE_PROTECTION = MappingProxyType({"cache_aside": True, "write_through": False, **_HTTP_LAYER})
 # cache_aside on: the product page is cached, and a write either deletes (off) or stores (on)
 # its entry. stampede_protection off: a plain entry and a plain miss, so the pair isolates
-# what the write does.
-WRITE_THROUGH = MappingProxyType({"cache_aside": True, "stampede_protection": False})
+# what the write does. The HTTP layer off (_HTTP_LAYER).
+WRITE_THROUGH = MappingProxyType({"cache_aside": True, "stampede_protection": False, **_HTTP_LAYER})

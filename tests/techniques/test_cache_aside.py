@@ -3,10 +3,12 @@ cached page invalidating it on commit, versioned keys, and an outage of Redis th
 speed, never a 500."""
 
 import logging
+import threading
 from decimal import Decimal
 
 import pytest
 from django.conf import settings
+from django.db import connection, transaction
 from django.test import override_settings
 from rest_framework.test import APIClient
 
@@ -14,9 +16,11 @@ from catalog import payloads
 from catalog import services as catalog_services
 from orders import services as order_services
 from shop import cache, replication, toggles
+from shop.errors import InvalidInput
 from shop.perf_headers import parse_cache_ops, parse_query_counts
 from shop.private_broker import PrivateBroker
 from shop.techniques import cache_aside, read_replica
+from tests.concurrency import run_concurrently
 from tests.factories import (
     BrandFactory,
     CategoryFactory,
@@ -368,6 +372,62 @@ def test_the_entry_goes_on_commit_not_before(shop_rows, django_capture_on_commit
     for hook in hooks:
         hook()
     assert "1.00" in [v["price"] for v in get(client, path).json()["variants"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_racing_a_write_caches_the_old_row_and_the_commit_deletes_it():
+    """The race deleting on commit leaves: a reader misses while the write is in flight, reads
+    the old row (the new one is not committed) and stores it. The write's delete comes after
+    its commit, so it removes that entry; a delete made inside the transaction would have come
+    before it, and the old price would stay for a whole TTL."""
+    variant = VariantFactory(price=Decimal("10.00"))
+    path = f"/api/products/{variant.product_id}/"
+    written, read = threading.Event(), threading.Event()
+
+    def write() -> None:
+        try:
+            with transaction.atomic():
+                catalog_services.variant_update(variant_id=variant.pk, price=Decimal("12.00"))
+                written.set()
+                read.wait(10)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert written.wait(10)
+        during = get(APIClient(), path)  # on this thread's own connection
+    finally:
+        read.set()
+        writer.join(10)
+    assert during.json()["variants"][0]["price"] == "10.00"
+    assert ops(during)["sets"] == 1  # the old row, cached while the write was in flight
+    after = get(APIClient(), path)
+    assert after.json()["variants"][0]["price"] == "12.00"
+    assert ops(after)["misses"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_moves_that_together_make_a_cycle_cannot_both_succeed():
+    """A under B and B under A at once: each alone is fine. The second waits for the first's
+    locks, then sees its move, and is refused."""
+    a, b = CategoryFactory(), CategoryFactory()
+    moves = [(a.pk, b.pk), (b.pk, a.pk)]
+
+    def move(i: int):
+        category_id, parent_id = moves[i]
+        try:
+            catalog_services.category_move(category_id=category_id, parent_id=parent_id)
+        except InvalidInput as exc:
+            return exc
+        return "moved"
+
+    outcomes = run_concurrently(move, count=2)
+    assert sorted(map(str, outcomes)).count("moved") == 1
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.parent_id, b.parent_id) in {(b.pk, None), (None, a.pk)}
 
 
 def test_writes_invalidate_even_with_the_toggle_off(shop_rows, django_capture_on_commit_callbacks):

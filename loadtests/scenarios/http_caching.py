@@ -1,0 +1,47 @@
+"""http_caching under load: clients that keep what they fetched, as a browser does, and
+revalidate it (shop/bench/scenarios/http_caching.py): the 50-row product list and a product
+page, each sent with `If-None-Match` once the client holds an ETag for it.
+
+Off, the server sends no validators, so the client has none to send: a full 200 each time. On,
+an unchanged page is a 304 answered before the view runs, from one Redis round trip. Writes
+elsewhere (orders taking stock, reviews) move the validators of the pages they change, and the
+next revalidation of those is a 200 again. compression is held off, as in the bench.
+"""
+
+from locust import task
+
+from loadtests.common import TechniqueUser, json_body
+from shop.bench import holds
+
+LIST = "/api/products/?page_size=50"
+
+
+class HttpCachingUser(TechniqueUser):
+    technique = "http_caching"
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.etags: dict[str, str] = {}  # the client's cache: URL -> ETag of the copy it holds
+        listing = self._get(LIST, name="learn: /api/products/?page_size=50")
+        results = listing.get("results") or [{"id": None}]
+        self.product = results[0]["id"]
+        if self.product is not None:
+            self._get(f"/api/products/{self.product}/", name="learn: /api/products/[id]/")
+
+    def _get(self, path: str, *, name: str) -> dict:
+        headers = self.toggles(**holds.HTTP_CACHING)
+        if path in self.etags:
+            headers["If-None-Match"] = self.etags[path]
+        response = self.client.get(path, headers=headers, name=name)
+        if response.status_code == 200 and "ETag" in response.headers:
+            self.etags[path] = response.headers["ETag"]  # a new copy, and its validator
+        return json_body(response)
+
+    @task
+    def product_list(self) -> None:
+        self._get(LIST, name="http_caching: /api/products/?page_size=50")
+
+    @task
+    def product_page(self) -> None:
+        if self.product is not None:
+            self._get(f"/api/products/{self.product}/", name="http_caching: /api/products/[id]/")

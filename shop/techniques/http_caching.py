@@ -1,0 +1,241 @@
+"""Answer a client's "has it changed?" with 304 Not Modified, decided before the view runs.
+
+Off: the code a team writes first. Every GET of a catalog page runs the view (authentication,
+queries, serialization) and sends the whole body, although the client fetched the same bytes a
+minute ago; nothing tells a browser or a CDN whether, or for how long, it may keep them.
+
+On, for the catalog reads listed in SCOPES:
+
+- **A cheap validator.** A page's version is made of a few tokens in Redis: `catalog` (what
+  every page shows: category and brand names, the tree), `lists` (what list pages show) and
+  `product:<id>` (one product's page). Every write that changes a page sets the tokens it
+  affects to the clock, *after its transaction commits* (`changed_on_commit`). The ETag is a
+  hash of the tokens, the URL (scheme, host, path and query: the pagination links show the
+  host) and the Accept header; Last-Modified is the
+  newest token's time. Reading them is one MGET: no query, no rendering.
+- **The 304 skips the view.** `process_view` runs after the URL is resolved and before the
+  view: when If-None-Match (or, without it, If-Modified-Since) matches, Django's
+  `get_conditional_response` answers 304 there (RFC 9110 §13.2.2, the code `@condition` uses),
+  and the view, DRF's authentication (the token query) and the serializer never run. This is
+  what `django.views.decorators.http.condition(etag_func=..., last_modified_func=...)` does
+  per view; a middleware does it for the SCOPES list, so the views stay as they are.
+- **Cache-Control.** Catalog pages: `public, max-age=30, must-revalidate`. A browser or a CDN
+  may show a page up to 30 s old without asking (the staleness the shop accepts on a catalog
+  page: an order checks the real stock anyway), and after that must revalidate, even if the
+  server is unreachable, instead of showing a stale price. Private pages (orders, staff, auth,
+  the browsable API's HTML, which shows who is logged in): `private, no-store`, so no shared
+  cache keeps them and no browser writes them to disk.
+
+Django's `ConditionalGetMiddleware` is the comparison: it hashes the *rendered* body, so the
+304 saves the bytes but the view has done all its work. `HTTP_CACHING_VALIDATOR=rendered`
+runs it in this middleware's place (the bench's third arm); the chapter puts the three side
+by side.
+
+**No stale 304.** The token is set after the commit, and read before the view reads the rows,
+so a response's ETag is never newer than its body: at worst a body newer than its ETag, whose
+next revalidation is a 200. Every write that changes a catalog page already reports it for
+cache_aside, through `catalog.payloads.*_changed_on_commit` (the services: a price, stock taken
+or given back by orders, a review, a product or a category moved, the import; and the admin's
+edits); those call `changed_on_commit` here too, so the two caches of a page go together.
+tests/techniques/test_http_caching.py checks each kind of write.
+
+**Redis down.** No token, no validator: the page is a plain 200 without ETag, never a 500 and
+never a 304. A bump lost to an outage leaves an old token for at most TOKEN_TTL_S: each token
+expires, and one created afresh starts at the clock, a value no ETag was made from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, transaction
+from django.middleware.http import ConditionalGetMiddleware
+from django.utils.cache import get_conditional_response, patch_vary_headers
+from django.utils.http import http_date
+
+from shop import cache, toggles
+
+TOGGLE = toggles.register(
+    "http_caching",
+    group="caching",
+    description="ETag/Last-Modified from a validator in Redis: 304 before the view; Cache-Control",
+)
+
+# The catalog reads that carry validators, by URL name, and the tokens their version is made
+# of. "product" is the token of the URL's product_id. A new public read is one line here.
+SCOPES: dict[str, tuple[str, ...]] = {
+    "catalog:product-list": ("catalog", "lists"),
+    "catalog:product-detail": ("catalog", "product"),
+    "catalog:category-tree": ("catalog",),
+    "catalog:category-products": ("catalog", "lists"),
+}
+# Pages that show one user's data, a secret, or a form: `private, no-store`. By view name, a
+# prefix ending in ":" is a whole namespace.
+PRIVATE = ("orders:", "catalog:product-import", "auth-token", "rest_framework:", "shop:")
+
+MAX_AGE_S = 30
+PUBLIC_CACHE_CONTROL = f"public, max-age={MAX_AGE_S}, must-revalidate"
+PRIVATE_CACHE_CONTROL = "private, no-store"
+# How long a token lives without a write. Bounds the staleness of a bump lost to a Redis
+# outage; costs every client one full 200 per page each time a token is renewed.
+TOKEN_TTL_S = 300
+# Bump when the responses' shape changes: a deploy must not answer 304 to an ETag of the old.
+VALIDATOR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Validator:
+    etag: str  # weak: compression changes the bytes, never the meaning
+    last_modified: int | None  # seconds; None within the second of the newest change
+
+
+# --- the tokens -------------------------------------------------------------------------------
+
+
+def _key(token: str) -> str:
+    return cache.key("http-validator", token, version=VALIDATOR_VERSION)
+
+
+def tokens(names: Iterable[str]) -> list[int] | None:
+    """The tokens' values (nanoseconds of their last change), one MGET; an absent token is
+    started at the clock. None when Redis does not answer."""
+    keys = [_key(name) for name in names]
+    found = cache.get_many(keys)
+    for key in keys:
+        if key not in found:
+            if cache.add(key, time.time_ns(), timeout=TOKEN_TTL_S) is None:
+                return None  # Redis down: shop.cache logged it
+            found = cache.get_many(keys)  # ours, or the one a concurrent request added first
+    if len(found) != len(keys):
+        return None
+    return [found[key] for key in keys]
+
+
+def bump(names: Iterable[str]) -> None:
+    """Move the tokens to the clock now: every ETag made from them stops matching."""
+    now = time.time_ns()
+    for name in names:
+        cache.set(_key(name), now, timeout=TOKEN_TTL_S)
+
+
+def changed_on_commit(
+    *,
+    product_ids: Iterable[int] = (),
+    lists: bool = False,
+    everything: bool = False,
+    using: str = DEFAULT_DB_ALIAS,
+) -> None:
+    """After the current transaction commits (at once outside one): the pages of
+    `product_ids`, every list page with `lists`, and every page with `everything` (a category
+    or a brand renamed or moved) get new validators. Whatever the toggle: a change made while
+    it is off must not leave a token that turning it on would answer 304 with."""
+    names = [f"product:{pk}" for pk in sorted(set(product_ids))]
+    if lists:
+        names.append("lists")
+    if everything:
+        names.append("catalog")
+    if names:
+        transaction.on_commit(lambda: bump(names), using=using)
+
+
+# --- the request ------------------------------------------------------------------------------
+
+
+def validator(request, scope: tuple[str, ...], view_kwargs: dict) -> Validator | None:
+    """The page's validator from its tokens, or None when Redis does not answer."""
+    names = [f"product:{view_kwargs['product_id']}" if n == "product" else n for n in scope]
+    values = tokens(names)
+    if values is None:
+        return None
+    identity = (
+        VALIDATOR_VERSION,
+        settings.CACHE_SCHEMA_VERSION,
+        values,
+        request.build_absolute_uri(),  # the pagination links name the host
+        request.headers.get("Accept", ""),
+    )
+    digest = hashlib.blake2b(repr(identity).encode(), digest_size=12).hexdigest()
+    newest = max(values) // 1_000_000_000
+    # A second-resolution date can only say "not modified" of a second that is over: a change
+    # later in this same second would have the same Last-Modified.
+    return Validator(
+        etag=f'W/"{digest}"', last_modified=newest if newest < int(time.time()) else None
+    )
+
+
+def view_name(request) -> str:
+    match = getattr(request, "resolver_match", None)
+    return match.view_name if match is not None else ""
+
+
+def _is_private(view_name: str) -> bool:
+    return any(
+        view_name.startswith(prefix) if prefix.endswith(":") else view_name == prefix
+        for prefix in PRIVATE
+    )
+
+
+def _is_json(response) -> bool:
+    return response.get("Content-Type", "").startswith("application/json")
+
+
+def _public_headers(response, found: Validator | None) -> None:
+    if found is not None:
+        response["ETag"] = found.etag
+        if found.last_modified is not None:
+            response["Last-Modified"] = http_date(found.last_modified)
+    response["Cache-Control"] = PUBLIC_CACHE_CONTROL
+    # DRF adds Accept to its 200s (it negotiates the renderer); a 304 must say the same.
+    patch_vary_headers(response, ["Accept"])
+
+
+class Middleware:
+    """Listed innermost: its process_view runs once the URL is resolved, just before the view,
+    so a 304 costs the middleware above it and one Redis round trip."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if not toggles.is_enabled(TOGGLE.name):
+            return response  # naive: no validators, no Cache-Control
+        name = view_name(request)
+        if name in SCOPES and request.method in ("GET", "HEAD"):
+            if response.status_code == 200 and _is_json(response):
+                if settings.HTTP_CACHING_VALIDATOR == "rendered":
+                    _public_headers(response, None)
+                    # Django's: hash the body just rendered, 304 if it matches.
+                    return ConditionalGetMiddleware(lambda _request: response)(request)
+                _public_headers(response, getattr(request, "_http_validator", None))
+            elif response.status_code == 200:
+                # The browsable API's HTML: it shows who is logged in and carries a CSRF token.
+                response["Cache-Control"] = PRIVATE_CACHE_CONTROL
+        elif _is_private(name) and not response.has_header("Cache-Control"):
+            response["Cache-Control"] = PRIVATE_CACHE_CONTROL
+            patch_vary_headers(response, ["Authorization", "Cookie"])
+        return response
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        scope = SCOPES.get(view_name(request))
+        if (
+            scope is None
+            or request.method not in ("GET", "HEAD")
+            or settings.HTTP_CACHING_VALIDATOR != "token"
+            or not toggles.is_enabled(TOGGLE.name)
+        ):
+            return None
+        found = validator(request, scope, view_kwargs)
+        request._http_validator = found
+        if found is None:
+            return None  # Redis down: a plain 200
+        answer = get_conditional_response(
+            request, etag=found.etag, last_modified=found.last_modified
+        )
+        if answer is not None:  # 304 (or 412 for a failed If-Match): the view never runs
+            _public_headers(answer, found)
+        return answer

@@ -1,0 +1,362 @@
+"""http_caching: validators on catalog reads, a 304 that skips the view, no stale 304 after any
+kind of write, Cache-Control public on the catalog and private elsewhere, Redis down."""
+
+import time
+from decimal import Decimal
+
+import pytest
+from django.test import override_settings
+from django.utils.http import http_date
+from rest_framework.test import APIClient
+
+from catalog.models import Variant
+from shop import cache, toggles
+from shop.private_broker import PrivateBroker
+from shop.techniques import http_caching
+from tests.factories import (
+    CategoryFactory,
+    UserFactory,
+    VariantFactory,
+)
+
+LIST = "/api/products/?page_size=50"
+
+
+@pytest.fixture
+def on():
+    with toggles.override(http_caching=True, compression=False):
+        yield
+
+
+@pytest.fixture
+def catalog(products):
+    """The conftest's twelve products, each with a variant."""
+    for product in products:
+        VariantFactory(product=product, stock=10, price=Decimal("10.00"))
+    return products
+
+
+def _detail(product) -> str:
+    return f"/api/products/{product.pk}/"
+
+
+def test_catalog_reads_carry_a_weak_etag_and_public_cache_control(api_client, catalog, on):
+    category_page = f"/api/categories/{catalog[0].category_id}/products/"
+    for path in (LIST, _detail(catalog[0]), "/api/categories/", category_page):
+        response = api_client.get(path)
+        assert response.status_code == 200
+        assert response["ETag"].startswith('W/"')
+        assert response["Cache-Control"] == "public, max-age=30, must-revalidate"
+        assert "Accept" in response["Vary"]
+
+
+def test_a_matching_if_none_match_is_a_304_without_the_view(
+    api_client, catalog, on, django_assert_num_queries
+):
+    category_page = f"/api/categories/{catalog[0].category_id}/products/"
+    for path in (LIST, _detail(catalog[0]), "/api/categories/", category_page):
+        etag = api_client.get(path)["ETag"]
+        with django_assert_num_queries(0):  # no view, no token lookup, no serializer
+            response = api_client.get(path, HTTP_IF_NONE_MATCH=etag)
+        assert response.status_code == 304
+        assert response.content == b""
+        assert response["ETag"] == etag
+        assert response["Cache-Control"] == http_caching.PUBLIC_CACHE_CONTROL
+        assert "Accept" in response["Vary"]
+
+
+def test_an_etag_that_does_not_match_gets_the_page(api_client, catalog, on):
+    full = api_client.get(LIST)
+    response = api_client.get(LIST, HTTP_IF_NONE_MATCH='W/"someone-else"')
+    assert response.status_code == 200
+    assert response.json() == full.json()
+
+
+def test_each_url_and_representation_has_its_own_etag(api_client, catalog, on):
+    etags = {
+        api_client.get(path, **headers)["ETag"]
+        for path, headers in [
+            (LIST, {}),
+            ("/api/products/?page_size=10", {}),
+            (_detail(catalog[0]), {}),
+            (_detail(catalog[1]), {}),
+            (LIST, {"HTTP_ACCEPT": "application/json; indent=2"}),
+        ]
+    }
+    assert len(etags) == 5
+    # Another page's ETag never matches this one.
+    other = api_client.get(_detail(catalog[1]))["ETag"]
+    assert api_client.get(_detail(catalog[0]), HTTP_IF_NONE_MATCH=other).status_code == 200
+
+
+def test_off_sends_no_validators_and_always_the_page(api_client, catalog):
+    with toggles.override(http_caching=True):
+        etag = api_client.get(LIST)["ETag"]
+        on_body = api_client.get(LIST).json()
+    with toggles.override(http_caching=False):
+        response = api_client.get(LIST, HTTP_IF_NONE_MATCH=etag)
+    assert response.status_code == 200
+    assert not response.has_header("ETag")
+    assert not response.has_header("Cache-Control")
+    assert response.json() == on_body
+
+
+def _age_tokens(*names, seconds=5):
+    """Tokens as a write `seconds` ago would have left them: a Last-Modified in a past second."""
+    past = time.time_ns() - seconds * 1_000_000_000
+    for name in names:
+        cache.set(http_caching._key(name), past, timeout=http_caching.TOKEN_TTL_S)
+    return (past // 1_000_000_000) * 1_000_000_000
+
+
+def test_if_modified_since_is_a_304_only_for_a_date_not_before_the_last_change(
+    api_client, catalog, on
+):
+    _age_tokens("catalog", "lists")
+    response = api_client.get(LIST)
+    last_modified = response["Last-Modified"]
+    assert api_client.get(LIST, HTTP_IF_MODIFIED_SINCE=last_modified).status_code == 304
+    earlier = http_date(time.time() - 3600)
+    assert api_client.get(LIST, HTTP_IF_MODIFIED_SINCE=earlier).status_code == 200
+    # If-None-Match takes precedence (RFC 9110 §13.2.2): a wrong ETag is a 200 whatever the date.
+    mismatched = {"HTTP_IF_MODIFIED_SINCE": last_modified, "HTTP_IF_NONE_MATCH": 'W/"x"'}
+    assert api_client.get(LIST, **mismatched).status_code == 200
+
+
+def test_no_last_modified_within_the_second_of_the_last_change(api_client, catalog, on):
+    http_caching.bump(["catalog", "lists"])
+    response = api_client.get(LIST)
+    assert response.has_header("ETag")
+    if int(time.time()) == time.time_ns() // 1_000_000_000:  # still the same second
+        assert not response.has_header("Last-Modified")
+
+
+# --- every kind of write moves the validator: never a stale 304 -----------------------------
+
+
+def _staff() -> APIClient:
+    client = APIClient()
+    client.force_authenticate(UserFactory(is_staff=True))
+    return client
+
+
+def _set_price(product):
+    variant = product.variants.first()
+    response = _staff().patch(f"/api/staff/variants/{variant.pk}/", {"price": "99.00"})
+    assert response.status_code == 200, response.content
+
+
+def _set_stock(product):
+    variant = product.variants.first()
+    response = _staff().patch(f"/api/staff/variants/{variant.pk}/", {"stock": 3})
+    assert response.status_code == 200, response.content
+
+
+def _take_stock(product):
+    client = APIClient()
+    client.force_authenticate(UserFactory())
+    sku = product.variants.first().sku
+    response = client.post("/api/orders/", {"items": [{"sku": sku, "quantity": 2}]}, format="json")
+    assert response.status_code == 201, response.content
+    return client, response.json()["id"]
+
+
+def _review(product):
+    client = APIClient()
+    client.force_authenticate(UserFactory())
+    body = {"rating": 1, "title": "Broke", "body": "On day one."}
+    assert client.post(f"/api/products/{product.pk}/reviews/", body).status_code == 201
+
+
+def _rename_brand(product):
+    """Through the admin's change form, as staff rename a brand."""
+    client = APIClient()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    brand = product.brand
+    response = client.post(
+        f"/admin/catalog/brand/{brand.pk}/change/", {"name": "Renamed", "slug": brand.slug}
+    )
+    assert response.status_code == 302, response.content[:500]
+
+
+def _move_product(product):
+    response = _staff().patch(
+        f"/api/staff/products/{product.pk}/", {"category": CategoryFactory().pk}
+    )
+    assert response.status_code == 200, response.content
+
+
+def _import(product):
+    body = {
+        "products": [
+            {
+                "name": "Imported",
+                "slug": "imported-1",
+                "description": "New.",
+                "category_id": product.category_id,
+                "brand_id": product.brand_id,
+                "variants": [{"sku": "IMP-1", "name": "One", "price": "5.00", "stock": 3}],
+            }
+        ]
+    }
+    response = _staff().post("/api/staff/products/import/", body, format="json")
+    assert response.status_code == 201, response.content
+
+
+# The write, and the pages whose content it visibly changes (it may move more validators).
+WRITES = {
+    "price": (_set_price, ["detail", "category page"]),
+    "stock set by staff": (_set_stock, ["detail"]),
+    "stock taken by an order": (_take_stock, ["detail"]),
+    "review": (_review, ["list", "detail", "category page"]),
+    "brand renamed in the admin": (_rename_brand, ["list", "detail", "category page"]),
+    "product moved to a category": (_move_product, ["list", "detail", "category page"]),
+    "import": (_import, ["list", "category page"]),
+}
+
+
+@pytest.mark.parametrize("kind", WRITES)
+def test_every_kind_of_write_moves_the_validators_of_the_pages_it_changes(
+    kind, api_client, catalog, on, django_capture_on_commit_callbacks
+):
+    write, pages = WRITES[kind]
+    product = catalog[0]
+    paths = {
+        "list": LIST,
+        "detail": _detail(product),
+        "category page": f"/api/categories/{product.category_id}/products/",
+    }
+    before = {page: api_client.get(paths[page]) for page in pages}
+    with django_capture_on_commit_callbacks(execute=True):
+        write(product)
+    for page in pages:
+        response = api_client.get(paths[page], HTTP_IF_NONE_MATCH=before[page]["ETag"])
+        assert response.status_code == 200, f"{kind}: a stale 304 for the {page} page"
+        assert response.json() != before[page].json(), f"{kind}: the {page} page did not change"
+
+
+def test_a_category_moved_under_another_moves_the_tree_and_that_ones_pages(
+    api_client, catalog, on, django_capture_on_commit_callbacks
+):
+    parent = CategoryFactory()
+    paths = [
+        f"/api/products/?category={parent.pk}",
+        f"/api/categories/{parent.pk}/products/",
+        "/api/categories/",
+    ]
+    before = {path: api_client.get(path) for path in paths}
+    assert before[paths[0]].json()["count"] == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _staff().patch(
+            f"/api/staff/categories/{catalog[0].category_id}/", {"parent": parent.pk}
+        )
+        assert response.status_code == 200, response.content
+    for path in paths:
+        response = api_client.get(path, HTTP_IF_NONE_MATCH=before[path]["ETag"])
+        assert response.status_code == 200, path
+        assert response.json() != before[path].json(), path
+    assert api_client.get(paths[0]).json()["count"] == 4
+
+
+def test_stock_given_back_by_a_cancel_moves_the_product_validator(
+    api_client, catalog, on, django_capture_on_commit_callbacks
+):
+    product = catalog[0]
+    with django_capture_on_commit_callbacks(execute=True):
+        client, order_id = _take_stock(product)
+    before = api_client.get(_detail(product))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(f"/api/orders/{order_id}/cancel/").status_code == 200
+    response = api_client.get(_detail(product), HTTP_IF_NONE_MATCH=before["ETag"])
+    assert response.status_code == 200
+    assert response.json()["variants"][0]["stock"] == before.json()["variants"][0]["stock"] + 2
+
+
+def test_a_write_leaves_other_products_pages_alone(
+    api_client, catalog, on, django_capture_on_commit_callbacks
+):
+    other = api_client.get(_detail(catalog[1]))["ETag"]
+    with django_capture_on_commit_callbacks(execute=True):
+        _take_stock(catalog[0])
+    assert api_client.get(_detail(catalog[1]), HTTP_IF_NONE_MATCH=other).status_code == 304
+
+
+def test_a_rolled_back_write_moves_nothing(
+    api_client, catalog, on, django_capture_on_commit_callbacks
+):
+    etag = api_client.get(_detail(catalog[0]))["ETag"]
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        Variant.objects.filter(product=catalog[0]).update(stock=0)
+        http_caching.changed_on_commit(product_ids=[catalog[0].pk])
+    assert callbacks  # queued for the commit, which never comes
+    assert api_client.get(_detail(catalog[0]), HTTP_IF_NONE_MATCH=etag).status_code == 304
+
+
+# --- Cache-Control on private pages ---------------------------------------------------------
+
+
+def test_private_pages_are_private_and_never_stored(customer_client, catalog, on):
+    for path in ("/api/orders/", "/api/perf/ping/"):
+        response = customer_client.get(path)
+        assert response.status_code == 200
+        assert response["Cache-Control"] == "private, no-store"
+        assert not response.has_header("ETag")
+        assert "Authorization" in response["Vary"]
+    staff = APIClient()
+    staff.force_authenticate(UserFactory(is_staff=True))
+    assert staff.get("/api/staff/orders/")["Cache-Control"] == "private, no-store"
+
+
+def test_the_token_endpoint_is_private(api_client, on, db):
+    UserFactory(username="alice", password="s3cret-pass")
+    response = api_client.post("/api/auth/token/", {"username": "alice", "password": "s3cret-pass"})
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "private, no-store"
+
+
+def test_the_browsable_api_html_is_private(customer_client, catalog, on):
+    response = customer_client.get(LIST, HTTP_ACCEPT="text/html")
+    assert response["Content-Type"].startswith("text/html")
+    assert response["Cache-Control"] == "private, no-store"
+    assert not response.has_header("ETag")
+
+
+# --- the comparison: Django's ConditionalGetMiddleware renders, then hashes ------------------
+
+
+@override_settings(HTTP_CACHING_VALIDATOR="rendered")
+def test_the_rendered_validator_saves_the_bytes_but_runs_the_view(api_client, catalog, on):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    etag = api_client.get(LIST)["ETag"]
+    with CaptureQueriesContext(connection) as queries:
+        response = api_client.get(LIST, HTTP_IF_NONE_MATCH=etag)
+    assert response.status_code == 304
+    assert response.content == b""
+    assert len(queries) > 0  # the page was built, then thrown away
+
+
+# --- Redis down -------------------------------------------------------------------------------
+
+
+def test_redis_down_serves_the_page_without_validators(api_client, catalog, tmp_path, caplog):
+    broker = PrivateBroker(tmp_path / "redis")
+    broker.start()
+    caches = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": broker.url,
+            "KEY_PREFIX": "http-caching-outage",
+        }
+    }
+    try:
+        with override_settings(CACHES=caches), toggles.override(http_caching=True):
+            etag = api_client.get(LIST)["ETag"]
+            broker.stop()
+            response = api_client.get(LIST, HTTP_IF_NONE_MATCH=etag)
+            assert response.status_code == 200
+            assert not response.has_header("ETag")
+            assert len(response.json()["results"]) == 12
+    finally:
+        broker.stop()
