@@ -106,9 +106,10 @@ def outage(exc: BaseException, *, operation: str) -> None:
     now = time.monotonic()
     if now - _last_warning >= _WARN_EVERY_S:
         _last_warning = now
-        logger.warning(
-            "cache %s failed (%s: %s); serving from PostgreSQL", operation, type(exc).__name__, exc
-        )
+        # A read is answered from PostgreSQL; a lost write or delete leaves what Redis holds
+        # (if it still holds anything when it is back) until its TTL.
+        then = "serving from PostgreSQL" if operation.startswith("get") else "left to the TTLs"
+        logger.warning("cache %s failed (%s: %s); %s", operation, type(exc).__name__, exc, then)
 
 
 def get(cache_key: str) -> Any:

@@ -290,10 +290,30 @@ CELERY_TASK_ANNOTATIONS = {
     for task, route in CELERY_TASK_ROUTES.items()
     if route["queue"] == "email"
 }
+# The write_behind technique (docs/techniques/write_behind.md): product views counted in Redis
+# and added to PostgreSQL in bulk every WRITE_BEHIND_FLUSH_EVERY_S (beat, below). Until then
+# the counts are data that exist nowhere else, so they wait in a Redis that keeps what it is
+# given: the broker's by default (append-only file, fsync each second, no eviction), not the
+# cache's, which keeps nothing across a restart and may evict. A view whose Redis does not
+# answer within WRITE_BEHIND_REDIS_TIMEOUT_S is counted in PostgreSQL instead, and so is every
+# view for the WRITE_BEHIND_RETRY_S after that.
+WRITE_BEHIND_REDIS_URL = env_str("WRITE_BEHIND_REDIS_URL", CELERY_BROKER_URL)
+WRITE_BEHIND_REDIS_TIMEOUT_S = env_float("WRITE_BEHIND_REDIS_TIMEOUT_S", 0.25)
+WRITE_BEHIND_RETRY_S = env_float("WRITE_BEHIND_RETRY_S", 5.0)
+WRITE_BEHIND_KEY_PREFIX = env_str(
+    "WRITE_BEHIND_KEY_PREFIX", f"perfshop-{DATABASES['default']['NAME']}:views"
+)
+# Also the most views a Redis that dies without its data can lose (plus the fsync second).
+WRITE_BEHIND_FLUSH_EVERY_S = env_float("WRITE_BEHIND_FLUSH_EVERY_S", 10.0)
+# Ledger rows (catalog.ViewCountFlush) older than this are pruned by the flush.
+WRITE_BEHIND_LEDGER_KEEP_DAYS = env_int("WRITE_BEHIND_LEDGER_KEEP_DAYS", 7)
+
 # The sales report's read model (materialized_view) is refreshed every SALES_REPORT_REFRESH_S: a
 # report with it on is at most this plus one refresh's duration behind the orders
 # (`manage.py refresh_sales_report` prints that duration).
 SALES_REPORT_REFRESH_S = env_int("SALES_REPORT_REFRESH_S", 300)
+
+# Periodic tasks, sent by the `beat` process (Procfile) to the worker of their queue.
 CELERY_BEAT_SCHEDULE = {
     # The order event log's partitions for the months ahead (table_partitioning), made daily.
     "event-partitions-ahead": {"task": "orders.tasks.event_partitions_ahead", "schedule": 86400},
@@ -302,6 +322,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": SALES_REPORT_REFRESH_S,
         # A refresh still waiting when the next is due is dropped: the next does its work.
         "options": {"expires": SALES_REPORT_REFRESH_S},
+    },
+    # The product view counts waiting in Redis, added to PostgreSQL (write_behind), on the
+    # `default` queue. A tick no worker took within its own interval is dropped (expires): the
+    # next one flushes the same views, so a stopped worker does not come back to a pile of them.
+    "write-behind-flush": {
+        "task": "catalog.tasks.write_behind_flush",
+        "schedule": WRITE_BEHIND_FLUSH_EVERY_S,
+        "options": {"expires": WRITE_BEHIND_FLUSH_EVERY_S},
     },
 }
 CELERY_TASK_SERIALIZER = "json"

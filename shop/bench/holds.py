@@ -196,6 +196,11 @@ RATE_LIMITING = MappingProxyType({"backpressure": False})
 # the refreshed views by replication, as any table, a moment later.
 MATERIALIZED_VIEW = MappingProxyType({"db_aggregation": True, "read_replica": False})
 
+# The product page from the cache on both sides (cache_aside on): counting the view is then the
+# only statement the page runs, which is where one UPDATE per view hurts most. http_caching off:
+# a 304 answered before the view counts nothing, and its validator read is not the pair's.
+WRITE_BEHIND = MappingProxyType({"cache_aside": True, "http_caching": False})
+
 # cache_aside on: the pair is about how a miss is filled, and only cache-aside misses.
 # write_through off: a write deletes the page's entry, as cache_aside's invalidation does.
 # The HTTP layer off (_HTTP_LAYER), as in every catalog-read pair.
