@@ -196,6 +196,10 @@ RATE_LIMITING = MappingProxyType({"backpressure": False})
 # the refreshed views by replication, as any table, a moment later.
 MATERIALIZED_VIEW = MappingProxyType({"db_aggregation": True, "read_replica": False})
 
+# cache_aside on: the layer behind L1 is then Redis, and off is the catalog's "every hot lookup
+# goes to Redis"; with it off, off would be a query a request (the scenario's postgres arm).
+LOCAL_CACHE = MappingProxyType({"cache_aside": True})
+
 # The product page from the cache on both sides (cache_aside on): counting the view is then the
 # only statement the page runs, which is where one UPDATE per view hurts most. http_caching off:
 # a 304 answered before the view counts nothing, and its validator read is not the pair's.
