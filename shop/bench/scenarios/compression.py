@@ -10,7 +10,7 @@ connect to the last byte. Its answer is the decoded body, so every arm's must be
 `bytes` are the response's on the wire, headers included; `share_of_identity` is that over the
 identity response's (the target: at most 0.40, 60 % smaller); `compress_cpu_ms` is the CPU the
 server's coding took (`time.process_time()` around it, sent in `Server-Timing: compress`).
-http_caching is held off: no ETag or Cache-Control on either side.
+http_caching and cache_aside are held off (shop/bench/holds.py says why).
 """
 
 from __future__ import annotations
