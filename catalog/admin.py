@@ -54,12 +54,22 @@ class VariantInline(admin.TabularInline):
 
 @admin.register(Product)
 class ProductAdmin(CachedPagesAdmin):
-    list_display = ["id", "name", "category", "brand", "rating_avg", "review_count", "is_active"]
+    list_display = [
+        "id",
+        "name",
+        "category",
+        "brand",
+        "rating_avg",
+        "review_count",
+        "view_count",
+        "is_active",
+    ]
     list_select_related = ["category", "brand"]
     search_fields = ["name"]
     raw_id_fields = ["category", "brand"]
-    # Kept right by catalog.services; editing them by hand would make them lie.
-    readonly_fields = ["rating_avg", "review_count"]
+    # Kept right by catalog.services; editing them by hand would make them lie. view_count is
+    # counted by the write_behind technique, up to a flush interval behind with it on.
+    readonly_fields = ["rating_avg", "review_count", "view_count"]
     inlines = [VariantInline]
 
     def cached_pages_changed(self, obj) -> None:

@@ -12,7 +12,7 @@ from catalog import imports, payloads, selectors, services
 from shop.api_schema import StatedMaxLength, StatedMinLength
 from shop.pagination import PagePagination
 from shop.parsers import JSONParser
-from shop.techniques import fast_serialization
+from shop.techniques import fast_serialization, write_behind
 
 
 class _NamedRefSerializer(serializers.Serializer):
@@ -78,6 +78,9 @@ class ProductDetailApi(APIView):
         product = payloads.product_detail(
             product_id=product_id, serializer_class=self.OutputSerializer
         )
+        # After the payload is found (a 404 is no view) and outside the cache: every view
+        # counts, one the cache answered too. Not in the payload: staff see it in the admin.
+        write_behind.count_view(product_id=product_id)
         return Response(product)
 
 

@@ -62,6 +62,11 @@ class Product(models.Model):
     # (catalog/migrations/0004_denormalized_fields_triggers.py).
     rating_avg = models.DecimalField(max_digits=3, decimal_places=2, default=0)
     review_count = models.PositiveIntegerField(default=0)
+    # Times the product page was viewed, counted by the write_behind technique
+    # (shop/techniques/write_behind.py): one UPDATE a view (off), or counted in Redis and added
+    # here in bulk by a periodic flush (on), so up to a flush interval behind. Staff-only: the
+    # public product payload never shows it.
+    view_count = models.PositiveBigIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -122,3 +127,21 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"{self.author_username} on {self.product_id}: {self.rating}"
+
+
+class ViewCountFlush(models.Model):
+    """The ledger of the write_behind flush: one row per batch of product views moved from
+    Redis into `Product.view_count`, written in the same transaction as the counts. A flush
+    killed after its commit and before it deleted the batch from Redis leaves the batch behind;
+    the next flush finds this row and deletes the batch without adding it a second time."""
+
+    flush_id = models.CharField(max_length=64, primary_key=True)
+    products = models.PositiveIntegerField()
+    views = models.PositiveBigIntegerField()
+    applied_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["applied_at"]
+
+    def __str__(self) -> str:
+        return f"{self.flush_id}: {self.views} views of {self.products} products"

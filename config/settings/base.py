@@ -150,7 +150,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL", DEFAULT_REDIS_URL)
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "shop.cache.RedisCache",
         "LOCATION": REDIS_URL,
         # One key space per database: servers of two databases sharing a Redis (a bench run on
         # a database of its own) never read, nor clear, each other's entries.
@@ -167,6 +167,8 @@ CACHE_SCHEMA_VERSION = env_int("CACHE_SCHEMA_VERSION", 1)
 LOCAL_CACHE_TOKEN_TTL_S = env_float("LOCAL_CACHE_TOKEN_TTL_S", 5.0)
 LOCAL_CACHE_CATEGORY_TTL_S = env_float("LOCAL_CACHE_CATEGORY_TTL_S", 30.0)
 LOCAL_CACHE_RATES_TTL_S = env_float("LOCAL_CACHE_RATES_TTL_S", 60.0)
+# Where the shop ships from: its own country's shipping zone is `domestic` (orders/rates.py).
+SHOP_COUNTRY = env_str("SHOP_COUNTRY", "DE")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -279,10 +281,33 @@ CELERY_TASK_ANNOTATIONS = {
     for task, route in CELERY_TASK_ROUTES.items()
     if route["queue"] == "email"
 }
+# The write_behind technique (docs/techniques/write_behind.md): product views counted in Redis
+# and added to PostgreSQL in bulk every WRITE_BEHIND_FLUSH_EVERY_S (beat, below). Until then
+# the counts are data that exist nowhere else, so they wait in a Redis that keeps what it is
+# given: the broker's by default (append-only file, fsync each second, no eviction), not the
+# cache's, which keeps nothing across a restart and may evict. A view whose Redis does not
+# answer within WRITE_BEHIND_REDIS_TIMEOUT_S is counted in PostgreSQL instead, and so is every
+# view for the WRITE_BEHIND_RETRY_S after that.
+WRITE_BEHIND_REDIS_URL = env_str("WRITE_BEHIND_REDIS_URL", CELERY_BROKER_URL)
+WRITE_BEHIND_REDIS_TIMEOUT_S = env_float("WRITE_BEHIND_REDIS_TIMEOUT_S", 0.25)
+WRITE_BEHIND_RETRY_S = env_float("WRITE_BEHIND_RETRY_S", 5.0)
+WRITE_BEHIND_KEY_PREFIX = env_str(
+    "WRITE_BEHIND_KEY_PREFIX", f"perfshop-{DATABASES['default']['NAME']}:views"
+)
+# Also the most views a Redis that dies without its data can lose (plus the fsync second).
+WRITE_BEHIND_FLUSH_EVERY_S = env_float("WRITE_BEHIND_FLUSH_EVERY_S", 10.0)
+# Ledger rows (catalog.ViewCountFlush) older than this are pruned by the flush.
+WRITE_BEHIND_LEDGER_KEEP_DAYS = env_int("WRITE_BEHIND_LEDGER_KEEP_DAYS", 7)
+
 # The sales report's read model (materialized_view) is refreshed every SALES_REPORT_REFRESH_S: a
 # report with it on is at most this plus one refresh's duration behind the orders
 # (`manage.py refresh_sales_report` prints that duration).
 SALES_REPORT_REFRESH_S = env_int("SALES_REPORT_REFRESH_S", 300)
+# A refresh reads every revenue order, far more than a request's DB_STATEMENT_TIMEOUT_MS allows
+# for at the large size: its statements and its task get this bound instead.
+SALES_REPORT_REFRESH_TIMEOUT_S = env_int("SALES_REPORT_REFRESH_TIMEOUT_S", 600)
+
+# Periodic tasks, sent by the `beat` process (Procfile) to the worker of their queue.
 CELERY_BEAT_SCHEDULE = {
     # The order event log's partitions for the months ahead (table_partitioning), made daily.
     "event-partitions-ahead": {"task": "orders.tasks.event_partitions_ahead", "schedule": 86400},
@@ -291,6 +316,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": SALES_REPORT_REFRESH_S,
         # A refresh still waiting when the next is due is dropped: the next does its work.
         "options": {"expires": SALES_REPORT_REFRESH_S},
+    },
+    # The product view counts waiting in Redis, added to PostgreSQL (write_behind), on the
+    # `default` queue. A tick no worker took within its own interval is dropped (expires): the
+    # next one flushes the same views, so a stopped worker does not come back to a pile of them.
+    "write-behind-flush": {
+        "task": "catalog.tasks.write_behind_flush",
+        "schedule": WRITE_BEHIND_FLUSH_EVERY_S,
+        "options": {"expires": WRITE_BEHIND_FLUSH_EVERY_S},
     },
 }
 CELERY_TASK_SERIALIZER = "json"

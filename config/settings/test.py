@@ -39,7 +39,7 @@ TEST_QUEUE_SUFFIX = env_str("TEST_QUEUE_SUFFIX", f"-{os.getpid()}")
 _REDIS_BASE = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.count("/") > 2 else REDIS_URL
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "shop.cache.RedisCache",
         "LOCATION": env_str("TEST_CACHE_URL", f"{_REDIS_BASE}/14"),
         # This run's own prefix, so two runs at once never read each other's entries;
         # tests/conftest.py empties it before each test.
@@ -78,3 +78,8 @@ BACKPRESSURE_QUEUE = f"payment{TEST_QUEUE_SUFFIX}"
 # another run's breaker. tests/conftest.py closes it before each test.
 CIRCUIT_BREAKER_REDIS_URL = CACHES["default"]["LOCATION"]
 CIRCUIT_BREAKER_KEY_PREFIX = f"perfshop-test{TEST_QUEUE_SUFFIX}:circuit"
+# The product view counts (write_behind) on this run's broker database, under this run's name:
+# a subprocess the crash tests start is given the suffix and the broker, so it flushes the
+# same counts.
+WRITE_BEHIND_REDIS_URL = CELERY_BROKER_URL
+WRITE_BEHIND_KEY_PREFIX = f"perfshop-test{TEST_QUEUE_SUFFIX}:views"
