@@ -65,6 +65,7 @@ from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.http import http_date
 
 from shop import cache, toggles
+from shop.techniques import write_behind
 
 TOGGLE = toggles.register(
     "http_caching",
@@ -80,6 +81,16 @@ SCOPES: dict[str, tuple[str, ...]] = {
     "catalog:category-tree": ("catalog",),
     "catalog:category-products": ("catalog", "lists"),
 }
+
+
+# What a page's view does besides building it, that its 304 must do too: a product page
+# revalidated is a view of it all the same (write_behind counts it; one HINCRBY with it on).
+def _count_product_view(view_kwargs: dict) -> None:
+    write_behind.count_view(product_id=view_kwargs["product_id"])
+
+
+ON_NOT_MODIFIED = {"catalog:product-detail": _count_product_view}
+
 # Pages that show one user's data, a secret, or a form: `private, no-store`. By view name, a
 # prefix ending in ":" is a whole namespace.
 PRIVATE = ("orders:", "catalog:product-import", "auth-token", "rest_framework:", "shop:")
@@ -272,4 +283,6 @@ class Middleware:
         )
         if answer is not None:  # 304 (or 412 for a failed If-Match): the view never runs
             _public_headers(answer, found)
+            if answer.status_code == 304 and (done := ON_NOT_MODIFIED.get(view_name(request))):
+                done(view_kwargs)
         return answer

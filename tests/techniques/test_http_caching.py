@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from catalog.models import Variant
 from shop import cache, toggles
 from shop.private_broker import PrivateBroker
-from shop.techniques import http_caching
+from shop.techniques import http_caching, write_behind
 from tests.factories import (
     CategoryFactory,
     UserFactory,
@@ -66,6 +66,23 @@ def test_a_matching_if_none_match_is_a_304_without_the_view(
         assert response["ETag"] == etag
         assert response["Cache-Control"] == http_caching.PUBLIC_CACHE_CONTROL
         assert "Accept" in response["Vary"]
+
+
+def test_a_revalidated_product_page_counts_as_a_view(api_client, catalog, on):
+    """write_behind counts every product page view; a 304 skips the view, not the count."""
+    product = catalog[0]
+    write_behind.discard()
+    try:
+        with toggles.override(write_behind=True):
+            etag = api_client.get(_detail(product))["ETag"]
+            assert api_client.get(_detail(product), HTTP_IF_NONE_MATCH=etag).status_code == 304
+            assert write_behind.waiting() == {product.pk: 2}
+            # The list is no product view.
+            list_etag = api_client.get(LIST)["ETag"]
+            assert api_client.get(LIST, HTTP_IF_NONE_MATCH=list_etag).status_code == 304
+            assert write_behind.waiting() == {product.pk: 2}
+    finally:
+        write_behind.discard()
 
 
 def test_an_etag_that_does_not_match_gets_the_page(api_client, catalog, on):
