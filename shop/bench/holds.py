@@ -163,8 +163,10 @@ CACHE_ASIDE = MappingProxyType(
 )
 
 # compression held off: it would shrink the full 200 the 304 is compared with. cache_aside off:
-# the full 200 is the page built from PostgreSQL, not a cache hit.
-HTTP_CACHING = MappingProxyType({"compression": False, "cache_aside": False})
+# the full 200 is the page built from PostgreSQL, not a cache hit. local_cache off: with it on,
+# a list page waits out its category tree's TTL (30 s) after a token starts before it gets an
+# ETag (http_caching.settle_ns), and the pair would start by waiting.
+HTTP_CACHING = MappingProxyType({"compression": False, "cache_aside": False, "local_cache": False})
 # http_caching held off: no ETag or Cache-Control headers on either side, only the coding
 # differs. cache_aside off, as in every catalog pair.
 COMPRESSION = MappingProxyType({"http_caching": False, "cache_aside": False})
