@@ -7,6 +7,7 @@ exist ends with OrderGone at once: a retry could not find it either.
 """
 
 from celery import shared_task
+from django.conf import settings
 
 from orders import payments, services, stock
 
@@ -44,7 +45,12 @@ def event_partitions_ahead() -> list[str]:
 
 # Run by celery beat every SALES_REPORT_REFRESH_S (settings.CELERY_BEAT_SCHEDULE), on the default
 # queue: the sales report's read model (materialized_view), refreshed without blocking readers.
-@shared_task(name="orders.tasks.refresh_sales_report")
+# Its time limits are the refresh's own (SALES_REPORT_REFRESH_TIMEOUT_S), not a request's.
+@shared_task(
+    name="orders.tasks.refresh_sales_report",
+    soft_time_limit=settings.SALES_REPORT_REFRESH_TIMEOUT_S,
+    time_limit=settings.SALES_REPORT_REFRESH_TIMEOUT_S + 30,
+)
 def refresh_sales_report() -> float:
     from shop.techniques import materialized_view
 

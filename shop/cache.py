@@ -37,6 +37,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends import redis as django_redis
 from django.db import transaction
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -48,6 +49,35 @@ MISS = object()  # what get() returns for an absent key; a cached None stays Non
 OUTAGE = (RedisConnectionError, RedisTimeoutError, OSError)
 _WARN_EVERY_S = 10.0
 _last_warning = 0.0
+
+
+class _OneClientPerPool(django_redis.RedisCacheClient):
+    """Django's client, which builds a new `redis.Redis` for every operation (`get_client`):
+    redis-py's constructor registers its response callbacks (about 170 of them) each time,
+    which costs about as much as the GET's round trip to a local Redis. One client per
+    connection pool is enough: a client takes a connection from its pool for each command, so
+    it holds no state of its own between commands."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, Any] = {}
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        pool = self._get_connection_pool(write)
+        client = self._clients.get(id(pool))  # the pools live as long as this object
+        if client is None:
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)
+        return client
+
+
+class RedisCache(django_redis.RedisCache):
+    """Django's Redis cache backend (settings.CACHES), less a redis-py client built for every
+    operation (`_OneClientPerPool`). Everything else, the keys, the pickling, the pools, is
+    Django's."""
+
+    def __init__(self, server: Any, params: dict[str, Any]) -> None:
+        super().__init__(server, params)
+        self._class = _OneClientPerPool
 
 
 @dataclass

@@ -150,7 +150,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL", DEFAULT_REDIS_URL)
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "shop.cache.RedisCache",
         "LOCATION": REDIS_URL,
         # One key space per database: servers of two databases sharing a Redis (a bench run on
         # a database of its own) never read, nor clear, each other's entries.
@@ -167,6 +167,8 @@ CACHE_SCHEMA_VERSION = env_int("CACHE_SCHEMA_VERSION", 1)
 LOCAL_CACHE_TOKEN_TTL_S = env_float("LOCAL_CACHE_TOKEN_TTL_S", 5.0)
 LOCAL_CACHE_CATEGORY_TTL_S = env_float("LOCAL_CACHE_CATEGORY_TTL_S", 30.0)
 LOCAL_CACHE_RATES_TTL_S = env_float("LOCAL_CACHE_RATES_TTL_S", 60.0)
+# Where the shop ships from: its own country's shipping zone is `domestic` (orders/rates.py).
+SHOP_COUNTRY = env_str("SHOP_COUNTRY", "DE")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -305,6 +307,9 @@ WRITE_BEHIND_LEDGER_KEEP_DAYS = env_int("WRITE_BEHIND_LEDGER_KEEP_DAYS", 7)
 # report with it on is at most this plus one refresh's duration behind the orders
 # (`manage.py refresh_sales_report` prints that duration).
 SALES_REPORT_REFRESH_S = env_int("SALES_REPORT_REFRESH_S", 300)
+# A refresh reads every revenue order, far more than a request's DB_STATEMENT_TIMEOUT_MS allows
+# for at the large size: its statements and its task get this bound instead.
+SALES_REPORT_REFRESH_TIMEOUT_S = env_int("SALES_REPORT_REFRESH_TIMEOUT_S", 600)
 
 # Periodic tasks, sent by the `beat` process (Procfile) to the worker of their queue.
 CELERY_BEAT_SCHEDULE = {

@@ -29,12 +29,14 @@ new contents beside the old and applies the difference, so readers are never blo
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from time import perf_counter
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet
@@ -52,6 +54,8 @@ TOGGLE = toggles.register(
 # Refreshed in this order, in one transaction (see refresh()).
 VIEWS = ("orders_sales_day", "orders_sales_day_product", "orders_sales_product")
 AS_OF_HEADER = "X-Report-As-Of"
+# The advisory lock that lets one refresh run at a time (_alone), a key of its own.
+REFRESH_LOCK = zlib.crc32(b"shop.techniques.materialized_view.refresh")
 
 
 @dataclass(frozen=True)
@@ -148,9 +152,12 @@ def refresh(*, using: str = DEFAULT_DB_ALIAS, concurrently: bool = True) -> floa
     recorded is the transaction's start, before its snapshot: every order committed before it
     is in the views. Inside a caller's transaction (a test, the seed) it refreshes there.
     """
-    started = perf_counter()
     how = "CONCURRENTLY " if concurrently else ""
-    with _one_snapshot(using) as cursor:
+    with _alone(using), _one_snapshot(using) as cursor:
+        started = perf_counter()
+        # It reads every revenue order: a request's statement bound is too short for it.
+        timeout_ms = settings.SALES_REPORT_REFRESH_TIMEOUT_S * 1000
+        cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(timeout_ms)])
         for view in VIEWS:
             cursor.execute(f"REFRESH MATERIALIZED VIEW {how}{view}")
         seconds = perf_counter() - started
@@ -158,6 +165,22 @@ def refresh(*, using: str = DEFAULT_DB_ALIAS, concurrently: bool = True) -> floa
             "UPDATE orders_sales_refresh SET refreshed_at = now(), seconds = %s", [seconds]
         )
     return seconds
+
+
+@contextmanager
+def _alone(alias: str) -> Iterator[None]:
+    """One refresh at a time: the beat task's may overlap a command's, or a slow one the next.
+    Two refreshes whose snapshots both predate the other's commit would each apply the same
+    difference to the views (a duplicate key, or a serialization failure). So the lock is a
+    session's, taken before the refresh's transaction begins: its snapshot is taken after the
+    previous refresh committed, and the lock is released after its own commit."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [REFRESH_LOCK])
+    try:
+        yield
+    finally:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [REFRESH_LOCK])
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """materialized_view: after a refresh, the sales report is byte-identical live (off) and from
-the read model (on); before one, the read model is stale and its X-Report-As-Of header says
-since when; a refresh CONCURRENTLY never waits for a reader; bad input is a 400 either way."""
+the read model (on), on the primary and on the replica; before one, the read model is stale and
+its X-Report-As-Of header says since when; a refresh CONCURRENTLY never waits for a reader; bad
+input is a 400 either way."""
 
 import threading
 from datetime import UTC, date, datetime, timedelta
@@ -11,11 +12,15 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import OperationalError, connection, connections, transaction
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from orders.models import Order
+from shop import replication
+from shop.perf_headers import parse_query_counts
 from shop.seed import seed
-from shop.techniques import materialized_view
+from shop.techniques import materialized_view, read_replica
+from tests.concurrency import run_concurrently
 from tests.factories import OrderFactory, UserFactory, VariantFactory
 
 DAY = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -216,6 +221,24 @@ def test_a_concurrent_refresh_does_not_wait_for_a_reader_and_a_plain_one_does():
         assert cursor.fetchone()[0] == 1  # the concurrent refresh's contents
 
 
+@pytest.mark.django_db(transaction=True)
+def test_refreshes_at_the_same_time_take_turns():
+    """The beat task's and a command's, say. Each starts from the last one's views: without
+    the advisory lock, the ones whose snapshots predate the first commit apply the same new
+    rows again, and fail on the UNIQUE index."""
+    materialized_view.refresh()
+    variant = VariantFactory(price=Decimal("4.00"))
+    for day in range(5):
+        OrderFactory(created_at=DAY + timedelta(days=day), lines=[(variant, 1)])
+    seconds = run_concurrently(lambda _: materialized_view.refresh(), 4)
+    assert len(seconds) == 4
+    client = APIClient()
+    client.force_authenticate(UserFactory(is_staff=True))
+    path = "/api/reports/sales/?date_from=2026-03-10&date_to=2026-03-16"
+    assert _report(client, "on", path).json()["orders"] == 5
+    assert _report(client, "on", path).content == _report(client, "off", path).content
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("state", ["off", "on"])
 @pytest.mark.parametrize(
@@ -246,6 +269,11 @@ def test_the_beat_task_refreshes_and_is_scheduled_on_a_queue_with_a_worker(staff
     seconds = refresh_sales_report.apply().get()
     assert seconds == pytest.approx(materialized_view.last_refresh()[1])
     assert _report(staff_client, "on").json()["orders"] == 1
+    # Bounded by the refresh's own limit, not a request's, in the database and on the worker.
+    with connection.cursor() as cursor:  # the test's transaction: the refresh's SET LOCAL holds
+        cursor.execute("SELECT current_setting('statement_timeout')")
+        assert cursor.fetchone()[0] == f"{settings.SALES_REPORT_REFRESH_TIMEOUT_S // 60}min"
+    assert refresh_sales_report.soft_time_limit == settings.SALES_REPORT_REFRESH_TIMEOUT_S
 
     entry = next(
         e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == refresh_sales_report.name
@@ -277,3 +305,27 @@ def test_the_seed_leaves_the_read_model_refreshed(staff_client):
     read_model = _report(staff_client, "on", path)
     assert read_model.json()["orders"] > 0
     assert read_model.content == _report(staff_client, "off", path).content
+
+
+@pytest.mark.django_db(transaction=True, databases=["default", "replica"])
+def test_on_the_replica_the_read_model_is_the_primarys_once_replayed(settings):
+    """With read_replica on (production's default), the report reads the views on the
+    streaming replica, in a REPEATABLE READ transaction there (a standby allows it): the
+    refresh reaches it by replication, like any table's rows."""
+    settings.READ_REPLICA_MAX_LAG_SECONDS = 60
+    read_replica.health.reset()
+    token = Token.objects.create(user=UserFactory(is_staff=True))
+    _a_bar_that_prunes()
+    materialized_view.refresh()
+    replication.wait_for_replay()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    both = "read_replica=on, materialized_view={}"
+    live = client.get(REPORT, HTTP_X_PERF_TOGGLES=both.format("off"))
+    on_replica = client.get(REPORT, HTTP_X_PERF_TOGGLES=both.format("on"))
+    assert on_replica.status_code == live.status_code == 200
+    assert on_replica.content == live.content
+    counts = parse_query_counts(on_replica["X-DB-Queries"])
+    assert counts["default"] == 0 and counts["replica"] > 0
+    assert datetime.fromisoformat(on_replica[HEADER]) == materialized_view.last_refresh()[0]
+    read_replica.health.reset()
