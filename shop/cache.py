@@ -209,6 +209,32 @@ def delete(*cache_keys: str) -> None:
         outage(exc, operation="delete")
 
 
+# Compare-and-delete in one step inside Redis: a GET then a DEL from here would delete a key
+# that expired between the two and was set again by someone else.
+_DELETE_IF_EQUAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def delete_if_equal(cache_key: str, value: Any) -> bool | None:
+    """Delete `cache_key` only if it still holds `value` (one Lua script, atomic): the
+    release of a lock taken with `add`, which must never release a lock that expired and was
+    taken by another process since. True if deleted, False if not, None if Redis is down."""
+    _count(deletes=1)
+    cache = backend()
+    try:
+        client = cache._cache.get_client(cache_key, write=True)
+        stored = cache._cache._serializer.dumps(value)  # as `add` stored it
+        redis_key = cache.make_and_validate_key(cache_key)
+        return bool(client.eval(_DELETE_IF_EQUAL, 1, redis_key, stored))
+    except OUTAGE as exc:
+        outage(exc, operation="delete_if_equal")
+        return None
+
+
 def delete_on_commit(*cache_keys: str, using: str = "default") -> None:
     """Delete after the current transaction commits (at once outside one). Deleting before
     the commit lets a concurrent reader cache the old row again before the new one is

@@ -160,6 +160,17 @@ CACHES = {
 # Moves every cached catalog key at once (shop/cache.py); each payload also has a version of
 # its own, next to the code that builds it.
 CACHE_SCHEMA_VERSION = env_int("CACHE_SCHEMA_VERSION", 1)
+# The stampede_protection technique (shop/techniques/stampede_protection.py). The fill lock
+# lives longer than any cached page takes to build (the category page: well under 1 s at
+# medium), so a slow fill is never joined by a second; a holder that died blocks its key for
+# at most this long. Waiters poll every STAMPEDE_POLL_S for up to STAMPEDE_WAIT_S, then build
+# the page themselves. A stale entry is served for STAMPEDE_STALE_S past its TTL while one
+# request refreshes it; TTLs are spread over their last STAMPEDE_JITTER fraction.
+STAMPEDE_LOCK_TTL_S = env_float("STAMPEDE_LOCK_TTL_S", 5.0)
+STAMPEDE_WAIT_S = env_float("STAMPEDE_WAIT_S", 2.0)
+STAMPEDE_POLL_S = env_float("STAMPEDE_POLL_S", 0.025)
+STAMPEDE_STALE_S = env_float("STAMPEDE_STALE_S", 30.0)
+STAMPEDE_JITTER = env_float("STAMPEDE_JITTER", 0.1)
 # local_cache: how long each hot lookup stays in a process's own memory (L1). Each is the
 # staleness bound of that lookup in the other processes: a write evicts its own process's L1
 # and Redis at once, the others' L1 only when this runs out (docs/techniques/local_cache.md).

@@ -163,8 +163,10 @@ CACHE_ASIDE = MappingProxyType(
 )
 
 # compression held off: it would shrink the full 200 the 304 is compared with. cache_aside off:
-# the full 200 is the page built from PostgreSQL, not a cache hit.
-HTTP_CACHING = MappingProxyType({"compression": False, "cache_aside": False})
+# the full 200 is the page built from PostgreSQL, not a cache hit. local_cache off: with it on,
+# a list page waits out its category tree's TTL (30 s) after a token starts before it gets an
+# ETag (http_caching.settle_ns), and the pair would start by waiting.
+HTTP_CACHING = MappingProxyType({"compression": False, "cache_aside": False, "local_cache": False})
 # http_caching held off: no ETag or Cache-Control headers on either side, only the coding
 # differs. cache_aside off, as in every catalog pair.
 COMPRESSION = MappingProxyType({"http_caching": False, "cache_aside": False})
@@ -206,3 +208,15 @@ LOCAL_CACHE = MappingProxyType({"cache_aside": True})
 # only statement the page runs, which is where one UPDATE per view hurts most. http_caching off:
 # a 304 answered before the view counts nothing, and its validator read is not the pair's.
 WRITE_BEHIND = MappingProxyType({"cache_aside": True, "http_caching": False})
+
+# cache_aside on: the pair is about how a miss is filled, and only cache-aside misses.
+# write_through off: a write deletes the page's entry, as cache_aside's invalidation does.
+# The HTTP layer off (_HTTP_LAYER), as in every catalog-read pair.
+STAMPEDE_PROTECTION = MappingProxyType({"cache_aside": True, "write_through": False, **_HTTP_LAYER})
+# cache_aside on: the product page is cached, and a write either deletes (off) or stores (on)
+# its entry. stampede_protection off: a plain entry and a plain miss, so the pair isolates
+# what the write does. write_behind on: a page hit then runs no query (a view is counted in
+# Redis), so a read's queries say whether it missed. The HTTP layer off (_HTTP_LAYER).
+WRITE_THROUGH = MappingProxyType(
+    {"cache_aside": True, "stampede_protection": False, "write_behind": True, **_HTTP_LAYER}
+)
