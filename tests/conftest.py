@@ -1,3 +1,4 @@
+import contextlib
 import dataclasses
 
 import pytest
@@ -90,6 +91,19 @@ def _cache_empty():
             client.delete(*keys)
     except (RedisError, OSError):
         pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _view_counts_dropped():
+    """The product views this run's requests counted in Redis (write_behind, on by default)
+    are the run's own: dropped at its end, so the broker's test database keeps no hash per run."""
+    yield
+    from redis.exceptions import RedisError
+
+    from shop.techniques import write_behind
+
+    with contextlib.suppress(RedisError, OSError):
+        write_behind.discard()
 
 
 @pytest.fixture(scope="session")

@@ -298,8 +298,12 @@ CELERY_TASK_ANNOTATIONS = {
 # given: the broker's by default (append-only file, fsync each second, no eviction), not the
 # cache's, which keeps nothing across a restart and may evict. A view whose Redis does not
 # answer within WRITE_BEHIND_REDIS_TIMEOUT_S is counted in PostgreSQL instead, and so is every
-# view for the WRITE_BEHIND_RETRY_S after that.
-WRITE_BEHIND_REDIS_URL = env_str("WRITE_BEHIND_REDIS_URL", CELERY_BROKER_URL)
+# view for the WRITE_BEHIND_RETRY_S after that. A broker that is not Redis (RabbitMQ,
+# docs/queues.md) leaves the cache's as the default: set this to a Redis that persists.
+WRITE_BEHIND_REDIS_URL = env_str(
+    "WRITE_BEHIND_REDIS_URL",
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else REDIS_URL,
+)
 WRITE_BEHIND_REDIS_TIMEOUT_S = env_float("WRITE_BEHIND_REDIS_TIMEOUT_S", 0.25)
 WRITE_BEHIND_RETRY_S = env_float("WRITE_BEHIND_RETRY_S", 5.0)
 WRITE_BEHIND_KEY_PREFIX = env_str(
