@@ -27,10 +27,11 @@ from typing import Any
 from rest_framework import serializers
 
 from catalog import selectors
+from catalog.models import Product, Variant
 from shop import cache
 from shop.errors import NotFound
 from shop.pagination import PagePagination
-from shop.techniques import cache_aside, fast_serialization, http_caching
+from shop.techniques import cache_aside, fast_serialization, http_caching, write_through
 
 # Bump when the payload's shape changes (its builder below, or the serializer passed in).
 PRODUCT_DETAIL_VERSION = 1  # ProductDetailApi.OutputSerializer
@@ -64,9 +65,13 @@ def product_detail(
     is a 404 and is not cached."""
 
     def build() -> dict[str, Any]:
-        return _plain(serializer_class(selectors.product_get(product_id=product_id)).data)
+        return _product_detail_of(product_id, serializer_class)
 
     return cache_aside.fetch(product_detail_key(product_id), build, ttl=PRODUCT_TTL)
+
+
+def _product_detail_of(product_id: int, serializer_class: type[serializers.Serializer]) -> dict:
+    return _plain(serializer_class(selectors.product_get(product_id=product_id)).data)
 
 
 def product_list_page(
@@ -185,6 +190,38 @@ def products_changed_on_commit(*product_ids: int, lists: bool) -> None:
     with `lists`, so does what list pages show of them (not a stock level: no list shows it)."""
     cache_aside.invalidate_on_commit(*(product_detail_key(pk) for pk in product_ids), lists=lists)
     http_caching.changed_on_commit(product_ids=product_ids, lists=lists)
+
+
+def variant_changed_on_commit(*, product_id: int, lists: bool) -> None:
+    """A staff change of a variant's price or stock: its product's page is stored rebuilt
+    (write_through on) or deleted (off) once the change commits; with `lists`, every list page
+    moves to a new generation either way (no write can rebuild them)."""
+    write_through.changed_on_commit(
+        product_detail_key(product_id),
+        build=lambda: _product_detail_build(product_id),
+        lock=lambda: _product_rows_lock(product_id),
+        ttl=PRODUCT_TTL,
+    )
+    cache_aside.invalidate_on_commit(lists=lists)
+    http_caching.changed_on_commit(product_ids=(product_id,), lists=lists)
+
+
+def _product_detail_build(product_id: int) -> dict[str, Any]:
+    """The product page as its view builds it, outside a request: write_through's read-back.
+    The serializer is the view's own, imported when called (catalog.apis imports this module),
+    so the page written through is the page a read would build, byte for byte."""
+    from catalog.apis import ProductDetailApi
+
+    return _product_detail_of(product_id, ProductDetailApi.OutputSerializer)
+
+
+def _product_rows_lock(product_id: int) -> None:
+    """Lock the rows a product page is built from, as an UPDATE of them would (FOR NO KEY
+    UPDATE, which an order's new items referencing a variant do not wait for): the product,
+    then its variants by id. A writer of any of them waits until the read-back has stored."""
+    list(Product.objects.select_for_update(no_key=True).filter(pk=product_id).values_list("pk"))
+    variants = Variant.objects.select_for_update(no_key=True).filter(product_id=product_id)
+    list(variants.order_by("id").values_list("pk"))
 
 
 def products_added_on_commit() -> None:

@@ -18,7 +18,7 @@ from shop.techniques import (
 def category_with_descendant_ids(*, category_id: int) -> list[int]:
     """The category and everything below it. The tree is small (tens of rows), so one
     query for all (id, parent) pairs and a walk in Python beats a recursive CTE here; the
-    pairs are a hot lookup, cached in Redis and (local_cache on) in the process."""
+    pairs are a hot lookup, cached in Redis (cache_aside on) and in the process (local_cache on)."""
     parents = local_cache.category_parents()
     if category_id not in parents:
         raise InvalidInput({"category": [f"No category with id {category_id}."]})

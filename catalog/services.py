@@ -192,7 +192,7 @@ def variant_update(
         for name, value in fields.items():
             setattr(variant, name, value)
         variant.save(update_fields=list(fields))
-        payloads.products_changed_on_commit(variant.product_id, lists="price" in fields)
+        payloads.variant_changed_on_commit(product_id=variant.product_id, lists="price" in fields)
     return variant
 
 

@@ -10,7 +10,7 @@ from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from orders import selectors, services
+from orders import rates, selectors, services
 from orders.models import Order
 from shop import carriers
 from shop.api_schema import StatedMaxLength, StatedMaxValue, StatedMinLength, StatedMinValue
@@ -359,3 +359,40 @@ class ShippingQuoteApi(AsyncAPIView):
             )
         answer = {"quotes": quotes, "unavailable": unavailable, "complete": not unavailable}
         return Response(self.OutputSerializer(answer).data)
+
+
+class ShippingRateApi(APIView):
+    """The shop's own shipping prices to a destination, from its rate tables: each method of
+    the destination's zone, for a parcel of `weight_grams` (a base price plus a price per
+    started kilogram), before and with the destination's VAT. No carrier is asked (that is
+    `/api/shipping/quotes/`); both tables are hot lookups of local_cache."""
+
+    class FilterSerializer(serializers.Serializer):
+        country = serializers.RegexField(
+            r"^[A-Za-z]{2}$", max_length=2, help_text="ISO 3166-1 alpha-2"
+        )
+        weight_grams = serializers.IntegerField(min_value=1, max_value=70_000)
+
+    class OutputSerializer(serializers.Serializer):
+        class MethodSerializer(serializers.Serializer):
+            method = serializers.CharField()
+            days = serializers.IntegerField()
+            price = serializers.DecimalField(max_digits=10, decimal_places=2)
+            price_with_tax = serializers.DecimalField(max_digits=10, decimal_places=2)
+
+        country = serializers.CharField()
+        zone = serializers.ChoiceField(choices=["domestic", "eu", "world"])
+        tax_rate = serializers.DecimalField(
+            max_digits=5, decimal_places=2, help_text="percent; 0 outside the shop's tax area"
+        )
+        methods = MethodSerializer(many=True, help_text="cheapest first")
+
+    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer)
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        estimate = rates.estimate(
+            country=filters.validated_data["country"].upper(),
+            weight_grams=filters.validated_data["weight_grams"],
+        )
+        return Response(self.OutputSerializer(estimate).data)

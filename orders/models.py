@@ -176,3 +176,56 @@ class StockMovement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.quantity:+d} of variant {self.variant_id}"
+
+
+class TaxRate(models.Model):
+    """The VAT charged on a sale to a country, in percent. A country without a row is outside
+    the shop's tax area: its sales carry none (an export). Small and read on every shipping
+    estimate: a hot lookup of local_cache (`orders.selectors.tax_rates`)."""
+
+    country = models.CharField(max_length=2, unique=True, help_text="ISO 3166-1 alpha-2")
+    rate = models.DecimalField(max_digits=5, decimal_places=2, help_text="percent: 19.00")
+
+    class Meta:
+        ordering = ["country"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(rate__gte=0) & models.Q(rate__lt=100), name="tax_rate_percent"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(country__regex=r"^[A-Z]{2}$"), name="tax_rate_country_upper"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.country} {self.rate}%"
+
+
+class ShippingRate(models.Model):
+    """The shop's own price for a parcel by a shipping method to a zone: a base price plus a
+    price per started kilogram. Small and read on every shipping estimate: a hot lookup of
+    local_cache (`orders.selectors.shipping_rates`)."""
+
+    class Zone(models.TextChoices):
+        DOMESTIC = "domestic"  # settings.SHOP_COUNTRY
+        EU = "eu"  # the other countries with a TaxRate
+        WORLD = "world"  # everywhere else
+
+    zone = models.CharField(max_length=8, choices=Zone.choices)
+    method = models.CharField(max_length=16, help_text="standard, express, ...")
+    base_price = models.DecimalField(max_digits=8, decimal_places=2)
+    price_per_kg = models.DecimalField(max_digits=8, decimal_places=2)
+    days = models.PositiveSmallIntegerField(help_text="delivery time, working days")
+
+    class Meta:
+        ordering = ["zone", "base_price", "method"]
+        constraints = [
+            models.UniqueConstraint(fields=["zone", "method"], name="shipping_rate_once"),
+            models.CheckConstraint(
+                condition=models.Q(base_price__gte=0) & models.Q(price_per_kg__gte=0),
+                name="shipping_rate_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.zone} {self.method}"

@@ -9,6 +9,7 @@ urlpatterns = [
     path("orders/<int:order_id>/", apis.OrderDetailApi.as_view(), name="order-detail"),
     path("orders/<int:order_id>/cancel/", apis.OrderCancelApi.as_view(), name="order-cancel"),
     path("shipping/quotes/", apis.ShippingQuoteApi.as_view(), name="shipping-quotes"),
+    path("shipping/rates/", apis.ShippingRateApi.as_view(), name="shipping-rates"),
     path("reports/sales/", apis.SalesReportApi.as_view(), name="sales-report"),
     path("staff/orders/", apis.StaffOrderListApi.as_view(), name="staff-order-list"),
     path("staff/events/", apis.StaffEventListApi.as_view(), name="staff-event-list"),

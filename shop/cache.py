@@ -37,6 +37,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends import redis as django_redis
 from django.db import transaction
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -48,6 +49,35 @@ MISS = object()  # what get() returns for an absent key; a cached None stays Non
 OUTAGE = (RedisConnectionError, RedisTimeoutError, OSError)
 _WARN_EVERY_S = 10.0
 _last_warning = 0.0
+
+
+class _OneClientPerPool(django_redis.RedisCacheClient):
+    """Django's client, which builds a new `redis.Redis` for every operation (`get_client`):
+    redis-py's constructor registers its response callbacks (about 170 of them) each time,
+    which costs about as much as the GET's round trip to a local Redis. One client per
+    connection pool is enough: a client takes a connection from its pool for each command, so
+    it holds no state of its own between commands."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, Any] = {}
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        pool = self._get_connection_pool(write)
+        client = self._clients.get(id(pool))  # the pools live as long as this object
+        if client is None:
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)
+        return client
+
+
+class RedisCache(django_redis.RedisCache):
+    """Django's Redis cache backend (settings.CACHES), less a redis-py client built for every
+    operation (`_OneClientPerPool`). Everything else, the keys, the pickling, the pools, is
+    Django's."""
+
+    def __init__(self, server: Any, params: dict[str, Any]) -> None:
+        super().__init__(server, params)
+        self._class = _OneClientPerPool
 
 
 @dataclass
@@ -177,6 +207,32 @@ def delete(*cache_keys: str) -> None:
         # The entry stays until its TTL: the staleness a cache outage costs, and the reason
         # every cached entry has a TTL at all.
         outage(exc, operation="delete")
+
+
+# Compare-and-delete in one step inside Redis: a GET then a DEL from here would delete a key
+# that expired between the two and was set again by someone else.
+_DELETE_IF_EQUAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def delete_if_equal(cache_key: str, value: Any) -> bool | None:
+    """Delete `cache_key` only if it still holds `value` (one Lua script, atomic): the
+    release of a lock taken with `add`, which must never release a lock that expired and was
+    taken by another process since. True if deleted, False if not, None if Redis is down."""
+    _count(deletes=1)
+    cache = backend()
+    try:
+        client = cache._cache.get_client(cache_key, write=True)
+        stored = cache._cache._serializer.dumps(value)  # as `add` stored it
+        redis_key = cache.make_and_validate_key(cache_key)
+        return bool(client.eval(_DELETE_IF_EQUAL, 1, redis_key, stored))
+    except OUTAGE as exc:
+        outage(exc, operation="delete_if_equal")
+        return None
 
 
 def delete_on_commit(*cache_keys: str, using: str = "default") -> None:

@@ -98,6 +98,17 @@ def probes(ctx: Context) -> dict[str, tuple[str, str, dict]]:
             staff_orders + _cursor(b'{"p":["2026-01-01T00:00:00","1"],"r":false}'),
             staff,
         ),
+        # The rate tables' estimate: a country and a weight no table has, or no number.
+        "shipping rates: NUL country": (
+            "get",
+            "/api/shipping/rates/?country=%00%00&weight_grams=1",
+            {},
+        ),
+        "shipping rates: weight past bigint": (
+            "get",
+            "/api/shipping/rates/?country=DE&weight_grams=1" + "0" * 30,
+            {},
+        ),
         # The schema's ?version= lands in a Content-Disposition header.
         "schema version: NUL": ("get", "/api/schema/?version=%00", {}),
         "schema version: CR LF": ("get", "/api/schema/?version=a%0d%0aX-Injected:%201", {}),

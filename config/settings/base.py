@@ -150,7 +150,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_str("REDIS_URL", DEFAULT_REDIS_URL)
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "shop.cache.RedisCache",
         "LOCATION": REDIS_URL,
         # One key space per database: servers of two databases sharing a Redis (a bench run on
         # a database of its own) never read, nor clear, each other's entries.
@@ -160,6 +160,17 @@ CACHES = {
 # Moves every cached catalog key at once (shop/cache.py); each payload also has a version of
 # its own, next to the code that builds it.
 CACHE_SCHEMA_VERSION = env_int("CACHE_SCHEMA_VERSION", 1)
+# The stampede_protection technique (shop/techniques/stampede_protection.py). The fill lock
+# lives longer than any cached page takes to build (the category page: well under 1 s at
+# medium), so a slow fill is never joined by a second; a holder that died blocks its key for
+# at most this long. Waiters poll every STAMPEDE_POLL_S for up to STAMPEDE_WAIT_S, then build
+# the page themselves. A stale entry is served for STAMPEDE_STALE_S past its TTL while one
+# request refreshes it; TTLs are spread over their last STAMPEDE_JITTER fraction.
+STAMPEDE_LOCK_TTL_S = env_float("STAMPEDE_LOCK_TTL_S", 5.0)
+STAMPEDE_WAIT_S = env_float("STAMPEDE_WAIT_S", 2.0)
+STAMPEDE_POLL_S = env_float("STAMPEDE_POLL_S", 0.025)
+STAMPEDE_STALE_S = env_float("STAMPEDE_STALE_S", 30.0)
+STAMPEDE_JITTER = env_float("STAMPEDE_JITTER", 0.1)
 # local_cache: how long each hot lookup stays in a process's own memory (L1). Each is the
 # staleness bound of that lookup in the other processes: a write evicts its own process's L1
 # and Redis at once, the others' L1 only when this runs out (docs/techniques/local_cache.md).
@@ -167,6 +178,8 @@ CACHE_SCHEMA_VERSION = env_int("CACHE_SCHEMA_VERSION", 1)
 LOCAL_CACHE_TOKEN_TTL_S = env_float("LOCAL_CACHE_TOKEN_TTL_S", 5.0)
 LOCAL_CACHE_CATEGORY_TTL_S = env_float("LOCAL_CACHE_CATEGORY_TTL_S", 30.0)
 LOCAL_CACHE_RATES_TTL_S = env_float("LOCAL_CACHE_RATES_TTL_S", 60.0)
+# Where the shop ships from: its own country's shipping zone is `domestic` (orders/rates.py).
+SHOP_COUNTRY = env_str("SHOP_COUNTRY", "DE")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -285,8 +298,12 @@ CELERY_TASK_ANNOTATIONS = {
 # given: the broker's by default (append-only file, fsync each second, no eviction), not the
 # cache's, which keeps nothing across a restart and may evict. A view whose Redis does not
 # answer within WRITE_BEHIND_REDIS_TIMEOUT_S is counted in PostgreSQL instead, and so is every
-# view for the WRITE_BEHIND_RETRY_S after that.
-WRITE_BEHIND_REDIS_URL = env_str("WRITE_BEHIND_REDIS_URL", CELERY_BROKER_URL)
+# view for the WRITE_BEHIND_RETRY_S after that. A broker that is not Redis (RabbitMQ,
+# docs/queues.md) leaves the cache's as the default: set this to a Redis that persists.
+WRITE_BEHIND_REDIS_URL = env_str(
+    "WRITE_BEHIND_REDIS_URL",
+    CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else REDIS_URL,
+)
 WRITE_BEHIND_REDIS_TIMEOUT_S = env_float("WRITE_BEHIND_REDIS_TIMEOUT_S", 0.25)
 WRITE_BEHIND_RETRY_S = env_float("WRITE_BEHIND_RETRY_S", 5.0)
 WRITE_BEHIND_KEY_PREFIX = env_str(

@@ -39,7 +39,7 @@ TEST_QUEUE_SUFFIX = env_str("TEST_QUEUE_SUFFIX", f"-{os.getpid()}")
 _REDIS_BASE = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.count("/") > 2 else REDIS_URL
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "shop.cache.RedisCache",
         "LOCATION": env_str("TEST_CACHE_URL", f"{_REDIS_BASE}/14"),
         # This run's own prefix, so two runs at once never read each other's entries;
         # tests/conftest.py empties it before each test.

@@ -2,12 +2,14 @@
 (off) or from the server process's own L1 (on); see shop/bench/scenarios/local_cache.py.
 
 Each user logs in as a random seeded customer, so the server's L1 holds as many tokens as there
-are customers in the pool (LOCUST_USER_POOL), far under its 10 000 entries. Nothing is held.
+are customers in the pool (LOCUST_USER_POOL), far under its 10 000 entries. cache_aside is
+held on, as in the bench: behind L1 is Redis, and off asks Redis on every request.
 """
 
 from locust import task
 
 from loadtests.common import TechniqueUser, customer
+from shop.bench import holds
 
 
 class LocalCacheUser(TechniqueUser):
@@ -22,6 +24,6 @@ class LocalCacheUser(TechniqueUser):
         if self.authenticated():
             self.client.get(
                 "/api/perf/ping/",
-                headers=self.toggles(),
+                headers=self.toggles(**holds.LOCAL_CACHE),
                 name="local_cache: /api/perf/ping/ (with a token)",
             )

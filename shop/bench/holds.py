@@ -147,7 +147,8 @@ READ_REPLICA = MappingProxyType({"cache_aside": False, **_HTTP_LAYER})
 
 # The pages' queries at their best (the data-access techniques on) on both sides, so the pair
 # measures the cache against good SQL, not against an N+1. read_replica off: both sides read
-# the primary, where a fill reads anyway.
+# the primary, where a fill reads anyway. write_behind on: the product page's view is counted
+# in Redis on both sides, so a hit runs no query at all (off, each view is an UPDATE).
 CACHE_ASIDE = MappingProxyType(
     {
         "select_related": True,
@@ -156,13 +157,16 @@ CACHE_ASIDE = MappingProxyType(
         "denormalized_fields": True,
         "fast_serialization": True,
         "read_replica": False,
+        "write_behind": True,
         **_HTTP_LAYER,
     }
 )
 
 # compression held off: it would shrink the full 200 the 304 is compared with. cache_aside off:
-# the full 200 is the page built from PostgreSQL, not a cache hit.
-HTTP_CACHING = MappingProxyType({"compression": False, "cache_aside": False})
+# the full 200 is the page built from PostgreSQL, not a cache hit. local_cache off: with it on,
+# a list page waits out its category tree's TTL (30 s) after a token starts before it gets an
+# ETag (http_caching.settle_ns), and the pair would start by waiting.
+HTTP_CACHING = MappingProxyType({"compression": False, "cache_aside": False, "local_cache": False})
 # http_caching held off: no ETag or Cache-Control headers on either side, only the coding
 # differs. cache_aside off, as in every catalog pair.
 COMPRESSION = MappingProxyType({"http_caching": False, "cache_aside": False})
@@ -196,7 +200,23 @@ RATE_LIMITING = MappingProxyType({"backpressure": False})
 # the refreshed views by replication, as any table, a moment later.
 MATERIALIZED_VIEW = MappingProxyType({"db_aggregation": True, "read_replica": False})
 
+# cache_aside on: the layer behind L1 is then Redis, and off is the catalog's "every hot lookup
+# goes to Redis"; with it off, off would be a query a request (the scenario's postgres arm).
+LOCAL_CACHE = MappingProxyType({"cache_aside": True})
+
 # The product page from the cache on both sides (cache_aside on): counting the view is then the
 # only statement the page runs, which is where one UPDATE per view hurts most. http_caching off:
-# a 304 answered before the view counts nothing, and its validator read is not the pair's.
+# its validator read is not the pair's.
 WRITE_BEHIND = MappingProxyType({"cache_aside": True, "http_caching": False})
+
+# cache_aside on: the pair is about how a miss is filled, and only cache-aside misses.
+# write_through off: a write deletes the page's entry, as cache_aside's invalidation does.
+# The HTTP layer off (_HTTP_LAYER), as in every catalog-read pair.
+STAMPEDE_PROTECTION = MappingProxyType({"cache_aside": True, "write_through": False, **_HTTP_LAYER})
+# cache_aside on: the product page is cached, and a write either deletes (off) or stores (on)
+# its entry. stampede_protection off: a plain entry and a plain miss, so the pair isolates
+# what the write does. write_behind on: a page hit then runs no query (a view is counted in
+# Redis), so a read's queries say whether it missed. The HTTP layer off (_HTTP_LAYER).
+WRITE_THROUGH = MappingProxyType(
+    {"cache_aside": True, "stampede_protection": False, "write_behind": True, **_HTTP_LAYER}
+)

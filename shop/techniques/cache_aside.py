@@ -42,8 +42,9 @@ old entries still exist.
 (slower, never a 500), and a write's delete is lost, so an entry may be served until its TTL.
 That, and only that, is the staleness this technique allows.
 
-The miss path is a seam: `fill()` computes and stores; `set_miss_path()` lets the
-stampede_protection technique put its single-flight fill in its place under its own toggle.
+The read is a seam: `read()` (a GET, then `fill()` on a miss: compute and store);
+`set_read_path()` lets the stampede_protection technique put its protected read (a lock on
+the fill, a soft expiry inside the stored value) in its place under its own toggle.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ TOGGLE = toggles.register(
 )
 
 
-class MissPath(Protocol):
+class ReadPath(Protocol):
     def __call__(self, cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any: ...
 
 
@@ -72,30 +73,35 @@ def fetch(cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any:
     """The payload cached under `cache_key`, or `compute()`'s, stored for `ttl` seconds."""
     if not toggles.is_enabled(TOGGLE.name):
         return compute()  # naive: every read runs its queries
+    return _read_path(cache_key, compute, ttl=ttl)
+
+
+def read(cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any:
+    """The plain read: a hit is the answer, a miss fills."""
     payload = cache.get(cache_key)
     if payload is not cache.MISS:
         return payload  # a hit: no query
-    return _miss_path(cache_key, compute, ttl=ttl)
+    return fill(cache_key, compute, ttl=ttl)
 
 
 def fill(cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any:
     """The plain miss path: compute on the primary, then store. N concurrent misses of one
-    key compute N times (the stampede that stampede_protection's miss path prevents)."""
+    key compute N times (the stampede that stampede_protection's read path prevents)."""
     with read_replica.on_primary():
         payload = compute()
     cache.set(cache_key, payload, timeout=ttl)
     return payload
 
 
-_miss_path: MissPath = fill
+_read_path: ReadPath = read
 
 
-def set_miss_path(path: MissPath | None) -> None:
-    """Fill misses with `path` instead of `fill` (None: back to `fill`). For the
+def set_read_path(path: ReadPath | None) -> None:
+    """Read through `path` instead of `read` (None: back to `read`). For the
     stampede_protection technique, whose path decides under its own toggle and calls `fill`
     when it is off."""
-    global _miss_path
-    _miss_path = fill if path is None else path
+    global _read_path
+    _read_path = read if path is None else path
 
 
 # --- list pages: keys under a generation ---------------------------------------------------

@@ -9,7 +9,8 @@ connection to share between threads: a few hundred microseconds a request, for a
 was the same a second ago.
 
 Off: every hot lookup goes to Redis (L2, shop/cache.py), and to PostgreSQL on a miss, whose
-answer it stores in Redis for the lookup's `l2_ttl`.
+answer it stores in Redis for the lookup's `l2_ttl_s`. The Redis layer is cache_aside's: with
+that technique off too, every lookup is a query, the code before any cache.
 
 On: a small in-process cache (L1) answers first: a dict in the worker's memory, bounded in
 entries (LRU eviction past `maxsize`) and in age (each entry is dropped `ttl` seconds after it
@@ -18,8 +19,8 @@ was stored). A miss there asks Redis, then PostgreSQL, and keeps the answer in L
     lookup ─▶ L1 (this process, ~1 µs) ─▶ L2 Redis (every process, ~0.3 ms) ─▶ PostgreSQL
 
 **The staleness bound.** L1 is not shared, so a write in one process cannot evict another
-process's L1. A write evicts its own process's L1 and deletes the Redis entry, both after its
-transaction commits (`evict`); every other process keeps serving what its L1 holds until that
+process's L1. A write evicts its own process's L1 and deletes the Redis entry, at once and
+again after its transaction commits (`evict`); every other process keeps serving what its L1 holds until that
 entry's `ttl` runs out. So each lookup's `ttl` is the longest another process can answer with
 the old value, and it is chosen per lookup (LOCAL_CACHE_*_TTL_S settings): 5 s for a token,
 where it is how long a revoked token keeps working on the other workers.
@@ -47,7 +48,6 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -56,6 +56,7 @@ from django.conf import settings
 from django.db import transaction
 
 from shop import cache, toggles
+from shop.techniques import read_replica
 
 TOGGLE = toggles.register(
     "local_cache",
@@ -64,6 +65,9 @@ TOGGLE = toggles.register(
 )
 
 T = TypeVar("T")
+
+# The layer behind L1 is cache-aside's: Redis while that technique is on, else PostgreSQL.
+L2_TOGGLE = "cache_aside"
 
 # The clock L1's TTLs are measured with. Tests replace it (`clock_set`) to step time
 # deterministically; nothing else should.
@@ -164,45 +168,43 @@ def clear() -> None:
         _l1.clear()
 
 
-_bypass: ContextVar[bool] = ContextVar("local_cache_bypass", default=False)
-
-
-@contextmanager
-def bypassed() -> Iterator[None]:
-    """Every lookup inside the block goes straight to PostgreSQL, as before there was any
-    cache: the bench's reference arm (a query a request), never the serving path."""
-    token = _bypass.set(True)
-    try:
-        yield
-    finally:
-        _bypass.reset(token)
-
-
 def fetch(lookup: Lookup, key: str, compute: Callable[[], T | None]) -> T | None:
-    """The value of `key`: from L1 (on), else Redis, else `compute()` (PostgreSQL), stored in
-    Redis and (on) in L1 on the way back. A None from `compute` (nothing found) is returned
-    and never stored."""
-    if _bypass.get():
-        return compute()
+    """The value of `key`: from L1 (local_cache on), else Redis (cache_aside on: the shared
+    layer is cache-aside's), else `compute()`, PostgreSQL, whose answer is stored on the way
+    back in each layer that is on. A None from `compute` (nothing found) is returned and never
+    stored.
+
+    A value about to be stored is read on the primary: a replica a second behind could
+    answer the row as it was before the write whose eviction just ran, and that old row
+    would then be served for a whole TTL with no write left to evict it.
+    """
     local = l1(lookup) if toggles.is_enabled(TOGGLE.name) else None
     if local is not None:
         value = local.get(key)
         if value is not cache.MISS:
             return value
-    value = cache.get(key)
+    shared = toggles.is_enabled(L2_TOGGLE)
+    value = cache.get(key) if shared else cache.MISS
     if value is cache.MISS:
-        value = compute()
+        if not shared and local is None:
+            return compute()  # nothing to store: read as the request reads
+        with read_replica.on_primary():
+            value = compute()
         if value is None:
             return None
-        cache.set(key, value, timeout=lookup.l2_ttl_s)
+        if shared:
+            cache.set(key, value, timeout=lookup.l2_ttl_s)
     if local is not None:
         local.set(key, value)
     return value
 
 
 def evict(lookup: Lookup, *keys: str, using: str = "default") -> None:
-    """After the current transaction commits (at once outside one): drop `keys` from this
-    process's L1 and from Redis. Other processes' L1 keep them until their TTL."""
+    """Drop `keys` from this process's L1 and from Redis: at once, and inside a transaction
+    once more after it commits. At once, so the rest of the writing transaction (a test's, a
+    request's) never reads the old value; after the commit, because until then a concurrent
+    reader still reads the old row and may have cached it again. Other processes' L1 keep
+    them until their TTL."""
     if not keys:
         return
 
@@ -213,7 +215,9 @@ def evict(lookup: Lookup, *keys: str, using: str = "default") -> None:
                 local.evict(key)
         cache.delete(*keys)
 
-    transaction.on_commit(drop, using=using)
+    drop()
+    if transaction.get_connection(using).in_atomic_block:
+        transaction.on_commit(drop, using=using)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,7 +319,8 @@ def _user_saved(sender, instance, created, using, update_fields=None, **kwargs) 
 
 
 # ---------------------------------------------------------------------------------------------
-# The category tree (catalog/selectors.py): every (id, parent_id) pair.
+# The category tree (catalog/selectors.py): every (id, parent_id) pair. The tax and shipping
+# rate tables are read in orders/rates.py, with TAX_RATES and SHIPPING_RATES.
 
 
 def category_parents() -> dict[int, int | None]:
@@ -331,6 +336,13 @@ def _category_changed(sender, instance, using, **kwargs) -> None:
     evict(CATEGORY_TREE, CATEGORY_TREE.key(), using=using)
 
 
+def _rates_changed(sender, instance, using, **kwargs) -> None:
+    from orders.models import TaxRate
+
+    lookup = TAX_RATES if sender is TaxRate else SHIPPING_RATES
+    evict(lookup, lookup.key(), using=using)
+
+
 def connect_signals() -> None:
     """Evict on every ORM write to what the lookups keep (shop.apps, at start-up). Writes that
     send no signal (`QuerySet.update`, raw SQL, the seed's COPY) are bounded by the TTLs, or
@@ -340,8 +352,11 @@ def connect_signals() -> None:
     from rest_framework.authtoken.models import Token
 
     from catalog.models import Category
+    from orders.models import ShippingRate, TaxRate
 
     post_delete.connect(_token_deleted, sender=Token, dispatch_uid="local_cache.token")
     post_save.connect(_user_saved, sender=get_user_model(), dispatch_uid="local_cache.user")
     for signal in (post_save, post_delete):
         signal.connect(_category_changed, sender=Category, dispatch_uid="local_cache.category")
+        for model in (TaxRate, ShippingRate):
+            signal.connect(_rates_changed, sender=model, dispatch_uid=f"local_cache.{model._meta}")

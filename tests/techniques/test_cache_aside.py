@@ -110,22 +110,28 @@ def test_fetch_on_computes_on_a_miss_only():
     assert (counted.hits, counted.misses, counted.sets) == (2, 1, 1)
 
 
-def test_the_miss_path_can_be_replaced_and_restored():
+def test_the_read_path_can_be_replaced_and_restored():
     seen = []
 
     def path(cache_key, compute, *, ttl):
         seen.append((cache_key, ttl))
-        return cache_aside.fill(cache_key, compute, ttl=ttl)
+        return cache_aside.read(cache_key, compute, ttl=ttl)
 
-    cache_aside.set_miss_path(path)
+    previous = cache_aside._read_path  # stampede_protection's, registered at start-up
+    cache_aside.set_read_path(path)
     try:
         with toggles.override(cache_aside=True):
             assert cache_aside.fetch("seam", lambda: 7, ttl=9) == 7
-            assert cache_aside.fetch("seam", lambda: 8, ttl=9) == 7  # a hit: no miss path
+            assert cache_aside.fetch("seam", lambda: 8, ttl=9) == 7  # a hit, through the path
     finally:
-        cache_aside.set_miss_path(None)
-    assert seen == [("seam", 9)]
-    assert cache_aside._miss_path is cache_aside.fill
+        cache_aside.set_read_path(previous)
+    assert seen == [("seam", 9), ("seam", 9)]
+    assert cache_aside._read_path is previous
+    cache_aside.set_read_path(None)
+    try:
+        assert cache_aside._read_path is cache_aside.read
+    finally:
+        cache_aside.set_read_path(previous)
 
 
 # --- same bytes, and a hit costs no query ---------------------------------------------------

@@ -1,5 +1,6 @@
-"""local_cache: a small in-process LRU with a short TTL (L1) in front of Redis (L2), for the
-token → user lookup and the category tree.
+"""local_cache: a small in-process LRU with a short TTL (L1) in front of Redis (L2, which is
+cache_aside's: on in these tests unless a test says otherwise), for the token → user lookup and
+the category tree.
 
 Counts, not timings: the queries a request sends (X-DB-Queries) and the operations it makes on
 the real Redis (shop.bench.metrics.CacheCounter). L1's TTLs are stepped with a clock of the
@@ -7,6 +8,7 @@ test's own (`local_cache.clock_set`), never waited for.
 """
 
 import threading
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -14,6 +16,8 @@ from rest_framework.authtoken.models import Token
 
 from catalog.models import Category
 from catalog.selectors import category_with_descendant_ids
+from orders import rates
+from orders.models import TaxRate
 from shop import cache, toggles
 from shop.bench.metrics import CACHE_HITS, CACHE_MISSES, CACHE_SETS, CacheCounter
 from shop.perf_headers import parse_query_counts
@@ -47,9 +51,14 @@ def token(db):
     return Token.objects.create(user=UserFactory())
 
 
-def ping(client, key, *, enabled):
+def layers(enabled: bool, *, redis: bool = True):
+    """local_cache at `enabled`, in front of Redis (cache_aside on) or of PostgreSQL."""
+    return toggles.override(local_cache=enabled, cache_aside=redis)
+
+
+def ping(client, key, *, enabled, redis=True):
     """GET the ping with the token; (status, queries, Redis operations)."""
-    with toggles.override(local_cache=enabled), CacheCounter() as ops:
+    with layers(enabled, redis=redis), CacheCounter() as ops:
         response = client.get("/api/perf/ping/", HTTP_AUTHORIZATION=f"Token {key}")
     queries = sum(parse_query_counts(response["X-DB-Queries"]).values())
     return response, queries, dict(ops.counts)
@@ -74,6 +83,29 @@ def test_off_every_later_request_asks_redis_and_on_none_does(api_client, token):
     assert on.json() == off.json() == {"authenticated": True}
 
 
+def test_without_redis_off_is_a_query_a_request_and_on_keeps_it_in_the_process(api_client, token):
+    """cache_aside off: no shared layer. Off is the code before any cache; on, L1 stands in
+    front of PostgreSQL directly."""
+    for _ in range(2):
+        _response, queries, ops = ping(api_client, token.key, enabled=False, redis=False)
+        assert (queries, ops) == (1, {})
+    ping(api_client, token.key, enabled=True, redis=False)
+    response, queries, ops = ping(api_client, token.key, enabled=True, redis=False)
+    assert (response.json(), queries, ops) == ({"authenticated": True}, 0, {})
+
+
+def test_a_stored_lookup_is_read_on_the_primary(token):
+    """A fill about to be cached never reads a replica that may be behind the last eviction."""
+    from shop.techniques import read_replica
+
+    seen = []
+    with layers(True):
+        local_cache.token_user(
+            token.key, lambda key: seen.append(read_replica._forced.get()) or (token.user, token)
+        )
+    assert seen == [True]
+
+
 @pytest.mark.parametrize("enabled", STATES)
 def test_the_user_built_from_the_cache_is_the_user(api_client, token, enabled, rf):
     """Every column authorization reads, from a fresh instance each time (never a shared one)."""
@@ -81,7 +113,7 @@ def test_the_user_built_from_the_cache_is_the_user(api_client, token, enabled, r
 
     def authenticate():
         request = rf.get("/", HTTP_AUTHORIZATION=f"Token {token.key}")
-        with toggles.override(local_cache=enabled):
+        with layers(enabled):
             return TokenAuthentication().authenticate(request)
 
     first_user, _ = authenticate()  # from PostgreSQL
@@ -113,7 +145,7 @@ def test_logging_out_here_takes_effect_at_once(
 ):
     ping(api_client, token.key, enabled=True)
     ping(api_client, token.key, enabled=True)  # now in this process's L1
-    with toggles.override(local_cache=True), django_capture_on_commit_callbacks(execute=True):
+    with layers(True), django_capture_on_commit_callbacks(execute=True):
         logout = api_client.delete("/api/auth/token/", HTTP_AUTHORIZATION=f"Token {token.key}")
     assert logout.status_code == 204
     response, _queries, _ops = ping(api_client, token.key, enabled=True)
@@ -168,7 +200,8 @@ def test_deactivating_the_user_evicts_their_tokens(
 
 def test_a_session_login_does_not_evict(token, django_capture_on_commit_callbacks):
     """last_login is not kept, so writing it (every session login) leaves the entry."""
-    local_cache.token_user(token.key, lambda key: (token.user, token))
+    with layers(True):
+        local_cache.token_user(token.key, lambda key: (token.user, token))
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         token.user.save(update_fields=["last_login"])
     assert callbacks == []
@@ -254,7 +287,7 @@ def test_the_category_tree_is_read_once_then_from_the_cache(
     tree, enabled, django_assert_num_queries
 ):
     root, child = tree
-    with toggles.override(local_cache=enabled):
+    with layers(enabled):
         with django_assert_num_queries(1):
             first = category_with_descendant_ids(category_id=root.pk)
         with django_assert_num_queries(0), CacheCounter() as ops:
@@ -268,7 +301,7 @@ def test_a_new_category_is_seen_at_once_in_this_process(
     tree, enabled, django_capture_on_commit_callbacks
 ):
     root, child = tree
-    with toggles.override(local_cache=enabled):
+    with layers(enabled):
         category_with_descendant_ids(category_id=root.pk)
         with django_capture_on_commit_callbacks(execute=True):
             grandchild = CategoryFactory(parent=child)
@@ -278,7 +311,7 @@ def test_a_new_category_is_seen_at_once_in_this_process(
 
 def test_a_category_moved_in_another_process_shows_here_within_the_ttl(tree, clock, settings):
     root, child = tree
-    with toggles.override(local_cache=True):
+    with layers(True):
         assert category_with_descendant_ids(category_id=root.pk) == sorted([root.pk, child.pk])
         Category.objects.filter(pk=child.pk).update(parent=None)  # no signal: another process
         cache.delete(local_cache.CATEGORY_TREE.key())  # what its on-commit eviction does
@@ -286,3 +319,46 @@ def test_a_category_moved_in_another_process_shows_here_within_the_ttl(tree, clo
         assert category_with_descendant_ids(category_id=root.pk) == sorted([root.pk, child.pk])
         clock.now += 0.001
         assert category_with_descendant_ids(category_id=root.pk) == [root.pk]
+
+
+# --- the tax and shipping rate tables -------------------------------------------------------
+
+
+@pytest.mark.parametrize("enabled", STATES)
+def test_the_rate_tables_are_read_once_then_from_the_cache(
+    api_client, enabled, django_assert_num_queries
+):
+    rates.seed_rates()
+    path = "/api/shipping/rates/?country=FR&weight_grams=1500"
+    with layers(enabled):
+        with django_assert_num_queries(2):  # each table, once
+            first = api_client.get(path)
+        with django_assert_num_queries(0), CacheCounter() as ops:
+            again = api_client.get(path)
+    assert first.json() == again.json()
+    assert first.json()["tax_rate"] == "20.00"
+    assert dict(ops.counts) == ({} if enabled else {CACHE_HITS: 2})
+
+
+@pytest.mark.parametrize("enabled", STATES)
+def test_a_rate_changed_here_is_seen_at_once(api_client, enabled):
+    rates.seed_rates()
+    path = "/api/shipping/rates/?country=FR&weight_grams=1500"
+    with layers(enabled):
+        assert api_client.get(path).json()["tax_rate"] == "20.00"
+        TaxRate.objects.filter(country="FR").get().delete()  # now outside the tax area
+        answer = api_client.get(path).json()
+    assert (answer["zone"], answer["tax_rate"]) == ("world", "0.00")
+
+
+def test_a_rate_changed_in_another_process_is_seen_here_within_the_ttl(api_client, clock, settings):
+    rates.seed_rates()
+    path = "/api/shipping/rates/?country=FR&weight_grams=1500"
+    with layers(True):
+        assert api_client.get(path).json()["tax_rate"] == "20.00"
+        TaxRate.objects.filter(country="FR").update(rate=Decimal("5.50"))  # another process:
+        cache.delete(local_cache.TAX_RATES.key())  # its eviction reaches Redis, not this L1
+        clock.now += settings.LOCAL_CACHE_RATES_TTL_S - 0.001
+        assert api_client.get(path).json()["tax_rate"] == "20.00"
+        clock.now += 0.001
+        assert api_client.get(path).json()["tax_rate"] == "5.50"

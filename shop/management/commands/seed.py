@@ -7,6 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
+from orders.rates import seed_rates
 from shop.seed import DEFAULT_SEED, SIZES
 from shop.seed import seed as run_seed
 
@@ -71,6 +72,10 @@ class Command(BaseCommand):
             raise CommandError(
                 "interrupted: rolled back, the previous data is unchanged", returncode=130
             ) from None
+        # The shop's reference tables, which the seed does not replace: their default rows.
+        tax_rates, shipping_rates = seed_rates(using=options.get("database", DEFAULT_DB_ALIAS))
+        if not quiet:
+            write(f"Rates: {tax_rates} tax rates, {shipping_rates} shipping rates")
         if quiet:
             write(report.summary_line())
             for target in report.targets():

@@ -1,0 +1,45 @@
+"""shop/cache.py's backend: Django's Redis cache, with one redis-py client per connection pool
+instead of one built for every operation."""
+
+import pytest
+from django.core.cache import caches
+from django.test import override_settings
+
+from shop import cache
+from shop.private_broker import PrivateBroker
+
+
+def test_every_operation_uses_the_same_client():
+    backend = caches["default"]
+    assert isinstance(backend, cache.RedisCache)
+    client = backend._cache.get_client()
+    assert backend._cache.get_client("any key") is client
+    assert backend._cache.get_client(write=True) is client  # one server: one pool
+
+
+def test_the_client_reconnects_after_redis_comes_back(tmp_path, settings):
+    """A client kept between operations keeps no connection of its own: after a restart its
+    pool opens a new one, and a restart costs one miss, never an error."""
+    with PrivateBroker(tmp_path / "redis") as private:
+        options = {**settings.CACHES["default"], "LOCATION": private.url}
+        with override_settings(CACHES={"default": options}):
+            caches["default"].set("k", 1)  # a connection of the pool is open
+            assert cache.get("k") == 1
+            private.stop()
+            assert cache.get("k") is cache.MISS  # down: a miss
+            private.start()
+            assert cache.set("k", 2, timeout=60)
+            assert cache.get("k") == 2
+
+
+@pytest.mark.parametrize("operation", ["get", "set", "delete"])
+def test_the_shared_cache_answers_as_before(operation):
+    key = cache.key("test", operation, version=1)
+    if operation == "get":
+        assert cache.get(key) is cache.MISS
+    elif operation == "set":
+        assert cache.set(key, {"a": 1}, timeout=60) and cache.get(key) == {"a": 1}
+    else:
+        cache.set(key, 1, timeout=60)
+        cache.delete(key)
+        assert cache.get(key) is cache.MISS
