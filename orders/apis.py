@@ -183,7 +183,9 @@ class SalesReportApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         report = selectors.sales_report(**filters.validated_data)
-        response = Response(self.OutputSerializer(report).data)
+        response = fast_serialization.respond(
+            report, request=request, serializer_class=self.OutputSerializer
+        )
         if report.as_of is not None:
             # From the read model (materialized_view): how old its sums are. A header, so the
             # body is the same live or not.

@@ -3,8 +3,11 @@
 
 - a customer's order history, 50 orders with their items (prefetch_related held on);
 - the staff order list's first cursor page of 50 (cursor_pagination held on);
-- the product list, 50 rows with category and brand (select_related and field_selection on).
+- the product list, 50 rows with category and brand (select_related and field_selection on);
+- the staff sales report over 366 days, from its read model (materialized_view held on).
 """
+
+from datetime import date, timedelta
 
 from locust import task
 
@@ -50,3 +53,17 @@ class FastSerializationUser(TechniqueUser):
             headers=self.toggles(**holds.FAST_SERIALIZATION_PRODUCT_LIST),
             name="fast_serialization: /api/products/?page_size=50",
         )
+
+    @task
+    def sales_report(self) -> None:
+        if self.staff_token:
+            date_to = date.today()
+            date_from = date_to - timedelta(days=365)  # 366 days, both ends included
+            self.client.get(
+                f"/api/reports/sales/?date_from={date_from}&date_to={date_to}",
+                headers={
+                    "Authorization": self.staff_token,
+                    **self.toggles(**holds.FAST_SERIALIZATION_SALES_REPORT),
+                },
+                name="fast_serialization: /api/reports/sales/ (366 days)",
+            )

@@ -15,8 +15,8 @@ On: three PostgreSQL materialized views (orders/migrations/0009_...) hold the su
 `by_day` reads at most 366 rows. The top products over an arbitrary range are the hard part:
 summing `orders_sales_day_product` over the range still reads a row per product and day (about
 150,000 for a year, since a product rarely sells twice a day). So the all-time totals serve as
-an upper bound on any range's (TOP_PRODUCTS): the range revenue of the `top` best sellers of
-all time sets a bar, and only products whose all-time revenue reaches that bar can be in the
+an upper bound on any range's (AS_OF_AND_TOP_PRODUCTS): the range revenue of the `top` best
+sellers of all time sets a bar, and only products whose all-time revenue reaches that bar can be in the
 range's top, so only their days are summed (a few dozen products for a year). The answer is
 exact, the same rows in the same order as the live one; it needs revenue that never goes
 negative (prices and quantities are positive: catalog's and orders' check constraints).
@@ -75,12 +75,12 @@ def sales(*, orders: QuerySet[Order], date_from: date, date_to: date, top: int) 
     return _from_read_model(date_from=date_from, date_to=date_to, top=top)
 
 
-# The last refresh's time, with the days in range (none: one row, its day NULL).
-AS_OF_AND_DAYS = """
-SELECT refresh.refreshed_at, day.day, day.orders, day.units, day.revenue
-  FROM orders_sales_refresh refresh
-  LEFT JOIN orders_sales_day day ON day.day BETWEEN %(date_from)s AND %(date_to)s
- ORDER BY day.day
+# The days in range, oldest first.
+DAYS = """
+SELECT day, orders, units, revenue
+  FROM orders_sales_day
+ WHERE day BETWEEN %(date_from)s AND %(date_to)s
+ ORDER BY day
 """
 
 # Every product that could be in the range's top (the module's docstring says why).
@@ -98,17 +98,24 @@ WITH best_ever AS (  -- the best sellers of all time
     SELECT product_id FROM orders_sales_product WHERE revenue >= (SELECT revenue FROM bar)
 )
 """
-# Their sales in range, summed and ranked.
-TOP_PRODUCTS = (
+# Their sales in range, summed and ranked, with the last refresh's time (no product sold: one
+# row, its product NULL). The time is on these `top` rows rather than on the 366 days': each
+# row carries it, and each is a timestamp for the driver to parse.
+AS_OF_AND_TOP_PRODUCTS = (
     CANDIDATES
-    + """
-SELECT product_id, sum(units) AS units, sum(revenue) AS revenue
-  FROM orders_sales_day_product
- WHERE day BETWEEN %(date_from)s AND %(date_to)s
-   AND product_id IN (SELECT product_id FROM candidates)
- GROUP BY product_id
- ORDER BY revenue DESC, product_id
- LIMIT %(top)s
+    + """, ranked AS (
+    SELECT product_id, sum(units) AS units, sum(revenue) AS revenue
+      FROM orders_sales_day_product
+     WHERE day BETWEEN %(date_from)s AND %(date_to)s
+       AND product_id IN (SELECT product_id FROM candidates)
+     GROUP BY product_id
+     ORDER BY revenue DESC, product_id
+     LIMIT %(top)s
+)
+SELECT refresh.refreshed_at, ranked.product_id, ranked.units, ranked.revenue
+  FROM orders_sales_refresh refresh
+  LEFT JOIN ranked ON true
+ ORDER BY ranked.revenue DESC, ranked.product_id
 """
 )
 
@@ -119,20 +126,20 @@ def _from_read_model(*, date_from: date, date_to: date, top: int) -> Sales:
     # One snapshot for both statements, so a refresh committing in between cannot pair one
     # refresh's days with the next one's products (or with the other's as-of time).
     with _one_snapshot(alias) as cursor:
-        cursor.execute(AS_OF_AND_DAYS, params)
-        rows = cursor.fetchall()
-        cursor.execute(TOP_PRODUCTS, params)
+        cursor.execute(DAYS, params)
+        days = cursor.fetchall()
+        cursor.execute(AS_OF_AND_TOP_PRODUCTS, params)
         ranked = cursor.fetchall()
     by_day = [
         {"day": day, "orders": orders, "units": units, "revenue": revenue}
-        for _as_of, day, orders, units, revenue in rows
-        if day is not None
+        for day, orders, units, revenue in days
     ]
     top_products = [
         {"product_id": product_id, "units": units, "revenue": revenue}
-        for product_id, units, revenue in ranked
+        for _as_of, product_id, units, revenue in ranked
+        if product_id is not None
     ]
-    return Sales(by_day=by_day, top_products=top_products, as_of=rows[0][0])
+    return Sales(by_day=by_day, top_products=top_products, as_of=ranked[0][0])
 
 
 # --- the refresh: run by the beat task orders.tasks.refresh_sales_report -----------------------

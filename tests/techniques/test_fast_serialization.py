@@ -1,10 +1,12 @@
 """fast_serialization: the order history, the staff order list, the product list and a
 product's reviews, byte for byte the same whether DRF's serializers and json write them or
 values() dicts and orjson do, with the same queries. What differs is what is read: every
-column of the table off, the shown ones on."""
+column of the table off, the shown ones on. And the staff sales report, an object its selector
+computed, byte for byte the same written by its serializer or as plain dicts, live or from its
+read model."""
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,12 +21,13 @@ from rest_framework.test import APIClient
 
 from catalog.apis import _NamedRefSerializer
 from catalog.models import Category
-from orders.apis import OrderOutputSerializer
+from orders.apis import OrderOutputSerializer, SalesReportApi
 from orders.models import Order
+from orders.selectors import SalesReport
 from shop import toggles
 from shop.bench.scenarios import fast_serialization as scenario
 from shop.perf_headers import parse_query_counts
-from shop.techniques import fast_serialization
+from shop.techniques import fast_serialization, materialized_view
 from tests.factories import (
     BrandFactory,
     CategoryFactory,
@@ -41,6 +44,7 @@ START = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 HISTORY = "/api/orders/"
 STAFF = "/api/staff/orders/"
 PRODUCTS = "/api/products/"
+REPORT = "/api/reports/sales/"
 # Read only off: columns of orders_order that neither list shows.
 UNSHOWN = ('"orders_order"."updated_at"', '"orders_order"."idempotency_key"')
 
@@ -248,12 +252,14 @@ def test_values_are_represented_as_drf_represents_them(zone):
         text = serializers.CharField()
         amount = serializers.DecimalField(max_digits=12, decimal_places=2)
         when = serializers.DateTimeField()
+        day = serializers.DateField()
 
     values = {
         "number": [0, -7, 2**40],
         "text": ["", "ünïcode", "12"],
         "amount": [Decimal("1.5"), Decimal("2.345"), Decimal("-0.005"), 7, Decimal("1E+3")],
         "when": [START, START.replace(microsecond=1), START + timedelta(days=200)],
+        "day": [date(2026, 3, 10), date(1, 1, 1), "2026-03-10", ""],
     }
     shape = fast_serialization._shape(Sample, Order)
     with timezone.override(zone):
@@ -290,12 +296,14 @@ def test_a_prefetch_object_is_refused():
 
 def test_the_benchmark_calls_give_the_same_bytes(shop, catalog):
     UserFactory(username="staff", is_staff=True)
+    materialized_view.refresh(concurrently=False)  # the report's read model, as the seed does
     for entry in [scenario.SCENARIO, *scenario.EXTRA_SCENARIOS]:
         call = entry.call()
         client = APIClient()
         if call.user is not None:
             client.force_authenticate(get_user_model().objects.get(username=call.user))
-        assert _both(client, call.path, entry.hold).json()["results"]
+        body = _both(client, call.path, entry.hold).json()
+        assert body["by_day"] if call.path.startswith(REPORT) else body["results"]
     assert scenario.SCENARIO.call().user == "zoë"  # the customer with the most orders
 
 
@@ -307,6 +315,8 @@ def test_the_benchmark_pairs_send_the_same_columns_on_both_sides(shop, catalog, 
     UserFactory(username="staff", is_staff=True)
     for entry in [scenario.SCENARIO, *scenario.EXTRA_SCENARIOS]:
         call = entry.call()
+        if call.path.startswith(REPORT):
+            continue  # no page: the selector reads the same views on both sides
         client = APIClient()
         if call.user is not None:
             client.force_authenticate(get_user_model().objects.get(username=call.user))
@@ -457,3 +467,82 @@ def test_the_page_count_is_the_serializer_s_statement(staff_client, shop, catalo
     )
     assert on == off
     assert "JOIN" not in on
+
+
+# --- the sales report: an object its selector computed, not a queryset ------------------------
+
+# The shop fixture's revenue orders are on 2026-03-10; the range starts a day before them.
+SALES = f"{REPORT}?date_from=2026-03-09&date_to=2026-03-12"
+# The live aggregate (db_aggregation's GROUP BY) or the read model, on the primary either way.
+REPORT_SOURCES = [
+    {"materialized_view": False, "db_aggregation": True, "read_replica": False},
+    {"materialized_view": True, "read_replica": False},
+]
+
+
+@pytest.mark.parametrize("source", REPORT_SOURCES, ids=toggles.format_flags)
+def test_sales_report_same_bytes(staff_client, shop, source):
+    """Live or from the refreshed views, the report's serializer and its plain twin write the
+    same bytes with the same queries: decimals to their places, dates as ISO days, product
+    names escaped as DRF escapes them."""
+    materialized_view.refresh(concurrently=False)
+    response = _both(staff_client, SALES, source)
+    assert response.status_code == 200
+    assert (materialized_view.AS_OF_HEADER in response) is source["materialized_view"]
+    report = response.json()
+    assert report["date_from"] == "2026-03-09" and report["date_to"] == "2026-03-12"
+    # Six paid orders on 2026-03-10, one of them without items (the cancelled one is no revenue).
+    assert report["by_day"] == [
+        {"day": "2026-03-10", "orders": 6, "units": 15, "revenue": "5050.96"}
+    ]
+    assert report["orders"] == 6 and report["revenue"] == "5050.96"
+    assert report["average_order_value"] == "841.83"  # 841.826..., rounded half up
+    names = [row["product_name"] for row in report["top_products"]]
+    assert names == ["line\u2028separator", "Café crème ☕", 'Quote " and \\ backslash', "日本茶"]
+    assert b"line\\u2028separator" in response.content
+
+
+@pytest.mark.parametrize("source", REPORT_SOURCES, ids=toggles.format_flags)
+def test_sales_report_without_sales_same_bytes(staff_client, source):
+    materialized_view.refresh(concurrently=False)
+    response = _both(staff_client, SALES, source)
+    assert response.content == (
+        b'{"date_from":"2026-03-09","date_to":"2026-03-12","orders":0,"units":0,'
+        b'"revenue":"0.00","average_order_value":"0.00","by_day":[],"top_products":[]}'
+    )
+
+
+def test_a_report_object_is_represented_as_drf_represents_it():
+    """The compiled report against its serializer, on values no query returns: an integer
+    revenue, an exponent, a half cent to round, a day's units unset (an order without items)."""
+    report = SalesReport(
+        date_from=date(2026, 3, 9),
+        date_to=date(2026, 3, 12),
+        orders=3,
+        units=7,
+        revenue=Decimal("1E+3"),
+        by_day=[
+            {"day": date(2026, 3, 9), "orders": 1, "units": None, "revenue": 0},
+            {"day": date(2026, 3, 10), "orders": 2, "units": 7, "revenue": Decimal("999.995")},
+        ],
+        top_products=[
+            {"product_id": 7, "product_name": "", "units": 7, "revenue": Decimal("0.005")}
+        ],
+    )
+    serializer = SalesReportApi.OutputSerializer
+    plain = fast_serialization._plain(serializer)
+    assert plain.represent(report, timezone.get_current_timezone()) == serializer(report).data
+    assert [key for key, _, _ in plain.fields] == list(serializer().fields)
+
+
+def test_sales_report_pretty_printing_keeps_drf_s_renderer(staff_client):
+    pretty = _both(staff_client, SALES, REPORT_SOURCES[0], HTTP_ACCEPT="application/json; indent=2")
+    assert pretty.content.startswith(b'{\n  "date_from": "2026-03-09"')
+
+
+def test_a_dotted_source_has_no_plain_twin():
+    class Shown(serializers.Serializer):
+        customer = serializers.CharField(source="user.username")
+
+    with pytest.raises(ValueError, match="customer: a dotted source"):
+        fast_serialization._plain(Shown)
