@@ -64,8 +64,8 @@ class ToggleListApi(APIView):
 
 class PingApi(APIView):
     """The cheapest request the API serves: URL routing, every middleware, authentication (one
-    query with a token, none without) and DRF's dispatch and rendering, around a view that does
-    nothing else. What any endpoint pays before its own work, and what the bench measures as
+    query with a token, none without, and none either once local_cache or cache_aside keeps the
+    token's user) and DRF's dispatch and rendering, around a view that does nothing else. What any endpoint pays before its own work, and what the bench measures as
     each scenario's baseline (docs/bench.md)."""
 
     permission_classes = [AllowAny]

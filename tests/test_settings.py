@@ -53,6 +53,23 @@ def test_environment_points_the_project_at_other_servers():
     assert out.split() == ["7000", "replica.example", "redis://cache.example:7002/3"]
 
 
+def test_the_view_counts_wait_in_the_brokers_redis_unless_the_broker_is_not_redis():
+    """write_behind's counts default to a Redis that persists (the broker's); with RabbitMQ as
+    the broker, to the cache's, never to a URL the Redis client cannot open."""
+    value = "s.WRITE_BEHIND_REDIS_URL"
+    redis_broker = "redis://broker.example:7003/2"
+    assert _settings_value("config.settings.base", value, CELERY_BROKER_URL=redis_broker) == (
+        redis_broker
+    )
+    rabbit = _settings_value(
+        "config.settings.base",
+        value,
+        CELERY_BROKER_URL="amqp://guest:guest@rabbit.example:5672//",
+        REDIS_URL="redis://cache.example:7002/3",
+    )
+    assert rabbit == "redis://cache.example:7002/3"
+
+
 def test_defaults_are_the_local_stack():
     env = {
         k: v

@@ -4,7 +4,7 @@ among what the client accepts), compressed per response on the web worker's CPU.
 
 Locust reports the decoded size (requests decompresses the body); the bytes on the wire are
 the bench's to count. Compare the two sides' throughput and the web workers' CPU (`top`).
-http_caching is held off, as in the bench.
+http_caching and cache_aside are held off, as in the bench.
 """
 
 from locust import task

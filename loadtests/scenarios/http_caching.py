@@ -5,7 +5,8 @@ page, each sent with `If-None-Match` once the client holds an ETag for it.
 Off, the server sends no validators, so the client has none to send: a full 200 each time. On,
 an unchanged page is a 304 answered before the view runs, from one Redis round trip. Writes
 elsewhere (orders taking stock, reviews) move the validators of the pages they change, and the
-next revalidation of those is a 200 again. compression is held off, as in the bench.
+next revalidation of those is a 200 again. compression, cache_aside and local_cache are held
+off, as in the bench.
 """
 
 from locust import task

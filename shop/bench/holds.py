@@ -163,11 +163,22 @@ CACHE_ASIDE = MappingProxyType(
 )
 
 # compression held off: it would shrink the full 200 the 304 is compared with. cache_aside off:
-# the full 200 is the page built from PostgreSQL, not a cache hit.
-HTTP_CACHING = MappingProxyType({"compression": False, "cache_aside": False})
+# the full 200 is the page built from PostgreSQL, not a cache hit. local_cache off: with it on,
+# a list page waits out its category tree's TTL (30 s) after a token starts before it gets an
+# ETag (http_caching.settle_ns), and the pair would start by waiting.
+HTTP_CACHING = MappingProxyType({"compression": False, "cache_aside": False, "local_cache": False})
 # http_caching held off: no ETag or Cache-Control headers on either side, only the coding
 # differs. cache_aside off, as in every catalog pair.
 COMPRESSION = MappingProxyType({"http_caching": False, "cache_aside": False})
+
+# The page read from PostgreSQL on both sides. A sparse page bypasses the page cache anyway
+# (catalog/payloads.py); held off so that a cached whole page could never stand in for the
+# fetch the fields trim. And the HTTP layer off (_HTTP_LAYER): the bytes are the JSON's.
+SPARSE_FIELDS = MappingProxyType({"cache_aside": False, **_HTTP_LAYER})
+
+# The session row and the user read on the primary on both sides: the session the pair made
+# a moment ago is there at once, whatever the replica's lag.
+SESSION_STORE = MappingProxyType({"read_replica": False})
 
 
 def named(technique: str) -> dict[str, MappingProxyType]:
@@ -204,7 +215,7 @@ LOCAL_CACHE = MappingProxyType({"cache_aside": True})
 
 # The product page from the cache on both sides (cache_aside on): counting the view is then the
 # only statement the page runs, which is where one UPDATE per view hurts most. http_caching off:
-# a 304 answered before the view counts nothing, and its validator read is not the pair's.
+# its validator read is not the pair's.
 WRITE_BEHIND = MappingProxyType({"cache_aside": True, "http_caching": False})
 
 # cache_aside on: the pair is about how a miss is filled, and only cache-aside misses.

@@ -161,8 +161,9 @@ def default_answer(response: HttpResponse) -> Any:
 class Requester:
     """Sends scenario calls through one test client, logged in the way an API client is.
 
-    `Authorization: Token` costs one query (the token joined with its user); a session would
-    cost two. A user without a token gets one for the run, deleted by `close()`: nothing is
+    `Authorization: Token` costs one query (the token joined with its user), or none once
+    local_cache or cache_aside keeps the token's user (shop/techniques/local_cache.py); a
+    session would cost two. A user without a token gets one for the run, deleted by `close()`: nothing is
     left behind. (`Client.force_login` is not used: it writes the user's `last_login`.)
     """
 

@@ -25,6 +25,10 @@ from urllib.parse import urlsplit
 from shop.bench import server
 
 TIMEOUT_S = 30.0
+# What the bench's settings add to every response and production never sends (docs/api.md):
+# the cost headers (PERF_COST_HEADERS), the cache operations, and the toggles' echo
+# (PERF_ALLOW_OVERRIDE). Counted apart, so a figure is what a production client receives.
+INSTRUMENTATION = ("x-perf-toggles", "x-db-queries", "x-cache-ops", "server-timing")
 
 
 @dataclass(frozen=True)
@@ -36,10 +40,18 @@ class Exchange:
     body: bytes  # the body still content-encoded, chunk framing removed
     request_bytes: int
     ms: float  # connect to the last byte read
+    # Of header_bytes, the lines of the INSTRUMENTATION headers (with their CRLF).
+    instrumentation_bytes: int = 0
 
     @property
     def response_bytes(self) -> int:
+        """Every byte the server wrote: status line, headers, body."""
         return self.header_bytes + self.body_bytes
+
+    @property
+    def production_bytes(self) -> int:
+        """The same response as production sends it: without the bench's own headers."""
+        return self.response_bytes - self.instrumentation_bytes
 
 
 def exchange(
@@ -71,10 +83,12 @@ def exchange(
     if not separator:
         raise ConnectionError(f"no complete response from {base_url}{path}: {raw[:200]!r}")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    parsed = {}
+    parsed, instrumentation = {}, 0
     for line in header_lines:
         name, _, value = line.partition(":")
         parsed[name.strip().lower()] = value.strip()
+        if name.strip().lower() in INSTRUMENTATION:
+            instrumentation += len(line.encode("latin-1")) + 2  # and its CRLF
     content = _dechunked(body) if parsed.get("transfer-encoding") == "chunked" else body
     return Exchange(
         status=int(status_line.split()[1]),
@@ -84,6 +98,7 @@ def exchange(
         body=content,
         request_bytes=len(request),
         ms=elapsed_ms,
+        instrumentation_bytes=instrumentation,
     )
 
 

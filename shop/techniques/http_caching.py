@@ -39,6 +39,13 @@ or given back by orders, a review, a product or a category moved, the import; an
 edits); those call `changed_on_commit` here too, so the two caches of a page go together.
 tests/techniques/test_http_caching.py checks each kind of write.
 
+**Settling.** A page read right after a change may still be built from the rows before it: the
+replica has not replayed the commit yet, or another process's local_cache holds the old
+category tree. An ETag then would pair the new version with the old body, and the client would
+get 304s for a stale page until the next change. So a page gets no validator while a token it
+depends on is younger than those bounds (`settle_ns`); it is a plain 200 until the change has
+settled everywhere.
+
 **Redis down.** No token, no validator: the page is a plain 200 without ETag, never a 500 and
 never a 304. A bump lost to an outage leaves an old token for at most TOKEN_TTL_S: each token
 expires, and one created afresh starts at the clock, a value no ETag was made from.
@@ -58,6 +65,7 @@ from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.http import http_date
 
 from shop import cache, toggles
+from shop.techniques import write_behind
 
 TOGGLE = toggles.register(
     "http_caching",
@@ -73,6 +81,16 @@ SCOPES: dict[str, tuple[str, ...]] = {
     "catalog:category-tree": ("catalog",),
     "catalog:category-products": ("catalog", "lists"),
 }
+
+
+# What a page's view does besides building it, that its 304 must do too: a product page
+# revalidated is a view of it all the same (write_behind counts it; one HINCRBY with it on).
+def _count_product_view(view_kwargs: dict) -> None:
+    write_behind.count_view(product_id=view_kwargs["product_id"])
+
+
+ON_NOT_MODIFIED = {"catalog:product-detail": _count_product_view}
+
 # Pages that show one user's data, a secret, or a form: `private, no-store`. By view name, a
 # prefix ending in ":" is a whole namespace.
 PRIVATE = ("orders:", "catalog:product-import", "auth-token", "rest_framework:", "shop:")
@@ -87,9 +105,15 @@ TOKEN_TTL_S = 300
 VALIDATOR_VERSION = 1
 
 
+# Pages built with the category tree local_cache keeps in each process (the list's
+# ?category= filter): up to LOCAL_CACHE_CATEGORY_TTL_S old in a process that did not make the
+# change.
+READS_LOCAL_CATEGORY_TREE = ("catalog:product-list",)
+
+
 @dataclass(frozen=True)
 class Validator:
-    etag: str  # weak: compression changes the bytes, never the meaning
+    etag: str | None  # weak: compression changes the bytes, never the meaning; None: settling
     last_modified: int | None  # seconds; None within the second of the newest change
 
 
@@ -145,12 +169,33 @@ def changed_on_commit(
 # --- the request ------------------------------------------------------------------------------
 
 
+def settle_ns(name: str, token: str) -> int:
+    """How long after a change of `token` the page `name`, built now, may still show the rows
+    from before it: a read of the replica sees every write older than READ_REPLICA_PIN_SECONDS
+    (read_replica.py says why), and local_cache's tree in another process is up to its TTL old.
+    An ETag on such a page would name the new version with the old body, and the client would
+    get 304s for a stale page until the next change: until then the page gets no validator."""
+    settle = 0.0
+    if settings.READ_REPLICA_DATABASE and toggles.is_enabled("read_replica"):
+        settle = float(settings.READ_REPLICA_PIN_SECONDS)
+    if (
+        token == "catalog"
+        and name in READS_LOCAL_CATEGORY_TREE
+        and toggles.is_enabled("local_cache")
+    ):
+        settle = max(settle, settings.LOCAL_CACHE_CATEGORY_TTL_S)
+    return int(settle * 1_000_000_000)
+
+
 def validator(request, scope: tuple[str, ...], view_kwargs: dict) -> Validator | None:
     """The page's validator from its tokens, or None when Redis does not answer."""
     names = [f"product:{view_kwargs['product_id']}" if n == "product" else n for n in scope]
     values = tokens(names)
     if values is None:
         return None
+    now, page = time.time_ns(), view_name(request)
+    if any(now - value < settle_ns(page, name) for name, value in zip(names, values, strict=True)):
+        return Validator(etag=None, last_modified=None)  # a change still settling: no validator
     identity = (
         VALIDATOR_VERSION,
         settings.CACHE_SCHEMA_VERSION,
@@ -184,7 +229,7 @@ def _is_json(response) -> bool:
 
 
 def _public_headers(response, found: Validator | None) -> None:
-    if found is not None:
+    if found is not None and found.etag is not None:
         response["ETag"] = found.etag
         if found.last_modified is not None:
             response["Last-Modified"] = http_date(found.last_modified)
@@ -231,11 +276,13 @@ class Middleware:
             return None
         found = validator(request, scope, view_kwargs)
         request._http_validator = found
-        if found is None:
-            return None  # Redis down: a plain 200
+        if found is None or found.etag is None:
+            return None  # Redis down, or a change settling: a plain 200
         answer = get_conditional_response(
             request, etag=found.etag, last_modified=found.last_modified
         )
         if answer is not None:  # 304 (or 412 for a failed If-Match): the view never runs
             _public_headers(answer, found)
+            if answer.status_code == 304 and (done := ON_NOT_MODIFIED.get(view_name(request))):
+                done(view_kwargs)
         return answer

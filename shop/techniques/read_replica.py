@@ -69,6 +69,9 @@ class RequestState:
     wrote: bool = False
     read_replica: bool = False  # a read went to the replica
     retried: bool = False
+    # Who is asking, until their write marker is read: at the first read that would go to the
+    # replica, so a request that reads nothing (the ping) pays no Redis round trip for it.
+    unchecked_user_id: int | None = None
 
 
 _state: ContextVar[RequestState | None] = ContextVar("read_replica_state", default=None)
@@ -96,6 +99,7 @@ def alias_for_read(model) -> str:
         # see its own uncommitted writes, and a replica never has them.
         or connections[PRIMARY].in_atomic_block
         or not health.usable(replica)
+        or _wrote_recently(state)
     ):
         return PRIMARY
     state.read_replica = True
@@ -147,7 +151,8 @@ def _marker(user_id) -> str:
 
 def user_identified(user) -> None:
     """Authentication knows who is asking: if they wrote in the last READ_REPLICA_PIN_SECONDS,
-    this request reads the primary."""
+    this request reads the primary. Their marker is read when the request first reads
+    (`_wrote_recently`), not here."""
     state = _state.get()
     if state is None or state.pinned or replica_alias() is None:
         return
@@ -155,13 +160,24 @@ def user_identified(user) -> None:
         return
     if not user.is_authenticated:
         return
+    state.unchecked_user_id = user.pk
+
+
+def _wrote_recently(state: RequestState) -> bool:
+    """Read the marker of the user authentication named, once, and pin the request to the
+    primary if they wrote a moment ago."""
+    user_id = state.unchecked_user_id
+    if user_id is None:
+        return False
+    state.unchecked_user_id = None
     try:
-        recent = cache.get(_marker(user.pk)) is not None
+        recent = cache.get(_marker(user_id)) is not None
     except Exception:  # Redis down: nobody can say the user did not just write
         logger.warning("read_replica: cannot read the write marker; reading the primary")
         recent = True
     if recent:
         state.pinned = "recent write"
+    return recent
 
 
 def forget_writes(user_id: int) -> None:

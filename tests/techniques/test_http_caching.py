@@ -5,6 +5,7 @@ import time
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 from django.utils.http import http_date
 from rest_framework.test import APIClient
@@ -12,7 +13,7 @@ from rest_framework.test import APIClient
 from catalog.models import Variant
 from shop import cache, toggles
 from shop.private_broker import PrivateBroker
-from shop.techniques import http_caching
+from shop.techniques import http_caching, write_behind
 from tests.factories import (
     CategoryFactory,
     UserFactory,
@@ -24,7 +25,9 @@ LIST = "/api/products/?page_size=50"
 
 @pytest.fixture
 def on():
-    with toggles.override(http_caching=True, compression=False):
+    # local_cache off: with it on, a list page gets no ETag for the category tree's TTL after
+    # its token starts (the settling window, tested on its own below).
+    with toggles.override(http_caching=True, compression=False, local_cache=False):
         yield
 
 
@@ -65,6 +68,23 @@ def test_a_matching_if_none_match_is_a_304_without_the_view(
         assert "Accept" in response["Vary"]
 
 
+def test_a_revalidated_product_page_counts_as_a_view(api_client, catalog, on):
+    """write_behind counts every product page view; a 304 skips the view, not the count."""
+    product = catalog[0]
+    write_behind.discard()
+    try:
+        with toggles.override(write_behind=True):
+            etag = api_client.get(_detail(product))["ETag"]
+            assert api_client.get(_detail(product), HTTP_IF_NONE_MATCH=etag).status_code == 304
+            assert write_behind.waiting() == {product.pk: 2}
+            # The list is no product view.
+            list_etag = api_client.get(LIST)["ETag"]
+            assert api_client.get(LIST, HTTP_IF_NONE_MATCH=list_etag).status_code == 304
+            assert write_behind.waiting() == {product.pk: 2}
+    finally:
+        write_behind.discard()
+
+
 def test_an_etag_that_does_not_match_gets_the_page(api_client, catalog, on):
     full = api_client.get(LIST)
     response = api_client.get(LIST, HTTP_IF_NONE_MATCH='W/"someone-else"')
@@ -90,7 +110,7 @@ def test_each_url_and_representation_has_its_own_etag(api_client, catalog, on):
 
 
 def test_off_sends_no_validators_and_always_the_page(api_client, catalog):
-    with toggles.override(http_caching=True):
+    with toggles.override(http_caching=True, local_cache=False):
         etag = api_client.get(LIST)["ETag"]
         on_body = api_client.get(LIST).json()
     with toggles.override(http_caching=False):
@@ -292,6 +312,38 @@ def test_a_rolled_back_write_moves_nothing(
     assert api_client.get(_detail(catalog[0]), HTTP_IF_NONE_MATCH=etag).status_code == 304
 
 
+# --- settling: no validator while a page may still be built from the rows before a change -----
+
+
+@pytest.mark.django_db(databases=["default", "replica"])
+def test_no_etag_while_the_replica_may_not_have_replayed_a_change(api_client, catalog, on):
+    assert settings.READ_REPLICA_DATABASE == "replica"
+    path = _detail(catalog[0])
+    with toggles.override(read_replica=True):
+        http_caching.bump(["catalog", f"product:{catalog[0].pk}"])
+        assert not api_client.get(path).has_header("ETag")  # the replica may be behind
+        _age_tokens(
+            "catalog", f"product:{catalog[0].pk}", seconds=settings.READ_REPLICA_PIN_SECONDS
+        )
+        assert api_client.get(path).has_header("ETag")
+    with toggles.override(read_replica=False):  # every read on the primary: at once
+        http_caching.bump(["catalog", f"product:{catalog[0].pk}"])
+        assert api_client.get(path).has_header("ETag")
+
+
+def test_no_etag_while_other_processes_may_hold_the_old_category_tree(api_client, catalog, on):
+    with toggles.override(local_cache=True):
+        http_caching.bump(["catalog", "lists"])
+        assert not api_client.get(LIST).has_header("ETag")
+        _age_tokens("lists", seconds=1)
+        assert not api_client.get(LIST).has_header("ETag")  # the tree's TTL is the bound
+        _age_tokens("catalog", "lists", seconds=settings.LOCAL_CACHE_CATEGORY_TTL_S)
+        assert api_client.get(LIST).has_header("ETag")
+        # A product page reads no category tree: no wait.
+        http_caching.bump(["catalog"])
+        assert api_client.get(_detail(catalog[0])).has_header("ETag")
+
+
 # --- Cache-Control on private pages ---------------------------------------------------------
 
 
@@ -351,7 +403,10 @@ def test_redis_down_serves_the_page_without_validators(api_client, catalog, tmp_
         }
     }
     try:
-        with override_settings(CACHES=caches), toggles.override(http_caching=True):
+        with (
+            override_settings(CACHES=caches),
+            toggles.override(http_caching=True, local_cache=False),
+        ):
             etag = api_client.get(LIST)["ETag"]
             broker.stop()
             response = api_client.get(LIST, HTTP_IF_NONE_MATCH=etag)

@@ -320,3 +320,22 @@ def test_the_bench_over_http_skips_the_read_back_that_commits():
         out=lines.append,
     )
     assert pairs == [] and "skipped read_replica" in lines[0]
+
+
+def test_the_marker_is_read_only_by_a_request_that_reads(buyer):
+    """The write marker is read at the first read that would go to the replica: a request
+    whose token's user is already known (local_cache) and that reads nothing else asks Redis
+    nothing; one that reads asks once."""
+    from shop.bench.metrics import CACHE_MISSES, CacheCounter
+
+    client, _variant = buyer
+    flags = "read_replica=on,local_cache=on"
+    client.get("/api/perf/ping/", HTTP_X_PERF_TOGGLES=flags)  # the token's user now in L1
+    with CacheCounter() as ping_ops:
+        ping = client.get("/api/perf/ping/", HTTP_X_PERF_TOGGLES=flags)
+    with CacheCounter() as list_ops:
+        listed = client.get("/api/orders/", HTTP_X_PERF_TOGGLES=flags)
+    assert (ping.json(), sum(queries(ping).values())) == ({"authenticated": True}, 0)
+    assert dict(ping_ops.counts) == {}
+    assert listed.status_code == 200 and queries(listed)["replica"] > 0
+    assert dict(list_ops.counts) == {CACHE_MISSES: 1}
