@@ -206,7 +206,7 @@ LOCAL_CACHE = MappingProxyType({"cache_aside": True})
 
 # The product page from the cache on both sides (cache_aside on): counting the view is then the
 # only statement the page runs, which is where one UPDATE per view hurts most. http_caching off:
-# a 304 answered before the view counts nothing, and its validator read is not the pair's.
+# its validator read is not the pair's.
 WRITE_BEHIND = MappingProxyType({"cache_aside": True, "http_caching": False})
 
 # cache_aside on: the pair is about how a miss is filled, and only cache-aside misses.

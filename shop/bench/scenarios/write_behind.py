@@ -4,8 +4,8 @@ included.
 
 The page pair holds cache_aside on: the page is served from the cache on both sides (after the
 warm-up), which is where a view counter hurts most, since the counting is then the only
-database statement the page runs; and http_caching off (a 304 answered before the view would
-count nothing). Each side must count the view: the answer is the body plus
+database statement the page runs; and http_caching off (its validator read is not the pair's,
+and a 304 would skip the page's build). Each side must count the view: the answer is the body plus
 the views the request added to PostgreSQL and to Redis together (1 on both sides), and the
 counts beyond queries say where each went.
 
