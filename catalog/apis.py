@@ -12,7 +12,7 @@ from catalog import imports, payloads, selectors, services
 from shop.api_schema import StatedMaxLength, StatedMinLength
 from shop.pagination import PagePagination
 from shop.parsers import JSONParser
-from shop.techniques import fast_serialization, write_behind
+from shop.techniques import fast_serialization, sparse_fields, write_behind
 
 
 class _NamedRefSerializer(serializers.Serializer):
@@ -45,14 +45,18 @@ class ProductListApi(APIView):
 
     OutputSerializer = ProductSummarySerializer
 
-    @extend_schema(parameters=[FilterSerializer], responses=OutputSerializer(many=True))
+    @extend_schema(
+        parameters=[FilterSerializer, sparse_fields.parameter(OutputSerializer)],
+        responses=OutputSerializer(many=True),
+    )
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
+        fields = sparse_fields.requested(request, self.OutputSerializer)
         page = payloads.product_list_page(
             request=request,
             view=self,
-            serializer_class=self.OutputSerializer,
+            fields=fields,
             category_id=filters.validated_data.get("category"),
             search=filters.validated_data.get("search"),
         )
@@ -73,11 +77,12 @@ class ProductDetailApi(APIView):
         description = serializers.CharField()
         variants = VariantSerializer(many=True)
 
-    @extend_schema(responses=OutputSerializer)
+    @extend_schema(
+        parameters=[sparse_fields.parameter(OutputSerializer)], responses=OutputSerializer
+    )
     def get(self, request, product_id: int):
-        product = payloads.product_detail(
-            product_id=product_id, serializer_class=self.OutputSerializer
-        )
+        fields = sparse_fields.requested(request, self.OutputSerializer)
+        product = payloads.product_detail(product_id=product_id, fields=fields)
         # After the payload is found (a 404 is no view) and outside the cache: every view
         # counts, one the cache answered too. Not in the payload: staff see it in the admin.
         write_behind.count_view(product_id=product_id)

@@ -31,7 +31,7 @@ from catalog.models import Product, Variant
 from shop import cache
 from shop.errors import NotFound
 from shop.pagination import PagePagination
-from shop.techniques import cache_aside, fast_serialization, http_caching, write_through
+from shop.techniques import cache_aside, http_caching, sparse_fields, write_through
 
 # Bump when the payload's shape changes (its builder below, or the serializer passed in).
 PRODUCT_DETAIL_VERSION = 1  # ProductDetailApi.OutputSerializer
@@ -58,14 +58,16 @@ def category_tree_key() -> str:
 # --- the reads ---------------------------------------------------------------------------------
 
 
-def product_detail(
-    *, product_id: int, serializer_class: type[serializers.Serializer]
-) -> dict[str, Any]:
-    """A product with its variants, as `serializer_class` represents it. A missing product
-    is a 404 and is not cached."""
+def product_detail(*, product_id: int, fields: sparse_fields.Requested) -> dict[str, Any]:
+    """A product with its variants, as the view's serializer represents it, or the `fields`
+    asked for (sparse_fields). A missing product is a 404 and is not cached."""
+    if fields.sparse:
+        # Built for its request alone: the cache holds whole pages only (see _SPARSE_BYPASS).
+        product = selectors.product_get(product_id=product_id, fetch=fields.fetch)
+        return _plain(fields.represent(product))
 
     def build() -> dict[str, Any]:
-        return _product_detail_of(product_id, serializer_class)
+        return _product_detail_of(product_id, fields.serializer_class)
 
     return cache_aside.fetch(product_detail_key(product_id), build, ttl=PRODUCT_TTL)
 
@@ -78,19 +80,21 @@ def product_list_page(
     *,
     request,
     view,
-    serializer_class: type[serializers.Serializer],
+    fields: sparse_fields.Requested,
     category_id: int | None,
     search: str | None,
 ) -> dict[str, Any]:
-    """A page of the product list, filtered, as PagePagination pages it."""
+    """A page of the product list, filtered, as PagePagination pages it: every field of the
+    view's serializer, or the `fields` asked for (sparse_fields)."""
 
     def build() -> dict[str, Any]:
-        products = selectors.product_list(category_id=category_id, search=search)
-        response = fast_serialization.paginate(
-            queryset=products, request=request, view=view, serializer_class=serializer_class
+        products = selectors.product_list(
+            category_id=category_id, search=search, fetch=fields.fetch
         )
-        return _plain(response.data)
+        return _plain(fields.paginate(queryset=products, request=request, view=view).data)
 
+    if fields.sparse:
+        return build()  # the cache holds whole pages only (see _SPARSE_BYPASS)
     return cache_aside.fetch_list(
         "products",
         _url_digest(request),
@@ -98,6 +102,12 @@ def product_list_page(
         ttl=LIST_TTL,
         version=PRODUCT_LIST_VERSION,
     )
+
+
+# _SPARSE_BYPASS: a page asked for with `?fields=` is built for its request and never cached.
+# Keying it on the normalized names would work (the URL digest already differs), but each
+# combination a client sends would be one more entry to hold and to invalidate with the page,
+# and its fetch is already the trimmed one: what sparse_fields measures is that fetch.
 
 
 def category_tree() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from shop.techniques import (
     local_cache,
     prefetch_related,
     select_related,
+    sparse_fields,
 )
 
 
@@ -40,7 +41,14 @@ def category_with_descendant_ids(*, category_id: int) -> list[int]:
 PRODUCT_SUMMARY_FIELDS = ("id", "name", "slug", "category", "brand", "created_at")
 
 
-def product_list(*, category_id: int | None = None, search: str | None = None) -> QuerySet[Product]:
+def product_list(
+    *,
+    category_id: int | None = None,
+    search: str | None = None,
+    fetch: sparse_fields.Fetch = sparse_fields.EVERYTHING,
+) -> QuerySet[Product]:
+    """Active products, newest first. `fetch`: the fields the caller shows (sparse_fields),
+    everything by default."""
     products = Product.objects.filter(is_active=True).order_by("-created_at", "-id")
     if category_id is not None:
         products = products.filter(
@@ -49,15 +57,19 @@ def product_list(*, category_id: int | None = None, search: str | None = None) -
     if search:
         products = products.filter(name__icontains=search)
     products = field_selection.apply(products, *PRODUCT_SUMMARY_FIELDS)
-    products = denormalized_fields.product_rating(products)
-    return select_related.apply(products, "category", "brand")
+    if fetch.needs("average_rating", "rating_count"):
+        products = denormalized_fields.product_rating(products)
+    return fetch.trim(select_related.apply(products, "category", "brand"))
 
 
-def product_get(*, product_id: int) -> Product:
+def product_get(
+    *, product_id: int, fetch: sparse_fields.Fetch = sparse_fields.EVERYTHING
+) -> Product:
     products = Product.objects.filter(pk=product_id, is_active=True)
     products = prefetch_related.apply(products, "variants")
-    products = denormalized_fields.product_rating(products)
-    product = select_related.apply(products, "category", "brand").first()
+    if fetch.needs("average_rating", "rating_count"):
+        products = denormalized_fields.product_rating(products)
+    product = fetch.trim(select_related.apply(products, "category", "brand")).first()
     if product is None:
         raise NotFound(f"No product with id {product_id}.")
     return product

@@ -17,9 +17,10 @@ import re
 from urllib.parse import urlencode
 
 from debug_toolbar.middleware import show_toolbar as default_show_toolbar
-from debug_toolbar.panels import headers, history, settings, sql
+from debug_toolbar.panels import cache, headers, history, settings, sql
 from debug_toolbar.panels import request as request_panel
 from debug_toolbar.utils import get_name_from_obj, sanitize_and_sort_request_vars
+from django.conf import settings as django_settings
 from django.core.exceptions import SuspiciousOperation
 from django.utils import timezone
 
@@ -153,3 +154,14 @@ class SQLPanel(sql.SQLPanel):
             kwargs["params"] = MASK
             kwargs["sql"] = kwargs["raw_sql"]  # the statement with %s, not the values
         super().record(**kwargs)
+
+
+class CachePanel(cache.CachePanel):
+    """The calls to the sessions' cache alias keep their name and time, not their arguments:
+    the key holds the session key, the value the session (shop/techniques/session_store.py)."""
+
+    def _store_call_info(self, *, name, args, kwargs, backend, **rest):
+        if backend.startswith(f"{django_settings.SESSION_CACHE_ALIAS} ("):
+            args = (MASK,) * len(args)
+            kwargs = dict.fromkeys(kwargs, MASK)
+        super()._store_call_info(name=name, args=args, kwargs=kwargs, backend=backend, **rest)

@@ -21,6 +21,7 @@ from shop.techniques import (
     cursor_pagination,
     fast_serialization,
     materialized_view,
+    sparse_fields,
     streaming_export,
 )
 
@@ -75,12 +76,14 @@ class OrderListApi(APIView):
             required=False, min_value=1, max_value=2**63 - 1
         )
 
-    @extend_schema(responses=OrderOutputSerializer(many=True))
+    @extend_schema(
+        parameters=[sparse_fields.parameter(OrderOutputSerializer)],
+        responses=OrderOutputSerializer(many=True),
+    )
     def get(self, request):
-        orders = selectors.order_list(user=request.user)
-        return fast_serialization.paginate(
-            queryset=orders, request=request, view=self, serializer_class=OrderOutputSerializer
-        )
+        fields = sparse_fields.requested(request, OrderOutputSerializer)
+        orders = selectors.order_list(user=request.user, fetch=fields.fetch)
+        return fields.paginate(queryset=orders, request=request, view=self)
 
     @extend_schema(
         request=InputSerializer,

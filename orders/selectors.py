@@ -13,13 +13,23 @@ from django.utils import timezone
 from catalog.models import Product
 from orders.models import Order, OrderEvent
 from shop.errors import InvalidInput, NotFound
-from shop.techniques import denormalized_fields, materialized_view, prefetch_related
+from shop.techniques import (
+    denormalized_fields,
+    materialized_view,
+    prefetch_related,
+    sparse_fields,
+)
 
 
-def order_list(*, user: AbstractBaseUser) -> QuerySet[Order]:
+def order_list(
+    *, user: AbstractBaseUser, fetch: sparse_fields.Fetch = sparse_fields.EVERYTHING
+) -> QuerySet[Order]:
+    """The user's orders, newest first. `fetch`: the fields the caller shows (sparse_fields),
+    everything by default."""
     orders = Order.objects.filter(user=user).order_by("-created_at", "-id")
-    orders = denormalized_fields.order_totals(orders)
-    return prefetch_related.apply(orders, "items")
+    if fetch.needs("unit_count", "order_total"):
+        orders = denormalized_fields.order_totals(orders)
+    return fetch.trim(prefetch_related.apply(orders, "items"))
 
 
 def order_get(*, user: AbstractBaseUser, order_id: int, history: bool = False) -> Order:

@@ -163,6 +163,18 @@ def probes(ctx: Context) -> dict[str, tuple[str, str, dict]]:
         "unknown URL": ("get", "/api/no-such-thing/", {}),
         "unknown URL, POST": ("post", "/api/no-such-thing/", json_body("{}")),
         "POST without the trailing slash": ("post", "/api/orders", json_body("{}", **customer)),
+        # Sparse fieldsets (sparse_fields): a name that is no public field, a private column,
+        # another table's, an empty value, a malformed name, the parameter twice.
+        "fields: unknown": ("get", "/api/products/?fields=id,cost_price", {}),
+        "fields: a column not shown": (
+            "get",
+            f"/api/products/{ctx.product_id}/?fields=is_active",
+            {},
+        ),
+        "fields: another table's": ("get", "/api/orders/?fields=password,email", customer),
+        "fields: empty": ("get", "/api/products/?fields=", {}),
+        "fields: malformed": ("get", "/api/products/?fields=id,,na%00me", {}),
+        "fields: twice": ("get", "/api/orders/?fields=id&fields=status", customer),
     }
 
 
@@ -175,6 +187,17 @@ EXPECTED_STATUS = {
     "unknown URL, POST": 404,
     "POST without the trailing slash": 404,
     "token with a NUL byte": 401,
+    **{
+        name: 400
+        for name in (
+            "fields: unknown",
+            "fields: a column not shown",
+            "fields: another table's",
+            "fields: empty",
+            "fields: malformed",
+            "fields: twice",
+        )
+    },
 }
 
 
@@ -228,6 +251,7 @@ def toolbar_record(username: str, password: str) -> dict:
     Returns the secrets that appear in the toolbar's store (must be none) and what it recorded.
     """
     from debug_toolbar.store import get_store
+    from django.conf import settings
     from django.test import Client
 
     store = get_store()
@@ -285,6 +309,7 @@ def toolbar_record(username: str, password: str) -> dict:
         "unrendered panels": unrendered,
         "token queries": recorded.count("authtoken_token"),
         "session queries": recorded.count("django_session"),
+        "session cache calls": recorded.count(f"{settings.SESSION_CACHE_ALIAS} ("),
     }
 
 

@@ -71,7 +71,10 @@ MIDDLEWARE = [
     # is counted above; outside sessions and authentication, so their reads are routed too.
     "shop.techniques.read_replica.Middleware",
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's SessionMiddleware, with the store (PostgreSQL or Redis) chosen per request by
+    # the session_store technique, so inside the toggle header's scope; and a session Redis
+    # that is down answered with a 503, not a 500 (shop/techniques/session_store.py).
+    "shop.techniques.session_store.Middleware",
     # Django's, except that an API request with a body is not redirected to add a slash.
     "shop.api_errors_middleware.CommonMiddleware",
     # Its process_view knows the view (and so its body limit) and runs before the CSRF check,
@@ -157,6 +160,27 @@ CACHES = {
         "KEY_PREFIX": f"perfshop-{DATABASES['default']['NAME']}",
     }
 }
+# Sessions (the session_store technique): in PostgreSQL when it is off, in the `sessions`
+# cache alias when it is on, a Redis of their own (by default the cache's server, another
+# database): flushing or evicting the cache must not log everyone out. SESSION_ENGINE names
+# the technique's module, so a session made outside a request (the test client's login,
+# `manage.py clearsessions`) goes to the same store as the middleware's.
+SESSION_REDIS_URL = env_str(
+    "SESSION_REDIS_URL",
+    (REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.count("/") > 2 else REDIS_URL) + "/1",
+)
+CACHES["sessions"] = {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": SESSION_REDIS_URL,
+    "KEY_PREFIX": f"perfshop-{DATABASES['default']['NAME']}",
+    # A Redis that does not answer costs a request this long, then the documented outage.
+    "OPTIONS": {
+        "socket_connect_timeout": env_float("SESSION_REDIS_TIMEOUT_S", 0.5),
+        "socket_timeout": env_float("SESSION_REDIS_TIMEOUT_S", 0.5),
+    },
+}
+SESSION_ENGINE = "shop.techniques.session_store"
+SESSION_CACHE_ALIAS = "sessions"
 # Moves every cached catalog key at once (shop/cache.py); each payload also has a version of
 # its own, next to the code that builds it.
 CACHE_SCHEMA_VERSION = env_int("CACHE_SCHEMA_VERSION", 1)

@@ -17,7 +17,7 @@ if env_bool("DEBUG_TOOLBAR", True):
         *MIDDLEWARE[_after:],
     ]
     INTERNAL_IPS = ["127.0.0.1", "::1"]
-    # The stock panels, four of them replaced by ones that never record credentials and never
+    # The stock panels, five of them replaced by ones that never record credentials and never
     # read a body the view did not (config/toolbar.py says what each one changes).
     DEBUG_TOOLBAR_PANELS = [
         "config.toolbar.HistoryPanel",
@@ -30,7 +30,7 @@ if env_bool("DEBUG_TOOLBAR", True):
         "debug_toolbar.panels.staticfiles.StaticFilesPanel",
         "debug_toolbar.panels.templates.TemplatesPanel",
         "debug_toolbar.panels.alerts.AlertsPanel",
-        "debug_toolbar.panels.cache.CachePanel",
+        "config.toolbar.CachePanel",
         "debug_toolbar.panels.signals.SignalsPanel",
         "debug_toolbar.panels.tasks.TasksPanel",
         "debug_toolbar.panels.community.CommunityPanel",

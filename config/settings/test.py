@@ -46,6 +46,14 @@ CACHES = {
         "KEY_PREFIX": f"perfshop-test{TEST_QUEUE_SUFFIX}",
     }
 }
+# Sessions (session_store on) in a database of their own, under this run's prefix too.
+SESSION_REDIS_URL = env_str("TEST_SESSION_REDIS_URL", f"{_REDIS_BASE}/13")
+CACHES["sessions"] = {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": SESSION_REDIS_URL,
+    "KEY_PREFIX": f"perfshop-test{TEST_QUEUE_SUFFIX}",
+    "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+}
 # The broker Redis (PERFSHOP_BROKER_PORT), as in development, on a database of its own. Celery
 # reads CELERY_BROKER_URL from the environment before its setting, so the development broker that
 # `devstack env` exports is dropped here (and from the workers this run starts).

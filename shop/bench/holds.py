@@ -171,6 +171,15 @@ HTTP_CACHING = MappingProxyType({"compression": False, "cache_aside": False, "lo
 # differs. cache_aside off, as in every catalog pair.
 COMPRESSION = MappingProxyType({"http_caching": False, "cache_aside": False})
 
+# The page read from PostgreSQL on both sides. A sparse page bypasses the page cache anyway
+# (catalog/payloads.py); held off so that a cached whole page could never stand in for the
+# fetch the fields trim. And the HTTP layer off (_HTTP_LAYER): the bytes are the JSON's.
+SPARSE_FIELDS = MappingProxyType({"cache_aside": False, **_HTTP_LAYER})
+
+# The session row and the user read on the primary on both sides: the session the pair made
+# a moment ago is there at once, whatever the replica's lag.
+SESSION_STORE = MappingProxyType({"read_replica": False})
+
 
 def named(technique: str) -> dict[str, MappingProxyType]:
     """`{"DB_INDEXES": ..., "DB_INDEXES_STAFF_FILTER": ...}`: a technique's holds, by name."""

@@ -317,6 +317,12 @@ class _Shape:
         ]
 
 
+def compiled(serializer_class: type[serializers.Serializer], model: type[Model]) -> _Shape:
+    """The serializer compiled for `model`'s values() rows: the columns it reads, its nested
+    objects and lists. sparse_fields reads it to know what a set of fields needs fetched."""
+    return _shape(serializer_class, model)
+
+
 @cache
 def _shape(serializer_class: type[serializers.Serializer], model: type[Model]) -> _Shape:
     if not settings.USE_TZ:

@@ -180,3 +180,15 @@ def test_a_304_carries_vary_accept_encoding(api_client, products):
     assert response.content == b""
     assert "Accept-Encoding" in response["Vary"]
     assert not response.has_header("Content-Encoding")
+
+
+def test_compression_is_listed_once_outside_http_caching_which_is_innermost():
+    from django.conf import settings
+
+    compression_at = settings.MIDDLEWARE.index("shop.techniques.compression.Middleware")
+    caching_at = settings.MIDDLEWARE.index("shop.techniques.http_caching.Middleware")
+    assert settings.MIDDLEWARE.count("shop.techniques.compression.Middleware") == 1
+    assert settings.MIDDLEWARE.count("shop.techniques.http_caching.Middleware") == 1
+    # Inside the toggle header's scope, so the header switches it.
+    assert settings.MIDDLEWARE.index("shop.perf_headers.PerfToggleMiddleware") < compression_at
+    assert compression_at < caching_at == len(settings.MIDDLEWARE) - 1

@@ -16,7 +16,8 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from orders.models import Order
-from shop import replication
+from shop import replication, toggles
+from shop.bench.scenarios import materialized_view as scenario
 from shop.perf_headers import parse_query_counts
 from shop.seed import seed
 from shop.techniques import materialized_view, read_replica
@@ -329,3 +330,15 @@ def test_on_the_replica_the_read_model_is_the_primarys_once_replayed(settings):
     assert counts["default"] == 0 and counts["replica"] > 0
     assert datetime.fromisoformat(on_replica[HEADER]) == materialized_view.last_refresh()[0]
     read_replica.health.reset()
+
+
+@pytest.mark.django_db
+def test_the_bench_explains_each_sides_top_products_statement():
+    OrderFactory(created_at=datetime.now(UTC), lines=[(VariantFactory(), 2)])
+    scenario.SCENARIO.prepare()  # refreshes the views
+    with toggles.override(materialized_view=False):
+        live = scenario.plans()["top products"]
+    with toggles.override(materialized_view=True):
+        read_model = scenario.plans()["top products"]
+    assert "orders_orderitem" in live and "orders_sales" not in live
+    assert "on orders_sales_day_product" in read_model and "orders_orderitem" not in read_model
