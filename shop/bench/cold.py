@@ -50,11 +50,14 @@ def close_connections() -> None:
 
 
 def clear_cache() -> int:
-    """Delete the project's keys from every configured cache, and this process's own
+    """Delete the project's keys from every configured cache but the sessions' (session_store:
+    state, not a cache; a cold run must not log anyone out), and this process's own
     (local_cache's L1); returns how many Redis keys."""
     local_cache.clear()
     deleted = 0
     for alias in settings.CACHES:
+        if alias == getattr(settings, "SESSION_CACHE_ALIAS", None):
+            continue
         cache = caches[alias]
         if not isinstance(cache, RedisCache):
             cache.clear()  # a backend of its own holds nothing but the project's keys

@@ -239,3 +239,17 @@ def test_the_outage_is_logged_without_the_session_key(user, sessions_broker, cap
         client.get("/api/perf/ping/")
     assert "session read failed" in caplog.text
     assert key not in caplog.text
+
+
+def test_a_cold_bench_run_empties_the_caches_but_logs_no_one_out(user):
+    """shop.bench.cold empties every cache alias for a first request; the sessions are state."""
+    from shop.bench import cold
+
+    client = Client()
+    with toggles.override(session_store=True):
+        key = _log_in(client, user)
+        caches["default"].set("perfshop-probe", 1)
+        cold.clear_cache()
+        assert caches["default"].get("perfshop-probe") is None
+        assert _in_redis(key)
+        assert client.get("/api/perf/ping/").json() == {"authenticated": True}
