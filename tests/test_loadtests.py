@@ -110,12 +110,17 @@ def test_every_scenario_runs_off_and_on_against_a_live_server(seeded, live_serve
     runs = {"on": _run_against(live_server.url, "on", *reads)}
     # db_indexes cannot be switched per request: its off side runs against a database without
     # the indexes, as after `manage.py db_indexes off`; table_partitioning's against a plain
-    # event log, as after `manage.py migrate orders 0006`.
+    # event log, as after `manage.py migrate orders 0006`. That migration also drops the sales
+    # report's materialized views (0009), which other scenarios read with materialized_view
+    # held on (fast_serialization's report): table_partitioning's off side runs last, alone.
     db_indexes.apply_state(False)
-    call_command("migrate", "orders", "0006", verbosity=0)
     try:
+        runs["off"] = _run_against(
+            live_server.url, "off", *(name for name in reads if name != "table_partitioning")
+        )
+        call_command("migrate", "orders", "0006", verbosity=0)
         assert not table_partitioning.in_effect()
-        runs["off"] = _run_against(live_server.url, "off", *reads)
+        runs["off"].update(_run_against(live_server.url, "off", "table_partitioning"))
     finally:
         db_indexes.apply_state(True)
         call_command("migrate", "orders", verbosity=0)
