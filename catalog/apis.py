@@ -9,30 +9,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog import imports, payloads, selectors, services
+from catalog.serializers import (
+    NamedRefSerializer,
+    ProductDetailSerializer,
+    ProductSummarySerializer,
+)
 from shop.api_schema import StatedMaxLength, StatedMinLength
 from shop.pagination import PagePagination
 from shop.parsers import JSONParser
 from shop.techniques import fast_serialization, sparse_fields, write_behind
-
-
-class _NamedRefSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-
-
-class ProductSummarySerializer(serializers.Serializer):
-    """A product as lists show it: no description, no variants."""
-
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    slug = serializers.CharField()
-    category = _NamedRefSerializer()
-    brand = _NamedRefSerializer()
-    # Annotations of the selectors: the stored copies, or computed from the reviews when the
-    # denormalized_fields technique is off (shop/techniques/denormalized_fields.py).
-    rating_avg = serializers.DecimalField(max_digits=3, decimal_places=2, source="average_rating")
-    review_count = serializers.IntegerField(source="rating_count")
-    created_at = serializers.DateTimeField()
 
 
 class ProductListApi(APIView):
@@ -66,16 +51,8 @@ class ProductListApi(APIView):
 class ProductDetailApi(APIView):
     permission_classes = [AllowAny]
 
-    class OutputSerializer(ProductSummarySerializer):
-        class VariantSerializer(serializers.Serializer):
-            id = serializers.IntegerField()
-            sku = serializers.CharField()
-            name = serializers.CharField()
-            price = serializers.DecimalField(max_digits=10, decimal_places=2)
-            stock = serializers.IntegerField()
-
-        description = serializers.CharField()
-        variants = VariantSerializer(many=True)
+    class OutputSerializer(ProductDetailSerializer):
+        """The page write_through builds outside a request too (catalog/serializers.py)."""
 
     @extend_schema(
         parameters=[sparse_fields.parameter(OutputSerializer)], responses=OutputSerializer
@@ -127,8 +104,8 @@ class CategoryProductsApi(APIView):
             id = serializers.IntegerField()
             name = serializers.CharField()
             slug = serializers.CharField()
-            category = _NamedRefSerializer()
-            brand = _NamedRefSerializer()
+            category = NamedRefSerializer()
+            brand = NamedRefSerializer()
             rating_avg = serializers.DecimalField(max_digits=3, decimal_places=2)
             review_count = serializers.IntegerField()
             price_from = serializers.DecimalField(
@@ -136,7 +113,7 @@ class CategoryProductsApi(APIView):
             )
 
         class FacetsSerializer(serializers.Serializer):
-            class BrandSerializer(_NamedRefSerializer):
+            class BrandSerializer(NamedRefSerializer):
                 count = serializers.IntegerField()
 
             class PriceSerializer(serializers.Serializer):

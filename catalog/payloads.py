@@ -28,13 +28,14 @@ from rest_framework import serializers
 
 from catalog import selectors
 from catalog.models import Product, Variant
+from catalog.serializers import ProductDetailSerializer
 from shop import cache
 from shop.errors import NotFound
 from shop.pagination import PagePagination
 from shop.techniques import cache_aside, http_caching, sparse_fields, write_through
 
 # Bump when the payload's shape changes (its builder below, or the serializer passed in).
-PRODUCT_DETAIL_VERSION = 1  # ProductDetailApi.OutputSerializer
+PRODUCT_DETAIL_VERSION = 1  # catalog.serializers.ProductDetailSerializer
 PRODUCT_LIST_VERSION = 1  # ProductListApi.OutputSerializer, PagePagination's envelope
 CATEGORY_TREE_VERSION = 1  # category_tree()
 CATEGORY_PAGE_VERSION = 1  # category_page()
@@ -217,12 +218,10 @@ def variant_changed_on_commit(*, product_id: int, lists: bool) -> None:
 
 
 def _product_detail_build(product_id: int) -> dict[str, Any]:
-    """The product page as its view builds it, outside a request: write_through's read-back.
-    The serializer is the view's own, imported when called (catalog.apis imports this module),
-    so the page written through is the page a read would build, byte for byte."""
-    from catalog.apis import ProductDetailApi
-
-    return _product_detail_of(product_id, ProductDetailApi.OutputSerializer)
+    """The product page as its view builds it, outside a request: write_through's read-back,
+    with the view's representation, so the page written through is the page a read would
+    build, byte for byte."""
+    return _product_detail_of(product_id, ProductDetailSerializer)
 
 
 def _product_rows_lock(product_id: int) -> None:

@@ -151,6 +151,13 @@ READ_REPLICA_PIN_SECONDS = env_int("READ_REPLICA_PIN_SECONDS", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", DEFAULT_REDIS_URL)
+# A cache Redis that hangs instead of refusing costs a request at most this long per call, then
+# the outage path (shop/cache.py: a miss, a logged warning); without it a hung server would hold
+# a request, and write_through's row locks, until the kernel gave up on the connection.
+CACHE_REDIS_OPTIONS = {
+    "socket_connect_timeout": env_float("CACHE_REDIS_TIMEOUT_S", 1.0),
+    "socket_timeout": env_float("CACHE_REDIS_TIMEOUT_S", 1.0),
+}
 CACHES = {
     "default": {
         "BACKEND": "shop.cache.RedisCache",
@@ -158,6 +165,7 @@ CACHES = {
         # One key space per database: servers of two databases sharing a Redis (a bench run on
         # a database of its own) never read, nor clear, each other's entries.
         "KEY_PREFIX": f"perfshop-{DATABASES['default']['NAME']}",
+        "OPTIONS": CACHE_REDIS_OPTIONS,
     }
 }
 # Sessions (the session_store technique): in PostgreSQL when it is off, in the `sessions`

@@ -6,7 +6,7 @@ from kombu import Exchange, Queue
 
 from config.env import DEFAULT_BROKER_URL, env_str
 from config.settings.base import *  # noqa: F403
-from config.settings.base import CELERY_QUEUE_NAMES, DATABASES, REDIS_URL
+from config.settings.base import CACHE_REDIS_OPTIONS, CELERY_QUEUE_NAMES, DATABASES, REDIS_URL
 from shop.techniques import connection_pooling
 
 # A connection per thread, as the suite's transactions expect, whatever PERF_TOGGLES says: a pool
@@ -44,6 +44,7 @@ CACHES = {
         # This run's own prefix, so two runs at once never read each other's entries;
         # tests/conftest.py empties it before each test.
         "KEY_PREFIX": f"perfshop-test{TEST_QUEUE_SUFFIX}",
+        "OPTIONS": CACHE_REDIS_OPTIONS,
     }
 }
 # Sessions (session_store on) in a database of their own, under this run's prefix too.

@@ -19,8 +19,8 @@ from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
-from catalog.apis import _NamedRefSerializer
 from catalog.models import Category
+from catalog.serializers import NamedRefSerializer
 from orders.apis import OrderOutputSerializer, SalesReportApi
 from orders.models import Order
 from orders.selectors import SalesReport
@@ -414,7 +414,7 @@ class _CategoryOut(serializers.Serializer):
 
     id = serializers.IntegerField()
     name = serializers.CharField()
-    parent = _NamedRefSerializer(allow_null=True)
+    parent = NamedRefSerializer(allow_null=True)
 
 
 @pytest.mark.parametrize("joined", [False, True])
@@ -442,7 +442,7 @@ def test_an_unset_foreign_key_is_null(catalog, joined):
 def test_a_nested_object_must_be_a_forward_foreign_key():
     class Shown(serializers.Serializer):
         id = serializers.IntegerField()
-        user = _NamedRefSerializer(source="items")
+        user = NamedRefSerializer(source="items")
 
     with pytest.raises(ValueError, match="only a forward foreign key"):
         fast_serialization._shape(Shown, Order)
