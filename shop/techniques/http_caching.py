@@ -208,7 +208,7 @@ def validator(request, scope: tuple[str, ...], view_kwargs: dict) -> Validator |
     # A second-resolution date can only say "not modified" of a second that is over: a change
     # later in this same second would have the same Last-Modified.
     return Validator(
-        etag=f'W/"{digest}"', last_modified=newest if newest < int(time.time()) else None
+        etag=f'W/"{digest}"', last_modified=newest if newest < now // 1_000_000_000 else None
     )
 
 

@@ -3,6 +3,7 @@ kind of write, Cache-Control public on the catalog and private elsewhere, Redis 
 
 import time
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
@@ -143,12 +144,22 @@ def test_if_modified_since_is_a_304_only_for_a_date_not_before_the_last_change(
     assert api_client.get(LIST, **mismatched).status_code == 200
 
 
-def test_no_last_modified_within_the_second_of_the_last_change(api_client, catalog, on):
-    http_caching.bump(["catalog", "lists"])
-    response = api_client.get(LIST)
-    assert response.has_header("ETag")
-    if int(time.time()) == time.time_ns() // 1_000_000_000:  # still the same second
+def test_no_last_modified_within_the_second_of_the_last_change(
+    api_client, catalog, on, monkeypatch
+):
+    """A change later in the same second would have the same Last-Modified. The module's clock
+    is held, so the request never crosses into the next second by chance."""
+    second = int(time.time())
+    clock = SimpleNamespace(time_ns=lambda: second * 1_000_000_000 + 500_000_000)
+    monkeypatch.setattr(http_caching, "time", clock)
+    with toggles.override(read_replica=False):  # no settling window: the ETag at once
+        http_caching.bump(["catalog", "lists"])  # half way through `second`
+        response = api_client.get(LIST)
+        assert response.has_header("ETag")
         assert not response.has_header("Last-Modified")
+        clock.time_ns = lambda: (second + 1) * 1_000_000_000  # `second` is over
+        response = api_client.get(LIST)
+        assert response["Last-Modified"] == http_date(second)
 
 
 # --- every kind of write moves the validator: never a stale 304 -----------------------------
