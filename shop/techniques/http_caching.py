@@ -13,6 +13,11 @@ On, for the catalog reads listed in SCOPES:
   hash of the tokens, the URL (scheme, host, path and query: the pagination links show the
   host) and the Accept header; Last-Modified is the
   newest token's time. Reading them is one MGET: no query, no rendering.
+- **Tokens start on a read.** An absent `catalog` or `lists` is started at the clock by the
+  read that finds it absent, before the view reads the rows. A `product:<id>` is started only
+  after a 200 of that product's page: any id can be asked for, and a missing product gets
+  neither a Redis key nor a validator. That first 200 carries no ETag (its body was read
+  before the token existed: see `start`); the next read of the page gets one.
 - **The 304 skips the view.** `process_view` runs after the URL is resolved and before the
   view: when If-None-Match (or, without it, If-Modified-Since) matches, Django's
   `get_conditional_response` answers 304 there (RFC 9110 §13.2.2, the code `@condition` uses),
@@ -113,8 +118,10 @@ READS_LOCAL_CATEGORY_TREE = ("catalog:product-list",)
 
 @dataclass(frozen=True)
 class Validator:
-    etag: str | None  # weak: compression changes the bytes, never the meaning; None: settling
+    # Weak: compression changes the bytes, never the meaning. None: settling, or not started.
+    etag: str | None
     last_modified: int | None  # seconds; None within the second of the newest change
+    unstarted: tuple[str, ...] = ()  # product tokens the page's first 200 starts
 
 
 # --- the tokens -------------------------------------------------------------------------------
@@ -124,19 +131,39 @@ def _key(token: str) -> str:
     return cache.key("http-validator", token, version=VALIDATOR_VERSION)
 
 
-def tokens(names: Iterable[str]) -> list[int] | None:
-    """The tokens' values (nanoseconds of their last change), one MGET; an absent token is
-    started at the clock. None when Redis does not answer."""
+def _starts_when_read(name: str) -> bool:
+    """`catalog` and `lists` are two keys, started by the first read of a page. A product's
+    token is started only after a 200 of its page (`start`): anyone can ask for any id, and a
+    missing product must get neither a Redis key nor a validator."""
+    return not name.startswith("product:")
+
+
+def tokens(names: Iterable[str]) -> list[int | None] | None:
+    """The tokens' values (nanoseconds of their last change), one MGET. An absent `catalog`
+    or `lists` is started at the clock; an absent product token is None. None when Redis
+    does not answer."""
+    names = list(names)
     keys = [_key(name) for name in names]
     found = cache.get_many(keys)
-    for key in keys:
-        if key not in found:
+    for name, key in zip(names, keys, strict=True):
+        if key not in found and _starts_when_read(name):
             if cache.add(key, time.time_ns(), timeout=TOKEN_TTL_S) is None:
                 return None  # Redis down: shop.cache logged it
             found = cache.get_many(keys)  # ours, or the one a concurrent request added first
-    if len(found) != len(keys):
+    if any(
+        key not in found for name, key in zip(names, keys, strict=True) if _starts_when_read(name)
+    ):
         return None
-    return [found[key] for key in keys]
+    return [found.get(key) for key in keys]
+
+
+def start(names: Iterable[str]) -> None:
+    """Start absent tokens at the clock, after a 200 of their page; one present (a write's)
+    is left as it is. That 200 gets no ETag: its body was read before the token existed, and
+    a write committed in between would make the ETag name the new version with the old body.
+    The next read of the page reads the token first, as every read does."""
+    for name in names:
+        cache.add(_key(name), time.time_ns(), timeout=TOKEN_TTL_S)
 
 
 def bump(names: Iterable[str]) -> None:
@@ -193,6 +220,9 @@ def validator(request, scope: tuple[str, ...], view_kwargs: dict) -> Validator |
     values = tokens(names)
     if values is None:
         return None
+    unstarted = tuple(name for name, value in zip(names, values, strict=True) if value is None)
+    if unstarted:  # a product page never served yet, or missing: no validator
+        return Validator(etag=None, last_modified=None, unstarted=unstarted)
     now, page = time.time_ns(), view_name(request)
     if any(now - value < settle_ns(page, name) for name, value in zip(names, values, strict=True)):
         return Validator(etag=None, last_modified=None)  # a change still settling: no validator
@@ -251,12 +281,15 @@ class Middleware:
             return response  # naive: no validators, no Cache-Control
         name = view_name(request)
         if name in SCOPES and request.method in ("GET", "HEAD"):
+            found = getattr(request, "_http_validator", None)
+            if response.status_code == 200 and found is not None and found.unstarted:
+                start(found.unstarted)  # the page exists: its next read gets a validator
             if response.status_code == 200 and _is_json(response):
                 if settings.HTTP_CACHING_VALIDATOR == "rendered":
                     _public_headers(response, None)
                     # Django's: hash the body just rendered, 304 if it matches.
                     return ConditionalGetMiddleware(lambda _request: response)(request)
-                _public_headers(response, getattr(request, "_http_validator", None))
+                _public_headers(response, found)
             elif response.status_code == 200:
                 # The browsable API's HTML: it shows who is logged in and carries a CSRF token.
                 response["Cache-Control"] = PRIVATE_CACHE_CONTROL
@@ -277,7 +310,7 @@ class Middleware:
         found = validator(request, scope, view_kwargs)
         request._http_validator = found
         if found is None or found.etag is None:
-            return None  # Redis down, or a change settling: a plain 200
+            return None  # Redis down, a change settling, a product not started: a plain 200
         answer = get_conditional_response(
             request, etag=found.etag, last_modified=found.last_modified
         )

@@ -44,10 +44,17 @@ def _detail(product) -> str:
     return f"/api/products/{product.pk}/"
 
 
+def _held(client, path, **headers):
+    """The page as a client holds it once it has a validator. A product page's token starts
+    after the page's first 200, which carries no ETag: so every page is fetched twice."""
+    client.get(path, **headers)
+    return client.get(path, **headers)
+
+
 def test_catalog_reads_carry_a_weak_etag_and_public_cache_control(api_client, catalog, on):
     category_page = f"/api/categories/{catalog[0].category_id}/products/"
     for path in (LIST, _detail(catalog[0]), "/api/categories/", category_page):
-        response = api_client.get(path)
+        response = _held(api_client, path)
         assert response.status_code == 200
         assert response["ETag"].startswith('W/"')
         assert response["Cache-Control"] == "public, max-age=30, must-revalidate"
@@ -59,7 +66,7 @@ def test_a_matching_if_none_match_is_a_304_without_the_view(
 ):
     category_page = f"/api/categories/{catalog[0].category_id}/products/"
     for path in (LIST, _detail(catalog[0]), "/api/categories/", category_page):
-        etag = api_client.get(path)["ETag"]
+        etag = _held(api_client, path)["ETag"]
         with django_assert_num_queries(0):  # no view, no token lookup, no serializer
             response = api_client.get(path, HTTP_IF_NONE_MATCH=etag)
         assert response.status_code == 304
@@ -75,13 +82,13 @@ def test_a_revalidated_product_page_counts_as_a_view(api_client, catalog, on):
     write_behind.discard()
     try:
         with toggles.override(write_behind=True):
-            etag = api_client.get(_detail(product))["ETag"]
+            etag = _held(api_client, _detail(product))["ETag"]
             assert api_client.get(_detail(product), HTTP_IF_NONE_MATCH=etag).status_code == 304
-            assert write_behind.waiting() == {product.pk: 2}
+            assert write_behind.waiting() == {product.pk: 3}
             # The list is no product view.
             list_etag = api_client.get(LIST)["ETag"]
             assert api_client.get(LIST, HTTP_IF_NONE_MATCH=list_etag).status_code == 304
-            assert write_behind.waiting() == {product.pk: 2}
+            assert write_behind.waiting() == {product.pk: 3}
     finally:
         write_behind.discard()
 
@@ -95,7 +102,7 @@ def test_an_etag_that_does_not_match_gets_the_page(api_client, catalog, on):
 
 def test_each_url_and_representation_has_its_own_etag(api_client, catalog, on):
     etags = {
-        api_client.get(path, **headers)["ETag"]
+        _held(api_client, path, **headers)["ETag"]
         for path, headers in [
             (LIST, {}),
             ("/api/products/?page_size=10", {}),
@@ -106,7 +113,7 @@ def test_each_url_and_representation_has_its_own_etag(api_client, catalog, on):
     }
     assert len(etags) == 5
     # Another page's ETag never matches this one.
-    other = api_client.get(_detail(catalog[1]))["ETag"]
+    other = _held(api_client, _detail(catalog[1]))["ETag"]
     assert api_client.get(_detail(catalog[0]), HTTP_IF_NONE_MATCH=other).status_code == 200
 
 
@@ -257,7 +264,7 @@ def test_every_kind_of_write_moves_the_validators_of_the_pages_it_changes(
         "detail": _detail(product),
         "category page": f"/api/categories/{product.category_id}/products/",
     }
-    before = {page: api_client.get(paths[page]) for page in pages}
+    before = {page: _held(api_client, paths[page]) for page in pages}
     with django_capture_on_commit_callbacks(execute=True):
         write(product)
     for page in pages:
@@ -295,7 +302,7 @@ def test_stock_given_back_by_a_cancel_moves_the_product_validator(
     product = catalog[0]
     with django_capture_on_commit_callbacks(execute=True):
         client, order_id = _take_stock(product)
-    before = api_client.get(_detail(product))
+    before = _held(api_client, _detail(product))
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post(f"/api/orders/{order_id}/cancel/").status_code == 200
     response = api_client.get(_detail(product), HTTP_IF_NONE_MATCH=before["ETag"])
@@ -306,7 +313,7 @@ def test_stock_given_back_by_a_cancel_moves_the_product_validator(
 def test_a_write_leaves_other_products_pages_alone(
     api_client, catalog, on, django_capture_on_commit_callbacks
 ):
-    other = api_client.get(_detail(catalog[1]))["ETag"]
+    other = _held(api_client, _detail(catalog[1]))["ETag"]
     with django_capture_on_commit_callbacks(execute=True):
         _take_stock(catalog[0])
     assert api_client.get(_detail(catalog[1]), HTTP_IF_NONE_MATCH=other).status_code == 304
@@ -315,7 +322,7 @@ def test_a_write_leaves_other_products_pages_alone(
 def test_a_rolled_back_write_moves_nothing(
     api_client, catalog, on, django_capture_on_commit_callbacks
 ):
-    etag = api_client.get(_detail(catalog[0]))["ETag"]
+    etag = _held(api_client, _detail(catalog[0]))["ETag"]
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         Variant.objects.filter(product=catalog[0]).update(stock=0)
         http_caching.changed_on_commit(product_ids=[catalog[0].pk])
@@ -352,7 +359,7 @@ def test_no_etag_while_other_processes_may_hold_the_old_category_tree(api_client
         assert api_client.get(LIST).has_header("ETag")
         # A product page reads no category tree: no wait.
         http_caching.bump(["catalog"])
-        assert api_client.get(_detail(catalog[0])).has_header("ETag")
+        assert _held(api_client, _detail(catalog[0])).has_header("ETag")
 
 
 # --- Cache-Control on private pages ---------------------------------------------------------
@@ -426,3 +433,32 @@ def test_redis_down_serves_the_page_without_validators(api_client, catalog, tmp_
             assert len(response.json()["results"]) == 12
     finally:
         broker.stop()
+
+
+# --- a product's token starts after a 200 of its page -----------------------------------------
+
+MISSING_PRODUCT = "/api/products/999999999/"
+
+
+def test_a_missing_product_starts_no_token(api_client, catalog, on):
+    assert api_client.get(MISSING_PRODUCT).status_code == 404
+    assert cache.get(http_caching._key("product:999999999")) is cache.MISS
+    response = api_client.get(MISSING_PRODUCT, HTTP_IF_NONE_MATCH='W/"guessed"')
+    assert response.status_code == 404
+    assert not response.has_header("ETag")
+    assert cache.get(http_caching._key("product:999999999")) is cache.MISS
+
+
+def test_a_product_token_starts_after_its_first_200_which_carries_no_etag(api_client, catalog, on):
+    """The token starts after the body was read: an ETag on that body could name a version
+    committed between the read and the start. The next read is made after the token."""
+    path, key = _detail(catalog[0]), http_caching._key(f"product:{catalog[0].pk}")
+    assert cache.get(key) is cache.MISS
+    first = api_client.get(path)
+    assert first.status_code == 200
+    assert not first.has_header("ETag")
+    assert first["Cache-Control"] == http_caching.PUBLIC_CACHE_CONTROL
+    assert cache.get(key) is not cache.MISS
+    second = api_client.get(path)
+    assert second["ETag"].startswith('W/"')
+    assert api_client.get(path, HTTP_IF_NONE_MATCH=second["ETag"]).status_code == 304
