@@ -19,9 +19,12 @@ On, for the catalog reads listed in SCOPES:
   neither a Redis key nor a validator. That first 200 carries no ETag (its body was read
   before the token existed: see `start`); the next read of the page gets one.
 - **The 304 skips the view.** `process_view` runs after the URL is resolved and before the
-  view: when If-None-Match (or, without it, If-Modified-Since) matches, Django's
-  `get_conditional_response` answers 304 there (RFC 9110 §13.2.2, the code `@condition` uses),
-  and the view, DRF's authentication (the token query) and the serializer never run. This is
+  view: when If-None-Match lists an ETag that matches, Django's `get_conditional_response`
+  answers 304 there (RFC 9110 §13.2.2, the code `@condition` uses), and the view, DRF's
+  authentication (the token query) and the serializer never run. An ETag is only handed out
+  on a 200 of its URL, so the page exists and the request is valid. If-Modified-Since alone,
+  and `If-None-Match: *`, would match a missing page or a bad query as well: those go to the
+  view, and its 200 becomes the 304 (the bytes saved, not the work). This is
   what `django.views.decorators.http.condition(etag_func=..., last_modified_func=...)` does
   per view; a middleware does it for the SCOPES list, so the views stay as they are.
 - **Cache-Control.** Catalog pages: `public, max-age=30, must-revalidate`. A browser or a CDN
@@ -67,7 +70,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.middleware.http import ConditionalGetMiddleware
 from django.utils.cache import get_conditional_response, patch_vary_headers
-from django.utils.http import http_date
+from django.utils.http import http_date, parse_etags
 
 from shop import cache, toggles
 from shop.techniques import write_behind
@@ -290,6 +293,16 @@ class Middleware:
                     # Django's: hash the body just rendered, 304 if it matches.
                     return ConditionalGetMiddleware(lambda _request: response)(request)
                 _public_headers(response, found)
+                if found is not None and found.etag is not None:
+                    # What process_view left to the view (If-Modified-Since alone, `*`): now
+                    # that the page is known to exist, its 200 may be a 304. The view has run
+                    # and done what ON_NOT_MODIFIED would (counted the product view).
+                    return get_conditional_response(
+                        request,
+                        etag=found.etag,
+                        last_modified=found.last_modified,
+                        response=response,
+                    )
             elif response.status_code == 200:
                 # The browsable API's HTML: it shows who is logged in and carries a CSRF token.
                 response["Cache-Control"] = PRIVATE_CACHE_CONTROL
@@ -311,11 +324,19 @@ class Middleware:
         request._http_validator = found
         if found is None or found.etag is None:
             return None  # Redis down, a change settling, a product not started: a plain 200
+        # Only an ETag the client holds decides before the view: it was handed out on a 200
+        # of this very URL, so the page existed and the request was valid. If-Modified-Since
+        # alone or `*` match any page, a missing one or a bad query too: the view decides,
+        # and __call__ turns its 200 into the 304.
+        etags = parse_etags(request.headers.get("If-None-Match", ""))
+        if not etags or "*" in etags:
+            return None
         answer = get_conditional_response(
             request, etag=found.etag, last_modified=found.last_modified
         )
-        if answer is not None:  # 304 (or 412 for a failed If-Match): the view never runs
-            _public_headers(answer, found)
-            if answer.status_code == 304 and (done := ON_NOT_MODIFIED.get(view_name(request))):
-                done(view_kwargs)
+        if answer is None or answer.status_code != 304:
+            return None  # a failed If-Match or If-Unmodified-Since: decided on the view's 200
+        _public_headers(answer, found)  # the view never runs
+        if done := ON_NOT_MODIFIED.get(view_name(request)):
+            done(view_kwargs)
         return answer

@@ -7,7 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils.http import http_date
 from rest_framework.test import APIClient
 
@@ -396,9 +398,6 @@ def test_the_browsable_api_html_is_private(customer_client, catalog, on):
 
 @override_settings(HTTP_CACHING_VALIDATOR="rendered")
 def test_the_rendered_validator_saves_the_bytes_but_runs_the_view(api_client, catalog, on):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     etag = api_client.get(LIST)["ETag"]
     with CaptureQueriesContext(connection) as queries:
         response = api_client.get(LIST, HTTP_IF_NONE_MATCH=etag)
@@ -462,3 +461,63 @@ def test_a_product_token_starts_after_its_first_200_which_carries_no_etag(api_cl
     second = api_client.get(path)
     assert second["ETag"].startswith('W/"')
     assert api_client.get(path, HTTP_IF_NONE_MATCH=second["ETag"]).status_code == 304
+
+
+# --- a 304 only for a page that exists, asked for with a valid request ------------------------
+
+MISSING_CATEGORY = "/api/categories/999999/products/"
+BAD_QUERY = "/api/products/?fields=no-such-field"
+
+
+def test_if_none_match_star_is_no_304_for_a_missing_page_or_a_bad_request(api_client, catalog, on):
+    """`*` matches any current representation: only the view knows whether there is one."""
+    star = {"HTTP_IF_NONE_MATCH": "*"}
+    assert api_client.get(MISSING_PRODUCT, **star).status_code == 404
+    assert api_client.get(MISSING_CATEGORY, **star).status_code == 404
+    assert api_client.get(BAD_QUERY, **star).status_code == 400
+
+
+def test_if_modified_since_alone_is_no_304_for_a_missing_page_or_a_bad_request(
+    api_client, catalog, on
+):
+    _age_tokens("catalog", "lists")
+    future = {"HTTP_IF_MODIFIED_SINCE": http_date(time.time() + 3600)}
+    assert api_client.get(MISSING_CATEGORY, **future).status_code == 404
+    assert api_client.get(BAD_QUERY, **future).status_code == 400
+    assert api_client.get(MISSING_PRODUCT, **future).status_code == 404
+
+
+def test_if_modified_since_alone_and_star_are_decided_after_the_view(api_client, catalog, on):
+    """Without an ETag to compare, the view runs; its 200 becomes a 304 (the bytes saved)."""
+    product = catalog[0]
+    paths = [LIST, f"/api/categories/{product.category_id}/products/", _detail(product)]
+    _age_tokens("catalog", "lists", f"product:{product.pk}")
+    for path in paths:
+        held = api_client.get(path)
+        for conditional in (
+            {"HTTP_IF_MODIFIED_SINCE": held["Last-Modified"]},
+            {"HTTP_IF_NONE_MATCH": "*"},
+        ):
+            with CaptureQueriesContext(connection) as queries:
+                response = api_client.get(path, **conditional)
+            assert response.status_code == 304, (path, conditional)
+            assert response.content == b""
+            assert len(queries) > 0, (path, conditional)  # the view ran
+            assert response["ETag"] == held["ETag"]
+            assert response["Cache-Control"] == http_caching.PUBLIC_CACHE_CONTROL
+            assert "Accept" in response["Vary"]
+
+
+def test_a_304_after_the_view_counts_the_product_view_once(api_client, catalog, on):
+    product = catalog[0]
+    _age_tokens(f"product:{product.pk}", "catalog")
+    write_behind.discard()
+    try:
+        with toggles.override(write_behind=True):
+            held = api_client.get(_detail(product))
+            since = {"HTTP_IF_MODIFIED_SINCE": held["Last-Modified"]}
+            assert api_client.get(_detail(product), **since).status_code == 304
+            assert api_client.get(_detail(product), HTTP_IF_NONE_MATCH="*").status_code == 304
+            assert write_behind.waiting() == {product.pk: 3}
+    finally:
+        write_behind.discard()
