@@ -26,6 +26,13 @@ Redis must therefore not evict (`maxmemory-policy noeviction`) and is not the ca
   `session_store_unavailable`, and nothing else is written: Django's `login()` makes the new
   session before it records the user's `last_login`. Never a 500.
 
+**A cookie no session could have.** Django makes a session key of 32 lowercase letters and
+digits; both stores take a key of any other shape (`KEY_SHAPE`) for no session at all, before
+it reaches PostgreSQL or Redis. Django itself only asks for 8 characters, so a cookie holding
+a NUL (`sessionid="\\000abcdefgh"`, which Python's cookie parser unescapes) would reach
+psycopg, which refuses it: a 500. The check is in the store classes, so it covers both
+toggle states, the middleware's sessions and the ones made outside a request.
+
 Which store a request uses is decided per request, when its session is first made
 (`store_class()`), so the toggle flips it like any other. Sessions do not move between the
 stores: flipping it logs out the users of the other one, as changing SESSION_ENGINE does.
@@ -34,6 +41,7 @@ stores: flipping it logs out the users of the other one, as changing SESSION_ENG
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from django.conf import settings
@@ -56,6 +64,8 @@ TOGGLE = toggles.register(
 )
 
 OUTAGE = (RedisConnectionError, RedisTimeoutError, OSError)
+# Django's keys are 32 of VALID_KEY_CHARS (lowercase letters and digits); 8 is its own minimum.
+KEY_SHAPE = re.compile(r"[a-z0-9]{8,40}")
 RETRY_AFTER_S = 5
 _WARN_EVERY_S = 10.0
 _last_warning = 0.0
@@ -79,7 +89,18 @@ def _outage(exc: BaseException, *, operation: str) -> None:
         )
 
 
-class RedisSessionStore(cache_backend.SessionStore):
+class _KeyShapeChecked(SessionBase):
+    def _validate_session_key(self, key):
+        # Django's check (a key of 8 characters or more), run whenever a key is set: a key
+        # that fails it is None, an empty session that is neither read nor written.
+        return isinstance(key, str) and KEY_SHAPE.fullmatch(key) is not None
+
+
+class DatabaseSessionStore(_KeyShapeChecked, db_backend.SessionStore):
+    """Django's database session store, refusing a key of the wrong shape as the module says."""
+
+
+class RedisSessionStore(_KeyShapeChecked, cache_backend.SessionStore):
     """Django's cache session store, with Redis down handled as the module says."""
 
     unavailable = False  # the session could not be read: keep the cookie, do not save
@@ -131,7 +152,7 @@ class RedisSessionStore(cache_backend.SessionStore):
 def store_class() -> type[SessionBase]:
     """The store this request's session lives in: the toggle, read now."""
     if not toggles.is_enabled(TOGGLE.name):
-        return db_backend.SessionStore  # naive: a row of django_session per session
+        return DatabaseSessionStore  # naive: a row of django_session per session
     return RedisSessionStore
 
 
@@ -145,7 +166,7 @@ class SessionStore(SessionBase):
 
     @classmethod
     def clear_expired(cls):
-        db_backend.SessionStore.clear_expired()  # Redis expires its keys itself
+        DatabaseSessionStore.clear_expired()  # Redis expires its keys itself
 
 
 class Middleware(SessionMiddleware):

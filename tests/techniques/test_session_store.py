@@ -253,3 +253,31 @@ def test_a_cold_bench_run_empties_the_caches_but_logs_no_one_out(user):
         assert caches["default"].get("perfshop-probe") is None
         assert _in_redis(key)
         assert client.get("/api/perf/ping/").json() == {"authenticated": True}
+
+
+# --- a session key no session could have ------------------------------------------------------
+
+
+@pytest.mark.parametrize("on", SIDES)
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        pytest.param('"\\000abcdefgh"', id="escaped-nul"),
+        pytest.param("ABCDEFGHIJKLMNOPQRSTUVWXYZ123456", id="upper-case"),
+        pytest.param("a" * 41, id="too-long"),
+    ],
+)
+def test_a_session_key_of_the_wrong_shape_is_no_session(user, on, cookie):
+    """Django makes a session key of 32 lowercase letters and digits. A cookie holding
+    anything else (here a NUL, which Python's cookie parser unescapes from `"\\000..."` and
+    PostgreSQL text cannot hold) is no session, on both stores, without a query: never a 500."""
+    client = Client(raise_request_exception=False)
+    with toggles.override(session_store=on):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get("/api/perf/ping/", headers={"Cookie": f"sessionid={cookie}"})
+        assert response.status_code == 200, response.content
+        assert response.json() == {"authenticated": False}
+        assert response.cookies["sessionid"].value == ""  # deleted, as an unknown session's
+        assert not [q["sql"] for q in queries if '"django_session"' in q["sql"]]
+        response = client.get("/api/orders/", headers={"Cookie": f"sessionid={cookie}"})
+        assert response.status_code in (401, 403), response.content
