@@ -46,7 +46,7 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from redis.commands.core import Script
 
-from shop import toggles
+from shop import cache, toggles
 
 logger = logging.getLogger(__name__)
 
@@ -260,19 +260,14 @@ _last_warning: dict[str, float] = {}  # by limit: each policy's warning is seen
 
 
 def _outage(limit: Limit, exc: BaseException) -> None:
-    """Log that Redis did not answer: at most one warning per limit per _WARN_EVERY_S per
-    process, since during an outage every order and login would log one."""
+    """Log that Redis failed (no answer, or an error such as OOM or READONLY): at most one
+    warning per limit per _WARN_EVERY_S per process, since during an outage every order and
+    login would log one."""
     now = time.monotonic()
     if now - _last_warning.get(limit.name, -_WARN_EVERY_S) >= _WARN_EVERY_S:
         _last_warning[limit.name] = now
         policy = "let through (fail open)" if limit.fail_open else "refused (fail closed)"
-        logger.warning(
-            "rate limiting: Redis did not answer (%s: %s); %s are %s",
-            type(exc).__name__,
-            exc,
-            limit.what,
-            policy,
-        )
+        logger.warning("rate limiting: %s; %s are %s", cache.failure(exc), limit.what, policy)
 
 
 # --- the two paths -----------------------------------------------------------------------------

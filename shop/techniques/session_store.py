@@ -17,7 +17,9 @@ in Redis alone, as a cache-backed session store does. The price is durability: a
 loses its data (no persistence, `maxmemory` eviction, a flush) logs everyone out. The sessions
 Redis must therefore not evict (`maxmemory-policy noeviction`) and is not the cache's.
 
-**Redis down** (the choice, tested in tests/techniques/test_session_store.py):
+**Redis down** (the choice, tested in tests/techniques/test_session_store.py), or failing a
+command with an error (`OUTAGE`: redis-py's `RedisError`, such as `OOM command not allowed`
+from a full Redis under `noeviction`, or `READONLY` from a replica after a failover):
 - reading a session finds none: the request is anonymous, and a protected endpoint answers
   401 or 403 as it does to anyone not logged in. The cookie is left as it is, so the user is
   logged in again once Redis is back (Django would delete a cookie whose session it cannot
@@ -50,10 +52,9 @@ from django.contrib.sessions.backends import db as db_backend
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import JsonResponse
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
-from shop import toggles
+from shop import cache, toggles
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ TOGGLE = toggles.register(
     description="Sessions in Redis (Django's cache backend) instead of PostgreSQL",
 )
 
-OUTAGE = (RedisConnectionError, RedisTimeoutError, OSError)
+OUTAGE = (RedisError, OSError)  # no answer, or an error for one (OOM, READONLY, ...)
 # Django's keys are 32 of VALID_KEY_CHARS (lowercase letters and digits); 8 is its own minimum.
 KEY_SHAPE = re.compile(r"[a-z0-9]{8,40}")
 RETRY_AFTER_S = 5
@@ -72,7 +73,7 @@ _last_warning = 0.0
 
 
 class SessionStoreUnavailable(Exception):
-    """The sessions Redis did not answer a write."""
+    """The sessions Redis failed a write."""
 
 
 def _outage(exc: BaseException, *, operation: str) -> None:
@@ -81,12 +82,8 @@ def _outage(exc: BaseException, *, operation: str) -> None:
     now = time.monotonic()
     if now - _last_warning >= _WARN_EVERY_S:
         _last_warning = now
-        logger.warning(
-            "session %s failed (%s: %s): sessions are unavailable",
-            operation,
-            type(exc).__name__,
-            exc,
-        )
+        then = "the request is anonymous" if operation == "read" else "answered with a 503"
+        logger.warning("session %s failed: %s; %s", operation, cache.failure(exc), then)
 
 
 class _KeyShapeChecked(SessionBase):

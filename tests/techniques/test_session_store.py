@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.sessions.models import Session
 from django.core.cache import caches
@@ -238,6 +239,31 @@ def test_the_outage_is_logged_without_the_session_key(user, sessions_broker, cap
         session_store._last_warning = 0.0
         client.get("/api/perf/ping/")
     assert "session read failed" in caplog.text
+    assert key not in caplog.text
+
+
+def test_redis_refusing_writes_is_the_outage_path(user, sessions_broker, caplog):
+    """A sessions Redis that answers with an error (full under `noeviction`: `OOM command not
+    allowed`) is a 503 for a login, with nothing written, and a session it holds still reads."""
+    client = Client(raise_request_exception=False)
+    with toggles.override(session_store=True):
+        key = _log_in(client, user)
+        server = redis.Redis.from_url(sessions_broker.url)
+        server.config_set("maxmemory-policy", "noeviction")
+        server.config_set("maxmemory", 1)
+        assert client.get("/api/perf/ping/").json() == {"authenticated": True}
+        before = get_user_model().objects.get(pk=user.pk).last_login
+        session_store._last_warning = 0.0
+        response = Client(raise_request_exception=False).post(
+            "/api/auth/login/", {"username": user.username, "password": PASSWORD}
+        )
+        assert response.status_code == 503, response.content
+        assert response.json()["code"] == "session_store_unavailable"
+        assert "sessionid" not in response.cookies
+    assert get_user_model().objects.get(pk=user.pk).last_login == before
+    assert server.dbsize() == 1  # the first session only
+    server.close()
+    assert "session save failed: Redis refused it (OutOfMemoryError" in caplog.text
     assert key not in caplog.text
 
 
