@@ -88,7 +88,7 @@ class RedisCache(django_redis.RedisCache):
 @dataclass
 class Ops:
     """The cache operations of one request (or block): keys read found and not found, keys
-    written (set, add, incr) and deleted, and calls Redis did not answer."""
+    written (set, add, incr) and deleted, and calls Redis failed (`OUTAGE`)."""
 
     hits: int = 0
     misses: int = 0

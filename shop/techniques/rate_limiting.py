@@ -26,7 +26,8 @@ next token). A burst of CAPACITY passes at once, the long-run rate is the refill
   login, or none), the bucket is the client's IP, never its session cookie: a client makes up
   as many cookies as it likes, and each would be a full bucket.
 
-Redis down (or slower than RATE_LIMITING_REDIS_TIMEOUT_S) is a deliberate choice per limit:
+Redis down (or slower than RATE_LIMITING_REDIS_TIMEOUT_S, or answering the script with an error:
+any RedisError, such as OOM or READONLY) is a deliberate choice per limit:
 
 - orders fail OPEN: the order goes through, with a warning logged. The limit protects the shop
   from abuse; it is not what makes an order correct (stock, payment and idempotency are), and
@@ -171,7 +172,8 @@ def bucket_key(limit: Limit, identity: str) -> str:
 
 def take(limit: Limit, identity: str, *, connection: redis.Redis | None = None) -> Decision:
     """Take one token from `identity`'s bucket of `limit`: one EVALSHA. Raises the client's
-    RedisError (or OSError) when Redis does not answer: the caller's policy decides."""
+    RedisError (or OSError) when Redis does not answer or answers with an error: the caller's
+    policy decides."""
     admitted, wait_ms, remaining = _token_bucket()(
         keys=[bucket_key(limit, identity)],
         args=[limit.capacity, limit.per_second],
