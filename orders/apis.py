@@ -370,7 +370,9 @@ class ShippingRateApi(APIView):
     """The shop's own shipping prices to a destination, from its rate tables: each method of
     the destination's zone, for a parcel of `weight_grams` (a base price plus a price per
     started kilogram), before and with the destination's VAT. No carrier is asked (that is
-    `/api/shipping/quotes/`); both tables are hot lookups of local_cache."""
+    `/api/shipping/quotes/`); both tables are hot lookups of local_cache.
+
+    503 `shipping_rates_not_configured` while either table is empty (orders/rates.py)."""
 
     class FilterSerializer(serializers.Serializer):
         country = serializers.RegexField(

@@ -151,9 +151,9 @@ class OrderEvent(models.Model):
 class StockMovement(models.Model):
     """The stock ledger: a row when an order line's units leave stock (a sale, negative) and
     one when they come back (a return, after a failed payment or a cancellation). Written by
-    the inventory work of async_tasks, once per line and kind (the unique constraint makes a
-    second run a no-op), so the units a variant sold and got back can be summed per day
-    without reading orders."""
+    `orders.stock.order_stock_record` (in the request, or on a worker with async_tasks on),
+    once per line and kind (the unique constraint makes a second run a no-op), so the units a
+    variant sold and got back can be summed per day without reading orders."""
 
     class Kind(models.TextChoices):
         SALE = "sale"
@@ -181,7 +181,7 @@ class StockMovement(models.Model):
 class TaxRate(models.Model):
     """The VAT charged on a sale to a country, in percent. A country without a row is outside
     the shop's tax area: its sales carry none (an export). Small and read on every shipping
-    estimate: a hot lookup of local_cache (`orders.selectors.tax_rates`)."""
+    estimate: a hot lookup of local_cache (`orders.rates.tax_rates`)."""
 
     country = models.CharField(max_length=2, unique=True, help_text="ISO 3166-1 alpha-2")
     rate = models.DecimalField(max_digits=5, decimal_places=2, help_text="percent: 19.00")
@@ -204,7 +204,7 @@ class TaxRate(models.Model):
 class ShippingRate(models.Model):
     """The shop's own price for a parcel by a shipping method to a zone: a base price plus a
     price per started kilogram. Small and read on every shipping estimate: a hot lookup of
-    local_cache (`orders.selectors.shipping_rates`)."""
+    local_cache (`orders.rates.shipping_rates`)."""
 
     class Zone(models.TextChoices):
         DOMESTIC = "domestic"  # settings.SHOP_COUNTRY

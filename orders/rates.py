@@ -4,6 +4,10 @@ rows a new shop starts with.
 Both tables are tiny (a row per country, a row per zone and method) and read by every shipping
 estimate, so each is read whole as one hot lookup of local_cache (`shop/techniques/local_cache.py`):
 from the process's L1, Redis, or PostgreSQL, and evicted by every save or delete of a row.
+
+An empty table is a shop not set up yet (`manage.py seed` writes the defaults), not a price of
+0: with no tax rates every country would be outside the tax area, untaxed, and with no shipping
+rates no destination would have a method. The estimate then raises `RatesNotConfigured`, a 503.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
 
 from orders.models import ShippingRate, TaxRate
+from shop.errors import DomainError
 from shop.techniques import local_cache
 
 CENT = Decimal("0.01")
@@ -43,6 +48,13 @@ DEFAULT_SHIPPING_RATES = [
     ("world", "standard", "19.90", "4.00", 8),
     ("world", "express", "44.90", "6.00", 4),
 ]
+
+
+class RatesNotConfigured(DomainError):
+    """A rate table is empty: there is no price to quote until the rates are loaded."""
+
+    status = 503
+    code = "shipping_rates_not_configured"
 
 
 def tax_rates() -> dict[str, Decimal]:
@@ -103,13 +115,22 @@ class Estimate:
 
 def estimate(*, country: str, weight_grams: int) -> Estimate:
     """The shop's own shipping prices for a parcel to `country`, before and with the VAT of the
-    destination, from the two rate tables: base price + price per started kilogram."""
+    destination, from the two rate tables: base price + price per started kilogram. Raises
+    RatesNotConfigured when either table is empty."""
     taxed = tax_rates()
+    shipping = shipping_rates()
+    empty = [name for name, rows in (("tax", taxed), ("shipping", shipping)) if not rows]
+    if empty:
+        raise RatesNotConfigured(
+            f"The shop's {' and '.join(empty)} rates are not configured, so no shipping price "
+            "can be quoted.",
+            empty_tables=empty,
+        )
     zone = zone_of(country, taxed)
     rate = taxed.get(country, Decimal("0.00"))
     kilograms = math.ceil(weight_grams / 1000)
     methods = []
-    for row_zone, method, base, per_kg, days in shipping_rates():
+    for row_zone, method, base, per_kg, days in shipping:
         if row_zone != zone:
             continue
         price = base + per_kg * kilograms

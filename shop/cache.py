@@ -1,8 +1,8 @@
 """The cache the caching techniques share: Django's Redis cache backend, with versioned keys,
 invalidation after commit, and an outage that costs a logged warning instead of a 500.
 
-    payload = cache.get(key)                    # cache.MISS when absent or when Redis is down
-    cache.set(key, payload, timeout=300)        # False when Redis is down
+    payload = cache.get(key)                    # cache.MISS when absent or when Redis fails
+    cache.set(key, payload, timeout=300)        # False when Redis fails
     cache.delete_on_commit(key, other_key)      # after the writing transaction commits
 
 **Versioned keys.** A key names what it holds and the shape it holds it in:
@@ -14,8 +14,12 @@ rolling deploy, never reads the new shape). `CACHE_SCHEMA_VERSION` (settings) mo
 at once.
 
 **Outage.** Redis down is a slower site, not a broken one: every call here catches the
-client's connection and timeout errors, logs one warning per `_WARN_EVERY_S` per process, and
-answers as a miss (`get`) or a no-op (`set`, `delete`). The callers then read PostgreSQL.
+client's errors (`OUTAGE`: redis-py's `RedisError` and `OSError`), logs one warning per
+`_WARN_EVERY_S` per process, and answers as a miss (`get`) or a no-op (`set`, `delete`).
+The callers then read PostgreSQL. The errors are all of them, not only a refused connection
+or a timeout: a Redis that answers with an error fails the call as surely, as one under
+`maxmemory` with `noeviction` does every write (`OOM command not allowed`), or a replica
+after a failover (`READONLY`).
 This is why the catalog does not configure `IGNORE_EXCEPTIONS` on the backend: the choice is
 made here, per call, and other users of the backend (rate limiting, which must choose fail
 open or closed) still see the error.
@@ -40,13 +44,14 @@ from django.core.cache import caches
 from django.core.cache.backends import redis as django_redis
 from django.db import transaction
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
 
 ALIAS = "default"
 MISS = object()  # what get() returns for an absent key; a cached None stays None
-OUTAGE = (RedisConnectionError, RedisTimeoutError, OSError)
+OUTAGE = (RedisError, OSError)  # no answer, or an error for one (OOM, READONLY, ...)
 _WARN_EVERY_S = 10.0
 _last_warning = 0.0
 
@@ -83,7 +88,7 @@ class RedisCache(django_redis.RedisCache):
 @dataclass
 class Ops:
     """The cache operations of one request (or block): keys read found and not found, keys
-    written (set, add, incr) and deleted, and calls Redis did not answer."""
+    written (set, add, incr) and deleted, and calls Redis failed (`OUTAGE`)."""
 
     hits: int = 0
     misses: int = 0
@@ -129,17 +134,31 @@ def backend():
     return caches[ALIAS]
 
 
+def failure(exc: BaseException) -> str:
+    """What Redis did, for a log: `Redis did not answer (TimeoutError: ...)`, or `Redis
+    refused it (OutOfMemoryError: OOM command not allowed ...)`."""
+    answered = not isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError)
+    what = "Redis refused it" if answered else "Redis did not answer"
+    return f"{what} ({type(exc).__name__}: {exc})"
+
+
+def _consequence(operation: str) -> str:
+    if operation.startswith("get"):
+        return "serving from PostgreSQL"
+    if operation.startswith("delete"):
+        # What Redis holds (if it still holds anything when it is back) stays until its TTL.
+        return "the entry is left to the TTLs"
+    return "nothing stored: reads miss and go to PostgreSQL"
+
+
 def outage(exc: BaseException, *, operation: str) -> None:
-    """Log (at most one warning per _WARN_EVERY_S per process) that Redis did not answer."""
+    """Log (at most one warning per _WARN_EVERY_S per process) that Redis failed a call."""
     global _last_warning
     _count(errors=1)
     now = time.monotonic()
     if now - _last_warning >= _WARN_EVERY_S:
         _last_warning = now
-        # A read is answered from PostgreSQL; a lost write or delete leaves what Redis holds
-        # (if it still holds anything when it is back) until its TTL.
-        then = "serving from PostgreSQL" if operation.startswith("get") else "left to the TTLs"
-        logger.warning("cache %s failed (%s: %s); %s", operation, type(exc).__name__, exc, then)
+        logger.warning("cache %s failed: %s; %s", operation, failure(exc), _consequence(operation))
 
 
 def get(cache_key: str) -> Any:
@@ -165,6 +184,7 @@ def get_many(cache_keys: list[str]) -> dict[str, Any]:
 
 
 def set(cache_key: str, value: Any, *, timeout: float | None) -> bool:  # noqa: A001
+    """Store `value`: True, or False when Redis failed the write."""
     _count(sets=1)
     try:
         backend().set(cache_key, value, timeout=timeout)
@@ -175,7 +195,7 @@ def set(cache_key: str, value: Any, *, timeout: float | None) -> bool:  # noqa: 
 
 
 def add(cache_key: str, value: Any, *, timeout: float | None) -> bool | None:
-    """SET NX: True if this call stored it, False if the key existed, None if Redis is down."""
+    """SET NX: True if this call stored it, False if the key existed, None if Redis failed."""
     _count(sets=1)
     try:
         return backend().add(cache_key, value, timeout=timeout)
@@ -186,7 +206,7 @@ def add(cache_key: str, value: Any, *, timeout: float | None) -> bool | None:
 
 def incr(cache_key: str) -> int | None:
     """INCR an integer stored by set() or add(): the new value, or None when the key is absent
-    or Redis is down."""
+    or Redis failed."""
     _count(sets=1)
     try:
         return backend().incr(cache_key)
@@ -222,7 +242,7 @@ return 0
 def delete_if_equal(cache_key: str, value: Any) -> bool | None:
     """Delete `cache_key` only if it still holds `value` (one Lua script, atomic): the
     release of a lock taken with `add`, which must never release a lock that expired and was
-    taken by another process since. True if deleted, False if not, None if Redis is down."""
+    taken by another process since. True if deleted, False if not, None if Redis failed."""
     _count(deletes=1)
     cache = backend()
     try:

@@ -19,9 +19,10 @@ them is the algorithm and not the atomicity:
   outflow is smooth, the price is that latency. (As a meter that refuses instead of queueing,
   a leaky bucket is the token bucket turned upside down, and admits the same requests.)
 
-And DRF's throttle (`drf_throttle`): what a team installs, a sliding log kept as a Python list
-in the cache, read, then written back: concurrent requests read the same list, each appends to
-its own copy, and all of them pass.
+And DRF's throttle (`DrfThrottle`, and `drf_allows()` for one request through it; named
+`drf_throttle` in the bench's figures): what a team installs, a sliding log kept as a Python
+list in the cache, read, then written back: concurrent requests read the same list, each
+appends to its own copy, and all of them pass.
 """
 
 from __future__ import annotations

@@ -150,8 +150,14 @@ def probes(ctx: Context) -> dict[str, tuple[str, str, dict]]:
             "/api/orders/",
             json_body("{}", CONTENT_LENGTH="many", **customer),
         ),
-        # Headers: a token no token could have, a host the site does not serve.
+        # Headers: a token or a session no one could have, a host the site does not serve.
         "token with a NUL byte": ("get", "/api/orders/", {"HTTP_AUTHORIZATION": "Token a\x00b"}),
+        # A quoted cookie's `\000` is unescaped into a NUL by Python's cookie parser.
+        "session cookie with a NUL byte": (
+            "get",
+            "/api/orders/",
+            {"HTTP_COOKIE": 'sessionid="\\000abcdefgh"'},
+        ),
         "unknown Host": ("get", "/api/products/", {"HTTP_HOST": "elsewhere.example"}),
         "unknown charset": (
             "post",
@@ -187,6 +193,7 @@ EXPECTED_STATUS = {
     "unknown URL, POST": 404,
     "POST without the trailing slash": 404,
     "token with a NUL byte": 401,
+    "session cookie with a NUL byte": 401,
     **{
         name: 400
         for name in (

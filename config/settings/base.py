@@ -520,7 +520,7 @@ CIRCUIT_BREAKER_KEY_PREFIX = env_str(
 )
 # rate_limiting (shop/techniques/rate_limiting.py): token buckets in Redis. A bucket holds up to
 # CAPACITY requests (the burst a client may send at once) and refills at PER_MINUTE. Orders are
-# limited per client (its token; its session or IP without one), logins per client IP: a
+# limited per client (its token; its IP without one), logins per client IP: a
 # customer places a few orders a minute at most, and a person typing a password logs in a few
 # times; a script guessing passwords or replaying checkouts is what is refused.
 RATE_LIMITING_ORDER_PATHS = ["/api/orders/"]

@@ -7,9 +7,9 @@ On: each client has a bucket of CAPACITY tokens that refills at a steady rate. A
 a token; with none left it is refused with 429 and `Retry-After` (the whole seconds until the
 next token). A burst of CAPACITY passes at once, the long-run rate is the refill rate.
 
-- Orders (`POST /api/orders/`) are limited per client: the hash of its API token (its session
-  cookie's, or its IP, without one). Logins (the token endpoint, DRF's and the admin's login
-  pages) are limited per client IP: the guesser has no token yet.
+- Orders (`POST /api/orders/`) are limited per client: the hash of its API token, or its IP
+  without one. Logins (the token endpoint, DRF's and the admin's login pages) are limited per
+  client IP: the guesser has no token yet.
 - The bucket is one Lua script (TOKEN_BUCKET), run by EVALSHA in one round trip: it reads the
   bucket, refills it by the time elapsed on Redis's clock (TIME, not the web process's: web
   processes whose clocks differ still agree), takes a token or computes the wait, writes the
@@ -18,11 +18,16 @@ next token). A burst of CAPACITY passes at once, the long-run rate is the refill
   DRF's throttles do) lets concurrent requests read the same count and all pass.
 - The middleware runs before sessions and authentication, so a refused request costs one Redis
   round trip and no query. The per-client key therefore cannot be the user's id (that is a
-  token lookup away): it is a SHA-256 of the token from the Authorization header. One token is
-  one user here (DRF's tokens are one per user), and the raw token never reaches a Redis key
-  or a log. A made-up token gets a bucket of its own, and then its 401.
+  token lookup away): it is a SHA-256 of the token from the Authorization header, read exactly
+  as DRF's TokenAuthentication reads it (`token_of()`), so every spelling of the header that
+  authenticates (`Token<TAB>key`, `token  key`) takes from the same bucket. One token is one
+  user here (DRF's tokens are one per user), and the raw token never reaches a Redis key or a
+  log. A made-up token gets a bucket of its own, and then its 401. Without a token (a session
+  login, or none), the bucket is the client's IP, never its session cookie: a client makes up
+  as many cookies as it likes, and each would be a full bucket.
 
-Redis down (or slower than RATE_LIMITING_REDIS_TIMEOUT_S) is a deliberate choice per limit:
+Redis down (or slower than RATE_LIMITING_REDIS_TIMEOUT_S, or answering the script with an error:
+any RedisError, such as OOM or READONLY) is a deliberate choice per limit:
 
 - orders fail OPEN: the order goes through, with a warning logged. The limit protects the shop
   from abuse; it is not what makes an order correct (stock, payment and idempotency are), and
@@ -45,8 +50,10 @@ import redis
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from redis.commands.core import Script
+from rest_framework.authentication import get_authorization_header
 
-from shop import toggles
+from shop import cache, toggles
+from shop.authentication import TokenAuthentication
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +172,8 @@ def bucket_key(limit: Limit, identity: str) -> str:
 
 def take(limit: Limit, identity: str, *, connection: redis.Redis | None = None) -> Decision:
     """Take one token from `identity`'s bucket of `limit`: one EVALSHA. Raises the client's
-    RedisError (or OSError) when Redis does not answer: the caller's policy decides."""
+    RedisError (or OSError) when Redis does not answer or answers with an error: the caller's
+    policy decides."""
     admitted, wait_ms, remaining = _token_bucket()(
         keys=[bucket_key(limit, identity)],
         args=[limit.capacity, limit.per_second],
@@ -196,15 +204,27 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:32]
 
 
+def token_of(request: HttpRequest) -> str | None:
+    """The key the project's TokenAuthentication looks up for this request, parsed as DRF's
+    `authenticate()` parses it: the header split on any whitespace, the keyword in any case,
+    exactly one credential, UTF-8. None where DRF finds no token (no header, another scheme)
+    or answers 401 before any lookup (no credential, two, bytes that are not UTF-8)."""
+    words = get_authorization_header(request).split()
+    if len(words) != 2 or words[0].lower() != TokenAuthentication.keyword.lower().encode():
+        return None
+    try:
+        return words[1].decode()
+    except UnicodeError:
+        return None
+
+
 def client_identity(request: HttpRequest) -> str:
-    """Who places the order, without a query: the API token's hash, else the session
-    cookie's, else the IP (an anonymous order is refused by authentication anyway)."""
-    scheme, _, credential = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if scheme.lower() == "token" and credential.strip():
-        return "token:" + _digest(credential.strip())
-    session = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
-    if session:
-        return "session:" + _digest(session)
+    """Who places the order, without a query: the API token's hash, else the client's IP. Not
+    the session cookie: the client chooses it (an anonymous order is refused by authentication
+    anyway, after taking its token from the IP's bucket)."""
+    token = token_of(request)
+    if token is not None:
+        return "token:" + _digest(token)
     return "ip:" + client_ip(request)
 
 
@@ -260,19 +280,14 @@ _last_warning: dict[str, float] = {}  # by limit: each policy's warning is seen
 
 
 def _outage(limit: Limit, exc: BaseException) -> None:
-    """Log that Redis did not answer: at most one warning per limit per _WARN_EVERY_S per
-    process, since during an outage every order and login would log one."""
+    """Log that Redis failed (no answer, or an error such as OOM or READONLY): at most one
+    warning per limit per _WARN_EVERY_S per process, since during an outage every order and
+    login would log one."""
     now = time.monotonic()
     if now - _last_warning.get(limit.name, -_WARN_EVERY_S) >= _WARN_EVERY_S:
         _last_warning[limit.name] = now
         policy = "let through (fail open)" if limit.fail_open else "refused (fail closed)"
-        logger.warning(
-            "rate limiting: Redis did not answer (%s: %s); %s are %s",
-            type(exc).__name__,
-            exc,
-            limit.what,
-            policy,
-        )
+        logger.warning("rate limiting: %s; %s are %s", cache.failure(exc), limit.what, policy)
 
 
 # --- the two paths -----------------------------------------------------------------------------

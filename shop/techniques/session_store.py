@@ -17,7 +17,9 @@ in Redis alone, as a cache-backed session store does. The price is durability: a
 loses its data (no persistence, `maxmemory` eviction, a flush) logs everyone out. The sessions
 Redis must therefore not evict (`maxmemory-policy noeviction`) and is not the cache's.
 
-**Redis down** (the choice, tested in tests/techniques/test_session_store.py):
+**Redis down** (the choice, tested in tests/techniques/test_session_store.py), or failing a
+command with an error (`OUTAGE`: redis-py's `RedisError`, such as `OOM command not allowed`
+from a full Redis under `noeviction`, or `READONLY` from a replica after a failover):
 - reading a session finds none: the request is anonymous, and a protected endpoint answers
   401 or 403 as it does to anyone not logged in. The cookie is left as it is, so the user is
   logged in again once Redis is back (Django would delete a cookie whose session it cannot
@@ -25,6 +27,13 @@ Redis must therefore not evict (`maxmemory-policy noeviction`) and is not the ca
 - writing one (a login, a session changed by the request) fails with a 503 JSON answer,
   `session_store_unavailable`, and nothing else is written: Django's `login()` makes the new
   session before it records the user's `last_login`. Never a 500.
+
+**A cookie no session could have.** Django makes a session key of 32 lowercase letters and
+digits; both stores take a key of any other shape (`KEY_SHAPE`) for no session at all, before
+it reaches PostgreSQL or Redis. Django itself only asks for 8 characters, so a cookie holding
+a NUL (`sessionid="\\000abcdefgh"`, which Python's cookie parser unescapes) would reach
+psycopg, which refuses it: a 500. The check is in the store classes, so it covers both
+toggle states, the middleware's sessions and the ones made outside a request.
 
 Which store a request uses is decided per request, when its session is first made
 (`store_class()`), so the toggle flips it like any other. Sessions do not move between the
@@ -34,6 +43,7 @@ stores: flipping it logs out the users of the other one, as changing SESSION_ENG
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from django.conf import settings
@@ -42,10 +52,9 @@ from django.contrib.sessions.backends import db as db_backend
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import JsonResponse
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
-from shop import toggles
+from shop import cache, toggles
 
 logger = logging.getLogger(__name__)
 
@@ -55,14 +64,16 @@ TOGGLE = toggles.register(
     description="Sessions in Redis (Django's cache backend) instead of PostgreSQL",
 )
 
-OUTAGE = (RedisConnectionError, RedisTimeoutError, OSError)
+OUTAGE = (RedisError, OSError)  # no answer, or an error for one (OOM, READONLY, ...)
+# Django's keys are 32 of VALID_KEY_CHARS (lowercase letters and digits); 8 is its own minimum.
+KEY_SHAPE = re.compile(r"[a-z0-9]{8,40}")
 RETRY_AFTER_S = 5
 _WARN_EVERY_S = 10.0
 _last_warning = 0.0
 
 
 class SessionStoreUnavailable(Exception):
-    """The sessions Redis did not answer a write."""
+    """The sessions Redis failed a write."""
 
 
 def _outage(exc: BaseException, *, operation: str) -> None:
@@ -71,15 +82,22 @@ def _outage(exc: BaseException, *, operation: str) -> None:
     now = time.monotonic()
     if now - _last_warning >= _WARN_EVERY_S:
         _last_warning = now
-        logger.warning(
-            "session %s failed (%s: %s): sessions are unavailable",
-            operation,
-            type(exc).__name__,
-            exc,
-        )
+        then = "the request is anonymous" if operation == "read" else "answered with a 503"
+        logger.warning("session %s failed: %s; %s", operation, cache.failure(exc), then)
 
 
-class RedisSessionStore(cache_backend.SessionStore):
+class _KeyShapeChecked(SessionBase):
+    def _validate_session_key(self, key):
+        # Django's check (a key of 8 characters or more), run whenever a key is set: a key
+        # that fails it is None, an empty session that is neither read nor written.
+        return isinstance(key, str) and KEY_SHAPE.fullmatch(key) is not None
+
+
+class DatabaseSessionStore(_KeyShapeChecked, db_backend.SessionStore):
+    """Django's database session store, refusing a key of the wrong shape as the module says."""
+
+
+class RedisSessionStore(_KeyShapeChecked, cache_backend.SessionStore):
     """Django's cache session store, with Redis down handled as the module says."""
 
     unavailable = False  # the session could not be read: keep the cookie, do not save
@@ -131,7 +149,7 @@ class RedisSessionStore(cache_backend.SessionStore):
 def store_class() -> type[SessionBase]:
     """The store this request's session lives in: the toggle, read now."""
     if not toggles.is_enabled(TOGGLE.name):
-        return db_backend.SessionStore  # naive: a row of django_session per session
+        return DatabaseSessionStore  # naive: a row of django_session per session
     return RedisSessionStore
 
 
@@ -145,7 +163,7 @@ class SessionStore(SessionBase):
 
     @classmethod
     def clear_expired(cls):
-        db_backend.SessionStore.clear_expired()  # Redis expires its keys itself
+        DatabaseSessionStore.clear_expired()  # Redis expires its keys itself
 
 
 class Middleware(SessionMiddleware):

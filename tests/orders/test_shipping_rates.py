@@ -63,8 +63,37 @@ def test_a_country_outside_the_tax_area_ships_to_the_world_without_vat(api_clien
     ]
 
 
-def test_a_zone_without_rates_has_no_methods(api_client):
-    assert rates_of(api_client, "country=DE&weight_grams=1")["methods"] == []
+def test_a_zone_without_rates_has_no_methods(api_client, tables):
+    ShippingRate.objects.filter(zone="world").delete()
+    assert rates_of(api_client, "country=US&weight_grams=1")["methods"] == []
+
+
+@pytest.mark.parametrize(
+    ("emptied", "empty_tables"),
+    [
+        pytest.param((TaxRate, ShippingRate), ["tax", "shipping"], id="both"),
+        pytest.param((TaxRate,), ["tax"], id="tax"),
+        pytest.param((ShippingRate,), ["shipping"], id="shipping"),
+    ],
+)
+def test_an_empty_table_is_a_503_not_a_price_of_0(api_client, tables, emptied, empty_tables):
+    """With no tax rates every country would be untaxed, with no shipping rates every zone
+    would have no method: a shop not set up yet says so instead of quoting either."""
+    for model in emptied:
+        model.objects.all().delete()  # each delete evicts the lookup (local_cache's signals)
+    response = api_client.get("/api/shipping/rates/?country=DE&weight_grams=1000")
+    assert response.status_code == 503, response.content
+    body = response.json()
+    assert body["code"] == "shipping_rates_not_configured"
+    assert body["empty_tables"] == empty_tables
+    assert "not configured" in body["detail"]
+
+
+def test_the_rates_are_quoted_as_soon_as_they_are_loaded(api_client):
+    path = "/api/shipping/rates/?country=FR&weight_grams=1000"
+    assert api_client.get(path).status_code == 503
+    rates.seed_rates()
+    assert api_client.get(path).json()["tax_rate"] == rates.DEFAULT_TAX_RATES["FR"]
 
 
 @pytest.mark.parametrize(

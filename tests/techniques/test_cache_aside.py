@@ -7,6 +7,7 @@ import threading
 from decimal import Decimal
 
 import pytest
+import redis
 from django.conf import settings
 from django.db import connection, transaction
 from django.test import override_settings
@@ -592,3 +593,57 @@ def test_redis_down_writes_still_succeed(
     assert (review.status_code, order.status_code) == (201, 201), (review.content, order.content)
     variant.refresh_from_db()
     assert (variant.price, variant.stock) == (Decimal("7.00"), 4)
+
+
+@pytest.fixture
+def redis_full(tmp_path, monkeypatch):
+    """The cache pointed at a real Redis of this test's own that is up but refuses every
+    write: `maxmemory` 1 byte under `noeviction`, so each SET answers `OOM command not
+    allowed` (a ResponseError, not a connection error). Reads and deletes still work."""
+    with PrivateBroker(tmp_path) as broker:
+        server = redis.Redis.from_url(broker.url)
+        server.config_set("maxmemory-policy", "noeviction")
+        server.config_set("maxmemory", 1)
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            server.set("probe", 1)
+        caches = {"default": {**settings.CACHES["default"], "LOCATION": broker.url}}
+        monkeypatch.setattr(cache, "_last_warning", 0.0)  # the warning is rate-limited per process
+        with override_settings(CACHES=caches):
+            yield server
+        server.close()
+
+
+def test_redis_refusing_writes_serves_every_cached_read_from_postgresql(
+    shop_rows, redis_full, caplog
+):
+    """A Redis that answers with an error is the outage path too: the read misses, its fill is
+    refused and logged, the page comes from PostgreSQL, and the next read does the same."""
+    client = APIClient()
+    with caplog.at_level(logging.WARNING, logger=cache.__name__):
+        for name, path in _paths(shop_rows).items():
+            for _ in range(2):  # nothing was stored: the second read misses as well
+                full = get(client, path)
+                assert queries(full) > 0, name
+                assert full.content == get(client, path, on=False).content, name
+                assert ops(full)["hits"] == 0 and ops(full)["errors"] >= 1, name
+    assert "failed: Redis refused it (OutOfMemoryError" in caplog.text
+    assert "nothing stored: reads miss and go to PostgreSQL" in caplog.text
+    assert redis_full.dbsize() == 0
+
+
+def test_redis_refusing_writes_lets_a_login_and_an_order_through(
+    shop_rows, redis_full, customer_client, django_capture_on_commit_callbacks
+):
+    user = UserFactory(password="Correct-Horse-7731")
+    login = APIClient().post(
+        "/api/auth/token/",
+        {"username": user.username, "password": "Correct-Horse-7731"},
+        format="json",
+    )
+    assert login.status_code == 200, login.content
+    variant = _pan_variant(shop_rows)
+    with django_capture_on_commit_callbacks(execute=True):
+        order = customer_client.post(
+            "/api/orders/", {"items": [{"sku": variant.sku, "quantity": 1}]}, format="json"
+        )
+    assert order.status_code == 201, order.content

@@ -11,6 +11,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection
+from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext, override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -225,6 +226,69 @@ def test_orders_are_limited_per_token_and_a_refused_one_writes_nothing(on):
     assert variant.stock == 100 - CAPACITY
     assert _place(bob, variant.sku).status_code == 201  # another customer, another bucket
     assert alice.get("/api/orders/").status_code == 200  # only placing an order is limited
+
+
+@pytest.mark.django_db
+def test_every_spelling_of_a_token_that_authenticates_takes_from_its_bucket(on):
+    """The header is read as DRF's TokenAuthentication reads it (split on any whitespace, the
+    keyword in any case): each spelling here authenticates, so each takes from the token's
+    bucket, and none falls back to another one."""
+    variant = VariantFactory(stock=100)
+    alice, key = _customer_with_token()
+    spellings = [f"Token {key}", f"Token\t{key}", f"token   {key}", f" TOKEN\t {key} "]
+    assert len(spellings) == CAPACITY + 1
+    for spelling in spellings[:CAPACITY]:
+        alice.credentials(HTTP_AUTHORIZATION=spelling)
+        assert _place(alice, variant.sku).status_code == 201, spelling
+    alice.credentials(HTTP_AUTHORIZATION=spellings[-1])
+    assert _place(alice, variant.sku).status_code == 429
+    assert Order.objects.count() == CAPACITY
+
+
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [
+        ("Token abc", "abc"),
+        ("Token\tabc", "abc"),
+        ("tOkEn \t abc  ", "abc"),
+        ("Bearer abc", None),  # another scheme: not a token DRF would look up
+        ("Tokenabc", None),
+        ("", None),
+        ("Token", None),  # these two DRF answers with a 401 before any lookup
+        ("Token abc def", None),
+    ],
+)
+def test_the_token_is_read_as_drf_reads_it(header, token):
+    request = RequestFactory().post("/api/orders/", HTTP_AUTHORIZATION=header)
+    assert rate_limiting.token_of(request) == token
+
+
+@pytest.mark.django_db
+def test_orders_without_a_token_share_the_ip_bucket_whatever_their_session_cookie(on):
+    """A session-authenticated client cannot get a new bucket by logging in again (a new
+    cookie), nor an anonymous one by making cookies up: without a token, the IP is the client."""
+    variant = VariantFactory(stock=100)
+    user = UserFactory()
+    AddressFactory(user=user)
+    for _ in range(CAPACITY):
+        client = APIClient()
+        client.force_login(user)  # a new session, a new cookie
+        assert _place(client, variant.sku).status_code == 201
+    client = APIClient()
+    client.force_login(user)
+    assert _place(client, variant.sku).status_code == 429
+    anonymous = APIClient()
+    anonymous.cookies["sessionid"] = "madeup" + "0" * 26
+    assert _place(anonymous, variant.sku).status_code == 429
+    assert Order.objects.count() == CAPACITY
+    # Another address is another client.
+    response = client.post(
+        "/api/orders/",
+        {"items": [{"sku": variant.sku, "quantity": 1}]},
+        format="json",
+        REMOTE_ADDR="10.0.0.7",
+    )
+    assert response.status_code == 201, response.content
 
 
 @pytest.mark.django_db

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.sessions.models import Session
 from django.core.cache import caches
@@ -241,6 +242,31 @@ def test_the_outage_is_logged_without_the_session_key(user, sessions_broker, cap
     assert key not in caplog.text
 
 
+def test_redis_refusing_writes_is_the_outage_path(user, sessions_broker, caplog):
+    """A sessions Redis that answers with an error (full under `noeviction`: `OOM command not
+    allowed`) is a 503 for a login, with nothing written, and a session it holds still reads."""
+    client = Client(raise_request_exception=False)
+    with toggles.override(session_store=True):
+        key = _log_in(client, user)
+        server = redis.Redis.from_url(sessions_broker.url)
+        server.config_set("maxmemory-policy", "noeviction")
+        server.config_set("maxmemory", 1)
+        assert client.get("/api/perf/ping/").json() == {"authenticated": True}
+        before = get_user_model().objects.get(pk=user.pk).last_login
+        session_store._last_warning = 0.0
+        response = Client(raise_request_exception=False).post(
+            "/api/auth/login/", {"username": user.username, "password": PASSWORD}
+        )
+        assert response.status_code == 503, response.content
+        assert response.json()["code"] == "session_store_unavailable"
+        assert "sessionid" not in response.cookies
+    assert get_user_model().objects.get(pk=user.pk).last_login == before
+    assert server.dbsize() == 1  # the first session only
+    server.close()
+    assert "session save failed: Redis refused it (OutOfMemoryError" in caplog.text
+    assert key not in caplog.text
+
+
 def test_a_cold_bench_run_empties_the_caches_but_logs_no_one_out(user):
     """shop.bench.cold empties every cache alias for a first request; the sessions are state."""
     from shop.bench import cold
@@ -253,3 +279,31 @@ def test_a_cold_bench_run_empties_the_caches_but_logs_no_one_out(user):
         assert caches["default"].get("perfshop-probe") is None
         assert _in_redis(key)
         assert client.get("/api/perf/ping/").json() == {"authenticated": True}
+
+
+# --- a session key no session could have ------------------------------------------------------
+
+
+@pytest.mark.parametrize("on", SIDES)
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        pytest.param('"\\000abcdefgh"', id="escaped-nul"),
+        pytest.param("ABCDEFGHIJKLMNOPQRSTUVWXYZ123456", id="upper-case"),
+        pytest.param("a" * 41, id="too-long"),
+    ],
+)
+def test_a_session_key_of_the_wrong_shape_is_no_session(user, on, cookie):
+    """Django makes a session key of 32 lowercase letters and digits. A cookie holding
+    anything else (here a NUL, which Python's cookie parser unescapes from `"\\000..."` and
+    PostgreSQL text cannot hold) is no session, on both stores, without a query: never a 500."""
+    client = Client(raise_request_exception=False)
+    with toggles.override(session_store=on):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get("/api/perf/ping/", headers={"Cookie": f"sessionid={cookie}"})
+        assert response.status_code == 200, response.content
+        assert response.json() == {"authenticated": False}
+        assert response.cookies["sessionid"].value == ""  # deleted, as an unknown session's
+        assert not [q["sql"] for q in queries if '"django_session"' in q["sql"]]
+        response = client.get("/api/orders/", headers={"Cookie": f"sessionid={cookie}"})
+        assert response.status_code in (401, 403), response.content
