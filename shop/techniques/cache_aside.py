@@ -37,6 +37,7 @@ old entries still exist.
 | a variant's price                | its product    | bumped (price from, price facets) | -    |
 | a variant's stock (orders too)   | its product    | - (no list shows stock) | -             |
 | a review (rating, review count)  | its product    | bumped (rating, rating facets) | -      |
+| a review deleted (a cascade too) | its product    | bumped                  | -             |
 | a product moved to a category    | its product    | bumped                  | -             |
 | a category moved (new parent)    | -              | bumped (descendants)    | deleted       |
 | a bulk import                    | - (new ids)    | bumped                  | -             |

@@ -301,6 +301,26 @@ def test_a_review_shows_its_rating_on_the_next_read(
     assert listed[shop_rows["pan"].pk]["rating_avg"] == "3.50"
 
 
+@pytest.mark.parametrize("denormalized", [False, True], ids=["computed", "stored"])
+def test_a_user_deleted_with_their_reviews_shows_on_the_next_read(
+    shop_rows, denormalized, django_capture_on_commit_callbacks
+):
+    """The user's reviews go by Django's cascade, which no service sees: the rating (computed,
+    or stored by the trigger) changes, and the product's pages with it."""
+    client = APIClient()
+    critic = UserFactory()
+    review_by_service(shop_rows["pan"], 2, author=critic)
+    with toggles.override(denormalized_fields=denormalized):
+        before = _cached(client, shop_rows)
+        assert (before["detail"]["rating_avg"], before["detail"]["review_count"]) == ("3.50", 2)
+        with django_capture_on_commit_callbacks(execute=True):
+            critic.delete()
+        after = _cached(client, shop_rows)
+    assert (after["detail"]["rating_avg"], after["detail"]["review_count"]) == ("5.00", 1)
+    listed = {p["id"]: p for p in after["list filtered"]["results"]}
+    assert listed[shop_rows["pan"].pk]["rating_avg"] == "5.00"
+
+
 def test_moving_a_product_shows_on_the_next_read(
     shop_rows, staff, django_capture_on_commit_callbacks
 ):
