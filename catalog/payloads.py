@@ -25,6 +25,7 @@ import hashlib
 from decimal import Decimal
 from typing import Any
 
+from django.db import DEFAULT_DB_ALIAS
 from rest_framework import serializers
 
 from catalog import selectors
@@ -197,11 +198,14 @@ def _page_product(row: dict) -> dict[str, Any]:
 # --- invalidation, called by the services inside their transaction ---------------------------
 
 
-def products_changed_on_commit(*product_ids: int, lists: bool) -> None:
+def products_changed_on_commit(
+    *product_ids: int, lists: bool, using: str = DEFAULT_DB_ALIAS
+) -> None:
     """These products' detail pages change (a price, a stock level, a rating, a category);
     with `lists`, so does what list pages show of them (not a stock level: no list shows it)."""
-    cache_aside.invalidate_on_commit(*(product_detail_key(pk) for pk in product_ids), lists=lists)
-    http_caching.changed_on_commit(product_ids=product_ids, lists=lists)
+    keys = (product_detail_key(pk) for pk in product_ids)
+    cache_aside.invalidate_on_commit(*keys, lists=lists, using=using)
+    http_caching.changed_on_commit(product_ids=product_ids, lists=lists, using=using)
 
 
 def variant_changed_on_commit(*, product_id: int, lists: bool) -> None:
@@ -251,10 +255,7 @@ def _review_deleted(sender, instance, using, **kwargs) -> None:
     """A review deleted by any ORM path: the admin, and the cascades no service sees (its
     author deleted, its product deleted). The trigger has moved the product's rating and
     review count (denormalized_fields), so its page and the lists that show them change."""
-    cache_aside.invalidate_on_commit(
-        product_detail_key(instance.product_id), lists=True, using=using
-    )
-    http_caching.changed_on_commit(product_ids=(instance.product_id,), lists=True, using=using)
+    products_changed_on_commit(instance.product_id, lists=True, using=using)
 
 
 def connect_signals() -> None:

@@ -41,6 +41,7 @@ old entries still exist.
 | a product moved to a category    | its product    | bumped                  | -             |
 | a category moved (new parent)    | -              | bumped (descendants)    | deleted       |
 | a bulk import                    | - (new ids)    | bumped                  | -             |
+| a drifted rating repaired        | its product    | bumped                  | -             |
 
 **Redis down.** `shop.cache` answers a miss and logs a warning: reads come from PostgreSQL
 (slower, never a 500), and a write's delete is lost, so an entry may be served until its TTL.
