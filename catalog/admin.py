@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import router, transaction
 
 from catalog import payloads
 from catalog.models import Brand, Category, Product, Review, Variant
@@ -6,23 +7,37 @@ from catalog.models import Brand, Category, Product, Review, Variant
 
 class CachedPagesAdmin(admin.ModelAdmin):
     """An edit in the admin is a write like any other: the cached pages that show the row go
-    once the admin's transaction commits (catalog/payloads.py). Rare, so broad."""
+    once the admin's transaction commits (catalog/payloads.py). Rare, so broad.
+
+    The invalidation must run after the write commits: outside a transaction `on_commit` runs
+    at once, so a delete would empty the cache before the rows go, and a read in between would
+    cache them again for a whole TTL. Django runs the change form, the changelist's edits and
+    the delete page in a transaction, but not the changelist's actions ("delete selected"
+    calls `delete_queryset` bare): each path that invalidates opens its own (a savepoint
+    inside Django's). `save_model` invalidates nothing: `save_related`, after it in the same
+    transaction, does it for the row and its inlines."""
 
     def cached_pages_changed(self, obj) -> None:
         raise NotImplementedError
 
+    def _atomic(self):
+        return transaction.atomic(using=router.db_for_write(self.model))
+
     def save_related(self, request, form, formsets, change):
-        super().save_related(request, form, formsets, change)  # after the inlines (variants)
-        self.cached_pages_changed(form.instance)
+        with self._atomic():
+            super().save_related(request, form, formsets, change)  # after the inlines (variants)
+            self.cached_pages_changed(form.instance)
 
     def delete_model(self, request, obj):
-        self.cached_pages_changed(obj)
-        super().delete_model(request, obj)
+        with self._atomic():
+            self.cached_pages_changed(obj)  # before: the rows that name it are still there
+            super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
-        for obj in queryset:
-            self.cached_pages_changed(obj)
-        super().delete_queryset(request, queryset)
+        with self._atomic():
+            for obj in queryset:
+                self.cached_pages_changed(obj)
+            super().delete_queryset(request, queryset)
 
 
 class _NamedByProducts(CachedPagesAdmin):

@@ -3,3 +3,8 @@ from django.apps import AppConfig
 
 class CatalogConfig(AppConfig):
     name = "catalog"
+
+    def ready(self) -> None:
+        from catalog import payloads
+
+        payloads.connect_signals()  # the cached pages of reviews deleted by a cascade

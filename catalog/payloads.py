@@ -12,7 +12,8 @@ then never reads an entry an older process wrote, and the other way round during
 deploy. `CACHE_SCHEMA_VERSION` (settings) moves every key at once.
 
 **Invalidation.** The services that write call the `*_changed_on_commit` functions below
-inside their transaction; the deletes and the list generation's bump run once it commits
+inside their transaction, and a receiver does it for the review deletes no service makes (a
+user's or a product's cascade, `connect_signals`); the deletes and the list generation's bump run once it commits
 (shop/techniques/cache_aside.py says why on commit, and why a generation for lists). The same
 calls move the HTTP validators of those pages (shop/techniques/http_caching.py), so a client's
 ETag stops matching exactly when the cached page goes.
@@ -24,6 +25,7 @@ import hashlib
 from decimal import Decimal
 from typing import Any
 
+from django.db import DEFAULT_DB_ALIAS
 from rest_framework import serializers
 
 from catalog import selectors
@@ -196,11 +198,14 @@ def _page_product(row: dict) -> dict[str, Any]:
 # --- invalidation, called by the services inside their transaction ---------------------------
 
 
-def products_changed_on_commit(*product_ids: int, lists: bool) -> None:
+def products_changed_on_commit(
+    *product_ids: int, lists: bool, using: str = DEFAULT_DB_ALIAS
+) -> None:
     """These products' detail pages change (a price, a stock level, a rating, a category);
     with `lists`, so does what list pages show of them (not a stock level: no list shows it)."""
-    cache_aside.invalidate_on_commit(*(product_detail_key(pk) for pk in product_ids), lists=lists)
-    http_caching.changed_on_commit(product_ids=product_ids, lists=lists)
+    keys = (product_detail_key(pk) for pk in product_ids)
+    cache_aside.invalidate_on_commit(*keys, lists=lists, using=using)
+    http_caching.changed_on_commit(product_ids=product_ids, lists=lists, using=using)
 
 
 def variant_changed_on_commit(*, product_id: int, lists: bool) -> None:
@@ -244,6 +249,27 @@ def categories_changed_on_commit() -> None:
     """A category moved: the tree changes, and so does every list of a category's descendants."""
     cache_aside.invalidate_on_commit(category_tree_key(), lists=True)
     http_caching.changed_on_commit(everything=True)
+
+
+def _review_deleted(sender, instance, using, **kwargs) -> None:
+    """A review deleted by any ORM path: the admin, and the cascades no service sees (its
+    author deleted, its product deleted). The trigger has moved the product's rating and
+    review count (denormalized_fields), so its page and the lists that show them change."""
+    products_changed_on_commit(instance.product_id, lists=True, using=using)
+
+
+def connect_signals() -> None:
+    """Invalidate on the ORM writes that no service makes (catalog.apps, at start-up).
+
+    Only deletes of reviews need it: Django deletes a user's or a product's reviews itself
+    and sends `post_delete` for each one (a receiver turns its fast delete off: the reviews
+    are SELECTed before their DELETE). Writes that send no signal (raw SQL, `TRUNCATE`) are
+    bounded by the TTLs."""
+    from django.db.models.signals import post_delete
+
+    from catalog.models import Review
+
+    post_delete.connect(_review_deleted, sender=Review, dispatch_uid="payloads.review_deleted")
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -11,7 +11,10 @@ On, `fetch(key, compute, ttl=...)`:
    function the off path runs, so the two answers are the same bytes, then SETs the payload
    with its TTL. The fill reads the primary, never the replica: a replica a second behind
    would store the row as it was before the write that just deleted the entry, for a whole
-   TTL, and no later write would come to delete it.
+   TTL, and no later write would come to delete it. Nor does it read this process's
+   local_cache L1 (`local_cache.bypassed()`): the category tree there may be seconds behind
+   another process's write, and a page built from it would be served by Redis, to every
+   process, for the page's whole TTL.
 
 **Invalidation runs on commit** (`shop.cache.delete_on_commit`). Deleting before the commit
 lets a concurrent reader read the old row and cache it again before the new one is visible.
@@ -34,9 +37,11 @@ old entries still exist.
 | a variant's price                | its product    | bumped (price from, price facets) | -    |
 | a variant's stock (orders too)   | its product    | - (no list shows stock) | -             |
 | a review (rating, review count)  | its product    | bumped (rating, rating facets) | -      |
+| a review deleted (a cascade too) | its product    | bumped                  | -             |
 | a product moved to a category    | its product    | bumped                  | -             |
 | a category moved (new parent)    | -              | bumped (descendants)    | deleted       |
 | a bulk import                    | - (new ids)    | bumped                  | -             |
+| a drifted rating repaired        | its product    | bumped                  | -             |
 
 **Redis down.** `shop.cache` answers a miss and logs a warning: reads come from PostgreSQL
 (slower, never a 500), and a write's delete is lost, so an entry may be served until its TTL.
@@ -56,7 +61,7 @@ from typing import Any, Protocol
 from django.db import DEFAULT_DB_ALIAS, transaction
 
 from shop import cache, toggles
-from shop.techniques import read_replica
+from shop.techniques import local_cache, read_replica
 
 TOGGLE = toggles.register(
     "cache_aside",
@@ -86,8 +91,9 @@ def read(cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any:
 
 def fill(cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any:
     """The plain miss path: compute on the primary, then store. N concurrent misses of one
-    key compute N times (the stampede that stampede_protection's read path prevents)."""
-    with read_replica.on_primary():
+    key compute N times (the stampede that stampede_protection's read path prevents).
+    local_cache's L1 is bypassed: what is stored here is served to every process."""
+    with read_replica.on_primary(), local_cache.bypassed():
         payload = compute()
     cache.set(cache_key, payload, timeout=ttl)
     return payload

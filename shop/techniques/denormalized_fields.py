@@ -89,6 +89,10 @@ class StoredCopy:
     table: str
     column: str
     truth: str  # SELECT id, truth FROM ...: the value for every row of `table`
+    # A product's cached pages (catalog/payloads.py) show it, and `table` is the products':
+    # repair() invalidates the pages of the rows it rewrites. No cached page shows an author
+    # name (the reviews list is not cached) or an order.
+    on_product_pages: bool = False
 
 
 _RATING = """SELECT p.id, {value} AS truth
@@ -111,12 +115,14 @@ COPIES = [
         "catalog_product",
         "rating_avg",
         _RATING.format(value="COALESCE(ROUND(AVG(r.rating), 2), 0.00)"),
+        on_product_pages=True,
     ),
     StoredCopy(
         "Product.review_count",
         "catalog_product",
         "review_count",
         _RATING.format(value="COUNT(r.id)"),
+        on_product_pages=True,
     ),
     StoredCopy(
         "Order.item_count",
@@ -212,14 +218,25 @@ def drift(*, examples: int = 3, using: str = "default") -> list[Drift]:
 def repair(*, using: str = "default") -> dict[str, int]:
     """Rewrite every drifted copy from its source rows, all in one transaction. Returns the
     rows repaired per copy. The source tables are locked in SHARE mode first: writes to them
-    wait until the repair commits, so no copy can drift again while it runs."""
-    repaired = {}
+    wait until the repair commits, so no copy can drift again while it runs.
+
+    The cached pages that showed a repaired value (a product's rating on its page and on the
+    lists) are invalidated once the repair commits, as any write's: the UPDATEs return the
+    ids they changed. Without it the cache would serve the drifted value for a whole TTL."""
+    from catalog import payloads  # the catalog's pages; catalog imports this module
+
+    repaired, products = {}, set()
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
         cursor.execute(f"LOCK TABLE {', '.join(SOURCE_TABLES)} IN SHARE MODE")
         for copy in COPIES:
             cursor.execute(
                 f"UPDATE {copy.table} t SET {copy.column} = s.truth FROM ({copy.truth}) s "
-                f"WHERE s.id = t.id AND t.{copy.column} IS DISTINCT FROM s.truth"
+                f"WHERE s.id = t.id AND t.{copy.column} IS DISTINCT FROM s.truth RETURNING t.id"
             )
-            repaired[copy.name] = cursor.rowcount
+            ids = [row[0] for row in cursor.fetchall()]
+            repaired[copy.name] = len(ids)
+            if copy.on_product_pages:
+                products.update(ids)
+        if products:
+            payloads.products_changed_on_commit(*sorted(products), lists=True, using=using)
     return repaired

@@ -37,6 +37,13 @@ lookup keeps the user's columns and builds a new User from them on each hit. Unk
 never cached: a client sending random tokens would otherwise fill the LRU and evict the real
 ones, and a token created a moment ago must work at once.
 
+**Shared fills bypass L1** (`bypassed()`). A page stored in Redis is served to every process
+for its own TTL (minutes), so it must not be built from this process's L1, which may be up to
+a lookup's `ttl` behind another process's write: that old tree would then outlive the L1 bound
+by the page's whole TTL. cache_aside's fill, stampede_protection's recompute and
+write_through's read-back build their pages inside `bypassed()`, where every lookup is read as
+with local_cache off (Redis, then PostgreSQL) and L1 is neither read nor written.
+
 **Memory.** Bounded by `maxsize` entries per lookup; docs/techniques/local_cache.md has the
 measured size of a full token L1 (`python manage.py local_cache_memory`).
 """
@@ -48,6 +55,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -168,17 +176,34 @@ def clear() -> None:
         _l1.clear()
 
 
+_bypassed: ContextVar[bool] = ContextVar("local_cache_bypassed", default=False)
+
+
+@contextmanager
+def bypassed() -> Iterator[None]:
+    """Inside the block (this thread or task only), every lookup skips L1, as with local_cache
+    off: read from Redis, else PostgreSQL, and L1 left as it was (neither read nor refilled).
+    For code that builds a value stored in a shared cache: it must not carry this process's
+    L1, which may be older than what other processes already see."""
+    token = _bypassed.set(True)
+    try:
+        yield
+    finally:
+        _bypassed.reset(token)
+
+
 def fetch(lookup: Lookup, key: str, compute: Callable[[], T | None]) -> T | None:
     """The value of `key`: from L1 (local_cache on), else Redis (cache_aside on: the shared
     layer is cache-aside's), else `compute()`, PostgreSQL, whose answer is stored on the way
     back in each layer that is on. A None from `compute` (nothing found) is returned and never
-    stored.
+    stored. Inside `bypassed()`, L1 counts as off.
 
     A value about to be stored is read on the primary: a replica a second behind could
     answer the row as it was before the write whose eviction just ran, and that old row
     would then be served for a whole TTL with no write left to evict it.
     """
-    local = l1(lookup) if toggles.is_enabled(TOGGLE.name) else None
+    on = toggles.is_enabled(TOGGLE.name) and not _bypassed.get()
+    local = l1(lookup) if on else None
     if local is not None:
         value = local.get(key)
         if value is not cache.MISS:

@@ -51,7 +51,7 @@ from typing import Any
 from django.conf import settings
 
 from shop import cache, toggles
-from shop.techniques import cache_aside, read_replica
+from shop.techniques import cache_aside, local_cache, read_replica
 
 TOGGLE = toggles.register(
     "stampede_protection",
@@ -149,8 +149,9 @@ def _fill_and_release(lock: Lock, compute: Callable[[], Any], *, ttl: float) -> 
 
 def _compute(compute: Callable[[], Any]) -> Any:
     # The primary, as cache_aside.fill: a lagging replica would store the row as it was
-    # before the write that just deleted the entry.
-    with read_replica.on_primary():
+    # before the write that just deleted the entry. And not this process's local_cache L1,
+    # which may be behind another process's write: what is stored is served to all of them.
+    with read_replica.on_primary(), local_cache.bypassed():
         return compute()
 
 

@@ -24,7 +24,8 @@ locks go. A later writer's `UPDATE` of those rows waits for that, so its own sto
 after; and a store that reads after a later commit stores that later value. Either way the
 last store carries the last committed row. The cost: a writer waits for a concurrent
 writer's read-back (a few milliseconds, a Redis round trip included). A replica is never
-read here: it could be behind the commit that is being written through.
+read here: it could be behind the commit that is being written through; nor is this
+process's local_cache L1 (`local_cache.bypassed()`), which may be behind another process's.
 
 **Failures.** If the read-back or the store fails (a deadlock, a statement timeout, Redis
 down), the entry is deleted instead, as off: a write never leaves an entry older than its row.
@@ -45,7 +46,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, transaction
 
 from shop import cache, toggles
-from shop.techniques import read_replica, stampede_protection
+from shop.techniques import local_cache, read_replica, stampede_protection
 
 TOGGLE = toggles.register(
     "write_through",
@@ -97,7 +98,9 @@ def store_read_back(
     """Lock the rows, build the value from them as committed, store it, then let them go.
     On any failure, delete the entry instead."""
     try:
-        with read_replica.on_primary(), transaction.atomic(using=using):
+        # Not from this process's local_cache L1 either: it may be behind another process's
+        # write, and the entry stored here is what every process reads.
+        with read_replica.on_primary(), local_cache.bypassed(), transaction.atomic(using=using):
             lock()
             payload = build()
             stored = store(cache_key, payload, ttl=ttl)

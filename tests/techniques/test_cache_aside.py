@@ -191,23 +191,31 @@ def test_the_category_tree_nests_the_children(shop_rows):
 
 
 @pytest.mark.parametrize(
-    ("path", "status"),
+    ("path", "status", "built"),
     [
-        ("/api/categories/999999/products/", 404),
-        ("/api/categories/{home}/products/?page=0", 400),
-        ("/api/categories/{home}/products/?page_size=500", 400),
-        ("/api/categories/{home}/products/?page=99", 404),
-        ("/api/products/999999/", 404),
+        ("/api/categories/999999/products/", 404, True),
+        ("/api/categories/{home}/products/?page=0", 400, False),
+        ("/api/categories/{home}/products/?page_size=500", 400, False),
+        ("/api/categories/{home}/products/?page=99", 404, True),
+        ("/api/products/999999/", 404, True),
     ],
 )
-def test_bad_requests_are_answered_and_never_cached(shop_rows, path, status):
+def test_bad_requests_are_answered_and_never_cached(shop_rows, path, status, built):
+    """`built`: the error comes from building the page, after the cache missed; it must not
+    be stored, so the next request misses again. Otherwise the view refuses the parameters
+    before the cache is asked at all."""
     client = APIClient()
     path = path.format(home=shop_rows["home"].pk)
     cache_aside.list_generation()  # started: its first read stores it
     for _ in range(2):
         response = client.get(path, HTTP_X_PERF_TOGGLES="cache_aside=on")
         assert response.status_code == status, response.content
-        assert ops(response)["sets"] == 0
+        counted = ops(response)
+        assert counted["sets"] == 0
+        if built:
+            assert counted["misses"] == 1  # the page's key, every time: nothing was stored
+        else:
+            assert counted == {"hits": 0, "misses": 0, "sets": 0, "deletes": 0, "errors": 0}
 
 
 # --- every write invalidates on commit -------------------------------------------------------
@@ -234,13 +242,15 @@ def test_a_price_change_shows_on_the_next_read(
 ):
     client = APIClient()
     _cached(client, shop_rows)
+    home_page = f"/api/categories/{shop_rows['home'].pk}/products/"
+    assert get(client, home_page).json()["results"][-1]["price_from"] == "19.99"  # cached
     variant = _pan_variant(shop_rows)
     with django_capture_on_commit_callbacks(execute=True):
         response = staff.patch(f"/api/staff/variants/{variant.pk}/", {"price": "5.00"})
     assert response.status_code == 200, response.content
     after = _cached(client, shop_rows)
     assert "5.00" in [v["price"] for v in after["detail"]["variants"]]
-    page = get(client, f"/api/categories/{shop_rows['home'].pk}/products/").json()
+    page = get(client, home_page).json()
     assert page["results"][-1]["price_from"] == "5.00"
     assert {b["band"]: b["count"] for b in page["facets"]["price"]}["under-10"] == 2
     assert after == {
@@ -302,12 +312,34 @@ def test_a_review_shows_its_rating_on_the_next_read(
     assert listed[shop_rows["pan"].pk]["rating_avg"] == "3.50"
 
 
+@pytest.mark.parametrize("denormalized", [False, True], ids=["computed", "stored"])
+def test_a_user_deleted_with_their_reviews_shows_on_the_next_read(
+    shop_rows, denormalized, django_capture_on_commit_callbacks
+):
+    """The user's reviews go by Django's cascade, which no service sees: the rating (computed,
+    or stored by the trigger) changes, and the product's pages with it."""
+    client = APIClient()
+    critic = UserFactory()
+    review_by_service(shop_rows["pan"], 2, author=critic)
+    with toggles.override(denormalized_fields=denormalized):
+        before = _cached(client, shop_rows)
+        assert (before["detail"]["rating_avg"], before["detail"]["review_count"]) == ("3.50", 2)
+        with django_capture_on_commit_callbacks(execute=True):
+            critic.delete()
+        after = _cached(client, shop_rows)
+    assert (after["detail"]["rating_avg"], after["detail"]["review_count"]) == ("5.00", 1)
+    listed = {p["id"]: p for p in after["list filtered"]["results"]}
+    assert listed[shop_rows["pan"].pk]["rating_avg"] == "5.00"
+
+
 def test_moving_a_product_shows_on_the_next_read(
     shop_rows, staff, django_capture_on_commit_callbacks
 ):
     client = APIClient()
     before = _cached(client, shop_rows)
     assert shop_rows["hose"].pk not in [p["id"] for p in before["list filtered"]["results"]]
+    hose = f"/api/products/{shop_rows['hose'].pk}/"
+    assert get(client, hose).json()["category"]["name"] == "Garden"  # cached
     with django_capture_on_commit_callbacks(execute=True):
         response = staff.patch(
             f"/api/staff/products/{shop_rows['hose'].pk}/", {"category": shop_rows["knives"].pk}
@@ -315,8 +347,7 @@ def test_moving_a_product_shows_on_the_next_read(
     assert response.status_code == 200, response.content
     after = _cached(client, shop_rows)
     assert shop_rows["hose"].pk in [p["id"] for p in after["list filtered"]["results"]]
-    detail = get(client, f"/api/products/{shop_rows['hose'].pk}/").json()
-    assert detail["category"]["name"] == "Knives"
+    assert get(client, hose).json()["category"]["name"] == "Knives"
 
 
 def test_moving_a_category_shows_on_the_next_read(
@@ -343,7 +374,9 @@ def test_moving_a_category_shows_on_the_next_read(
 def test_a_bulk_import_shows_on_the_next_read(shop_rows, django_capture_on_commit_callbacks):
     client = APIClient()
     page = f"/api/categories/{shop_rows['knives'].pk}/products/"
-    assert get(client, page).json()["count"] == 2
+    newest = "/api/products/?page_size=3"
+    assert get(client, page).json()["count"] == 2  # cached, as the next one
+    assert get(client, newest).json()["results"][0]["name"] != "bread knife"
     row = catalog_services.ProductRow(
         name="bread knife",
         slug="bread-knife",
@@ -357,7 +390,7 @@ def test_a_bulk_import_shows_on_the_next_read(shop_rows, django_capture_on_commi
     with django_capture_on_commit_callbacks(execute=True):
         catalog_services.product_import(rows=[row])
     assert get(client, page).json()["count"] == 3
-    assert get(client, "/api/products/?page_size=3").json()["results"][0]["name"] == "bread knife"
+    assert get(client, newest).json()["results"][0]["name"] == "bread knife"
 
 
 def test_the_entry_goes_on_commit_not_before(shop_rows, django_capture_on_commit_callbacks):

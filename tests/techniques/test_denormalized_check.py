@@ -7,9 +7,11 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from rest_framework.test import APIClient
 
 from catalog.models import Product, Review
 from orders.models import Order
+from shop.perf_headers import parse_query_counts
 from shop.techniques import denormalized_fields
 from tests.factories import (
     OrderFactory,
@@ -126,3 +128,37 @@ def test_writes_with_the_triggers_disabled_are_found(shop):
     assert _counts() == dict.fromkeys(COPIES, 0)
     new.refresh_from_db()
     assert (new.item_count, new.total_amount) == (2, Decimal("4.50"))
+
+
+def test_fix_invalidates_the_cached_pages_of_the_products_it_repaired(
+    shop, django_capture_on_commit_callbacks
+):
+    """A repaired rating is shown at once: the pages of the products repaired are deleted
+    once the repair commits, and the lists move to a new generation. A product the repair did
+    not touch keeps its cached page."""
+    drifted, untouched = shop["products"]
+    client = APIClient()
+
+    def read(path):
+        response = client.get(path, HTTP_X_PERF_TOGGLES="cache_aside=on,denormalized_fields=on")
+        assert response.status_code == 200, response.content
+        return response.json(), sum(parse_query_counts(response["X-DB-Queries"]).values())
+
+    def listed(product):
+        return {p["id"]: p["rating_avg"] for p in read("/api/products/")[0]["results"]}[product.pk]
+
+    Product.objects.filter(pk=drifted.pk).update(rating_avg=Decimal("1.11"))
+    for product in shop["products"]:
+        read(f"/api/products/{product.pk}/")  # cached
+    assert listed(drifted) == "1.11"
+    assert read(f"/api/products/{drifted.pk}/")[1] == 0  # a hit
+
+    with django_capture_on_commit_callbacks(execute=True):
+        status, _ = _check("--fix")
+    assert status == 0
+
+    page, queries = read(f"/api/products/{drifted.pk}/")
+    assert page["rating_avg"] == "4.50" and queries > 0  # deleted on commit, built again
+    assert listed(drifted) == "4.50"
+    page, queries = read(f"/api/products/{untouched.pk}/")
+    assert page["rating_avg"] == "2.00" and queries == 0  # not repaired: still cached

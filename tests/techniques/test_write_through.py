@@ -17,14 +17,15 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from catalog import payloads
-from catalog.models import Variant
+from catalog.models import Category, Variant
+from catalog.selectors import category_with_descendant_ids
 from shop import cache, toggles
 from shop.perf_headers import parse_cache_ops, parse_query_counts
 from shop.private_broker import PrivateBroker
-from shop.techniques import write_through
+from shop.techniques import local_cache, write_through
 from shop.techniques.stampede_protection import Entry
 from tests.concurrency import run_concurrently
-from tests.factories import UserFactory, VariantFactory
+from tests.factories import CategoryFactory, UserFactory, VariantFactory
 
 STATES = [pytest.param(False, id="off"), pytest.param(True, id="on")]
 KEY = cache.key("write-through-test", version=1)
@@ -104,6 +105,23 @@ def test_a_failed_read_back_deletes_the_entry_and_the_write_stands(variant):
     assert cache.get(KEY) is cache.MISS
     variant.refresh_from_db()
     assert variant.price == Decimal("6.00")
+
+
+def test_the_read_back_reads_past_this_process_local_cache(variant):
+    """The entry written through is read by every process: it is not built from this
+    process's L1, which may be behind a write another process committed."""
+    root = CategoryFactory()
+    child = CategoryFactory(parent=root)
+
+    def subtree():
+        return category_with_descendant_ids(category_id=root.pk)
+
+    with toggles.override(local_cache=True, cache_aside=True):
+        assert category_with_descendant_ids(category_id=root.pk) == sorted([root.pk, child.pk])
+        Category.objects.filter(pk=child.pk).update(parent=None)  # another process's write,
+        cache.delete(local_cache.CATEGORY_TREE.key())  # whose eviction reaches Redis only
+        write_price(variant, "6.00", on=True, build=subtree)
+    assert cache.get(KEY) == [root.pk]
 
 
 def test_the_value_stored_is_the_row_read_back_not_the_writers_own(variant):
