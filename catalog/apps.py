@@ -7,4 +7,4 @@ class CatalogConfig(AppConfig):
     def ready(self) -> None:
         from catalog import payloads
 
-        payloads.connect_signals()  # the cached pages of reviews deleted by a cascade
+        payloads.connect_signals()  # the cached pages of products and users deleted by the ORM

@@ -12,9 +12,10 @@ then never reads an entry an older process wrote, and the other way round during
 deploy. `CACHE_SCHEMA_VERSION` (settings) moves every key at once.
 
 **Invalidation.** The services that write call the `*_changed_on_commit` functions below
-inside their transaction, and a receiver does it for the review deletes no service makes (a
-user's or a product's cascade, `connect_signals`); the deletes and the list generation's bump run once it commits
-(shop/techniques/cache_aside.py says why on commit, and why a generation for lists). The same
+inside their transaction, and receivers do it for the deletes no service makes (a product's,
+and a user's with their reviews, `connect_signals`); the deletes and the list generation's
+bump run once it commits (shop/techniques/cache_aside.py says why on commit, and why a
+generation for lists). The same
 calls move the HTTP validators of those pages (shop/techniques/http_caching.py), so a client's
 ETag stops matching exactly when the cached page goes.
 """
@@ -251,25 +252,40 @@ def categories_changed_on_commit() -> None:
     http_caching.changed_on_commit(everything=True)
 
 
-def _review_deleted(sender, instance, using, **kwargs) -> None:
-    """A review deleted by any ORM path: the admin, and the cascades no service sees (its
-    author deleted, its product deleted). The trigger has moved the product's rating and
-    review count (denormalized_fields), so its page and the lists that show them change."""
-    products_changed_on_commit(instance.product_id, lists=True, using=using)
+def _product_deleting(sender, instance, using, **kwargs) -> None:
+    """A product deleted by any ORM path: its page goes, and so does every list that shows
+    it. Its reviews go with it by Django's cascade."""
+    products_changed_on_commit(instance.pk, lists=True, using=using)
+
+
+def _user_deleting(sender, instance, using, **kwargs) -> None:
+    """A user deleted: Django's cascade deletes their reviews, which no service sees, and the
+    trigger moves each reviewed product's rating and review count (denormalized_fields). One
+    query for those products while the reviews are still there, then one invalidation of them
+    all, whatever the number of reviews."""
+    from catalog.models import Review
+
+    reviews = Review.objects.using(using).filter(author_id=instance.pk).order_by()
+    product_ids = list(reviews.values_list("product_id", flat=True).distinct())
+    if product_ids:
+        products_changed_on_commit(*product_ids, lists=True, using=using)
 
 
 def connect_signals() -> None:
-    """Invalidate on the ORM writes that no service makes (catalog.apps, at start-up).
+    """Invalidate on the ORM deletes that no service makes (catalog.apps, at start-up): a
+    product's, and a user's, whose reviews Django's cascade deletes.
 
-    Only deletes of reviews need it: Django deletes a user's or a product's reviews itself
-    and sends `post_delete` for each one (a receiver turns its fast delete off: the reviews
-    are SELECTed before their DELETE). Writes that send no signal (raw SQL, `TRUNCATE`) are
-    bounded by the TTLs."""
-    from django.db.models.signals import post_delete
+    `pre_delete`, sent inside the delete's transaction (django.db.models.deletion.Collector),
+    so the invalidation runs once that commits, and the rows the receiver reads are still
+    there. None on `Review`: a receiver there would cost one invalidation per review deleted
+    and turn its fast delete off (each review SELECTed before its DELETE); a review deleted
+    alone is the admin's, which invalidates its own (catalog/admin.py). Writes that send no
+    signal (raw SQL, `TRUNCATE`) are bounded by the TTLs."""
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import pre_delete
 
-    from catalog.models import Review
-
-    post_delete.connect(_review_deleted, sender=Review, dispatch_uid="payloads.review_deleted")
+    pre_delete.connect(_product_deleting, sender=Product, dispatch_uid="payloads.product")
+    pre_delete.connect(_user_deleting, sender=get_user_model(), dispatch_uid="payloads.user")
 
 
 # --- helpers -------------------------------------------------------------------------------------

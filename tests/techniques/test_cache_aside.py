@@ -332,6 +332,40 @@ def test_a_user_deleted_with_their_reviews_shows_on_the_next_read(
     assert listed[shop_rows["pan"].pk]["rating_avg"] == "5.00"
 
 
+def test_a_product_deleted_by_the_orm_is_gone_on_the_next_read(
+    shop_rows, django_capture_on_commit_callbacks
+):
+    client = APIClient()
+    before = _cached(client, shop_rows)
+    assert shop_rows["pan"].pk in {p["id"] for p in before["list filtered"]["results"]}
+    with django_capture_on_commit_callbacks(execute=True):
+        shop_rows["pan"].delete()
+    gone = client.get(_paths(shop_rows)["detail"], HTTP_X_PERF_TOGGLES="cache_aside=on")
+    assert gone.status_code == 404
+    listed = get(client, _paths(shop_rows)["list filtered"]).json()["results"]
+    assert shop_rows["pan"].pk not in {p["id"] for p in listed}
+
+
+@pytest.mark.parametrize("reviews", [1, 4])
+def test_a_user_deleted_with_reviews_invalidates_once_whatever_their_number(
+    reviews, django_capture_on_commit_callbacks
+):
+    """One query for the products the user reviewed, then one invalidation of them all: the
+    same three calls on commit (the pages' delete, the lists' generation, the validators)
+    for one review as for four, and one delete of all the pages."""
+    critic = UserFactory()
+    products = [ProductFactory() for _ in range(reviews)]
+    for product in products:
+        review_by_service(product, 4, author=critic)
+    with django_capture_on_commit_callbacks() as callbacks:
+        critic.delete()
+    assert len(callbacks) == 3
+    with cache.counting() as counted:
+        for callback in callbacks:
+            callback()
+    assert counted.deletes == reviews  # one DEL of every page, each product's once
+
+
 def test_moving_a_product_shows_on_the_next_read(
     shop_rows, staff, django_capture_on_commit_callbacks
 ):
