@@ -1,19 +1,20 @@
 """The admin opens for every model, refuses the edits that would make stored copies lie, and
 invalidates the cached pages its writes change once they commit."""
 
-import threading
 from datetime import datetime
 from decimal import Decimal
 
 import pytest
 from django.contrib import admin
-from django.db import connection
 from django.db.models.signals import pre_delete
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from catalog import payloads
 from catalog.models import Product
+from shop import cache
 from shop.perf_headers import parse_cache_ops
+from tests.concurrency import run_concurrently
 from tests.factories import ReviewFactory, UserFactory, VariantFactory
 
 pytestmark = pytest.mark.django_db
@@ -96,16 +97,14 @@ def test_products_deleted_from_the_changelist_are_gone_on_the_next_read(admin_cl
     for path in paths:
         assert _cached_get(path).status_code == 200
 
-    def read_just_before_the_delete(sender, instance, **kwargs):
-        def read():
-            try:
-                assert _cached_get(f"/api/products/{instance.pk}/").status_code == 200
-            finally:
-                connection.close()
+    read_before_the_commit = {}  # pk: (the reader's status, its sets, the page cached after)
 
-        reader = threading.Thread(target=read)
-        reader.start()
-        reader.join(30)
+    def read_just_before_the_delete(sender, instance, **kwargs):
+        key = payloads.product_detail_key(instance.pk)
+        cache.delete(key)  # as its TTL running out just then would: the reader misses
+        [read] = run_concurrently(lambda _: _cached_get(f"/api/products/{instance.pk}/"), 1)
+        sets = parse_cache_ops(read["X-Cache-Ops"])["sets"]
+        read_before_the_commit[instance.pk] = (read.status_code, sets, cache.get(key) is not None)
 
     pre_delete.connect(read_just_before_the_delete, sender=Product, dispatch_uid="test-read")
     try:
@@ -120,6 +119,7 @@ def test_products_deleted_from_the_changelist_are_gone_on_the_next_read(admin_cl
     finally:
         pre_delete.disconnect(sender=Product, dispatch_uid="test-read")
     assert response.status_code == 302
+    assert read_before_the_commit == {product.pk: (200, 1, True) for product in products}
     assert not Product.objects.filter(pk__in=[product.pk for product in products]).exists()
     for path in paths:
         assert _cached_get(path).status_code == 404, path
