@@ -17,37 +17,43 @@ class CachedPagesAdmin(admin.ModelAdmin):
     inside Django's). `save_model` invalidates nothing: `save_related`, after it in the same
     transaction, does it for the row and its inlines."""
 
-    def cached_pages_changed(self, obj) -> None:
+    def cached_pages_changed(self, obj, *, using: str) -> None:
         raise NotImplementedError
 
-    def _atomic(self):
-        return transaction.atomic(using=router.db_for_write(self.model))
+    def _using(self) -> str:
+        """The database the admin writes to: its transaction's, and the one whose commit
+        the invalidation waits for."""
+        return router.db_for_write(self.model)
 
     def save_related(self, request, form, formsets, change):
-        with self._atomic():
+        using = self._using()
+        with transaction.atomic(using=using):
             super().save_related(request, form, formsets, change)  # after the inlines (variants)
-            self.cached_pages_changed(form.instance)
+            self.cached_pages_changed(form.instance, using=using)
 
     def delete_model(self, request, obj):
-        with self._atomic():
-            self.cached_pages_changed(obj)  # before: the rows that name it are still there
+        using = self._using()
+        with transaction.atomic(using=using):
+            self.cached_pages_changed(obj, using=using)  # before: the rows naming it are there
             super().delete_model(request, obj)
 
     def delete_queryset(self, request, queryset):
-        with self._atomic():
+        using = self._using()
+        with transaction.atomic(using=using):
             for obj in queryset:
-                self.cached_pages_changed(obj)
+                self.cached_pages_changed(obj, using=using)
             super().delete_queryset(request, queryset)
 
 
 class _NamedByProducts(CachedPagesAdmin):
     """A category or brand: its name is on the page of every product in it."""
 
-    def cached_pages_changed(self, obj) -> None:
+    def cached_pages_changed(self, obj, *, using: str) -> None:
         field = "category" if isinstance(obj, Category) else "brand"
-        product_ids = Product.objects.filter(**{field: obj.pk}).values_list("pk", flat=True)
-        payloads.products_changed_on_commit(*product_ids, lists=True)
-        payloads.categories_changed_on_commit()
+        products = Product.objects.using(using).filter(**{field: obj.pk})
+        product_ids = products.values_list("pk", flat=True)
+        payloads.products_changed_on_commit(*product_ids, lists=True, using=using)
+        payloads.categories_changed_on_commit(using=using)
 
 
 @admin.register(Category)
@@ -87,8 +93,8 @@ class ProductAdmin(CachedPagesAdmin):
     readonly_fields = ["rating_avg", "review_count", "view_count"]
     inlines = [VariantInline]
 
-    def cached_pages_changed(self, obj) -> None:
-        payloads.products_changed_on_commit(obj.pk, lists=True)
+    def cached_pages_changed(self, obj, *, using: str) -> None:
+        payloads.products_changed_on_commit(obj.pk, lists=True, using=using)
 
 
 @admin.register(Review)
@@ -100,5 +106,5 @@ class ReviewAdmin(CachedPagesAdmin):
     def has_add_permission(self, request):
         return False  # reviews are posted through the API, which keeps the product's rating right
 
-    def cached_pages_changed(self, obj) -> None:
-        payloads.products_changed_on_commit(obj.product_id, lists=True)  # its rating
+    def cached_pages_changed(self, obj, *, using: str) -> None:
+        payloads.products_changed_on_commit(obj.product_id, lists=True, using=using)  # rating

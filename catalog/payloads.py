@@ -246,10 +246,10 @@ def products_added_on_commit() -> None:
     http_caching.changed_on_commit(lists=True)
 
 
-def categories_changed_on_commit() -> None:
+def categories_changed_on_commit(*, using: str = DEFAULT_DB_ALIAS) -> None:
     """A category moved: the tree changes, and so does every list of a category's descendants."""
-    cache_aside.invalidate_on_commit(category_tree_key(), lists=True)
-    http_caching.changed_on_commit(everything=True)
+    cache_aside.invalidate_on_commit(category_tree_key(), lists=True, using=using)
+    http_caching.changed_on_commit(everything=True, using=using)
 
 
 def _product_deleting(sender, instance, using, **kwargs) -> None:
