@@ -31,7 +31,8 @@ On, `fetch(key, compute, ttl=...)`, three mechanisms:
    entries filled together expire over a spread instead of in the same second.
 
 **Redis down.** `shop.cache` answers a miss, and `add` answers None (no lock to take, and
-nobody to wait for): the request computes from PostgreSQL, as cache-aside does. No 500.
+nobody to wait for): the request computes from PostgreSQL, as cache-aside does, and, since
+nothing is stored, through this process's local_cache L1. No 500.
 
 The read path is cache_aside's seam (`cache_aside.set_read_path`): with cache_aside on,
 every cached read comes here, and this module picks the plain path or the protected one under
@@ -99,7 +100,7 @@ def _protected(cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any
     if taken is None:
         # Redis does not answer: nobody can hold the lock or store a value. Serve what we
         # read, if anything; else compute from PostgreSQL, as cache-aside does.
-        return stored.payload if isinstance(stored, Entry) else _compute(compute)
+        return stored.payload if isinstance(stored, Entry) else _compute_unstored(compute)
     if taken:
         return _fill_and_release(lock, compute, ttl=ttl)
     if isinstance(stored, Entry):
@@ -130,7 +131,7 @@ def _wait_for_fill(lock: Lock, compute: Callable[[], Any], *, ttl: float) -> Any
             return _fill_and_release(lock, compute, ttl=ttl)
         if taken is None:
             break  # Redis went away: nothing will arrive
-    return _compute(compute)
+    return _compute_unstored(compute)
 
 
 def _fill_and_release(lock: Lock, compute: Callable[[], Any], *, ttl: float) -> Any:
@@ -140,18 +141,26 @@ def _fill_and_release(lock: Lock, compute: Callable[[], Any], *, ttl: float) -> 
         payload = _fresh(cache.get(lock.cache_key))
         if payload is not cache.MISS:
             return payload
-        payload = _compute(compute)
+        payload = _compute_to_store(compute)
         store(lock.cache_key, payload, ttl=ttl)
         return payload
     finally:
         lock.release()  # after the store: a waiter that then polls finds the value
 
 
-def _compute(compute: Callable[[], Any]) -> Any:
+def _compute_to_store(compute: Callable[[], Any]) -> Any:
     # The primary, as cache_aside.fill: a lagging replica would store the row as it was
     # before the write that just deleted the entry. And not this process's local_cache L1,
     # which may be behind another process's write: what is stored is served to all of them.
     with read_replica.on_primary(), local_cache.bypassed():
+        return compute()
+
+
+def _compute_unstored(compute: Callable[[], Any]) -> Any:
+    # For this request alone (Redis down, or the waiter's last resort): nothing is stored,
+    # so this process's L1 may serve it as it serves any of its reads, and spares PostgreSQL
+    # exactly when Redis cannot. The primary still, as the path that stores.
+    with read_replica.on_primary():
         return compute()
 
 

@@ -22,7 +22,7 @@ from django.test import Client, override_settings
 from catalog import selectors
 from shop import cache, toggles
 from shop.private_broker import PrivateBroker
-from shop.techniques import cache_aside, stampede_protection
+from shop.techniques import cache_aside, local_cache, stampede_protection
 from shop.techniques.stampede_protection import Entry
 from tests.concurrency import run_concurrently
 from tests.factories import BrandFactory, CategoryFactory, ProductFactory, VariantFactory
@@ -72,6 +72,17 @@ class Readers:
             cursor.execute("SELECT 6 * 7")
             (answer,) = cursor.fetchone()
         return {"answer": answer}
+
+
+def skips_l1(payload: str):
+    """A compute that records whether it ran past local_cache's L1 (`local_cache.bypassed()`)."""
+    skipped: list[bool] = []
+
+    def compute() -> str:
+        skipped.append(local_cache._bypassed.get())
+        return payload
+
+    return compute, skipped
 
 
 def fetch(on: bool, compute, *, ttl: float = 60) -> object:
@@ -143,8 +154,17 @@ def test_past_the_hard_ttl_a_waiter_computes_itself_when_the_holder_never_stores
     settings.STAMPEDE_WAIT_S = 0.2
     dead = stampede_protection.Lock(KEY)
     assert dead.acquire()  # a holder that died with its lock
-    assert fetch(True, lambda: "computed") == "computed"
+    compute, skipped_l1 = skips_l1("computed")
+    assert fetch(True, compute) == "computed"
     assert cache.get(KEY) is cache.MISS  # the last resort does not store: the fill is the holder's
+    assert skipped_l1 == [False]  # so this process's L1 may serve it
+
+
+def test_a_fill_computes_past_this_processs_l1():
+    compute, skipped_l1 = skips_l1("computed")
+    assert fetch(True, compute) == "computed"
+    assert cache.get(KEY).payload == "computed"  # stored for every process
+    assert skipped_l1 == [True]
 
 
 def test_a_waiter_takes_over_the_fill_when_a_dead_holders_lock_expires(settings):
@@ -213,6 +233,18 @@ def test_with_redis_down_every_request_computes_and_none_fails(on, tmp_path, set
             answers = run_concurrently(lambda _i: fetch(on, compute), count=5)
     assert answers == ["from PostgreSQL"] * 5
     assert len(computes) == 5
+
+
+def test_with_redis_down_the_protected_path_computes_through_l1(tmp_path, settings):
+    """Nothing is stored while Redis does not answer, so this process's L1 (the category
+    tree, the tokens) still spares PostgreSQL in the compute."""
+    with PrivateBroker(tmp_path / "redis") as redis_server:
+        caches = {"default": {**settings.CACHES["default"], "LOCATION": redis_server.url}}
+        with override_settings(CACHES=caches):
+            redis_server.stop()
+            compute, skipped_l1 = skips_l1("from PostgreSQL")
+            assert fetch(True, compute) == "from PostgreSQL"
+    assert skipped_l1 == [False]
 
 
 # --- through the API: the category page ---------------------------------------------------------
