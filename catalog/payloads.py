@@ -280,7 +280,8 @@ def connect_signals() -> None:
     there. None on `Review`: a receiver there would cost one invalidation per review deleted
     and turn its fast delete off (each review SELECTed before its DELETE); a review deleted
     alone is the admin's, which invalidates its own (catalog/admin.py). Writes that send no
-    signal (raw SQL, `TRUNCATE`) are bounded by the TTLs."""
+    signal (raw SQL) are bounded by the TTLs; the seed, which truncates, drops this database's
+    keys once it commits (shop/seed/redis_state.py)."""
     from django.contrib.auth import get_user_model
     from django.db.models.signals import pre_delete
 

@@ -11,7 +11,7 @@ from time import perf_counter
 from django.contrib.auth.hashers import make_password
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
-from shop.seed import db
+from shop.seed import db, redis_state
 from shop.seed.generate import Block, World
 from shop.seed.report import Progress, SeedReport, peak_rss_bytes
 from shop.seed.spec import DEFAULT_SEED, ORDER_SPAN_DAYS, PASSWORD, SIZES
@@ -58,7 +58,8 @@ def seed(
       Python with loading in PostgreSQL.
 
     Everything runs in one transaction (a savepoint if the caller has one open): on any error
-    or Ctrl-C the previous data stays as it was.
+    or Ctrl-C the previous data stays as it was. Once it commits, this database's Redis keys
+    go, and this process's local_cache L1 (shop/seed/redis_state.py).
     """
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}: choose one of {', '.join(SIZES)}")
@@ -150,8 +151,14 @@ def seed(
             # commits with them. Not CONCURRENTLY: every row changes, and it is faster whole.
             materialized_view.refresh(using=using, concurrently=False)
         _restore_local(cur, previous)
+        if connection.settings_dict["NAME"] == connections[DEFAULT_DB_ALIAS].settings_dict["NAME"]:
+            # The Redis keys are named after the default database's name: after the commit,
+            # those describing the replaced rows go (shop/seed/redis_state.py).
+            transaction.on_commit(lambda: _drop_redis_state(phase, out), using=using)
         commit_started = perf_counter()
-    phases["commit"] = perf_counter() - commit_started
+    phases["commit"] = perf_counter() - commit_started - phases.get(_REDIS_PHASE, 0.0)
+    if _REDIS_PHASE in phases:
+        phases[_REDIS_PHASE] = phases.pop(_REDIS_PHASE)  # after the commit, as it ran
 
     report.counts = dict(loader.rows)
     report.copy_statements = loader.statements
@@ -161,6 +168,14 @@ def seed(
     for line in report.lines():
         out(line)
     return report
+
+
+_REDIS_PHASE = "drop redis keys"
+
+
+def _drop_redis_state(phase, out: Callable[[str], None]) -> None:
+    with phase(_REDIS_PHASE):
+        redis_state.drop(out=out)
 
 
 def _stream(loader: db.CopyLoader, blocks: Iterator[tuple[int, Block]], progress: Progress) -> None:

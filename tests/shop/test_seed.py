@@ -5,6 +5,7 @@ savepoint), so everything is rolled back afterwards.
 """
 
 import json
+import re
 from datetime import date, datetime, timedelta
 from io import StringIO
 
@@ -13,11 +14,16 @@ from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.test import override_settings
 
+from catalog import payloads
 from catalog.models import Brand, Category
-from shop.seed import SIZES, SeedReport, seed
+from shop import cache
+from shop.private_broker import PrivateBroker
+from shop.seed import SIZES, SeedReport, redis_state, seed
 from shop.seed import db as seed_db
 from shop.seed.generate import COLUMNS, World
+from shop.techniques import local_cache, write_behind
 
 ANCHOR = date(2025, 6, 1)
 TABLES = list(COLUMNS)
@@ -226,17 +232,25 @@ def test_sequences_continue_after_the_seeded_ids(seeded):
     assert Category.objects.create(name="New", slug="new-cat").id == 49
 
 
-def test_a_failed_seed_leaves_the_previous_data(seeded, monkeypatch):
+def test_a_failed_seed_leaves_the_previous_data(
+    seeded, monkeypatch, django_capture_on_commit_callbacks
+):
     before = fingerprints()
+    page = payloads.product_detail_key(42)
+    cache.set(page, "product 42's page", timeout=60)
 
     def broken(self):
         yield from []
         raise RuntimeError("generator failed")
 
     monkeypatch.setattr(World, "order_blocks", broken)
-    with pytest.raises(RuntimeError, match="generator failed"):
+    with (
+        pytest.raises(RuntimeError, match="generator failed"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         seed(size="small", seed=9, anchor=ANCHOR, out=quiet)
     assert fingerprints() == before
+    assert cache.get(page) == "product 42's page"  # the rows stay, and so do their pages
     # The indexes and constraints dropped for the load are back too.
     assert scalar("SELECT count(*) FROM pg_indexes WHERE tablename = 'orders_orderitem'") >= 3
 
@@ -250,11 +264,16 @@ def test_a_failed_copy_leaves_the_previous_data(seeded, monkeypatch):
     assert fingerprints() == before
 
 
-def test_command_warns_reports_and_writes_json(db, tmp_path):
+def test_command_warns_reports_and_writes_json(db, tmp_path, django_capture_on_commit_callbacks):
     out = StringIO()
     path = tmp_path / "report.json"
-    call_command("seed", size="small", seed=3, anchor="2025-01-15", json=str(path), stdout=out)
+    page = payloads.product_detail_key(42)
+    cache.set(page, "the old product 42's page", timeout=60)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed", size="small", seed=3, anchor="2025-01-15", json=str(path), stdout=out)
+    assert cache.get(page) is cache.MISS  # the new product 42 is not the old one
     text = out.getvalue()
+    assert re.search(r"^Dropped [0-9,]+ Redis keys of this database", text, re.MULTILINE)
     assert "This replaces all shop data (users, catalog, orders)" in text
     assert "Current rows:" in text
     assert "anchor=2025-01-15" in text
@@ -278,3 +297,85 @@ def test_command_rejects_bad_arguments(db):
         call_command("seed", size="small", anchor="2025-13-01")
     with pytest.raises(CommandError, match="YYYY-MM-DD"):
         call_command("seed", size="small", anchor="yesterday")
+
+
+# --- this database's Redis state, dropped after the seed commits ----------------------------
+
+
+def _raw_cache():
+    return cache.backend()._cache.get_client(write=True)
+
+
+def test_the_seed_drops_this_databases_keys_and_no_others(settings):
+    write_behind.discard()  # the counts earlier tests of this run left
+    backend = cache.backend()
+    prefix = backend.key_prefix
+    views = f"{settings.WRITE_BEHIND_KEY_PREFIX}:{{product_views}}:live"
+    for pk in (1, 42):
+        cache.set(payloads.product_detail_key(pk), "old", timeout=60)
+    cache.set(payloads.category_tree_key(), "old tree", timeout=60)
+    write_behind.client().hset(views, "42", 3)
+    kept = {  # another database whose name starts with this one's; state that is not rows
+        _raw_cache(): [
+            f"{prefix}_fig:{backend.version}:{payloads.product_detail_key(42)}",
+            f"{settings.CIRCUIT_BREAKER_KEY_PREFIX}:{{payment}}:state",
+            f"{prefix}:ratelimit:order:client",
+        ],
+        write_behind.client(): [f"{prefix}_fig:views:{{product_views}}:live"],
+    }
+    for client, keys in kept.items():
+        for key in keys:
+            client.set(key, "kept")
+    local_cache.l1(local_cache.TOKENS).set("a token", "old user")
+    lines = []
+    try:
+        assert redis_state.drop(out=lines.append) == 4
+        for client, keys in kept.items():
+            assert client.exists(*keys) == len(keys)
+    finally:
+        for client, keys in kept.items():
+            client.delete(*keys)
+    assert lines == ["Dropped 4 Redis keys of this database (cached pages, view counts)"]
+    assert cache.get(payloads.product_detail_key(42)) is cache.MISS
+    assert cache.get(payloads.category_tree_key()) is cache.MISS
+    assert not write_behind.client().exists(views)
+    assert local_cache.l1(local_cache.TOKENS).get("a token") is cache.MISS
+
+
+def test_the_seed_drops_keys_in_batches(monkeypatch):
+    monkeypatch.setattr(redis_state, "UNLINK_BATCH", 3)
+    write_behind.discard()  # the counts earlier tests of this run left
+    for pk in range(7):
+        cache.set(payloads.product_detail_key(pk), "old", timeout=60)
+    assert redis_state.drop(out=quiet) == 7
+    backend = cache.backend()
+    assert _raw_cache().keys(f"{backend.key_prefix}:{backend.version}:*") == []
+
+
+def test_with_redis_down_the_seed_warns_and_finishes(tmp_path, settings):
+    with PrivateBroker(tmp_path / "redis") as redis_server:
+        redis_server.stop()
+        caches = {"default": {**settings.CACHES["default"], "LOCATION": redis_server.url}}
+        with override_settings(CACHES=caches, WRITE_BEHIND_REDIS_URL=redis_server.url):
+            local_cache.l1(local_cache.TOKENS).set("a token", "old user")
+            lines = []
+            assert redis_state.drop(out=lines.append) == 0
+    assert [line.split(" (")[0] for line in lines] == [
+        "warning: the cache's Redis did not answer",
+        "warning: write_behind's Redis did not answer",
+        "Dropped 0 Redis keys of this database",
+    ]
+    assert local_cache.l1(local_cache.TOKENS).get("a token") is cache.MISS  # L1 went anyway
+
+
+def test_a_redis_pattern_matches_a_database_name_literally():
+    client = _raw_cache()
+    prefix = cache.backend().key_prefix
+    keys = [f"{prefix}-[x]*:1:k", f"{prefix}-x*:1:k"]
+    try:
+        for key in keys:
+            client.set(key, "v")
+        pattern = f"{redis_state.glob_escape(keys[0].removesuffix(':1:k'))}:1:*"
+        assert client.keys(pattern) == [keys[0].encode()]
+    finally:
+        client.delete(*keys)
