@@ -14,12 +14,14 @@ rolling deploy, never reads the new shape). `CACHE_SCHEMA_VERSION` (settings) mo
 at once.
 
 **Outage.** Redis down is a slower site, not a broken one: every call here catches the
-client's errors (`OUTAGE`: redis-py's `RedisError` and `OSError`), logs one warning per
-`_WARN_EVERY_S` per process, and answers as a miss (`get`) or a no-op (`set`, `delete`).
-The callers then read PostgreSQL. The errors are all of them, not only a refused connection
-or a timeout: a Redis that answers with an error fails the call as surely, as one under
-`maxmemory` with `noeviction` does every write (`OOM command not allowed`), or a replica
-after a failover (`READONLY`).
+errors that mean Redis cannot serve (`OUTAGE`), logs one warning per `_WARN_EVERY_S` per
+process, and answers as a miss (`get`) or a no-op (`set`, `delete`). The callers then read
+PostgreSQL. Those errors are a refused or lost connection, a timeout, a Redis still loading
+its data, and two answers that refuse a command whatever it is: `OOM command not allowed`
+(a Redis under `maxmemory` with `noeviction`, which refuses every write and still serves
+reads) and `READONLY` (a replica after a failover). Any other error Redis answers with
+(`WRONGTYPE`, `value is not an integer`, a script error) is a bug of ours and is raised, as
+a test must see it.
 This is why the catalog does not configure `IGNORE_EXCEPTIONS` on the backend: the choice is
 made here, per call, and other users of the backend (rate limiting, which must choose fail
 open or closed) still see the error.
@@ -44,14 +46,17 @@ from django.core.cache import caches
 from django.core.cache.backends import redis as django_redis
 from django.db import transaction
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
 
 ALIAS = "default"
 MISS = object()  # what get() returns for an absent key; a cached None stays None
-OUTAGE = (RedisError, OSError)  # no answer, or an error for one (OOM, READONLY, ...)
+# Redis cannot serve: no answer (a refused or lost connection, a timeout, BusyLoadingError,
+# which is a ConnectionError), or a refusal of any command (OOM, READONLY). Not every
+# RedisError: WRONGTYPE, DataError or NoScriptError are bugs of the caller.
+OUTAGE = (RedisConnectionError, RedisTimeoutError, OutOfMemoryError, ReadOnlyError, OSError)
 _WARN_EVERY_S = 10.0
 _last_warning = 0.0
 

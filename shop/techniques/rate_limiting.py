@@ -26,8 +26,9 @@ next token). A burst of CAPACITY passes at once, the long-run rate is the refill
   login, or none), the bucket is the client's IP, never its session cookie: a client makes up
   as many cookies as it likes, and each would be a full bucket.
 
-Redis down (or slower than RATE_LIMITING_REDIS_TIMEOUT_S, or answering the script with an error:
-any RedisError, such as OOM or READONLY) is a deliberate choice per limit:
+Redis down (or slower than RATE_LIMITING_REDIS_TIMEOUT_S, or refusing the script as it would any
+command: OOM or READONLY; shop/cache.py's OUTAGE) is a deliberate choice per limit. Any other error
+(a script error, WRONGTYPE) is a bug and raises:
 
 - orders fail OPEN: the order goes through, with a warning logged. The limit protects the shop
   from abuse; it is not what makes an order correct (stock, payment and idempotency are), and
@@ -172,8 +173,8 @@ def bucket_key(limit: Limit, identity: str) -> str:
 
 def take(limit: Limit, identity: str, *, connection: redis.Redis | None = None) -> Decision:
     """Take one token from `identity`'s bucket of `limit`: one EVALSHA. Raises the client's
-    RedisError (or OSError) when Redis does not answer or answers with an error: the caller's
-    policy decides."""
+    error when Redis does not answer or answers with one: for an outage (`cache.OUTAGE`) the
+    caller's policy decides."""
     admitted, wait_ms, remaining = _token_bucket()(
         keys=[bucket_key(limit, identity)],
         args=[limit.capacity, limit.per_second],
@@ -304,7 +305,7 @@ def _optimized(request: HttpRequest) -> JsonResponse | None:
     limit, identity = found
     try:
         decision = take(limit, identity)
-    except (redis.RedisError, OSError) as exc:
+    except cache.OUTAGE as exc:
         _outage(limit, exc)
         return None if limit.fail_open else unavailable(limit)
     return None if decision.admitted else too_many(limit, decision)

@@ -2,6 +2,7 @@
 instead of one built for every operation."""
 
 import pytest
+import redis
 from django.core.cache import caches
 from django.test import override_settings
 
@@ -43,3 +44,18 @@ def test_the_shared_cache_answers_as_before(operation):
         cache.set(key, 1, timeout=60)
         cache.delete(key)
         assert cache.get(key) is cache.MISS
+
+
+def test_an_error_of_ours_raises_instead_of_passing_for_an_outage(caplog):
+    """Only an outage (no answer, OOM, READONLY) is a miss or a no-op: an INCR of a value that
+    is not an integer is a bug of the caller, and raises instead of logging a warning."""
+    key = cache.key("test", "counter", version=1)
+    cache.set(key, "1", timeout=60)  # a pickled string, not a Redis integer
+    with pytest.raises(redis.exceptions.ResponseError, match="not an integer"):
+        cache.incr(key)
+    server = caches["default"]._cache.get_client()
+    server.delete(caches["default"].make_key(key))
+    server.hset(caches["default"].make_key(key), "f", "v")  # a hash where a value should be
+    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+        cache.get(key)
+    assert "failed" not in caplog.text

@@ -416,3 +416,32 @@ def test_the_fixed_window_admits_twice_its_limit_across_a_boundary():
     second = [burst(limiter) for limiter in limiters]
     assert first == [limit, limit]
     assert second == [limit, 0]
+
+
+@pytest.mark.django_db
+def test_redis_refusing_writes_is_the_outage_path(on, private_redis, caplog):
+    """A Redis full under `noeviction` refuses the script (`OOM command not allowed`): the
+    outage policies, as for a Redis that does not answer."""
+    server = redis.Redis.from_url(private_redis.url)
+    server.config_set("maxmemory-policy", "noeviction")
+    server.config_set("maxmemory", 1)
+    server.close()
+    client, _ = _customer_with_token()
+    variant = VariantFactory(stock=100)
+    assert _place(client, variant.sku).status_code == 201  # fail open
+    assert _log_in(APIClient(), UserFactory()).status_code == 503  # fail closed
+    assert "rate limiting: Redis refused it (OutOfMemoryError" in caplog.text
+
+
+@pytest.mark.django_db
+def test_an_error_of_ours_raises_instead_of_failing_open(on):
+    """A bucket key holding another type (WRONGTYPE inside the script) is a bug, not an
+    outage: it raises, where an outage would let the order through."""
+    client, key = _customer_with_token()
+    variant = VariantFactory(stock=100)
+    bucket = rate_limiting.bucket_key(
+        rate_limiting.orders_limit(), "token:" + rate_limiting._digest(key)
+    )
+    rate_limiting.client().set(bucket, "not a hash")
+    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+        _place(client, variant.sku)
