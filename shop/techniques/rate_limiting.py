@@ -8,7 +8,7 @@ a token; with none left it is refused with 429 and `Retry-After` (the whole seco
 next token). A burst of CAPACITY passes at once, the long-run rate is the refill rate.
 
 - Orders (`POST /api/orders/`) are limited per client: the hash of its API token, or its IP
-  without one. Logins (the token endpoint, DRF's and the admin's login pages) are limited per
+  without one (or with a credential no token could have). Logins (the token endpoint, DRF's and the admin's login pages) are limited per
   client IP: the guesser has no token yet.
 - The bucket is one Lua script (TOKEN_BUCKET), run by EVALSHA in one round trip: it reads the
   bucket, refills it by the time elapsed on Redis's clock (TIME, not the web process's: web
@@ -22,9 +22,14 @@ next token). A burst of CAPACITY passes at once, the long-run rate is the refill
   as DRF's TokenAuthentication reads it (`token_of()`), so every spelling of the header that
   authenticates (`Token<TAB>key`, `token  key`) takes from the same bucket. One token is one
   user here (DRF's tokens are one per user), and the raw token never reaches a Redis key or a
-  log. A made-up token gets a bucket of its own, and then its 401. Without a token (a session
-  login, or none), the bucket is the client's IP, never its session cookie: a client makes up
-  as many cookies as it likes, and each would be a full bucket.
+  log. Only a credential of a token's shape (`TOKEN_KEY`, 40 hex digits) has a bucket of its
+  own: any other (`Token made-up-1`, `-2`, ...) is counted in the client's IP bucket, so making
+  credentials up buys no new bucket and no new Redis key. A made-up credential of the right
+  shape still gets a bucket of its own, and then its 401 from authentication: it costs what
+  any request authentication refuses costs, and those are not limited on the other endpoints
+  either. Without a token (a session login, or none), the bucket is the client's IP, never its
+  session cookie: a client makes up as many cookies as it likes, and each would be a full
+  bucket.
 
 Redis down (or slower than RATE_LIMITING_REDIS_TIMEOUT_S, or refusing the script as it would any
 command: OOM or READONLY; shop/cache.py's OUTAGE) is a deliberate choice per limit. Any other error
@@ -54,7 +59,7 @@ from redis.commands.core import Script
 from rest_framework.authentication import get_authorization_header
 
 from shop import cache, toggles
-from shop.authentication import TokenAuthentication
+from shop.authentication import TOKEN_KEY, TokenAuthentication
 
 logger = logging.getLogger(__name__)
 
@@ -220,11 +225,13 @@ def token_of(request: HttpRequest) -> str | None:
 
 
 def client_identity(request: HttpRequest) -> str:
-    """Who places the order, without a query: the API token's hash, else the client's IP. Not
-    the session cookie: the client chooses it (an anonymous order is refused by authentication
-    anyway, after taking its token from the IP's bucket)."""
+    """Who places the order, without a query: the API token's hash, else the client's IP. A
+    credential that no token could have (not TOKEN_KEY's 40 hex digits) is the IP too: each
+    string would otherwise be a full bucket. Not the session cookie: the client chooses it (an
+    anonymous order is refused by authentication anyway, after taking its token from the IP's
+    bucket)."""
     token = token_of(request)
-    if token is not None:
+    if token is not None and TOKEN_KEY.fullmatch(token):
         return "token:" + _digest(token)
     return "ip:" + client_ip(request)
 

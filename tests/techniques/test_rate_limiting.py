@@ -445,3 +445,17 @@ def test_an_error_of_ours_raises_instead_of_failing_open(on):
     rate_limiting.client().set(bucket, "not a hash")
     with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
         _place(client, variant.sku)
+
+
+@pytest.mark.django_db
+def test_made_up_credentials_share_the_ip_bucket(on):
+    """A credential no token could have (not 40 hex digits) buys no bucket of its own: 30
+    different ones take from the client's IP bucket, and are refused past its capacity."""
+    client = APIClient()
+    statuses = []
+    for n in range(30):
+        client.credentials(HTTP_AUTHORIZATION=f"Token made-up-{n}")
+        statuses.append(_place(client, "ANY-SKU").status_code)
+    assert statuses == [401] * CAPACITY + [429] * (30 - CAPACITY)
+    keys = rate_limiting.client().keys(f"{settings.CACHES['default']['KEY_PREFIX']}:ratelimit:*")
+    assert [key.decode().rsplit(":", 2)[-2] for key in keys] == ["ip"]
