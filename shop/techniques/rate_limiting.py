@@ -46,6 +46,7 @@ command: OOM or READONLY; shop/cache.py's OUTAGE) is a deliberate choice per lim
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import math
 import time
@@ -194,14 +195,22 @@ def take(limit: Limit, identity: str, *, connection: redis.Redis | None = None) 
 def client_ip(request: HttpRequest) -> str:
     """REMOTE_ADDR, or behind RATE_LIMITING_NUM_PROXIES proxies the address the outermost of
     them saw (X-Forwarded-For counted from the right: the left part is whatever the client
-    wrote, and trusting it would let a guesser pick a new IP for each request)."""
+    wrote, and trusting it would let a guesser pick a new IP for each request). With fewer hops
+    than proxies, the one that would be chosen was not written by a proxy, and a hop that is not
+    an IP address was not either: both are REMOTE_ADDR's bucket, never a client's string (up to
+    the header's size) in a Redis key."""
+    remote_addr = request.META.get("REMOTE_ADDR", "") or "unknown"
     proxies = settings.RATE_LIMITING_NUM_PROXIES
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if proxies > 0 and forwarded:
-        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-        if hops:
-            return hops[-min(proxies, len(hops))]
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    if proxies <= 0 or not forwarded:
+        return remote_addr
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    if len(hops) < proxies:
+        return remote_addr
+    try:
+        return str(ipaddress.ip_address(hops[-proxies]))  # one spelling per address
+    except ValueError:
+        return remote_addr
 
 
 def _digest(secret: str) -> str:

@@ -459,3 +459,36 @@ def test_made_up_credentials_share_the_ip_bucket(on):
     assert statuses == [401] * CAPACITY + [429] * (30 - CAPACITY)
     keys = rate_limiting.client().keys(f"{settings.CACHES['default']['KEY_PREFIX']}:ratelimit:*")
     assert [key.decode().rsplit(":", 2)[-2] for key in keys] == ["ip"]
+
+
+def _ratelimit_keys() -> list[str]:
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+    return sorted(key.decode() for key in rate_limiting.client().keys(f"{prefix}:ratelimit:*"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("proxies", "forwarded"),
+    [
+        pytest.param(2, "198.51.100.{n}", id="fewer-hops-than-proxies"),
+        pytest.param(1, "not-an-address-{n}" + "x" * 2000, id="a-hop-that-is-not-an-ip"),
+    ],
+)
+def test_a_forwarded_hop_no_proxy_wrote_is_the_remote_addrs_bucket(
+    on, settings, proxies, forwarded
+):
+    """A hop the client may have written (fewer hops than proxies, or not an IP address) is
+    never the client: the attempts share REMOTE_ADDR's bucket, the only key in Redis."""
+    settings.RATE_LIMITING_NUM_PROXIES = proxies
+    client = APIClient()
+    statuses = [
+        client.post(
+            "/api/auth/token/",
+            {"username": "x", "password": "y"},
+            HTTP_X_FORWARDED_FOR=forwarded.format(n=n),
+            REMOTE_ADDR="10.0.0.7",
+        ).status_code
+        for n in range(CAPACITY + 2)
+    ]
+    assert statuses == [400] * CAPACITY + [429] * 2
+    assert [key.rsplit(":", 1)[-1] for key in _ratelimit_keys()] == ["10.0.0.7"]
