@@ -71,8 +71,10 @@ from django.db import DEFAULT_DB_ALIAS, transaction
 from django.middleware.http import ConditionalGetMiddleware
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.http import http_date, parse_etags
+from rest_framework.authentication import get_authorization_header
 
 from shop import cache, toggles
+from shop.authentication import TokenAuthentication
 from shop.techniques import write_behind
 
 TOGGLE = toggles.register(
@@ -271,6 +273,17 @@ def _public_headers(response, found: Validator | None) -> None:
     patch_vary_headers(response, ["Accept"])
 
 
+def _reads_the_session(request) -> bool:
+    """Whether the view's authentication would read the session, which makes Django's
+    session middleware add `Vary: Cookie` to the 200: a session cookie is sent and no token
+    (TokenAuthentication runs first; a token that authenticates leaves the session unread, and
+    one that does not is a 401, never a 200)."""
+    if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+        return False
+    words = get_authorization_header(request).split()
+    return not words or words[0].lower() != TokenAuthentication.keyword.lower().encode()
+
+
 class Middleware:
     """Listed innermost: its process_view runs once the URL is resolved, just before the view,
     so a 304 costs the middleware above it and one Redis round trip."""
@@ -337,6 +350,8 @@ class Middleware:
         if answer is None or answer.status_code != 304:
             return None  # a failed If-Match or If-Unmodified-Since: decided on the view's 200
         _public_headers(answer, found)  # the view never runs
+        if _reads_the_session(request):
+            patch_vary_headers(answer, ["Cookie"])  # as the 200 would (RFC 9110 §15.4.5)
         if done := ON_NOT_MODIFIED.get(view_name(request)):
             done(view_kwargs)
         return answer

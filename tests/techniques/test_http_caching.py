@@ -11,6 +11,7 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils.http import http_date
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from catalog.models import Variant
@@ -521,3 +522,25 @@ def test_a_304_after_the_view_counts_the_product_view_once(api_client, catalog, 
             assert write_behind.waiting() == {product.pk: 3}
     finally:
         write_behind.discard()
+
+
+@pytest.mark.parametrize("with_token", [False, True], ids=["session", "session-and-token"])
+def test_a_304_before_the_view_carries_the_vary_of_its_200(catalog, on, with_token):
+    """A request with a session cookie and no token: authentication reads the session, so the
+    200 varies on Cookie. With a token, the token authenticates and the session is not read.
+    The 304 made before the view must carry the same Vary as the 200 (RFC 9110 §15.4.5)."""
+    user = UserFactory()
+    client = APIClient()
+    client.force_login(user)
+    if with_token:
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    page = _held(client, _detail(catalog[0]))
+    assert page.status_code == 200
+    not_modified = client.get(_detail(catalog[0]), HTTP_IF_NONE_MATCH=page["ETag"])
+    assert not_modified.status_code == 304
+
+    def vary(response):
+        return sorted(value.strip() for value in response["Vary"].split(","))
+
+    assert vary(page) == (["Accept"] if with_token else ["Accept", "Cookie"])
+    assert vary(not_modified) == vary(page)
