@@ -22,11 +22,14 @@ On, for the catalog reads listed in SCOPES:
   view: when If-None-Match lists an ETag that matches, Django's `get_conditional_response`
   answers 304 there (RFC 9110 §13.2.2, the code `@condition` uses), and the view, DRF's
   authentication (the token query) and the serializer never run. An ETag is only handed out
-  on a 200 of its URL, so the page exists and the request is valid. If-Modified-Since alone,
-  and `If-None-Match: *`, would match a missing page or a bad query as well: those go to the
-  view, and its 200 becomes the 304 (the bytes saved, not the work). This is
-  what `django.views.decorators.http.condition(etag_func=..., last_modified_func=...)` does
-  per view; a middleware does it for the SCOPES list, so the views stay as they are.
+  on a 200 of its URL, so the page exists and its query is valid. Its credentials are not
+  checked: a request with a bad `Authorization: Token ...` gets the 304 where the view would
+  answer 401, which is why only public pages (SCOPES, the same for everyone) are decided
+  here. If-Modified-Since alone, and `If-None-Match: *`, would match a missing page or a bad
+  query as well: those go to the view, and its 200 becomes the 304 (the bytes saved, not the
+  work). This is what
+  `django.views.decorators.http.condition(etag_func=..., last_modified_func=...)` does per
+  view; a middleware does it for the SCOPES list, so the views stay as they are.
 - **Cache-Control.** Catalog pages: `public, max-age=30, must-revalidate`. A browser or a CDN
   may show a page up to 30 s old without asking (the staleness the shop accepts on a catalog
   page: an order checks the real stock anyway), and after that must revalidate, even if the
@@ -338,7 +341,8 @@ class Middleware:
         if found is None or found.etag is None:
             return None  # Redis down, a change settling, a product not started: a plain 200
         # Only an ETag the client holds decides before the view: it was handed out on a 200
-        # of this very URL, so the page existed and the request was valid. If-Modified-Since
+        # of this very URL, so the page exists and its query was valid. Not that the request's
+        # credentials are: a bad token gets this public page's 304, not a 401. If-Modified-Since
         # alone or `*` match any page, a missing one or a bad query too: the view decides,
         # and __call__ turns its 200 into the 304.
         etags = parse_etags(request.headers.get("If-None-Match", ""))

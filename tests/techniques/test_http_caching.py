@@ -544,3 +544,12 @@ def test_a_304_before_the_view_carries_the_vary_of_its_200(catalog, on, with_tok
 
     assert vary(page) == (["Accept"] if with_token else ["Accept", "Cookie"])
     assert vary(not_modified) == vary(page)
+
+
+def test_a_304_before_the_view_does_not_check_credentials(api_client, catalog, on):
+    """What the chapter says: a public page's early 304 runs no authentication, so a bad token
+    gets the 304 where the view answers 401."""
+    etag = _held(api_client, _detail(catalog[0]))["ETag"]
+    api_client.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+    assert api_client.get(_detail(catalog[0])).status_code == 401
+    assert api_client.get(_detail(catalog[0]), HTTP_IF_NONE_MATCH=etag).status_code == 304
