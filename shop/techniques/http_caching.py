@@ -11,8 +11,9 @@ On, for the catalog reads listed in SCOPES:
   `product:<id>` (one product's page). Every write that changes a page sets the tokens it
   affects to the clock, *after its transaction commits* (`changed_on_commit`). The ETag is a
   hash of the tokens, the URL (scheme, host, path and query: the pagination links show the
-  host) and the Accept header; Last-Modified is the
-  newest token's time. Reading them is one MGET: no query, no rendering.
+  host) and the Accept header, keyed with a key derived from SECRET_KEY (`_etag_key`): the
+  inputs are guessable, and only a 200 may hand an ETag out. Last-Modified is the newest
+  token's time. Reading them is one MGET: no query, no rendering.
 - **Tokens start on a read.** An absent `catalog` or `lists` is started at the clock by the
   read that finds it absent, before the view reads the rows. A `product:<id>` is started only
   after a 200 of that product's page: any id can be asked for, and a missing product gets
@@ -68,6 +69,7 @@ import hashlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
@@ -222,6 +224,14 @@ def settle_ns(name: str, token: str) -> int:
     return int(settle * 1_000_000_000)
 
 
+@lru_cache(maxsize=1)
+def _etag_key(secret: str) -> bytes:
+    """The ETag hash's key. The inputs (tokens are nanosecond timestamps, Last-Modified gives
+    their second; the URL; Accept) can be guessed: unkeyed, a client could compute the ETag of
+    a page it never fetched, and the early 304 relies on an ETag coming from a 200."""
+    return hashlib.sha256(b"http_caching" + secret.encode()).digest()
+
+
 def validator(request, scope: tuple[str, ...], view_kwargs: dict) -> Validator | None:
     """The page's validator from its tokens, or None when Redis does not answer."""
     names = [f"product:{view_kwargs['product_id']}" if n == "product" else n for n in scope]
@@ -241,7 +251,9 @@ def validator(request, scope: tuple[str, ...], view_kwargs: dict) -> Validator |
         request.build_absolute_uri(),  # the pagination links name the host
         request.headers.get("Accept", ""),
     )
-    digest = hashlib.blake2b(repr(identity).encode(), digest_size=12).hexdigest()
+    digest = hashlib.blake2b(
+        repr(identity).encode(), digest_size=12, key=_etag_key(settings.SECRET_KEY)
+    ).hexdigest()
     newest = max(values) // 1_000_000_000
     # A second-resolution date can only say "not modified" of a second that is over: a change
     # later in this same second would have the same Last-Modified.

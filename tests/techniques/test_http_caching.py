@@ -553,3 +553,13 @@ def test_a_304_before_the_view_does_not_check_credentials(api_client, catalog, o
     api_client.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
     assert api_client.get(_detail(catalog[0])).status_code == 401
     assert api_client.get(_detail(catalog[0]), HTTP_IF_NONE_MATCH=etag).status_code == 304
+
+
+def test_the_etag_is_keyed_with_the_secret_key(api_client, catalog, on):
+    """The ETag's inputs can be guessed; the hash's key cannot: another SECRET_KEY makes
+    another ETag of the same page, and the first one no longer matches."""
+    etag = _held(api_client, LIST)["ETag"]
+    with override_settings(SECRET_KEY="another secret key, " * 3):
+        page = api_client.get(LIST, HTTP_IF_NONE_MATCH=etag)
+    assert page.status_code == 200
+    assert page["ETag"] not in ("", etag)
