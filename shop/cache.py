@@ -14,12 +14,15 @@ rolling deploy, never reads the new shape). `CACHE_SCHEMA_VERSION` (settings) mo
 at once.
 
 **Outage.** Redis down is a slower site, not a broken one: every call here catches the
-client's errors (`OUTAGE`: redis-py's `RedisError` and `OSError`), logs one warning per
-`_WARN_EVERY_S` per process, and answers as a miss (`get`) or a no-op (`set`, `delete`).
-The callers then read PostgreSQL. The errors are all of them, not only a refused connection
-or a timeout: a Redis that answers with an error fails the call as surely, as one under
-`maxmemory` with `noeviction` does every write (`OOM command not allowed`), or a replica
-after a failover (`READONLY`).
+errors that mean Redis cannot serve (`OUTAGE`), logs one warning per `_WARN_EVERY_S` per
+process, and answers as a miss (`get`: the caller reads PostgreSQL) or a no-op (`set`, `add`,
+`incr`, `delete`: whatever Redis still holds stays until its TTL, so a lost invalidation is
+stale for that long; `_consequence()` logs which). Those errors are a refused or lost
+connection, a timeout, a Redis still loading its data, and two answers that refuse a command
+whatever it is: `OOM command not allowed` (a Redis under `maxmemory` with `noeviction`, which
+refuses every write and still serves reads) and `READONLY` (a replica after a failover). Any
+other error Redis answers with (`WRONGTYPE`, `value is not an integer`, a script error) is a
+bug of ours and is raised, as a test must see it.
 This is why the catalog does not configure `IGNORE_EXCEPTIONS` on the backend: the choice is
 made here, per call, and other users of the backend (rate limiting, which must choose fail
 open or closed) still see the error.
@@ -44,14 +47,17 @@ from django.core.cache import caches
 from django.core.cache.backends import redis as django_redis
 from django.db import transaction
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
 
 ALIAS = "default"
 MISS = object()  # what get() returns for an absent key; a cached None stays None
-OUTAGE = (RedisError, OSError)  # no answer, or an error for one (OOM, READONLY, ...)
+# Redis cannot serve: no answer (a refused or lost connection, a timeout, BusyLoadingError,
+# which is a ConnectionError), or a refusal of any command (OOM, READONLY). Not every
+# RedisError: WRONGTYPE, DataError or NoScriptError are bugs of the caller.
+OUTAGE = (RedisConnectionError, RedisTimeoutError, OutOfMemoryError, ReadOnlyError, OSError)
 _WARN_EVERY_S = 10.0
 _last_warning = 0.0
 
@@ -143,12 +149,20 @@ def failure(exc: BaseException) -> str:
 
 
 def _consequence(operation: str) -> str:
+    """What follows a failed call. A Redis that refuses writes (full under `noeviction`, or
+    READONLY) still serves reads: what it holds stays, and a write that would have changed
+    it (a page's fill, but also an ETag token's bump or a list generation's INCR, which are
+    invalidations) is left to the TTLs."""
     if operation.startswith("get"):
         return "serving from PostgreSQL"
     if operation.startswith("delete"):
-        # What Redis holds (if it still holds anything when it is back) stays until its TTL.
         return "the entry is left to the TTLs"
-    return "nothing stored: reads miss and go to PostgreSQL"
+    if operation == "incr":
+        return "the counter keeps its value: what it invalidates is left to the TTLs"
+    return (
+        "nothing written: an entry Redis holds under the key is left to the TTLs, "
+        "one it does not hold is read from PostgreSQL"
+    )
 
 
 def outage(exc: BaseException, *, operation: str) -> None:

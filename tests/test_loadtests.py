@@ -87,6 +87,26 @@ def test_a_bad_loadtest_toggle_is_refused():
     assert "LOADTEST_TOGGLE must be 'on' or 'off', not 'maybe'" in result.stderr
 
 
+def test_http_caching_forgets_the_etag_of_a_copy_a_200_replaced_without_one():
+    """As a browser: a 200 without an ETag replaces the copy, so its old ETag is not sent
+    again; a 200 with one replaces both; a 304 keeps them."""
+    code = """
+from types import SimpleNamespace as R
+from loadtests.scenarios.http_caching import remember
+etags = {}
+remember(etags, "/p", R(status_code=200, headers={"ETag": 'W/"a"'}))
+remember(etags, "/p", R(status_code=304, headers={}))
+assert etags == {"/p": 'W/"a"'}, etags
+remember(etags, "/p", R(status_code=200, headers={}))
+assert etags == {}, etags
+"""
+    env = {key: value for key, value in os.environ.items() if key != "PYTEST_VERSION"}
+    result = subprocess.run(  # locust patches the process with gevent: not in this one
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 @pytest.fixture
 def seeded(transactional_db):
     """The small data set, committed so the live server's thread sees it."""

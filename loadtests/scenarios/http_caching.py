@@ -18,6 +18,17 @@ from shop.bench import holds
 LIST = "/api/products/?page_size=50"
 
 
+def remember(etags: dict[str, str], path: str, response) -> None:
+    """What a browser keeps after an answer: a 200 is a new copy, with its ETag or, without
+    one (Redis down, a change settling, a validator renewed), with none, so the old ETag is
+    not sent again; a 304 keeps the copy and its ETag."""
+    if response.status_code == 200:
+        if "ETag" in response.headers:
+            etags[path] = response.headers["ETag"]
+        else:
+            etags.pop(path, None)
+
+
 class HttpCachingUser(TechniqueUser):
     technique = "http_caching"
 
@@ -37,8 +48,7 @@ class HttpCachingUser(TechniqueUser):
         if path in self.etags:
             headers["If-None-Match"] = self.etags[path]
         response = self.client.get(path, headers=headers, name=name)
-        if response.status_code == 200 and "ETag" in response.headers:
-            self.etags[path] = response.headers["ETag"]  # a new copy, and its validator
+        remember(self.etags, path, response)
         return json_body(response)
 
     @task

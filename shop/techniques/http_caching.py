@@ -11,8 +11,9 @@ On, for the catalog reads listed in SCOPES:
   `product:<id>` (one product's page). Every write that changes a page sets the tokens it
   affects to the clock, *after its transaction commits* (`changed_on_commit`). The ETag is a
   hash of the tokens, the URL (scheme, host, path and query: the pagination links show the
-  host) and the Accept header; Last-Modified is the
-  newest token's time. Reading them is one MGET: no query, no rendering.
+  host) and the Accept header, keyed with a key derived from SECRET_KEY (`_etag_key`): the
+  inputs are guessable, and only a 200 may hand an ETag out. Last-Modified is the newest
+  token's time. Reading them is one MGET: no query, no rendering.
 - **Tokens start on a read.** An absent `catalog` or `lists` is started at the clock by the
   read that finds it absent, before the view reads the rows. A `product:<id>` is started only
   after a 200 of that product's page: any id can be asked for, and a missing product gets
@@ -22,11 +23,14 @@ On, for the catalog reads listed in SCOPES:
   view: when If-None-Match lists an ETag that matches, Django's `get_conditional_response`
   answers 304 there (RFC 9110 §13.2.2, the code `@condition` uses), and the view, DRF's
   authentication (the token query) and the serializer never run. An ETag is only handed out
-  on a 200 of its URL, so the page exists and the request is valid. If-Modified-Since alone,
-  and `If-None-Match: *`, would match a missing page or a bad query as well: those go to the
-  view, and its 200 becomes the 304 (the bytes saved, not the work). This is
-  what `django.views.decorators.http.condition(etag_func=..., last_modified_func=...)` does
-  per view; a middleware does it for the SCOPES list, so the views stay as they are.
+  on a 200 of its URL, so the page exists and its query is valid. Its credentials are not
+  checked: a request with a bad `Authorization: Token ...` gets the 304 where the view would
+  answer 401, which is why only public pages (SCOPES, the same for everyone) are decided
+  here. If-Modified-Since alone, and `If-None-Match: *`, would match a missing page or a bad
+  query as well: those go to the view, and its 200 becomes the 304 (the bytes saved, not the
+  work). This is what
+  `django.views.decorators.http.condition(etag_func=..., last_modified_func=...)` does per
+  view; a middleware does it for the SCOPES list, so the views stay as they are.
 - **Cache-Control.** Catalog pages: `public, max-age=30, must-revalidate`. A browser or a CDN
   may show a page up to 30 s old without asking (the staleness the shop accepts on a catalog
   page: an order checks the real stock anyway), and after that must revalidate, even if the
@@ -65,14 +69,17 @@ import hashlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.middleware.http import ConditionalGetMiddleware
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.http import http_date, parse_etags
+from rest_framework.authentication import get_authorization_header
 
 from shop import cache, toggles
+from shop.authentication import TokenAuthentication
 from shop.techniques import write_behind
 
 TOGGLE = toggles.register(
@@ -217,6 +224,14 @@ def settle_ns(name: str, token: str) -> int:
     return int(settle * 1_000_000_000)
 
 
+@lru_cache(maxsize=1)
+def _etag_key(secret: str) -> bytes:
+    """The ETag hash's key. The inputs (tokens are nanosecond timestamps, Last-Modified gives
+    their second; the URL; Accept) can be guessed: unkeyed, a client could compute the ETag of
+    a page it never fetched, and the early 304 relies on an ETag coming from a 200."""
+    return hashlib.sha256(b"http_caching" + secret.encode()).digest()
+
+
 def validator(request, scope: tuple[str, ...], view_kwargs: dict) -> Validator | None:
     """The page's validator from its tokens, or None when Redis does not answer."""
     names = [f"product:{view_kwargs['product_id']}" if n == "product" else n for n in scope]
@@ -236,7 +251,9 @@ def validator(request, scope: tuple[str, ...], view_kwargs: dict) -> Validator |
         request.build_absolute_uri(),  # the pagination links name the host
         request.headers.get("Accept", ""),
     )
-    digest = hashlib.blake2b(repr(identity).encode(), digest_size=12).hexdigest()
+    digest = hashlib.blake2b(
+        repr(identity).encode(), digest_size=12, key=_etag_key(settings.SECRET_KEY)
+    ).hexdigest()
     newest = max(values) // 1_000_000_000
     # A second-resolution date can only say "not modified" of a second that is over: a change
     # later in this same second would have the same Last-Modified.
@@ -269,6 +286,17 @@ def _public_headers(response, found: Validator | None) -> None:
     response["Cache-Control"] = PUBLIC_CACHE_CONTROL
     # DRF adds Accept to its 200s (it negotiates the renderer); a 304 must say the same.
     patch_vary_headers(response, ["Accept"])
+
+
+def _reads_the_session(request) -> bool:
+    """Whether the view's authentication would read the session, which makes Django's
+    session middleware add `Vary: Cookie` to the 200: a session cookie is sent and no token
+    (TokenAuthentication runs first; a token that authenticates leaves the session unread, and
+    one that does not is a 401, never a 200)."""
+    if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+        return False
+    words = get_authorization_header(request).split()
+    return not words or words[0].lower() != TokenAuthentication.keyword.lower().encode()
 
 
 class Middleware:
@@ -325,7 +353,8 @@ class Middleware:
         if found is None or found.etag is None:
             return None  # Redis down, a change settling, a product not started: a plain 200
         # Only an ETag the client holds decides before the view: it was handed out on a 200
-        # of this very URL, so the page existed and the request was valid. If-Modified-Since
+        # of this very URL, so the page exists and its query was valid. Not that the request's
+        # credentials are: a bad token gets this public page's 304, not a 401. If-Modified-Since
         # alone or `*` match any page, a missing one or a bad query too: the view decides,
         # and __call__ turns its 200 into the 304.
         etags = parse_etags(request.headers.get("If-None-Match", ""))
@@ -337,6 +366,8 @@ class Middleware:
         if answer is None or answer.status_code != 304:
             return None  # a failed If-Match or If-Unmodified-Since: decided on the view's 200
         _public_headers(answer, found)  # the view never runs
+        if _reads_the_session(request):
+            patch_vary_headers(answer, ["Cookie"])  # as the 200 would (RFC 9110 §15.4.5)
         if done := ON_NOT_MODIFIED.get(view_name(request)):
             done(view_kwargs)
         return answer

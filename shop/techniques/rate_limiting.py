@@ -8,7 +8,7 @@ a token; with none left it is refused with 429 and `Retry-After` (the whole seco
 next token). A burst of CAPACITY passes at once, the long-run rate is the refill rate.
 
 - Orders (`POST /api/orders/`) are limited per client: the hash of its API token, or its IP
-  without one. Logins (the token endpoint, DRF's and the admin's login pages) are limited per
+  without one (or with a credential no token could have). Logins (the token endpoint, DRF's and the admin's login pages) are limited per
   client IP: the guesser has no token yet.
 - The bucket is one Lua script (TOKEN_BUCKET), run by EVALSHA in one round trip: it reads the
   bucket, refills it by the time elapsed on Redis's clock (TIME, not the web process's: web
@@ -22,12 +22,18 @@ next token). A burst of CAPACITY passes at once, the long-run rate is the refill
   as DRF's TokenAuthentication reads it (`token_of()`), so every spelling of the header that
   authenticates (`Token<TAB>key`, `token  key`) takes from the same bucket. One token is one
   user here (DRF's tokens are one per user), and the raw token never reaches a Redis key or a
-  log. A made-up token gets a bucket of its own, and then its 401. Without a token (a session
-  login, or none), the bucket is the client's IP, never its session cookie: a client makes up
-  as many cookies as it likes, and each would be a full bucket.
+  log. Only a credential of a token's shape (`TOKEN_KEY`, 40 hex digits) has a bucket of its
+  own: any other (`Token made-up-1`, `-2`, ...) is counted in the client's IP bucket, so making
+  credentials up buys no new bucket and no new Redis key. A made-up credential of the right
+  shape still gets a bucket of its own, and then its 401 from authentication: it costs what
+  any request authentication refuses costs, and those are not limited on the other endpoints
+  either. Without a token (a session login, or none), the bucket is the client's IP, never its
+  session cookie: a client makes up as many cookies as it likes, and each would be a full
+  bucket.
 
-Redis down (or slower than RATE_LIMITING_REDIS_TIMEOUT_S, or answering the script with an error:
-any RedisError, such as OOM or READONLY) is a deliberate choice per limit:
+Redis down (or slower than RATE_LIMITING_REDIS_TIMEOUT_S, or refusing the script as it would any
+command: OOM or READONLY; shop/cache.py's OUTAGE) is a deliberate choice per limit. Any other error
+(a script error, WRONGTYPE) is a bug and raises:
 
 - orders fail OPEN: the order goes through, with a warning logged. The limit protects the shop
   from abuse; it is not what makes an order correct (stock, payment and idempotency are), and
@@ -40,6 +46,7 @@ any RedisError, such as OOM or READONLY) is a deliberate choice per limit:
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import math
 import time
@@ -53,7 +60,7 @@ from redis.commands.core import Script
 from rest_framework.authentication import get_authorization_header
 
 from shop import cache, toggles
-from shop.authentication import TokenAuthentication
+from shop.authentication import TOKEN_KEY, TokenAuthentication
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +179,8 @@ def bucket_key(limit: Limit, identity: str) -> str:
 
 def take(limit: Limit, identity: str, *, connection: redis.Redis | None = None) -> Decision:
     """Take one token from `identity`'s bucket of `limit`: one EVALSHA. Raises the client's
-    RedisError (or OSError) when Redis does not answer or answers with an error: the caller's
-    policy decides."""
+    error when Redis does not answer or answers with one: for an outage (`cache.OUTAGE`) the
+    caller's policy decides."""
     admitted, wait_ms, remaining = _token_bucket()(
         keys=[bucket_key(limit, identity)],
         args=[limit.capacity, limit.per_second],
@@ -188,14 +195,22 @@ def take(limit: Limit, identity: str, *, connection: redis.Redis | None = None) 
 def client_ip(request: HttpRequest) -> str:
     """REMOTE_ADDR, or behind RATE_LIMITING_NUM_PROXIES proxies the address the outermost of
     them saw (X-Forwarded-For counted from the right: the left part is whatever the client
-    wrote, and trusting it would let a guesser pick a new IP for each request)."""
+    wrote, and trusting it would let a guesser pick a new IP for each request). With fewer hops
+    than proxies, the one that would be chosen was not written by a proxy, and a hop that is not
+    an IP address was not either: both are REMOTE_ADDR's bucket, never a client's string (up to
+    the header's size) in a Redis key."""
+    remote_addr = request.META.get("REMOTE_ADDR", "") or "unknown"
     proxies = settings.RATE_LIMITING_NUM_PROXIES
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    if proxies > 0 and forwarded:
-        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-        if hops:
-            return hops[-min(proxies, len(hops))]
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    if proxies <= 0 or not forwarded:
+        return remote_addr
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    if len(hops) < proxies:
+        return remote_addr
+    try:
+        return str(ipaddress.ip_address(hops[-proxies]))  # one spelling per address
+    except ValueError:
+        return remote_addr
 
 
 def _digest(secret: str) -> str:
@@ -219,11 +234,13 @@ def token_of(request: HttpRequest) -> str | None:
 
 
 def client_identity(request: HttpRequest) -> str:
-    """Who places the order, without a query: the API token's hash, else the client's IP. Not
-    the session cookie: the client chooses it (an anonymous order is refused by authentication
-    anyway, after taking its token from the IP's bucket)."""
+    """Who places the order, without a query: the API token's hash, else the client's IP. A
+    credential that no token could have (not TOKEN_KEY's 40 hex digits) is the IP too: each
+    string would otherwise be a full bucket. Not the session cookie: the client chooses it (an
+    anonymous order is refused by authentication anyway, after taking its token from the IP's
+    bucket)."""
     token = token_of(request)
-    if token is not None:
+    if token is not None and TOKEN_KEY.fullmatch(token):
         return "token:" + _digest(token)
     return "ip:" + client_ip(request)
 
@@ -304,7 +321,7 @@ def _optimized(request: HttpRequest) -> JsonResponse | None:
     limit, identity = found
     try:
         decision = take(limit, identity)
-    except (redis.RedisError, OSError) as exc:
+    except cache.OUTAGE as exc:
         _outage(limit, exc)
         return None if limit.fail_open else unavailable(limit)
     return None if decision.admitted else too_many(limit, decision)

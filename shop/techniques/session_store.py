@@ -18,8 +18,9 @@ loses its data (no persistence, `maxmemory` eviction, a flush) logs everyone out
 Redis must therefore not evict (`maxmemory-policy noeviction`) and is not the cache's.
 
 **Redis down** (the choice, tested in tests/techniques/test_session_store.py), or failing a
-command with an error (`OUTAGE`: redis-py's `RedisError`, such as `OOM command not allowed`
-from a full Redis under `noeviction`, or `READONLY` from a replica after a failover):
+command with an error that refuses any command (`OUTAGE`, shop/cache.py's: `OOM command not
+allowed` from a full Redis under `noeviction`, or `READONLY` from a replica after a failover;
+other errors, such as `WRONGTYPE`, are bugs and raise):
 - reading a session finds none: the request is anonymous, and a protected endpoint answers
   401 or 403 as it does to anyone not logged in. The cookie is left as it is, so the user is
   logged in again once Redis is back (Django would delete a cookie whose session it cannot
@@ -52,7 +53,6 @@ from django.contrib.sessions.backends import db as db_backend
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import JsonResponse
-from redis.exceptions import RedisError
 
 from shop import cache, toggles
 
@@ -64,7 +64,7 @@ TOGGLE = toggles.register(
     description="Sessions in Redis (Django's cache backend) instead of PostgreSQL",
 )
 
-OUTAGE = (RedisError, OSError)  # no answer, or an error for one (OOM, READONLY, ...)
+OUTAGE = cache.OUTAGE  # no answer, or a refusal of any command (OOM, READONLY)
 # Django's keys are 32 of VALID_KEY_CHARS (lowercase letters and digits); 8 is its own minimum.
 KEY_SHAPE = re.compile(r"[a-z0-9]{8,40}")
 RETRY_AFTER_S = 5

@@ -2,6 +2,7 @@
 instead of one built for every operation."""
 
 import pytest
+import redis
 from django.core.cache import caches
 from django.test import override_settings
 
@@ -43,3 +44,42 @@ def test_the_shared_cache_answers_as_before(operation):
         cache.set(key, 1, timeout=60)
         cache.delete(key)
         assert cache.get(key) is cache.MISS
+
+
+def test_an_error_of_ours_raises_instead_of_passing_for_an_outage(caplog):
+    """Only an outage (no answer, OOM, READONLY) is a miss or a no-op: an INCR of a value that
+    is not an integer is a bug of the caller, and raises instead of logging a warning."""
+    key = cache.key("test", "counter", version=1)
+    cache.set(key, "1", timeout=60)  # a pickled string, not a Redis integer
+    with pytest.raises(redis.exceptions.ResponseError, match="not an integer"):
+        cache.incr(key)
+    server = caches["default"]._cache.get_client()
+    server.delete(caches["default"].make_key(key))
+    server.hset(caches["default"].make_key(key), "f", "v")  # a hash where a value should be
+    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+        cache.get(key)
+    assert "failed" not in caplog.text
+
+
+def test_redis_refusing_writes_keeps_serving_what_it_holds(tmp_path, settings, caplog, monkeypatch):
+    """Full under `noeviction`, Redis refuses the INCR of a generation and the SET of a token
+    but still serves both: the invalidation is lost until the TTLs, and the warning says so."""
+    with PrivateBroker(tmp_path / "redis") as private:
+        options = {**settings.CACHES["default"], "LOCATION": private.url}
+        with override_settings(CACHES={"default": options}):
+            generation = cache.key("test", "generation", version=1)
+            token = cache.key("test", "token", version=1)
+            assert cache.add(generation, 1, timeout=None)
+            assert cache.set(token, 100, timeout=60)
+            server = redis.Redis.from_url(private.url)
+            server.config_set("maxmemory-policy", "noeviction")
+            server.config_set("maxmemory", 1)
+            server.close()
+            monkeypatch.setattr(cache, "_last_warning", 0.0)  # one warning per 10 s
+            assert cache.incr(generation) is None
+            assert "incr failed: Redis refused it (OutOfMemoryError" in caplog.text
+            assert "what it invalidates is left to the TTLs" in caplog.text
+            monkeypatch.setattr(cache, "_last_warning", 0.0)  # one warning per 10 s
+            assert cache.set(token, 200, timeout=60) is False
+            assert "an entry Redis holds under the key is left to the TTLs" in caplog.text
+            assert (cache.get(generation), cache.get(token)) == (1, 100)  # served, stale

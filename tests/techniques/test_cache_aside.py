@@ -694,7 +694,8 @@ def test_redis_refusing_writes_serves_every_cached_read_from_postgresql(
                 assert full.content == get(client, path, on=False).content, name
                 assert ops(full)["hits"] == 0 and ops(full)["errors"] >= 1, name
     assert "failed: Redis refused it (OutOfMemoryError" in caplog.text
-    assert "nothing stored: reads miss and go to PostgreSQL" in caplog.text
+    assert "set failed: Redis refused it (OutOfMemoryError" in caplog.text
+    assert "one it does not hold is read from PostgreSQL" in caplog.text
     assert redis_full.dbsize() == 0
 
 

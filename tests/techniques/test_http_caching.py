@@ -11,6 +11,7 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils.http import http_date
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from catalog.models import Variant
@@ -521,3 +522,44 @@ def test_a_304_after_the_view_counts_the_product_view_once(api_client, catalog, 
             assert write_behind.waiting() == {product.pk: 3}
     finally:
         write_behind.discard()
+
+
+@pytest.mark.parametrize("with_token", [False, True], ids=["session", "session-and-token"])
+def test_a_304_before_the_view_carries_the_vary_of_its_200(catalog, on, with_token):
+    """A request with a session cookie and no token: authentication reads the session, so the
+    200 varies on Cookie. With a token, the token authenticates and the session is not read.
+    The 304 made before the view must carry the same Vary as the 200 (RFC 9110 §15.4.5)."""
+    user = UserFactory()
+    client = APIClient()
+    client.force_login(user)
+    if with_token:
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    page = _held(client, _detail(catalog[0]))
+    assert page.status_code == 200
+    not_modified = client.get(_detail(catalog[0]), HTTP_IF_NONE_MATCH=page["ETag"])
+    assert not_modified.status_code == 304
+
+    def vary(response):
+        return sorted(value.strip() for value in response["Vary"].split(","))
+
+    assert vary(page) == (["Accept"] if with_token else ["Accept", "Cookie"])
+    assert vary(not_modified) == vary(page)
+
+
+def test_a_304_before_the_view_does_not_check_credentials(api_client, catalog, on):
+    """What the chapter says: a public page's early 304 runs no authentication, so a bad token
+    gets the 304 where the view answers 401."""
+    etag = _held(api_client, _detail(catalog[0]))["ETag"]
+    api_client.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+    assert api_client.get(_detail(catalog[0])).status_code == 401
+    assert api_client.get(_detail(catalog[0]), HTTP_IF_NONE_MATCH=etag).status_code == 304
+
+
+def test_the_etag_is_keyed_with_the_secret_key(api_client, catalog, on):
+    """The ETag's inputs can be guessed; the hash's key cannot: another SECRET_KEY makes
+    another ETag of the same page, and the first one no longer matches."""
+    etag = _held(api_client, LIST)["ETag"]
+    with override_settings(SECRET_KEY="another secret key, " * 3):
+        page = api_client.get(LIST, HTTP_IF_NONE_MATCH=etag)
+    assert page.status_code == 200
+    assert page["ETag"] not in ("", etag)

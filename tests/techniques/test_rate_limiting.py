@@ -416,3 +416,79 @@ def test_the_fixed_window_admits_twice_its_limit_across_a_boundary():
     second = [burst(limiter) for limiter in limiters]
     assert first == [limit, limit]
     assert second == [limit, 0]
+
+
+@pytest.mark.django_db
+def test_redis_refusing_writes_is_the_outage_path(on, private_redis, caplog):
+    """A Redis full under `noeviction` refuses the script (`OOM command not allowed`): the
+    outage policies, as for a Redis that does not answer."""
+    server = redis.Redis.from_url(private_redis.url)
+    server.config_set("maxmemory-policy", "noeviction")
+    server.config_set("maxmemory", 1)
+    server.close()
+    client, _ = _customer_with_token()
+    variant = VariantFactory(stock=100)
+    assert _place(client, variant.sku).status_code == 201  # fail open
+    assert _log_in(APIClient(), UserFactory()).status_code == 503  # fail closed
+    assert "rate limiting: Redis refused it (OutOfMemoryError" in caplog.text
+
+
+@pytest.mark.django_db
+def test_an_error_of_ours_raises_instead_of_failing_open(on):
+    """A bucket key holding another type (WRONGTYPE inside the script) is a bug, not an
+    outage: it raises, where an outage would let the order through."""
+    client, key = _customer_with_token()
+    variant = VariantFactory(stock=100)
+    bucket = rate_limiting.bucket_key(
+        rate_limiting.orders_limit(), "token:" + rate_limiting._digest(key)
+    )
+    rate_limiting.client().set(bucket, "not a hash")
+    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+        _place(client, variant.sku)
+
+
+@pytest.mark.django_db
+def test_made_up_credentials_share_the_ip_bucket(on):
+    """A credential no token could have (not 40 hex digits) buys no bucket of its own: 30
+    different ones take from the client's IP bucket, and are refused past its capacity."""
+    client = APIClient()
+    statuses = []
+    for n in range(30):
+        client.credentials(HTTP_AUTHORIZATION=f"Token made-up-{n}")
+        statuses.append(_place(client, "ANY-SKU").status_code)
+    assert statuses == [401] * CAPACITY + [429] * (30 - CAPACITY)
+    keys = rate_limiting.client().keys(f"{settings.CACHES['default']['KEY_PREFIX']}:ratelimit:*")
+    assert [key.decode().rsplit(":", 2)[-2] for key in keys] == ["ip"]
+
+
+def _ratelimit_keys() -> list[str]:
+    prefix = settings.CACHES["default"]["KEY_PREFIX"]
+    return sorted(key.decode() for key in rate_limiting.client().keys(f"{prefix}:ratelimit:*"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("proxies", "forwarded"),
+    [
+        pytest.param(2, "198.51.100.{n}", id="fewer-hops-than-proxies"),
+        pytest.param(1, "not-an-address-{n}" + "x" * 2000, id="a-hop-that-is-not-an-ip"),
+    ],
+)
+def test_a_forwarded_hop_no_proxy_wrote_is_the_remote_addrs_bucket(
+    on, settings, proxies, forwarded
+):
+    """A hop the client may have written (fewer hops than proxies, or not an IP address) is
+    never the client: the attempts share REMOTE_ADDR's bucket, the only key in Redis."""
+    settings.RATE_LIMITING_NUM_PROXIES = proxies
+    client = APIClient()
+    statuses = [
+        client.post(
+            "/api/auth/token/",
+            {"username": "x", "password": "y"},
+            HTTP_X_FORWARDED_FOR=forwarded.format(n=n),
+            REMOTE_ADDR="10.0.0.7",
+        ).status_code
+        for n in range(CAPACITY + 2)
+    ]
+    assert statuses == [400] * CAPACITY + [429] * 2
+    assert [key.rsplit(":", 1)[-1] for key in _ratelimit_keys()] == ["10.0.0.7"]

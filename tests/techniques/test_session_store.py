@@ -307,3 +307,17 @@ def test_a_session_key_of_the_wrong_shape_is_no_session(user, on, cookie):
         assert not [q["sql"] for q in queries if '"django_session"' in q["sql"]]
         response = client.get("/api/orders/", headers={"Cookie": f"sessionid={cookie}"})
         assert response.status_code in (401, 403), response.content
+
+
+def test_an_error_of_ours_raises_instead_of_reading_as_anonymous(user):
+    """WRONGTYPE (the session's key holding a hash) is not an outage: it raises."""
+    client = Client()
+    with toggles.override(session_store=True):
+        key = _log_in(client, user)
+        store = session_store.RedisSessionStore(key)
+        redis_key = store._cache.make_and_validate_key(store.cache_key)
+        server = store._cache._cache.get_client(redis_key, write=True)
+        server.delete(redis_key)
+        server.hset(redis_key, "f", "v")
+        with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+            client.get("/api/perf/ping/")
