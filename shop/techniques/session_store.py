@@ -96,6 +96,13 @@ class _KeyShapeChecked(SessionBase):
 class DatabaseSessionStore(_KeyShapeChecked, db_backend.SessionStore):
     """Django's database session store, refusing a key of the wrong shape as the module says."""
 
+    @property
+    def key_salt(self):
+        # Django signs a session's data with a salt named after the store's class: Django's
+        # own, so the rows its SessionStore wrote (before this class, or by any other code)
+        # still read, and the rows this one writes read there too.
+        return "django.contrib.sessions." + db_backend.SessionStore.__qualname__
+
 
 class RedisSessionStore(_KeyShapeChecked, cache_backend.SessionStore):
     """Django's cache session store, with Redis down handled as the module says."""

@@ -321,3 +321,22 @@ def test_an_error_of_ours_raises_instead_of_reading_as_anonymous(user):
         server.hset(redis_key, "f", "v")
         with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
             client.get("/api/perf/ping/")
+
+
+def test_the_database_side_reads_the_sessions_djangos_own_store_wrote(user):
+    """Off is Django's database store: a session written by django.contrib.sessions' own
+    SessionStore (before a deploy of this project, or by other code) still logs its user in,
+    and one written through the toggle's store reads in Django's. Django signs a session's
+    data with a salt named after the store's class, so a subclass must keep Django's."""
+    from django.contrib.sessions.backends import db as db_backend
+
+    djangos = db_backend.SessionStore()
+    djangos.update({SESSION_KEY: str(user.pk), "from": "django"})
+    djangos.save(must_create=True)
+    ours = session_store.DatabaseSessionStore(djangos.session_key)
+    assert ours.load() == {SESSION_KEY: str(user.pk), "from": "django"}
+
+    ours = session_store.DatabaseSessionStore()
+    ours.update({"from": "ours"})
+    ours.save(must_create=True)
+    assert db_backend.SessionStore(ours.session_key).load() == {"from": "ours"}
