@@ -264,6 +264,7 @@ def _declared(entry: dict[str, Any]) -> list[str]:
         if not _compared(arm):
             continue  # its own table says what it measured
         title = arm.get("title", label)
+        title = title.removeprefix("the ")  # "the {title}" below
         text = f"On's p50 is {times(arm.get('on_multiple_p50'))} the {title}'s"
         if arm.get("baseline_multiple_p50") is not None:
             text += f"; the baseline alone is {times(arm['baseline_multiple_p50'])} it"
