@@ -208,6 +208,18 @@ def set(cache_key: str, value: Any, *, timeout: float | None) -> bool:  # noqa: 
     return True
 
 
+def set_many(values: dict[str, Any], *, timeout: float | None) -> bool:
+    """Store every key's value, one round trip (Django's MSET and EXPIREs in a pipeline): True,
+    or False when Redis failed the write."""
+    _count(sets=len(values))
+    try:
+        backend().set_many(values, timeout=timeout)
+    except OUTAGE as exc:
+        outage(exc, operation="set_many")
+        return False
+    return True
+
+
 def add(cache_key: str, value: Any, *, timeout: float | None) -> bool | None:
     """SET NX: True if this call stored it, False if the key existed, None if Redis failed."""
     _count(sets=1)
