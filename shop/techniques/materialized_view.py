@@ -15,7 +15,7 @@ On: three PostgreSQL materialized views (orders/migrations/0009_...) hold the su
 `by_day` reads at most 366 rows. The top products over an arbitrary range are the hard part:
 summing `orders_sales_day_product` over the range still reads a row per product and day (about
 150,000 for a year, since a product rarely sells twice a day). So the all-time totals serve as
-an upper bound on any range's (AS_OF_AND_TOP_PRODUCTS): the range revenue of the `top` best
+an upper bound on any range's (REPORT): the range revenue of the `top` best
 sellers of all time sets a bar, and only products whose all-time revenue reaches that bar can be in the
 range's top, so only their days are summed (a few dozen products for a year). The answer is
 exact, the same rows in the same order as the live one; it needs revenue that never goes
@@ -75,71 +75,75 @@ def sales(*, orders: QuerySet[Order], date_from: date, date_to: date, top: int) 
     return _from_read_model(date_from=date_from, date_to=date_to, top=top)
 
 
-# The days in range, oldest first.
-DAYS = """
-SELECT day, orders, units, revenue
-  FROM orders_sales_day
- WHERE day BETWEEN %(date_from)s AND %(date_to)s
- ORDER BY day
-"""
-
-# Every product that could be in the range's top (the module's docstring says why).
+# Every product that could be in the range's top (the module's docstring says why). A
+# product's sales in range are summed in a LATERAL subquery, one index range of
+# orders_sales_day_product_by_product per product: a plan written into the statement, so it does
+# not hang on the views' statistics. (As a join, the planner cannot know how few products pass
+# the bar, a parameter until the statement runs, and guesses a third of them: it then reads a
+# year of every product's days.)
 CANDIDATES = """
 WITH best_ever AS (  -- the best sellers of all time
     SELECT product_id FROM orders_sales_product ORDER BY revenue DESC, product_id LIMIT %(top)s
 ), bar AS (  -- the `top`-th best of their range sales; 0 if fewer of them sold in range
-    SELECT CASE WHEN count(*) = %(top)s THEN min(revenue) ELSE 0 END AS revenue
-      FROM (SELECT sum(revenue) AS revenue
-              FROM orders_sales_day_product
-             WHERE day BETWEEN %(date_from)s AND %(date_to)s
-               AND product_id IN (SELECT product_id FROM best_ever)
-             GROUP BY product_id) AS their_range
+    SELECT CASE WHEN count(*) = %(top)s THEN min(in_range.revenue) ELSE 0 END AS revenue
+      FROM best_ever, LATERAL (
+               SELECT sum(revenue) AS revenue
+                 FROM orders_sales_day_product
+                WHERE product_id = best_ever.product_id
+                  AND day BETWEEN %(date_from)s AND %(date_to)s) AS in_range
+     WHERE in_range.revenue IS NOT NULL
 ), candidates AS (  -- all that could reach the bar: all-time revenue >= range revenue
     SELECT product_id FROM orders_sales_product WHERE revenue >= (SELECT revenue FROM bar)
 )
 """
-# Their sales in range, summed and ranked, with the last refresh's time (no product sold: one
-# row, its product NULL). The time is on these `top` rows rather than on the 366 days': each
-# row carries it, and each is a timestamp for the driver to parse.
-AS_OF_AND_TOP_PRODUCTS = (
+# The whole report in one statement: the days in range, oldest first, then the top products,
+# best first, each with the last refresh's time (no product sold: one such row, its product
+# NULL). One statement sees one snapshot, so the days, the products and the time come from the
+# same refresh, with no transaction to open around them. The time rides on the `top` rows
+# rather than on the 366 days': each row carrying one is a timestamp for the driver to parse.
+REPORT = (
     CANDIDATES
     + """, ranked AS (
-    SELECT product_id, sum(units) AS units, sum(revenue) AS revenue
-      FROM orders_sales_day_product
-     WHERE day BETWEEN %(date_from)s AND %(date_to)s
-       AND product_id IN (SELECT product_id FROM candidates)
-     GROUP BY product_id
-     ORDER BY revenue DESC, product_id
+    SELECT candidates.product_id, in_range.units, in_range.revenue
+      FROM candidates, LATERAL (
+               SELECT sum(units)::bigint AS units, sum(revenue) AS revenue
+                 FROM orders_sales_day_product
+                WHERE product_id = candidates.product_id
+                  AND day BETWEEN %(date_from)s AND %(date_to)s) AS in_range
+     WHERE in_range.revenue IS NOT NULL
+     ORDER BY in_range.revenue DESC, candidates.product_id
      LIMIT %(top)s
 )
-SELECT refresh.refreshed_at, ranked.product_id, ranked.units, ranked.revenue
+SELECT day, orders, units, revenue, NULL::bigint AS product_id, NULL::timestamptz AS as_of
+  FROM orders_sales_day
+ WHERE day BETWEEN %(date_from)s AND %(date_to)s
+ UNION ALL
+SELECT NULL, NULL, ranked.units, ranked.revenue, ranked.product_id, refresh.refreshed_at
   FROM orders_sales_refresh refresh
   LEFT JOIN ranked ON true
- ORDER BY ranked.revenue DESC, ranked.product_id
+ ORDER BY day, revenue DESC, product_id
 """
 )
 
 
 def _from_read_model(*, date_from: date, date_to: date, top: int) -> Sales:
-    alias = router.db_for_read(Order)
     params = {"date_from": date_from, "date_to": date_to, "top": top}
-    # One snapshot for both statements, so a refresh committing in between cannot pair one
-    # refresh's days with the next one's products (or with the other's as-of time).
-    with _one_snapshot(alias) as cursor:
-        cursor.execute(DAYS, params)
-        days = cursor.fetchall()
-        cursor.execute(AS_OF_AND_TOP_PRODUCTS, params)
-        ranked = cursor.fetchall()
+    with connections[router.db_for_read(Order)].cursor() as cursor:
+        cursor.execute(REPORT, params)
+        rows = cursor.fetchall()
+    # The days come first (a day is never NULL), then the products.
+    first_product = next(n for n, row in enumerate(rows) if row[0] is None)
     by_day = [
         {"day": day, "orders": orders, "units": units, "revenue": revenue}
-        for day, orders, units, revenue in days
+        for day, orders, units, revenue, _product, _as_of in rows[:first_product]
     ]
+    ranked = rows[first_product:]
     top_products = [
         {"product_id": product_id, "units": units, "revenue": revenue}
-        for _as_of, product_id, units, revenue in ranked
+        for _day, _orders, units, revenue, product_id, _as_of in ranked
         if product_id is not None
     ]
-    return Sales(by_day=by_day, top_products=top_products, as_of=ranked[0][0])
+    return Sales(by_day=by_day, top_products=top_products, as_of=ranked[0][5])
 
 
 # --- the refresh: run by the beat task orders.tasks.refresh_sales_report -----------------------
@@ -158,6 +162,12 @@ def refresh(*, using: str = DEFAULT_DB_ALIAS, concurrently: bool = True) -> floa
     orders, and readers switch to all three new versions at once, when it commits. The time
     recorded is the transaction's start, before its snapshot: every order committed before it
     is in the views. Inside a caller's transaction (a test, the seed) it refreshes there.
+
+    The views are ANALYZEd in the same transaction, so their new statistics arrive with their
+    new rows: straight after the seed's refresh they would otherwise have none until autovacuum
+    came by, and the planner would guess the size of a year of days. After the commit they are
+    VACUUMed (it cannot run in a transaction), which marks their pages all-visible: the report's
+    index-only scans then read the index alone, with no visit to the view's heap per row.
     """
     how = "CONCURRENTLY " if concurrently else ""
     with _alone(using), _one_snapshot(using) as cursor:
@@ -167,11 +177,23 @@ def refresh(*, using: str = DEFAULT_DB_ALIAS, concurrently: bool = True) -> floa
         cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(timeout_ms)])
         for view in VIEWS:
             cursor.execute(f"REFRESH MATERIALIZED VIEW {how}{view}")
+        cursor.execute(f"ANALYZE {', '.join(VIEWS)}")
         seconds = perf_counter() - started
         cursor.execute(
             "UPDATE orders_sales_refresh SET refreshed_at = now(), seconds = %s", [seconds]
         )
+        # robust: a failed VACUUM is logged; the refresh it follows has committed.
+        transaction.on_commit(lambda: _vacuum(using), using=using, robust=True)
     return seconds
+
+
+def _vacuum(alias: str) -> None:
+    """VACUUM the views, once the refresh has committed. Not inside a transaction, where it
+    cannot run: a test's, running its commit callbacks before its own rollback."""
+    if connections[alias].in_atomic_block:
+        return
+    with connections[alias].cursor() as cursor:
+        cursor.execute(f"VACUUM {', '.join(VIEWS)}")
 
 
 @contextmanager

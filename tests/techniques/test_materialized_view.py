@@ -3,6 +3,7 @@ the read model (on), on the primary and on the replica; before one, the read mod
 its X-Report-As-Of header says since when; a refresh CONCURRENTLY never waits for a reader; bad
 input is a 400 either way."""
 
+import json
 import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -150,6 +151,67 @@ def test_the_top_products_read_only_the_candidates_days():
         candidates = cursor.fetchall()
     assert bar == Decimal("100.00")  # the tenth best seller's range sales: 1 unit
     assert len(candidates) == 13  # of the 15 sold in range: not the two that sold 50.00 ever
+
+
+def _loops_over_the_days_by_product(days: dict) -> list[int]:
+    """EXPLAIN ANALYZE of the report's statement: how many times each read of
+    orders_sales_day_product ran."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {materialized_view.REPORT}", days)
+        (plan,) = cursor.fetchone()
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+    loops, nodes = [], [plan[0]["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        if node.get("Relation Name") == "orders_sales_day_product":
+            loops.append(node["Actual Loops"])
+        nodes.extend(node.get("Plans", ()))
+    return sorted(loops)
+
+
+@pytest.mark.django_db
+def test_each_products_days_are_summed_on_their_own_whatever_the_statistics_say():
+    """The plan is written into the statement: the days are read once per best seller (the
+    bar) and once per candidate, each time only that product's. As a join, the planner may
+    read every product's days in range at once (one loop), which is what it chooses when the
+    views' statistics are missing or it guesses how many products pass the bar."""
+    _a_bar_that_prunes()
+    materialized_view.refresh()
+    days = {"date_from": DAY.date(), "date_to": DAY.date() + timedelta(days=2), "top": 10}
+    assert _loops_over_the_days_by_product(days) == [10, 13]  # best sellers, candidates
+
+
+@pytest.mark.django_db
+def test_the_report_is_one_statement_on_the_read_model(staff_client):
+    """Days, top products and refresh time in one statement (one snapshot, no transaction
+    to open), then the products' names: two queries, where the live report sends three."""
+    _a_bar_that_prunes()
+    materialized_view.refresh()
+    counts = {}
+    for state in ("off", "on"):
+        response = _report(staff_client, state)
+        counts[state] = sum(parse_query_counts(response["X-DB-Queries"]).values())
+    assert counts == {"off": 3, "on": 2}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_leaves_the_views_analyzed_and_vacuumed():
+    """As the beat task runs it, in a transaction of its own: the views' statistics arrive
+    with their rows (ANALYZE, in the refresh's transaction), and their pages are marked
+    all-visible once it commits (VACUUM), so the report's index-only scans read no heap."""
+    OrderFactory(created_at=DAY, lines=[(VariantFactory(), 2)])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        (started,) = cursor.fetchone()
+    materialized_view.refresh()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, last_analyze >= %s, last_vacuum >= %s FROM pg_stat_user_tables"
+            " WHERE relname = ANY(%s) ORDER BY relname",
+            [started, started, list(materialized_view.VIEWS)],
+        )
+        seen = cursor.fetchall()
+    assert seen == [(view, True, True) for view in sorted(materialized_view.VIEWS)]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -311,8 +373,8 @@ def test_the_seed_leaves_the_read_model_refreshed(staff_client):
 @pytest.mark.django_db(transaction=True, databases=["default", "replica"])
 def test_on_the_replica_the_read_model_is_the_primarys_once_replayed(settings):
     """With read_replica on (production's default), the report reads the views on the
-    streaming replica, in a REPEATABLE READ transaction there (a standby allows it): the
-    refresh reaches it by replication, like any table's rows."""
+    streaming replica, in its one statement: the refresh reaches it by replication, like any
+    table's rows."""
     settings.READ_REPLICA_MAX_LAG_SECONDS = 60
     read_replica.health.reset()
     token = Token.objects.create(user=UserFactory(is_staff=True))
