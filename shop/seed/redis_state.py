@@ -27,6 +27,7 @@ from django.conf import settings
 from shop import cache
 from shop.techniques import local_cache, write_behind
 
+WARNING = "warning: "  # how a warning's line starts: `seed --quiet` still prints those
 SCAN_COUNT = 1000  # keys SCAN looks at per call: a few ms of Redis time each
 UNLINK_BATCH = 1000  # keys per UNLINK: freed in the background, one round trip a batch
 
@@ -41,7 +42,7 @@ def drop(*, out: Callable[[str], None]) -> int:
         try:
             dropped += unlink_matching(client(), pattern)
         except cache.OUTAGE as exc:
-            out(f"warning: {name} did not answer ({type(exc).__name__}: {exc}): {consequence}")
+            out(f"{WARNING}{name} did not answer ({type(exc).__name__}: {exc}): {consequence}")
     out(f"Dropped {dropped:,} Redis keys of this database (cached pages, view counts)")
     return dropped
 

@@ -19,6 +19,7 @@ from django.test import override_settings
 from catalog import payloads
 from catalog.models import Brand, Category
 from shop import cache
+from shop.management.commands import seed as seed_command
 from shop.private_broker import PrivateBroker
 from shop.seed import SIZES, SeedReport, redis_state, seed
 from shop.seed import db as seed_db
@@ -288,6 +289,22 @@ def test_command_warns_reports_and_writes_json(db, tmp_path, django_capture_on_c
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("Seeded size=small seed=42 anchor=")
     assert lines[-1].startswith("target: peak memory")
+
+
+def test_command_quiet_still_prints_warnings(db, monkeypatch):
+    """--quiet drops the progress lines, not a warning (a Redis that did not answer when the
+    seed dropped its keys): that goes to stderr."""
+
+    def run(*, out, **_options):
+        out("users 1,000 / 1,000")
+        out(f"{redis_state.WARNING}the cache's Redis did not answer")
+        return SeedReport(size="small", seed=42, anchor=ANCHOR, database="perfshop")
+
+    monkeypatch.setattr(seed_command, "run_seed", run)
+    out, err = StringIO(), StringIO()
+    call_command("seed", "--size", "small", "--quiet", stdout=out, stderr=err)
+    assert err.getvalue() == "warning: the cache's Redis did not answer\n"
+    assert "users" not in out.getvalue()
 
 
 def test_command_rejects_bad_arguments(db):

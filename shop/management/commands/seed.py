@@ -10,6 +10,7 @@ from django.db import DEFAULT_DB_ALIAS
 from orders.rates import seed_rates
 from shop.seed import DEFAULT_SEED, SIZES
 from shop.seed import seed as run_seed
+from shop.seed.redis_state import WARNING
 
 
 def parse_anchor(value: str) -> date:
@@ -56,6 +57,12 @@ class Command(BaseCommand):
             "--database", default=DEFAULT_DB_ALIAS, help="database alias to seed (default: default)"
         )
 
+    def _warnings_only(self, line: str) -> None:
+        """--quiet: no progress, but a warning still reaches stderr (a Redis that did not
+        answer when the seed dropped its keys, say)."""
+        if line.startswith(WARNING):
+            self.stderr.write(line)
+
     def handle(self, *args, **options):
         anchor = parse_anchor(options["anchor"]) if options.get("anchor") else None
         quiet = options.get("quiet", False)
@@ -66,7 +73,7 @@ class Command(BaseCommand):
                 seed=options.get("seed", DEFAULT_SEED),
                 anchor=anchor,
                 using=options.get("database", DEFAULT_DB_ALIAS),
-                out=(lambda line: None) if quiet else write,
+                out=self._warnings_only if quiet else write,
             )
         except KeyboardInterrupt:
             raise CommandError(
