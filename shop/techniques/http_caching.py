@@ -303,7 +303,7 @@ def _without_unmodified_since(request, last_modified):
     """The request as Django's conditional code must see it: If-Unmodified-Since left out when
     the page has no Last-Modified (within the second of a change, or the rendered validator's
     pages). RFC 9110 §13.1.4 says to ignore it then; Django answers it 412 whatever the date
-    (ticket #37252), where the technique off answers 200."""
+    (its `_if_unmodified_since_passes` needs a Last-Modified), where the technique off answers 200."""
     if last_modified is not None or "HTTP_IF_UNMODIFIED_SINCE" not in request.META:
         return request
     stripped = copy.copy(request)

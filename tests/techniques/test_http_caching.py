@@ -180,7 +180,7 @@ def test_if_unmodified_since_is_ignored_on_a_page_without_last_modified(
 ):
     """RFC 9110 §13.1.4: a recipient MUST ignore If-Unmodified-Since when the representation has
     no modification date. Django's get_conditional_response answers it 412 whatever the date
-    (Django ticket #37252); the page sent no Last-Modified, so the client gets a 412 it cannot
+    when there is none; the page sent no Last-Modified, so the client gets a 412 it cannot
     explain, where the technique off answers 200."""
     second = int(time.time())
     clock = SimpleNamespace(time_ns=lambda: second * 1_000_000_000 + 500_000_000)
