@@ -65,6 +65,7 @@ expires, and one created afresh starts at the clock, a value no ETag was made fr
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 from collections.abc import Iterable
@@ -298,6 +299,18 @@ def _reads_the_session(request) -> bool:
     return not words or words[0].lower() != TokenAuthentication.keyword.lower().encode()
 
 
+def _without_unmodified_since(request, last_modified):
+    """The request as Django's conditional code must see it: If-Unmodified-Since left out when
+    the page has no Last-Modified (within the second of a change, or the rendered validator's
+    pages). RFC 9110 §13.1.4 says to ignore it then; Django answers it 412 whatever the date
+    (its `_if_unmodified_since_passes` needs a Last-Modified), where the technique off answers 200."""
+    if last_modified is not None or "HTTP_IF_UNMODIFIED_SINCE" not in request.META:
+        return request
+    stripped = copy.copy(request)
+    stripped.META = {k: v for k, v in request.META.items() if k != "HTTP_IF_UNMODIFIED_SINCE"}
+    return stripped
+
+
 class Middleware:
     """Listed innermost: its process_view runs once the URL is resolved, just before the view,
     so a 304 costs the middleware above it and one Redis round trip."""
@@ -318,14 +331,16 @@ class Middleware:
                 if settings.HTTP_CACHING_VALIDATOR == "rendered":
                     _public_headers(response, None)
                     # Django's: hash the body just rendered, 304 if it matches.
-                    return ConditionalGetMiddleware(lambda _request: response)(request)
+                    return ConditionalGetMiddleware(lambda _request: response)(
+                        _without_unmodified_since(request, response.get("Last-Modified"))
+                    )
                 _public_headers(response, found)
                 if found is not None and found.etag is not None:
                     # What process_view left to the view (If-Modified-Since alone, `*`): now
                     # that the page is known to exist, its 200 may be a 304. The view has run
                     # and done what ON_NOT_MODIFIED would (counted the product view).
                     return get_conditional_response(
-                        request,
+                        _without_unmodified_since(request, found.last_modified),
                         etag=found.etag,
                         last_modified=found.last_modified,
                         response=response,
@@ -360,7 +375,9 @@ class Middleware:
         if not etags or "*" in etags:
             return None
         answer = get_conditional_response(
-            request, etag=found.etag, last_modified=found.last_modified
+            _without_unmodified_since(request, found.last_modified),
+            etag=found.etag,
+            last_modified=found.last_modified,
         )
         if answer is None or answer.status_code != 304:
             return None  # a failed If-Match or If-Unmodified-Since: decided on the view's 200

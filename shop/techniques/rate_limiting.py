@@ -197,8 +197,8 @@ def client_ip(request: HttpRequest) -> str:
     them saw (X-Forwarded-For counted from the right: the left part is whatever the client
     wrote, and trusting it would let a guesser pick a new IP for each request). With fewer hops
     than proxies, the one that would be chosen was not written by a proxy, and a hop that is not
-    an IP address was not either: both are REMOTE_ADDR's bucket, never a client's string (up to
-    the header's size) in a Redis key."""
+    an IP address (or is one with an IPv6 zone ID, `fe80::1%...`) was not either: both are
+    REMOTE_ADDR's bucket, never a client's string (up to the header's size) in a Redis key."""
     remote_addr = request.META.get("REMOTE_ADDR", "") or "unknown"
     proxies = settings.RATE_LIMITING_NUM_PROXIES
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
@@ -208,9 +208,13 @@ def client_ip(request: HttpRequest) -> str:
     if len(hops) < proxies:
         return remote_addr
     try:
-        return str(ipaddress.ip_address(hops[-proxies]))  # one spelling per address
+        address = ipaddress.ip_address(hops[-proxies])
     except ValueError:
         return remote_addr
+    if getattr(address, "scope_id", None) is not None:
+        # `fe80::1%<anything>`: ipaddress takes any zone ID, and no proxy writes one for a client.
+        return remote_addr
+    return str(address)  # one spelling per address
 
 
 def _digest(secret: str) -> str:

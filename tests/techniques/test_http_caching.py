@@ -172,6 +172,51 @@ def test_no_last_modified_within_the_second_of_the_last_change(
         assert response["Last-Modified"] == http_date(second)
 
 
+FAR_FUTURE = "Fri, 31 Dec 9999 23:59:59 GMT"
+
+
+def test_if_unmodified_since_is_ignored_on_a_page_without_last_modified(
+    api_client, catalog, on, monkeypatch
+):
+    """RFC 9110 §13.1.4: a recipient MUST ignore If-Unmodified-Since when the representation has
+    no modification date. Django's get_conditional_response answers it 412 whatever the date
+    when there is none; the page sent no Last-Modified, so the client gets a 412 it cannot
+    explain, where the technique off answers 200."""
+    second = int(time.time())
+    clock = SimpleNamespace(time_ns=lambda: second * 1_000_000_000 + 500_000_000)
+    monkeypatch.setattr(http_caching, "time", clock)
+    with toggles.override(read_replica=False):
+        http_caching.bump(["catalog", "lists"])  # within this second: no Last-Modified
+        held = api_client.get(LIST)
+        assert held.has_header("ETag") and not held.has_header("Last-Modified")
+        for headers in (
+            {"HTTP_IF_UNMODIFIED_SINCE": FAR_FUTURE},
+            {"HTTP_IF_UNMODIFIED_SINCE": FAR_FUTURE, "HTTP_IF_NONE_MATCH": held["ETag"]},
+            {"HTTP_IF_UNMODIFIED_SINCE": FAR_FUTURE, "HTTP_IF_NONE_MATCH": "*"},
+        ):
+            response = api_client.get(LIST, **headers)
+            assert response.status_code in (200, 304), (headers, response.content)
+        assert api_client.get(LIST, HTTP_IF_UNMODIFIED_SINCE=FAR_FUTURE).json() == held.json()
+
+
+def test_if_unmodified_since_still_fails_a_page_changed_after_it(api_client, catalog, on):
+    _age_tokens("catalog", "lists")
+    api_client.get(LIST)
+    earlier = http_date(time.time() - 3600)
+    response = api_client.get(LIST, HTTP_IF_UNMODIFIED_SINCE=earlier)
+    assert response.status_code == 412
+    assert response.json()["code"] == "precondition_failed"
+    assert api_client.get(LIST, HTTP_IF_UNMODIFIED_SINCE=FAR_FUTURE).status_code == 200
+
+
+@override_settings(HTTP_CACHING_VALIDATOR="rendered")
+def test_the_rendered_validator_ignores_if_unmodified_since(api_client, catalog, on):
+    # Django's ConditionalGetMiddleware sets no Last-Modified: any date was a 412.
+    for date in (FAR_FUTURE, http_date(time.time() - 3600)):
+        response = api_client.get(LIST, HTTP_IF_UNMODIFIED_SINCE=date)
+        assert response.status_code == 200, (date, response.content)
+
+
 # --- every kind of write moves the validator: never a stale 304 -----------------------------
 
 

@@ -472,6 +472,8 @@ def _ratelimit_keys() -> list[str]:
     [
         pytest.param(2, "198.51.100.{n}", id="fewer-hops-than-proxies"),
         pytest.param(1, "not-an-address-{n}" + "x" * 2000, id="a-hop-that-is-not-an-ip"),
+        # ipaddress takes any zone ID after an IPv6 address: a client's string all the same.
+        pytest.param(1, "fe80::1%{n}" + "x" * 2000, id="an-ipv6-hop-with-a-zone-id"),
     ],
 )
 def test_a_forwarded_hop_no_proxy_wrote_is_the_remote_addrs_bucket(
