@@ -44,7 +44,8 @@ def env_int(name: str, default: int) -> int:
         raise BadEnvironment(f"{name}={raw!r} is not an integer") from exc
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(name: str, default: float, *, positive: bool = False) -> float:
+    """A number, 0 or more; with `positive`, more than 0 (a rate something is divided by)."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -54,6 +55,8 @@ def env_float(name: str, default: float) -> float:
         raise BadEnvironment(f"{name}={raw!r} is not a number") from exc
     if not value >= 0:  # also refuses nan
         raise BadEnvironment(f"{name}={raw!r} must be 0 or more")
+    if positive and not value > 0:
+        raise BadEnvironment(f"{name}={raw!r} must be more than 0")
     return value
 
 

@@ -196,3 +196,18 @@ def test_a_bad_environment_stops_every_entry_point_with_one_line(
     if value == "nope=off":
         assert KNOWN in errors[0]
     assert "hunter2" not in output  # a database URL's password is not printed
+
+
+@pytest.mark.parametrize("value", ["0", "0.0", "-1"])
+def test_a_rate_limit_refilling_nothing_is_a_one_line_error_at_start(value):
+    """A bucket refilled at 0 a minute would divide by zero on every limited request."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import config.settings.base"],
+        cwd=ROOT,
+        env={**os.environ, "RATE_LIMITING_LOGIN_PER_MINUTE": value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert f"RATE_LIMITING_LOGIN_PER_MINUTE={value!r} must be" in result.stderr

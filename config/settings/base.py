@@ -525,11 +525,11 @@ CIRCUIT_BREAKER_KEY_PREFIX = env_str(
 # times; a script guessing passwords or replaying checkouts is what is refused.
 RATE_LIMITING_ORDER_PATHS = ["/api/orders/"]
 RATE_LIMITING_ORDERS_CAPACITY = env_int("RATE_LIMITING_ORDERS_CAPACITY", 10)
-RATE_LIMITING_ORDERS_PER_MINUTE = env_float("RATE_LIMITING_ORDERS_PER_MINUTE", 10.0)
+RATE_LIMITING_ORDERS_PER_MINUTE = env_float("RATE_LIMITING_ORDERS_PER_MINUTE", 10.0, positive=True)
 # The token endpoint, DRF's browsable-API login and the admin's: every way to try a password.
 RATE_LIMITING_LOGIN_PATHS = ["/api/auth/token/", "/api/auth/login/", "/admin/login/"]
 RATE_LIMITING_LOGIN_CAPACITY = env_int("RATE_LIMITING_LOGIN_CAPACITY", 10)
-RATE_LIMITING_LOGIN_PER_MINUTE = env_float("RATE_LIMITING_LOGIN_PER_MINUTE", 5.0)
+RATE_LIMITING_LOGIN_PER_MINUTE = env_float("RATE_LIMITING_LOGIN_PER_MINUTE", 5.0, positive=True)
 # The reverse proxies in front of the app that append to X-Forwarded-For (DRF's NUM_PROXIES):
 # 0 trusts no header and limits by REMOTE_ADDR; behind one load balancer, 1.
 RATE_LIMITING_NUM_PROXIES = env_int("RATE_LIMITING_NUM_PROXIES", 0)
