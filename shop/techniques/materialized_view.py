@@ -202,8 +202,14 @@ def _alone(alias: str) -> Iterator[None]:
     Two refreshes whose snapshots both predate the other's commit would each apply the same
     difference to the views (a duplicate key, or a serialization failure). So the lock is a
     session's, taken before the refresh's transaction begins: its snapshot is taken after the
-    previous refresh committed, and the lock is released after its own commit."""
-    with connections[alias].cursor() as cursor:
+    previous refresh committed, and the lock is released after its own commit.
+
+    The wait is bounded like the refresh itself, not like a request: the refresh it waits for
+    may take longer than DB_STATEMENT_TIMEOUT_MS (at the large size it does). Hence a
+    transaction of its own around the lock, for the SET LOCAL; the session's lock outlives it."""
+    timeout_ms = settings.SALES_REPORT_REFRESH_TIMEOUT_S * 1000
+    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+        cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(timeout_ms)])
         cursor.execute("SELECT pg_advisory_lock(%s)", [REFRESH_LOCK])
     try:
         yield

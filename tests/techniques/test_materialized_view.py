@@ -302,6 +302,40 @@ def test_refreshes_at_the_same_time_take_turns():
     assert _report(client, "on", path).content == _report(client, "off", path).content
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_waits_its_turn_longer_than_a_requests_statement_bound():
+    """At the large size one refresh takes longer than the session's statement_timeout
+    (DB_STATEMENT_TIMEOUT_MS, 30 s); the next one, a command's while the beat task's runs,
+    waits for it under the refresh's own bound, not a request's. Here the session's bound is
+    300 ms and the first refresh holds the turn for a second."""
+    materialized_view.refresh()
+    holding, release = threading.Event(), threading.Event()
+
+    def first():
+        try:
+            with materialized_view._alone("default"):
+                holding.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        threading.Timer(1.0, release.set).start()
+        with connection.cursor() as cursor:
+            cursor.execute("SET statement_timeout = '300ms'")
+        try:
+            materialized_view.refresh()  # waits about a second for the first
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET statement_timeout")
+    finally:
+        release.set()
+        thread.join(10)
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("state", ["off", "on"])
 @pytest.mark.parametrize(
