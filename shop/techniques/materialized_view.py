@@ -206,11 +206,21 @@ def _alone(alias: str) -> Iterator[None]:
 
     The wait is bounded like the refresh itself, not like a request: the refresh it waits for
     may take longer than DB_STATEMENT_TIMEOUT_MS (at the large size it does). Hence a
-    transaction of its own around the lock, for the SET LOCAL; the session's lock outlives it."""
+    transaction of its own around the lock, for the SET LOCAL; the session's lock outlives it.
+
+    Inside a caller's transaction (the seed's), the turn is the transaction's: held until the
+    caller commits or rolls back, not released when refresh() returns. Released there, it would
+    let the next refresh take its snapshot before the caller's orders and views are committed,
+    and fail on the refresh time's row (could not serialize access)."""
     timeout_ms = settings.SALES_REPORT_REFRESH_TIMEOUT_S * 1000
+    outermost = not connections[alias].in_atomic_block
+    lock = "pg_advisory_lock" if outermost else "pg_advisory_xact_lock"
     with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
         cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(timeout_ms)])
-        cursor.execute("SELECT pg_advisory_lock(%s)", [REFRESH_LOCK])
+        cursor.execute(f"SELECT {lock}(%s)", [REFRESH_LOCK])
+    if not outermost:
+        yield  # released with the caller's transaction
+        return
     try:
         yield
     finally:

@@ -5,6 +5,7 @@ input is a 400 either way."""
 
 import json
 import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
@@ -334,6 +335,77 @@ def test_a_refresh_waits_its_turn_longer_than_a_requests_statement_bound():
     finally:
         release.set()
         thread.join(10)
+
+
+def _waiting_on_a_lock(pid: int) -> bool:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", [pid])
+        return cursor.fetchone()[0] > 0
+
+
+def _refresh_on_a_thread(errors: list) -> tuple[threading.Thread, list[int]]:
+    """refresh() on a connection of its own; its backend's pid, once known, and its error."""
+    pid: list[int] = []
+
+    def run():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                pid.append(cursor.fetchone()[0])
+            materialized_view.refresh()
+        except Exception as error:  # noqa: BLE001 (the test asserts there is none)
+            errors.append(error)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, pid
+
+
+def _until(condition, seconds=10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_in_a_callers_transaction_holds_its_turn_until_that_commits():
+    """The seed refreshes inside its own transaction: until that commits, a refresh on
+    another connection (the beat task's) must not start, or its snapshot predates the seed's
+    orders and views, and it fails on the refresh time's row (a serialization failure)."""
+    materialized_view.refresh()
+    variant = VariantFactory(price=Decimal("4.00"))
+    refreshed, release, errors = threading.Event(), threading.Event(), []
+
+    def seed_like():
+        try:
+            with transaction.atomic():
+                OrderFactory(created_at=DAY, lines=[(variant, 2)])
+                materialized_view.refresh(concurrently=False)
+                refreshed.set()
+                release.wait(30)
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+        finally:
+            connection.close()
+
+    seeder = threading.Thread(target=seed_like)
+    seeder.start()
+    try:
+        assert refreshed.wait(10)
+        beat, pid = _refresh_on_a_thread(errors)
+        _until(lambda: pid and _waiting_on_a_lock(pid[0]))  # on the seed's, whichever it is
+    finally:
+        release.set()
+        seeder.join(10)
+    beat.join(30)
+    assert errors == []
+    client = APIClient()
+    client.force_authenticate(UserFactory(is_staff=True))
+    assert _report(client, "on").json()["orders"] == 1
+    assert _report(client, "on").content == _report(client, "off").content
 
 
 @pytest.mark.django_db
