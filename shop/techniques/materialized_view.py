@@ -29,7 +29,6 @@ new contents beside the old and applies the difference, so readers are never blo
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,8 +53,8 @@ TOGGLE = toggles.register(
 # Refreshed in this order, in one transaction (see refresh()).
 VIEWS = ("orders_sales_day", "orders_sales_day_product", "orders_sales_product")
 AS_OF_HEADER = "X-Report-As-Of"
-# The advisory lock that lets one refresh run at a time (_alone), a key of its own.
-REFRESH_LOCK = zlib.crc32(b"shop.techniques.materialized_view.refresh")
+# The refresh time's table; refresh() locks it to run one at a time (its docstring says why).
+REFRESH_TABLE = "orders_sales_refresh"
 
 
 @dataclass(frozen=True)
@@ -163,6 +162,18 @@ def refresh(*, using: str = DEFAULT_DB_ALIAS, concurrently: bool = True) -> floa
     recorded is the transaction's start, before its snapshot: every order committed before it
     is in the views. Inside a caller's transaction (a test, the seed) it refreshes there.
 
+    One refresh at a time: the beat task's may overlap a command's, or a slow one the next, or
+    the seed's. Two refreshes whose snapshots both predate the other's commit would each apply
+    the same difference to the views (a duplicate key), or update the refresh time's row under
+    the other (a serialization failure). So the transaction first locks the refresh time's table
+    in EXCLUSIVE mode, which conflicts with itself and not with readers (ACCESS SHARE), before
+    any statement takes its snapshot: the next refresh waits, then sees the previous one's
+    commit. The lock is the transaction's: released when it ends (inside a caller's
+    transaction, when the caller's does), and nothing of it outlives that on the server
+    connection, which behind PgBouncer in transaction mode is another client's next (a session
+    advisory lock, released by a statement that ran on another server connection, stayed held
+    there). The wait is bounded like the refresh, not like a request.
+
     The views are ANALYZEd in the same transaction, so their new statistics arrive with their
     new rows: straight after the seed's refresh they would otherwise have none until autovacuum
     came by, and the planner would guess the size of a year of days. After the commit they are
@@ -170,18 +181,19 @@ def refresh(*, using: str = DEFAULT_DB_ALIAS, concurrently: bool = True) -> floa
     index-only scans then read the index alone, with no visit to the view's heap per row.
     """
     how = "CONCURRENTLY " if concurrently else ""
-    with _alone(using), _one_snapshot(using) as cursor:
-        started = perf_counter()
-        # It reads every revenue order: a request's statement bound is too short for it.
+    with _one_snapshot(using) as cursor:
+        # It reads every revenue order: a request's statement bound is too short for it, and
+        # so is the wait for a refresh running before it. SET LOCAL and LOCK take no snapshot
+        # (a SELECT would): the snapshot is the first REFRESH's, once the turn is this one's.
         timeout_ms = settings.SALES_REPORT_REFRESH_TIMEOUT_S * 1000
-        cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(timeout_ms)])
+        cursor.execute(f"SET LOCAL statement_timeout = {timeout_ms:d}")
+        cursor.execute(f"LOCK TABLE {REFRESH_TABLE} IN EXCLUSIVE MODE")  # one at a time
+        started = perf_counter()
         for view in VIEWS:
             cursor.execute(f"REFRESH MATERIALIZED VIEW {how}{view}")
         cursor.execute(f"ANALYZE {', '.join(VIEWS)}")
         seconds = perf_counter() - started
-        cursor.execute(
-            "UPDATE orders_sales_refresh SET refreshed_at = now(), seconds = %s", [seconds]
-        )
+        cursor.execute(f"UPDATE {REFRESH_TABLE} SET refreshed_at = now(), seconds = %s", [seconds])
         # robust: a failed VACUUM is logged; the refresh it follows has committed.
         transaction.on_commit(lambda: _vacuum(using), using=using, robust=True)
     return seconds
@@ -194,38 +206,6 @@ def _vacuum(alias: str) -> None:
         return
     with connections[alias].cursor() as cursor:
         cursor.execute(f"VACUUM {', '.join(VIEWS)}")
-
-
-@contextmanager
-def _alone(alias: str) -> Iterator[None]:
-    """One refresh at a time: the beat task's may overlap a command's, or a slow one the next.
-    Two refreshes whose snapshots both predate the other's commit would each apply the same
-    difference to the views (a duplicate key, or a serialization failure). So the lock is a
-    session's, taken before the refresh's transaction begins: its snapshot is taken after the
-    previous refresh committed, and the lock is released after its own commit.
-
-    The wait is bounded like the refresh itself, not like a request: the refresh it waits for
-    may take longer than DB_STATEMENT_TIMEOUT_MS (at the large size it does). Hence a
-    transaction of its own around the lock, for the SET LOCAL; the session's lock outlives it.
-
-    Inside a caller's transaction (the seed's), the turn is the transaction's: held until the
-    caller commits or rolls back, not released when refresh() returns. Released there, it would
-    let the next refresh take its snapshot before the caller's orders and views are committed,
-    and fail on the refresh time's row (could not serialize access)."""
-    timeout_ms = settings.SALES_REPORT_REFRESH_TIMEOUT_S * 1000
-    outermost = not connections[alias].in_atomic_block
-    lock = "pg_advisory_lock" if outermost else "pg_advisory_xact_lock"
-    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
-        cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(timeout_ms)])
-        cursor.execute(f"SELECT {lock}(%s)", [REFRESH_LOCK])
-    if not outermost:
-        yield  # released with the caller's transaction
-        return
-    try:
-        yield
-    finally:
-        with connections[alias].cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [REFRESH_LOCK])
 
 
 @contextmanager

@@ -3,24 +3,33 @@ the read model (on), on the primary and on the replica; before one, the read mod
 its X-Report-As-Of header says since when; a refresh CONCURRENTLY never waits for a reader; bad
 input is a 400 either way."""
 
+import copy
 import json
+import os
+import pwd
+import subprocess
+import tempfile
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import OperationalError, connection, connections, transaction
+from django.db.backends.postgresql.base import DatabaseWrapper
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from orders.models import Order
 from shop import replication, toggles
 from shop.bench.scenarios import materialized_view as scenario
+from shop.devstack.pgbouncer import find_pgbouncer, pgbouncer_up
 from shop.perf_headers import parse_query_counts
+from shop.private_broker import free_port
 from shop.seed import seed
 from shop.techniques import materialized_view, read_replica
 from tests.concurrency import run_concurrently
@@ -308,13 +317,14 @@ def test_a_refresh_waits_its_turn_longer_than_a_requests_statement_bound():
     """At the large size one refresh takes longer than the session's statement_timeout
     (DB_STATEMENT_TIMEOUT_MS, 30 s); the next one, a command's while the beat task's runs,
     waits for it under the refresh's own bound, not a request's. Here the session's bound is
-    300 ms and the first refresh holds the turn for a second."""
+    300 ms and the first refresh holds the turn for a second (its transaction kept open)."""
     materialized_view.refresh()
     holding, release = threading.Event(), threading.Event()
 
     def first():
         try:
-            with materialized_view._alone("default"):
+            with transaction.atomic():
+                materialized_view.refresh()
                 holding.set()
                 release.wait(30)
         finally:
@@ -405,6 +415,94 @@ def test_a_refresh_in_a_callers_transaction_holds_its_turn_until_that_commits():
     client = APIClient()
     client.force_authenticate(UserFactory(is_staff=True))
     assert _report(client, "on").json()["orders"] == 1
+    assert _report(client, "on").content == _report(client, "off").content
+
+
+@pytest.fixture
+def bouncer():
+    """A PgBouncer of the test's own, in transaction mode as DB_PGBOUNCER=on expects, in front
+    of the test database; the alias "bouncer" connects through it as that setting configures
+    Django (connection_pooling.configure). Stopped at the end, with its server connections."""
+    binary = find_pgbouncer()
+    if binary is None:
+        pytest.skip("pgbouncer is not installed")
+    primary = connections["default"].settings_dict
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="mv-pgbouncer-") as folder:
+        os.chmod(folder, 0o755)  # noqa: S103 (read by the postgres account when we are root)
+        ini, users = os.path.join(folder, "pgbouncer.ini"), os.path.join(folder, "users.txt")
+        with open(users, "w") as file:
+            file.write(f'"{primary["USER"]}" ""\n')
+        with open(ini, "w") as file:
+            file.write(
+                f"[databases]\n* = host={primary['HOST'] or '127.0.0.1'} port={primary['PORT']}\n"
+                f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n"
+                f"unix_socket_dir =\nauth_type = trust\nauth_file = {users}\n"
+                "pool_mode = transaction\n"
+            )
+        account = pwd.getpwnam("postgres") if os.geteuid() == 0 else None  # it refuses root
+        as_account = {"user": account.pw_uid, "group": account.pw_gid} if account else {}
+        process = subprocess.Popen(
+            [binary, ini], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True, **as_account,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 10
+            while not pgbouncer_up(port):
+                assert process.poll() is None and time.monotonic() < deadline, "no pgbouncer"
+                time.sleep(0.05)
+            settings_dict = copy.deepcopy(primary)
+            settings_dict.update(HOST="127.0.0.1", PORT=str(port), DISABLE_SERVER_SIDE_CURSORS=True)
+            options = settings_dict["OPTIONS"]
+            for name in ("pool", "options"):
+                options.pop(name, None)
+            options["prepare_threshold"] = None
+            connections["bouncer"] = DatabaseWrapper(settings_dict, alias="bouncer")
+            yield {"host": "127.0.0.1", "port": port, "dbname": primary["NAME"],
+                   "user": primary["USER"]}  # fmt: skip
+        finally:
+            bouncer_connection = connections["bouncer"]
+            bouncer_connection.close()
+            del connections["bouncer"]
+            process.terminate()
+            process.wait(10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_behind_pgbouncer_in_transaction_mode_a_refresh_leaves_the_turn_free(bouncer):
+    """DB_PGBOUNCER=on: each transaction of a client may run on another server connection,
+    whenever other clients took the last one (a busy web tier's do). Here, before each of the
+    refresh's statements, another client opens a transaction and keeps it, so the refresh's
+    transactions and statements never find the server connection they last ran on. Once the
+    refresh returned, nothing of it may hold the turn: the next refresh, on the primary, must
+    not wait for it."""
+    OrderFactory(created_at=DAY, lines=[(VariantFactory(), 2)])
+    others: list[psycopg.Connection] = []
+
+    def another_client_takes_a_server_connection(execute, sql, params, many, context):
+        other = psycopg.connect(**bouncer, autocommit=True)
+        other.execute("BEGIN")
+        other.execute("SELECT 1")  # holds the server connection last released until COMMIT
+        others.append(other)
+        return execute(sql, params, many, context)
+
+    try:
+        with connections["bouncer"].execute_wrapper(another_client_takes_a_server_connection):
+            materialized_view.refresh(using="bouncer")
+    finally:
+        for other in others:
+            other.execute("COMMIT")  # their server connections go back to PgBouncer's pool
+            other.close()
+    assert len(others) > 2
+    with connection.cursor() as cursor:
+        cursor.execute("SET lock_timeout = '2s'")
+    try:
+        materialized_view.refresh()  # at once: no turn is left held on a server connection
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    client = APIClient()
+    client.force_authenticate(UserFactory(is_staff=True))
     assert _report(client, "on").content == _report(client, "off").content
 
 
