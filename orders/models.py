@@ -96,6 +96,11 @@ class OrderItem(models.Model):
             models.CheckConstraint(
                 condition=models.Q(quantity__gt=0), name="order_item_quantity_positive"
             ),
+            # A copy of a variant's price, which is positive too: revenue never goes negative,
+            # which the sales report's read model relies on (materialized_view's bar).
+            models.CheckConstraint(
+                condition=models.Q(unit_price__gt=0), name="order_item_unit_price_positive"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -19,12 +19,12 @@ import psycopg
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import OperationalError, connection, connections, transaction
+from django.db import IntegrityError, OperationalError, connection, connections, transaction
 from django.db.backends.postgresql.base import DatabaseWrapper
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from orders.models import Order
+from orders.models import Order, OrderItem
 from shop import replication, toggles
 from shop.bench.scenarios import materialized_view as scenario
 from shop.devstack.pgbouncer import find_pgbouncer, pgbouncer_up
@@ -161,6 +161,17 @@ def test_the_top_products_read_only_the_candidates_days():
         candidates = cursor.fetchall()
     assert bar == Decimal("100.00")  # the tenth best seller's range sales: 1 unit
     assert len(candidates) == 13  # of the 15 sold in range: not the two that sold 50.00 ever
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("price", "quantity"), [("0.00", 1), ("-1.00", 1), ("5.00", 0)])
+def test_no_order_item_earns_nothing_or_less(price, quantity):
+    """The bar holds because a product's range revenue is at most its all-time revenue, which
+    needs every item's revenue positive: the database refuses any other price or quantity."""
+    order = OrderFactory(created_at=DAY, lines=[(VariantFactory(), 1)])
+    item = order.items.get()
+    with pytest.raises(IntegrityError, match="positive"), transaction.atomic():
+        OrderItem.objects.filter(pk=item.pk).update(unit_price=Decimal(price), quantity=quantity)
 
 
 def _loops_over_the_days_by_product(days: dict) -> list[int]:
