@@ -90,6 +90,16 @@ class RedisCache(django_redis.RedisCache):
         super().__init__(server, params)
         self._class = _OneClientPerPool
 
+    def set_if_unchanged(self, key: Any, value: Any, *, seen: Any, timeout: Any) -> bool:
+        """SET `key` to `value` only if it still holds `seen` (`MISS`: absent), in one Lua
+        script (`_SET_IF_UNCHANGED`), with the keys, pickling and TTL of Django's `set`."""
+        client = self._cache.get_client(key, write=True)
+        serializer = self._cache._serializer
+        expected = b"" if seen is MISS else serializer.dumps(seen)
+        ttl = self.get_backend_timeout(timeout)
+        args = (expected, serializer.dumps(value), "" if ttl is None else ttl)
+        return bool(client.eval(_SET_IF_UNCHANGED, 1, self.make_and_validate_key(key), *args))
+
 
 @dataclass
 class Ops:
@@ -279,6 +289,53 @@ def delete_if_equal(cache_key: str, value: Any) -> bool | None:
     except OUTAGE as exc:
         outage(exc, operation="delete_if_equal")
         return None
+
+
+# Compare-and-set in one step inside Redis: store ARGV[2] only if the key still holds ARGV[1]
+# ('' for absent), with a TTL of ARGV[3] seconds ('' for none).
+_SET_IF_UNCHANGED = """
+local current = redis.call('GET', KEYS[1])
+if current == false then
+    current = ''
+end
+if current ~= ARGV[1] then
+    return 0
+end
+if ARGV[3] == '' then
+    redis.call('SET', KEYS[1], ARGV[2])
+else
+    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+end
+return 1
+"""
+
+
+def set_if_unchanged(
+    cache_key: str, value: Any, *, seen: Any, timeout: float | None
+) -> bool | None:
+    """Store `value` only if the key still holds `seen`, what the caller read before it
+    computed `value` (MISS: the key was absent), atomically: a fill that must not land after
+    an invalidation made while it computed (`replace`). True if stored, False if the key
+    changed meanwhile, None if Redis failed."""
+    _count(sets=1)
+    try:
+        return backend().set_if_unchanged(cache_key, value, seen=seen, timeout=timeout)
+    except OUTAGE as exc:
+        outage(exc, operation="set")
+        return None
+
+
+def replace(values: dict[str, Any], *, timeout: float | None) -> None:
+    """An invalidation that leaves a marker instead of nothing: each key is overwritten with
+    its value (one round trip), so a fill that read the key before this call and stores with
+    `set_if_unchanged` after it is refused. Counted, and logged when Redis fails, as a delete."""
+    if not values:
+        return
+    _count(deletes=len(values))
+    try:
+        backend().set_many(values, timeout=timeout)
+    except OUTAGE as exc:
+        outage(exc, operation="delete")
 
 
 def delete_on_commit(*cache_keys: str, using: str = "default") -> None:

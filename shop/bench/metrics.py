@@ -26,6 +26,8 @@ import psycopg
 from django.core.cache.backends.redis import RedisCache
 from django.db import connections
 
+from shop.cache import RedisCache as ShopRedisCache
+
 # The common counts, in the order the reports show them. A scenario's own follow.
 CACHE_HITS = "cache_hits"
 CACHE_MISSES = "cache_misses"
@@ -75,6 +77,7 @@ _active: ContextVar[tuple[Counter[str], ...]] = ContextVar("bench_cache_counters
 _lock = threading.Lock()
 _originals: dict[str, Callable[..., Any]] = {}
 _users = 0
+_SHOP_SET_IF_UNCHANGED = "shop.cache.RedisCache.set_if_unchanged"
 
 
 def _add(kind: str, n: int) -> None:
@@ -92,6 +95,9 @@ def _install() -> None:
             original = getattr(RedisCache, name)
             _originals[name] = original
             setattr(RedisCache, name, functools.wraps(original)(wrap(original)))
+        original = ShopRedisCache.set_if_unchanged  # the project's compare-and-set: one set
+        _originals[_SHOP_SET_IF_UNCHANGED] = original
+        ShopRedisCache.set_if_unchanged = functools.wraps(original)(_once(CACHE_SETS)(original))
 
 
 def _uninstall() -> None:
@@ -101,7 +107,10 @@ def _uninstall() -> None:
         if _users:
             return
         for name, original in _originals.items():
-            setattr(RedisCache, name, original)
+            if name == _SHOP_SET_IF_UNCHANGED:
+                ShopRedisCache.set_if_unchanged = original
+            else:
+                setattr(RedisCache, name, original)
         _originals.clear()
 
 

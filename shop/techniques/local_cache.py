@@ -19,9 +19,12 @@ was stored). A miss there asks Redis, then PostgreSQL, and keeps the answer in L
     lookup ─▶ L1 (this process, ~1 µs) ─▶ L2 Redis (every process, ~0.3 ms) ─▶ PostgreSQL
 
 **The staleness bound.** L1 is not shared, so a write in one process cannot evict another
-process's L1. A write evicts its own process's L1 and deletes the Redis entry, at once and
+process's L1. A write evicts its own process's L1 and drops the Redis entry, at once and
 again after its transaction commits (`evict`); every other process keeps serving what its L1 holds until that
-entry's `ttl` runs out. So each lookup's `ttl` is the longest another process can answer with
+entry's `ttl` runs out. The Redis entry is overwritten with a marker, not deleted, and a fill
+stores only over what it read (`cache.set_if_unchanged`): a request that read the row before
+the write's commit cannot store it after the eviction, in Redis (for every process, for
+`l2_ttl_s`) or in its L1. So each lookup's `ttl` is the longest another process can answer with
 the old value, and it is chosen per lookup (LOCAL_CACHE_*_TTL_S settings): 5 s for a token,
 where it is how long a revoked token keeps working on the other workers.
 
@@ -53,6 +56,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import uuid
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -209,7 +213,8 @@ def fetch(lookup: Lookup, key: str, compute: Callable[[], T | None]) -> T | None
         if value is not cache.MISS:
             return value
     shared = toggles.is_enabled(L2_TOGGLE)
-    value = cache.get(key) if shared else cache.MISS
+    seen = cache.get(key) if shared else cache.MISS
+    value = cache.MISS if evicted(seen) else seen
     if value is cache.MISS:
         if not shared and local is None:
             return compute()  # nothing to store: read as the request reads
@@ -218,10 +223,25 @@ def fetch(lookup: Lookup, key: str, compute: Callable[[], T | None]) -> T | None
         if value is None:
             return None
         if shared:
-            cache.set(key, value, timeout=lookup.l2_ttl_s)
+            stored = cache.set_if_unchanged(key, value, seen=seen, timeout=lookup.l2_ttl_s)
+            if stored is False:
+                # An eviction ran since the GET above (or another fill stored first): what
+                # compute() read may be the row before that write. This request's answer,
+                # kept in neither layer.
+                return value
     if local is not None:
         local.set(key, value)
     return value
+
+
+# What an eviction leaves in Redis under the key: read as a miss. A fill stores over it only
+# if it is still the marker the fill read (a later eviction writes a new one), so a value read
+# before an eviction never lands after it.
+_EVICTED = "local_cache:evicted:"
+
+
+def evicted(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(_EVICTED)
 
 
 def evict(lookup: Lookup, *keys: str, using: str = "default") -> None:
@@ -238,7 +258,10 @@ def evict(lookup: Lookup, *keys: str, using: str = "default") -> None:
         if local is not None:
             for key in keys:
                 local.evict(key)
-        cache.delete(*keys)
+        # A marker of this drop, not a DEL: a fill that read the key before it (and so maybe
+        # the row before the write) finds it changed and does not store (`fetch`).
+        marker = f"{_EVICTED}{uuid.uuid4().hex}"
+        cache.replace(dict.fromkeys(keys, marker), timeout=lookup.l2_ttl_s)
 
     drop()
     if transaction.get_connection(using).in_atomic_block:

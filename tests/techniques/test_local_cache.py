@@ -7,6 +7,7 @@ the real Redis (shop.bench.metrics.CacheCounter). L1's TTLs are stepped with a c
 test's own (`local_cache.clock_set`), never waited for.
 """
 
+import threading
 from decimal import Decimal
 
 import pytest
@@ -22,6 +23,7 @@ from shop.bench.metrics import CACHE_HITS, CACHE_MISSES, CACHE_SETS, CacheCounte
 from shop.perf_headers import parse_query_counts
 from shop.private_broker import PrivateBroker
 from shop.techniques import cache_aside, local_cache
+from tests.concurrency import run_concurrently
 from tests.factories import CategoryFactory, ProductFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -149,7 +151,7 @@ def test_logging_out_here_takes_effect_at_once(
     assert logout.status_code == 204
     response, _queries, _ops = ping(api_client, token.key, enabled=True)
     assert response.status_code == 401
-    assert cache.get(local_cache.token_key(token.key)) is cache.MISS
+    assert local_cache.evicted(cache.get(local_cache.token_key(token.key)))  # no user left
 
 
 def _revoked_by_another_process(token):
@@ -176,6 +178,37 @@ def test_a_token_revoked_in_another_process_works_here_until_the_ttl(
     response, queries, ops = ping(api_client, token.key, enabled=True)
     assert response.status_code == 401
     assert (queries, ops) == (1, {CACHE_MISSES: 1})  # L1 expired, Redis deleted: PostgreSQL
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lookup_read_before_a_logout_commits_is_not_stored_after_it(api_client, token):
+    """The classic cache-aside race, on real connections: a request reads the token's row, a
+    logout on another connection deletes it and commits (its eviction runs), then the request
+    stores what it read. Neither Redis (every process) nor this L1 may keep the revoked token:
+    it would keep working for the Redis TTL (60 s), not LOCAL_CACHE_TOKEN_TTL_S."""
+    read, revoked = threading.Event(), threading.Event()
+
+    def lookup(key):
+        found = Token.objects.select_related("user").get(key=key)
+        read.set()
+        assert revoked.wait(30)
+        return found.user, found
+
+    def work(i):
+        with layers(True):
+            if i == 0:
+                return local_cache.token_user(token.key, lookup)[1].key
+            assert read.wait(30)
+            Token.objects.filter(pk=token.pk).delete()  # a logout: evicts at once and on commit
+            revoked.set()
+            return None
+
+    assert run_concurrently(work, count=2) == [token.key, None]
+    response, _queries, _ops = ping(api_client, token.key, enabled=True)
+    assert response.status_code == 401  # here, at once
+    local_cache.clear()  # another process: nothing in its L1
+    response, _queries, _ops = ping(api_client, token.key, enabled=True)
+    assert response.status_code == 401
 
 
 def test_off_a_token_revoked_in_another_process_is_refused_at_once(api_client, token, clock):
