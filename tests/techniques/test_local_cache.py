@@ -237,7 +237,7 @@ def test_a_session_login_does_not_evict(token, django_capture_on_commit_callback
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         token.user.save(update_fields=["last_login"])
     assert callbacks == []
-    assert cache.get(local_cache.token_key(token.key)) is not cache.MISS
+    assert cache.get(local_cache.token_key(token.key))[0]["id"] == token.user_id  # kept
 
 
 def test_redis_down_authenticates_from_postgresql(api_client, token, tmp_path, settings):
