@@ -33,6 +33,7 @@ application idempotent.
 **Redis down.** Counting a view is not worth a 500, nor a lost view: a view whose Redis does not
 answer is counted in PostgreSQL the naive way, with a warning, and so is every view for the
 next WRITE_BEHIND_RETRY_S (a Redis that hangs costs one view its timeout, not every view).
+A timeout whose HINCRBY Redis did apply counts that view twice, never zero times.
 What Redis held when it died is lost unless it persisted it; the chapter gives the window.
 """
 
