@@ -222,10 +222,14 @@ def set_many(values: dict[str, Any], *, timeout: float | None) -> bool:
     """Store every key's value, one round trip (Django's MSET and EXPIREs in a pipeline): True,
     or False when Redis failed the write."""
     _count(sets=len(values))
+    return _set_many(values, timeout=timeout, operation="set_many")
+
+
+def _set_many(values: dict[str, Any], *, timeout: float | None, operation: str) -> bool:
     try:
         backend().set_many(values, timeout=timeout)
     except OUTAGE as exc:
-        outage(exc, operation="set_many")
+        outage(exc, operation=operation)
         return False
     return True
 
@@ -332,10 +336,7 @@ def replace(values: dict[str, Any], *, timeout: float | None) -> None:
     if not values:
         return
     _count(deletes=len(values))
-    try:
-        backend().set_many(values, timeout=timeout)
-    except OUTAGE as exc:
-        outage(exc, operation="delete")
+    _set_many(values, timeout=timeout, operation="delete")
 
 
 def delete_on_commit(*cache_keys: str, using: str = "default") -> None:

@@ -75,9 +75,8 @@ class CacheCounter:
 
 _active: ContextVar[tuple[Counter[str], ...]] = ContextVar("bench_cache_counters", default=())
 _lock = threading.Lock()
-_originals: dict[str, Callable[..., Any]] = {}
+_originals: dict[tuple[type, str], Callable[..., Any]] = {}
 _users = 0
-_SHOP_SET_IF_UNCHANGED = "shop.cache.RedisCache.set_if_unchanged"
 
 
 def _add(kind: str, n: int) -> None:
@@ -91,13 +90,11 @@ def _install() -> None:
         _users += 1
         if _users > 1:
             return
-        for name, wrap in _WRAPPERS.items():
-            original = getattr(RedisCache, name)
-            _originals[name] = original
-            setattr(RedisCache, name, functools.wraps(original)(wrap(original)))
-        original = ShopRedisCache.set_if_unchanged  # the project's compare-and-set: one set
-        _originals[_SHOP_SET_IF_UNCHANGED] = original
-        ShopRedisCache.set_if_unchanged = functools.wraps(original)(_once(CACHE_SETS)(original))
+        for owner, wrappers in _WRAPPED:
+            for name, wrap in wrappers.items():
+                original = getattr(owner, name)
+                _originals[owner, name] = original
+                setattr(owner, name, functools.wraps(original)(wrap(original)))
 
 
 def _uninstall() -> None:
@@ -106,11 +103,8 @@ def _uninstall() -> None:
         _users -= 1
         if _users:
             return
-        for name, original in _originals.items():
-            if name == _SHOP_SET_IF_UNCHANGED:
-                ShopRedisCache.set_if_unchanged = original
-            else:
-                setattr(RedisCache, name, original)
+        for (owner, name), original in _originals.items():
+            setattr(owner, name, original)
         _originals.clear()
 
 
@@ -183,6 +177,12 @@ _WRAPPERS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
     "delete_many": _per_key(CACHE_DELETES),
     "clear": _once(CACHE_DELETES),
 }
+# The project's own operations on its backend (shop.cache.RedisCache): the compare-and-set
+# that local_cache fills with is one set.
+_SHOP_WRAPPERS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
+    "set_if_unchanged": _once(CACHE_SETS),
+}
+_WRAPPED = ((RedisCache, _WRAPPERS), (ShopRedisCache, _SHOP_WRAPPERS))
 
 
 class SessionCounter:
