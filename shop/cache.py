@@ -3,7 +3,10 @@ invalidation after commit, and an outage that costs a logged warning instead of 
 
     payload = cache.get(key)                    # cache.MISS when absent or when Redis fails
     cache.set(key, payload, timeout=300)        # False when Redis fails
-    cache.delete_on_commit(key, other_key)      # after the writing transaction commits
+    cache.invalidate_on_commit(key, other_key)  # after the writing transaction commits
+
+    payload, seen = cache.get_seen(key)         # a fill: what the GET saw, then
+    cache.set_if_unchanged(key, payload, seen=seen, timeout=300)  # stored only over it
 
 **Versioned keys.** A key names what it holds and the shape it holds it in:
 `cache.key("product", 42, version=PRODUCT_PAYLOAD_VERSION)` → `"product:v3:42"`, inside
@@ -27,6 +30,16 @@ This is why the catalog does not configure `IGNORE_EXCEPTIONS` on the backend: t
 made here, per call, and other users of the backend (rate limiting, which must choose fail
 open or closed) still see the error.
 
+**Invalidation leaves a marker, and a fill stores only over what it read.** Cache-aside's
+classic race: a reader misses, reads the row, a write commits and deletes the key, and then
+the reader stores the row it read, which is now the old one, for a whole TTL. So an
+invalidation (`invalidate`) does not DEL: it overwrites the key with a marker of its own, a
+unique string every read here takes for a miss. A fill reads the key with `get_seen`, which
+also answers what it saw (the stored bytes, b"" for absent), and stores with
+`set_if_unchanged`, a compare-and-set in one Lua script: if an invalidation ran since the GET,
+the key holds a new marker, and the old row is not stored. A marker lives INVALIDATION_TTL_S,
+longer than any request that could have read before it.
+
 **Cost.** A request's cost is its queries and its cache operations (django-perf-rec's lesson):
 every call here is counted into the request's `Ops` (`counting()`), which the cost middleware
 sends as `X-Cache-Ops: hits=1 misses=0 sets=0 deletes=0 errors=0` next to `X-DB-Queries`.
@@ -34,8 +47,10 @@ sends as `X-Cache-Ops: hits=1 misses=0 sets=0 deletes=0 errors=0` next to `X-DB-
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -54,6 +69,14 @@ logger = logging.getLogger(__name__)
 
 ALIAS = "default"
 MISS = object()  # what get() returns for an absent key; a cached None stays None
+ABSENT = b""  # what get_seen() saw of an absent key, for set_if_unchanged()
+# What an invalidation leaves under a key (with a unique suffix): read as a miss.
+INVALIDATED = "shop.cache:invalidated:"
+# How long a marker stays: longer than a request that read the key before the invalidation
+# can take to store (gunicorn kills a worker silent for 30 s, and a statement times out after
+# 30 s: DB_STATEMENT_TIMEOUT_MS). Past it, the key is absent again, and a fill that saw it
+# absent would store.
+INVALIDATION_TTL_S = 120
 # Redis cannot serve: no answer (a refused or lost connection, a timeout, BusyLoadingError,
 # which is a ConnectionError), or a refusal of any command (OOM, READONLY). Not every
 # RedisError: WRONGTYPE, DataError or NoScriptError are bugs of the caller.
@@ -90,15 +113,32 @@ class RedisCache(django_redis.RedisCache):
         super().__init__(server, params)
         self._class = _OneClientPerPool
 
-    def set_if_unchanged(self, key: Any, value: Any, *, seen: Any, timeout: Any) -> bool:
-        """SET `key` to `value` only if it still holds `seen` (`MISS`: absent), in one Lua
-        script (`_SET_IF_UNCHANGED`), with the keys, pickling and TTL of Django's `set`."""
+    def get_seen(self, key: Any, default: Any = None) -> tuple[Any, bytes]:
+        """Django's `get`, less invalidation markers (read as absent), and with what was
+        seen: the bytes Redis held, ABSENT (b"") for none, for `set_if_unchanged`. The bytes
+        as read, not the value: a value read back and pickled again need not give the same
+        bytes."""
+        key = self.make_and_validate_key(key)
+        raw = self._cache.get_client(key).get(key)
+        if raw is None:
+            return default, ABSENT
+        value = self._cache._serializer.loads(raw)
+        return (default if invalidated(value) else value), raw
+
+    def set_if_unchanged(self, key: Any, value: Any, *, seen: bytes, timeout: Any) -> bool:
+        """SET `key` to `value` only if it still holds what `get_seen` saw (`seen`), in one
+        Lua script (`_SET_IF_UNCHANGED`), with the keys, pickling and TTL of Django's `set`.
+        What was seen goes as its SHA-1: 40 characters, not a page sent back."""
         client = self._cache.get_client(key, write=True)
-        serializer = self._cache._serializer
-        expected = b"" if seen is MISS else serializer.dumps(seen)
         ttl = self.get_backend_timeout(timeout)
-        args = (expected, serializer.dumps(value), "" if ttl is None else ttl)
+        digest = hashlib.sha1(seen, usedforsecurity=False).hexdigest() if seen else ""
+        args = (digest, self._cache._serializer.dumps(value), "" if ttl is None else ttl)
         return bool(client.eval(_SET_IF_UNCHANGED, 1, self.make_and_validate_key(key), *args))
+
+
+def invalidated(value: Any) -> bool:
+    """Whether `value` is an invalidation's marker (`invalidate`), which reads as a miss."""
+    return isinstance(value, str) and value.startswith(INVALIDATED)
 
 
 @dataclass
@@ -186,14 +226,21 @@ def outage(exc: BaseException, *, operation: str) -> None:
 
 
 def get(cache_key: str) -> Any:
+    """The value stored under `cache_key`: MISS when absent, invalidated, or Redis fails."""
+    return get_seen(cache_key)[0]
+
+
+def get_seen(cache_key: str) -> tuple[Any, bytes]:
+    """`get`, and what it saw, for a fill's `set_if_unchanged`: ABSENT when the key was absent
+    or Redis failed (a fill then stores only if the key is still absent)."""
     try:
-        value = backend().get(cache_key, MISS)
+        value, seen = backend().get_seen(cache_key, MISS)
     except OUTAGE as exc:
         outage(exc, operation="get")
         _count(misses=1)
-        return MISS
+        return MISS, ABSENT
     _count(**({"misses": 1} if value is MISS else {"hits": 1}))
-    return value
+    return value, seen
 
 
 def get_many(cache_keys: list[str]) -> dict[str, Any]:
@@ -203,6 +250,7 @@ def get_many(cache_keys: list[str]) -> dict[str, Any]:
         outage(exc, operation="get_many")
         _count(misses=len(cache_keys))
         return {}
+    found = {key: value for key, value in found.items() if not invalidated(value)}
     _count(hits=len(found), misses=len(cache_keys) - len(found))
     return found
 
@@ -295,14 +343,15 @@ def delete_if_equal(cache_key: str, value: Any) -> bool | None:
         return None
 
 
-# Compare-and-set in one step inside Redis: store ARGV[2] only if the key still holds ARGV[1]
-# ('' for absent), with a TTL of ARGV[3] seconds ('' for none).
+# Compare-and-set in one step inside Redis: store ARGV[2] only if the SHA-1 of what the key
+# holds is still ARGV[1] ('' for absent), with a TTL of ARGV[3] seconds ('' for none).
 _SET_IF_UNCHANGED = """
 local current = redis.call('GET', KEYS[1])
-if current == false then
-    current = ''
+local seen = ''
+if current then
+    seen = redis.sha1hex(current)
 end
-if current ~= ARGV[1] then
+if seen ~= ARGV[1] then
     return 0
 end
 if ARGV[3] == '' then
@@ -315,12 +364,12 @@ return 1
 
 
 def set_if_unchanged(
-    cache_key: str, value: Any, *, seen: Any, timeout: float | None
+    cache_key: str, value: Any, *, seen: bytes, timeout: float | None
 ) -> bool | None:
-    """Store `value` only if the key still holds `seen`, what the caller read before it
-    computed `value` (MISS: the key was absent), atomically: a fill that must not land after
-    an invalidation made while it computed (`replace`). True if stored, False if the key
-    changed meanwhile, None if Redis failed."""
+    """Store `value` only if the key still holds what `get_seen` saw before the caller
+    computed `value`, atomically: a fill that must not land after an invalidation made while
+    it computed (`invalidate`). True if stored, False if the key changed meanwhile, None if
+    Redis failed."""
     _count(sets=1)
     try:
         return backend().set_if_unchanged(cache_key, value, seen=seen, timeout=timeout)
@@ -329,19 +378,21 @@ def set_if_unchanged(
         return None
 
 
-def replace(values: dict[str, Any], *, timeout: float | None) -> None:
-    """An invalidation that leaves a marker instead of nothing: each key is overwritten with
-    its value (one round trip), so a fill that read the key before this call and stores with
-    `set_if_unchanged` after it is refused. Counted, and logged when Redis fails, as a delete."""
-    if not values:
+def invalidate(*cache_keys: str, timeout: float = INVALIDATION_TTL_S) -> None:
+    """Drop `cache_keys`: each is overwritten with a new marker (one round trip), which every
+    read takes for a miss, so a fill that read the key before this call and stores with
+    `set_if_unchanged` after it is refused. Counted, and logged when Redis fails, as a delete:
+    the entries then stay until their TTL."""
+    if not cache_keys:
         return
-    _count(deletes=len(values))
-    _set_many(values, timeout=timeout, operation="delete")
+    _count(deletes=len(cache_keys))
+    marker = f"{INVALIDATED}{uuid.uuid4().hex}"
+    _set_many(dict.fromkeys(cache_keys, marker), timeout=timeout, operation="delete")
 
 
-def delete_on_commit(*cache_keys: str, using: str = "default") -> None:
-    """Delete after the current transaction commits (at once outside one). Deleting before
-    the commit lets a concurrent reader cache the old row again before the new one is
-    visible; deleting on commit leaves only that reader's TTL-bounded window."""
+def invalidate_on_commit(*cache_keys: str, using: str = "default") -> None:
+    """`invalidate` after the current transaction commits (at once outside one). Before the
+    commit, a concurrent reader would read the old row and store it again over the marker,
+    since the marker was already there when it looked."""
     keys = list(cache_keys)
-    transaction.on_commit(lambda: delete(*keys), using=using)
+    transaction.on_commit(lambda: invalidate(*keys), using=using)

@@ -119,6 +119,15 @@ def _get(original: Callable[..., Any]) -> Callable[..., Any]:
     return get
 
 
+def _get_seen(original: Callable[..., Any]) -> Callable[..., Any]:
+    def get_seen(cache: ShopRedisCache, key: Any, default: Any = None) -> tuple[Any, bytes]:
+        value, seen = original(cache, key, _MISSING)
+        _add(CACHE_MISSES if value is _MISSING else CACHE_HITS, 1)
+        return (default if value is _MISSING else value), seen
+
+    return get_seen
+
+
 def _get_many(original: Callable[..., Any]) -> Callable[..., Any]:
     def get_many(cache: RedisCache, keys: Any, version: Any = None) -> Any:
         keys = list(keys)
@@ -177,9 +186,11 @@ _WRAPPERS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
     "delete_many": _per_key(CACHE_DELETES),
     "clear": _once(CACHE_DELETES),
 }
-# The project's own operations on its backend (shop.cache.RedisCache): the compare-and-set
-# that local_cache fills with is one set.
+# The project's own operations on its backend (shop.cache.RedisCache): its GET that also
+# answers what it saw (an invalidation's marker is a miss), and the compare-and-set that the
+# fills store with, one set.
 _SHOP_WRAPPERS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
+    "get_seen": _get_seen,
     "set_if_unchanged": _once(CACHE_SETS),
 }
 _WRAPPED = ((RedisCache, _WRAPPERS), (ShopRedisCache, _SHOP_WRAPPERS))

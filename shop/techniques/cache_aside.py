@@ -1,5 +1,5 @@
 """Cache-aside: read a page's payload from Redis, and on a miss build it from PostgreSQL and
-store it with a TTL; every write that changes what a cached page shows deletes it on commit.
+store it with a TTL; every write that changes what a cached page shows drops it on commit.
 
 Off (the code a team writes first): every read of a product, a list page, the category tree
 or a category page runs its queries, however often the same page was just built.
@@ -7,19 +7,23 @@ or a category page runs its queries, however often the same page was just built.
 On, `fetch(key, compute, ttl=...)`:
 
 1. GET the key from Redis. A hit is the answer: no query at all.
-2. A miss (absent, expired, deleted by a write, or Redis down) runs `compute()`, the very
-   function the off path runs, so the two answers are the same bytes, then SETs the payload
-   with its TTL. The fill reads the primary, never the replica: a replica a second behind
+2. A miss (absent, expired, dropped by a write, or Redis down) runs `compute()`, the very
+   function the off path runs, so the two answers are the same bytes, then stores the payload
+   with its TTL, if no write dropped the key meanwhile (see below). The fill reads the primary, never the replica: a replica a second behind
    would store the row as it was before the write that just deleted the entry, for a whole
    TTL, and no later write would come to delete it. Nor does it read this process's
    local_cache L1 (`local_cache.bypassed()`): the category tree there may be seconds behind
    another process's write, and a page built from it would be served by Redis, to every
    process, for the page's whole TTL.
 
-**Invalidation runs on commit** (`shop.cache.delete_on_commit`). Deleting before the commit
-lets a concurrent reader read the old row and cache it again before the new one is visible.
-On commit, the only window left is a reader that read the old row just before the commit
-and SETs it just after the delete, which the TTL bounds.
+**Invalidation runs on commit** (`shop.cache.invalidate_on_commit`). Dropping the entry before
+the commit lets a concurrent reader read the old row and cache it again before the new one is
+visible. On commit, one window is left: a reader that read the old row just before the commit
+and stores it just after the drop. That one is closed by how the drop and the store are made
+(`shop.cache`): the drop overwrites the key with a marker of its own instead of deleting it,
+and a fill stores only if the key still holds what its GET saw (`set_if_unchanged`, one Lua
+compare-and-set). A fill that read before the drop finds the marker and does not store; it
+answers its own request with what it read, as it would have a moment earlier.
 
 **List pages are invalidated by generation, not by key.** A price change moves the product
 on every list page that shows it: every page number, page size, filter and search of every
@@ -44,7 +48,7 @@ old entries still exist.
 | a drifted rating repaired        | its product    | bumped                  | -             |
 
 **Redis down.** `shop.cache` answers a miss and logs a warning: reads come from PostgreSQL
-(slower, never a 500), and a write's delete is lost, so an entry may be served until its TTL.
+(slower, never a 500), and a write's drop is lost, so an entry may be served until its TTL.
 That, and only that, is the staleness this technique allows.
 
 The read is a seam: `read()` (a GET, then `fill()` on a miss: compute and store);
@@ -83,19 +87,21 @@ def fetch(cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any:
 
 def read(cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any:
     """The plain read: a hit is the answer, a miss fills."""
-    payload = cache.get(cache_key)
+    payload, seen = cache.get_seen(cache_key)
     if payload is not cache.MISS:
         return payload  # a hit: no query
-    return fill(cache_key, compute, ttl=ttl)
+    return fill(cache_key, compute, ttl=ttl, seen=seen)
 
 
-def fill(cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any:
-    """The plain miss path: compute on the primary, then store. N concurrent misses of one
-    key compute N times (the stampede that stampede_protection's read path prevents).
-    local_cache's L1 is bypassed: what is stored here is served to every process."""
+def fill(cache_key: str, compute: Callable[[], Any], *, ttl: float, seen: bytes) -> Any:
+    """The plain miss path: compute on the primary, then store, unless the key changed since
+    the GET that saw `seen` (a write dropped it: what `compute()` read may be the row before
+    that write). N concurrent misses of one key compute N times (the stampede that
+    stampede_protection's read path prevents). local_cache's L1 is bypassed: what is stored
+    here is served to every process."""
     with read_replica.on_primary(), local_cache.bypassed():
         payload = compute()
-    cache.set(cache_key, payload, timeout=ttl)
+    cache.set_if_unchanged(cache_key, payload, seen=seen, timeout=ttl)
     return payload
 
 
@@ -157,8 +163,8 @@ def bump_list_generation() -> None:
 
 
 def invalidate_on_commit(*cache_keys: str, lists: bool, using: str = DEFAULT_DB_ALIAS) -> None:
-    """Once the current transaction commits (at once outside one): delete `cache_keys`, and
+    """Once the current transaction commits (at once outside one): drop `cache_keys`, and
     with `lists` move every list page to a new generation."""
-    cache.delete_on_commit(*cache_keys, using=using)
+    cache.invalidate_on_commit(*cache_keys, using=using)
     if lists:
         transaction.on_commit(bump_list_generation, using=using)

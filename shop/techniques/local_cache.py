@@ -56,7 +56,6 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-import uuid
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -213,8 +212,7 @@ def fetch(lookup: Lookup, key: str, compute: Callable[[], T | None]) -> T | None
         if value is not cache.MISS:
             return value
     shared = toggles.is_enabled(L2_TOGGLE)
-    seen = cache.get(key) if shared else cache.MISS
-    value = cache.MISS if evicted(seen) else seen
+    value, seen = cache.get_seen(key) if shared else (cache.MISS, cache.ABSENT)
     if value is cache.MISS:
         if not shared and local is None:
             return compute()  # nothing to store: read as the request reads
@@ -234,16 +232,6 @@ def fetch(lookup: Lookup, key: str, compute: Callable[[], T | None]) -> T | None
     return value
 
 
-# What an eviction leaves in Redis under the key: read as a miss. A fill stores over it only
-# if it is still the marker the fill read (a later eviction writes a new one), so a value read
-# before an eviction never lands after it.
-_EVICTED = "local_cache:evicted:"
-
-
-def evicted(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(_EVICTED)
-
-
 def evict(lookup: Lookup, *keys: str, using: str = "default") -> None:
     """Drop `keys` from this process's L1 and from Redis: at once, and inside a transaction
     once more after it commits. At once, so the rest of the writing transaction (a test's, a
@@ -260,8 +248,7 @@ def evict(lookup: Lookup, *keys: str, using: str = "default") -> None:
                 local.evict(key)
         # A marker of this drop, not a DEL: a fill that read the key before it (and so maybe
         # the row before the write) finds it changed and does not store (`fetch`).
-        marker = f"{_EVICTED}{uuid.uuid4().hex}"
-        cache.replace(dict.fromkeys(keys, marker), timeout=lookup.l2_ttl_s)
+        cache.invalidate(*keys, timeout=lookup.l2_ttl_s)
 
     drop()
     if transaction.get_connection(using).in_atomic_block:

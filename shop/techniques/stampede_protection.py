@@ -24,9 +24,11 @@ On, `fetch(key, compute, ttl=...)`, three mechanisms:
    expiry, `fresh_until`. Redis keeps it STAMPEDE_STALE_S longer than that (the hard TTL).
    Between the two, the entry is stale but usable: the one request that gets the lock
    refreshes it (in its own response time), and every other request is served the stale
-   payload at once, without waiting. Only a key that is absent (never filled, deleted by a
-   write, past its hard TTL) makes requests wait. A write deletes the entry, so what a write
-   changed is never served stale; SWR only stretches the time-based expiry.
+   payload at once, without waiting. Only a key that is absent (never filled, dropped by a
+   write, past its hard TTL) makes requests wait. A write drops the entry, so what a write
+   changed is never served stale; SWR only stretches the time-based expiry. The refresh
+   stores only over the entry it read (`shop.cache.set_if_unchanged`, as cache_aside's fill):
+   a write that drops the key while it computes is not undone by it.
 3. **TTL jitter.** Each entry's TTL is drawn from [ttl × (1 − STAMPEDE_JITTER), ttl], so
    entries filled together expire over a spread instead of in the same second.
 
@@ -82,12 +84,12 @@ def fetch(cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any:
 def _naive(cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any:
     """Plain cache-aside: a hit is the answer; a miss computes and stores. Every request
     that misses computes."""
-    stored = cache.get(cache_key)
+    stored, seen = cache.get_seen(cache_key)
     if isinstance(stored, Entry):
         return stored.payload  # stored by the protected path: its payload is the same
     if stored is not cache.MISS:
         return stored
-    return cache_aside.fill(cache_key, compute, ttl=ttl)
+    return cache_aside.fill(cache_key, compute, ttl=ttl, seen=seen)
 
 
 def _protected(cache_key: str, compute: Callable[[], Any], *, ttl: float) -> Any:
@@ -138,11 +140,15 @@ def _fill_and_release(lock: Lock, compute: Callable[[], Any], *, ttl: float) -> 
     try:
         # Read again under the lock: this request's miss may be older than a fill that
         # another request finished (and whose lock it released) just before this one took it.
-        payload = _fresh(cache.get(lock.cache_key))
+        stored, seen = cache.get_seen(lock.cache_key)
+        payload = _fresh(stored)
         if payload is not cache.MISS:
             return payload
         payload = _compute_to_store(compute)
-        store(lock.cache_key, payload, ttl=ttl)
+        # Only over what was seen: a write that dropped the key while this computed (what it
+        # read may be the row before that write) leaves its marker, and this request's answer
+        # is stored nowhere. A waiter then takes the lock and fills from the new row.
+        store(lock.cache_key, payload, ttl=ttl, seen=seen)
         return payload
     finally:
         lock.release()  # after the store: a waiter that then polls finds the value
@@ -164,12 +170,17 @@ def _compute_unstored(compute: Callable[[], Any]) -> Any:
         return compute()
 
 
-def store(cache_key: str, payload: Any, *, ttl: float) -> bool:
+def store(cache_key: str, payload: Any, *, ttl: float, seen: bytes | None = None) -> bool:
     """Store `payload` as the protected path does: an `Entry` fresh for a jittered TTL, kept
-    STAMPEDE_STALE_S longer. write_through stores through it while this toggle is on."""
+    STAMPEDE_STALE_S longer; with `seen`, only if the key still holds what `get_seen` saw.
+    write_through stores through it (without `seen`: its writer holds the rows' locks) while
+    this toggle is on."""
     fresh_for = jittered(ttl)
     entry = Entry(payload=payload, fresh_until=time.time() + fresh_for)
-    return cache.set(cache_key, entry, timeout=fresh_for + settings.STAMPEDE_STALE_S)
+    timeout = fresh_for + settings.STAMPEDE_STALE_S
+    if seen is None:
+        return cache.set(cache_key, entry, timeout=timeout)
+    return bool(cache.set_if_unchanged(cache_key, entry, seen=seen, timeout=timeout))
 
 
 def jittered(ttl: float) -> float:

@@ -1,7 +1,7 @@
 """Write-through: a write stores the new cached value together with the row, instead of
 deleting it.
 
-Off: cache-aside's invalidation (shop/techniques/cache_aside.py). A write deletes the
+Off: cache-aside's invalidation (shop/techniques/cache_aside.py). A write drops the
 cached entry once it commits, and the next read misses and rebuilds it from PostgreSQL: the
 first reader after every price change pays for the rebuild (on a hot product, every reader
 in the time one rebuild takes; stampede_protection is about that).
@@ -28,8 +28,12 @@ read here: it could be behind the commit that is being written through; nor is t
 process's local_cache L1 (`local_cache.bypassed()`), which may be behind another process's.
 
 **Failures.** If the read-back or the store fails (a deadlock, a statement timeout, Redis
-down), the entry is deleted instead, as off: a write never leaves an entry older than its row.
-With Redis down, the delete is lost too and the entry lives until its TTL, as in cache-aside.
+down), the entry is dropped instead, as off: a write never leaves an entry older than its row.
+With Redis down, the drop is lost too and the entry lives until its TTL, as in cache-aside.
+
+**Readers racing it.** A reader that missed and read the row before the write committed
+stores only if the key still holds what it saw (cache_aside's `set_if_unchanged`): the value
+written through is a change, so that reader's old row is not stored over it.
 
 What is written through is one entry per write: a product's detail page. The pages that list
 the product (every list page, every category page with its facets) cannot be rebuilt by a
@@ -75,7 +79,7 @@ def changed_on_commit(
 
 def _naive(cache_key: str, *, using: str) -> None:
     """Invalidate: the next read misses and rebuilds the entry."""
-    cache.delete_on_commit(cache_key, using=using)
+    cache.invalidate_on_commit(cache_key, using=using)
 
 
 def _optimized(
@@ -96,7 +100,7 @@ def store_read_back(
     using: str = DEFAULT_DB_ALIAS,
 ) -> None:
     """Lock the rows, build the value from them as committed, store it, then let them go.
-    On any failure, delete the entry instead."""
+    On any failure, drop the entry instead."""
     try:
         # Not from this process's local_cache L1 either: it may be behind another process's
         # write, and the entry stored here is what every process reads.
@@ -105,10 +109,12 @@ def store_read_back(
             payload = build()
             stored = store(cache_key, payload, ttl=ttl)
     except Exception:  # the write has committed: its answer must not turn into a 500
-        logger.warning("write-through of %s failed; deleting it", cache_key, exc_info=True)
+        logger.warning("write-through of %s failed; dropping it", cache_key, exc_info=True)
         stored = False
     if not stored:
-        cache.delete(cache_key)
+        # Cache-aside's drop (a marker, not a DEL): a reader that read the row before this
+        # write's commit then cannot store it after (shop.cache.set_if_unchanged).
+        cache.invalidate(cache_key)
 
 
 def store(cache_key: str, payload: Any, *, ttl: float) -> bool:

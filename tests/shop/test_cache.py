@@ -83,3 +83,47 @@ def test_redis_refusing_writes_keeps_serving_what_it_holds(tmp_path, settings, c
             assert cache.set(token, 200, timeout=60) is False
             assert "an entry Redis holds under the key is left to the TTLs" in caplog.text
             assert (cache.get(generation), cache.get(token)) == (1, 100)  # served, stale
+
+
+# --- invalidation markers and the fill's compare-and-set ------------------------------------
+
+
+def test_an_invalidated_key_reads_as_a_counted_miss():
+    cache.set("cache-test:page", {"price": "10.00"}, timeout=60)
+    cache.invalidate("cache-test:page")
+    with cache.counting() as ops:
+        assert cache.get("cache-test:page") is cache.MISS
+        assert cache.get_many(["cache-test:page"]) == {}
+    assert (ops.hits, ops.misses) == (0, 2)
+    assert cache.invalidated(cache.backend().get("cache-test:page"))  # a marker, not a DEL
+
+
+def test_a_fill_stores_over_what_it_saw_and_never_over_a_later_invalidation():
+    key = "cache-test:page"
+    _value, seen = cache.get_seen(key)
+    assert seen == cache.ABSENT
+    assert cache.set_if_unchanged(key, "first", seen=seen, timeout=60) is True
+
+    _value, seen = cache.get_seen(key)  # a stored value, read back: its digest
+    cache.invalidate(key)  # a write drops it while the fill computes
+    assert cache.set_if_unchanged(key, "old row", seen=seen, timeout=60) is False
+    assert cache.get(key) is cache.MISS
+
+    _value, seen = cache.get_seen(key)  # the marker, seen by the next fill
+    cache.invalidate(key)  # another write: a new marker
+    assert cache.set_if_unchanged(key, "old row", seen=seen, timeout=60) is False
+    _value, seen = cache.get_seen(key)
+    assert cache.set_if_unchanged(key, "new row", seen=seen, timeout=60) is True
+    assert cache.get(key) == "new row"
+
+
+def test_a_value_read_back_is_compared_by_its_stored_bytes():
+    """What was seen is the bytes Redis held, as read: nothing is pickled a second time to
+    compare (a stale entry refreshed under stampede_protection's lock)."""
+    key = "cache-test:page"
+    cache.set(key, {"tags": ["b", "a"], "rating": 0.1 + 0.2}, timeout=60)
+    value, seen = cache.get_seen(key)
+    assert value == {"tags": ["b", "a"], "rating": 0.1 + 0.2}
+    assert seen == cache.backend()._cache.get_client().get(cache.backend().make_key(key))
+    assert cache.set_if_unchanged(key, "refreshed", seen=seen, timeout=60) is True
+    assert cache.set_if_unchanged(key, "again", seen=seen, timeout=60) is False

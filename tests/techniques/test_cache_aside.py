@@ -443,7 +443,7 @@ def test_the_entry_goes_on_commit_not_before(shop_rows, django_capture_on_commit
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_read_racing_a_write_caches_the_old_row_and_the_commit_deletes_it():
+def test_a_read_racing_a_write_caches_the_old_row_and_the_commit_drops_it():
     """The race deleting on commit leaves: a reader misses while the write is in flight, reads
     the old row (the new one is not committed) and stores it. The write's delete comes after
     its commit, so it removes that entry; a delete made inside the transaction would have come
@@ -474,6 +474,49 @@ def test_a_read_racing_a_write_caches_the_old_row_and_the_commit_deletes_it():
     after = get(APIClient(), path)
     assert after.json()["variants"][0]["price"] == "12.00"
     assert ops(after)["misses"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("stampede_protection", "write_through"),
+    [(False, False), (True, False), (False, True)],
+    ids=["plain fill", "stampede_protection's fill", "write_through's writer"],
+)
+def test_a_read_before_a_write_commits_is_not_stored_after_it(
+    stampede_protection, write_through, monkeypatch
+):
+    """The window deleting on commit left: a reader misses and reads the old row, the write
+    commits and drops the entry, and only then does the reader store what it read. The drop
+    leaves a marker and the store is a compare-and-set, so the old row is not stored, and the
+    next read shows the new price. Real transactions on two connections."""
+    variant = VariantFactory(price=Decimal("10.00"))
+    path = f"/api/products/{variant.product_id}/"
+    key = payloads.product_detail_key(variant.product_id)
+    computed, committed = threading.Event(), threading.Event()
+    real_store = cache.set_if_unchanged
+
+    def store_after_the_commit(cache_key, value, **kwargs):
+        if cache_key == key and not computed.is_set():  # the reader, having read the old row
+            computed.set()
+            assert committed.wait(30)
+        return real_store(cache_key, value, **kwargs)
+
+    monkeypatch.setattr(cache, "set_if_unchanged", store_after_the_commit)
+    flags = f"cache_aside=on,stampede_protection={'on' if stampede_protection else 'off'}"
+
+    def work(i):
+        if i == 0:
+            response = APIClient().get(path, HTTP_X_PERF_TOGGLES=flags)
+            return response.json()["variants"][0]["price"]
+        assert computed.wait(30)
+        with toggles.override(write_through=write_through):
+            catalog_services.variant_update(variant_id=variant.pk, price=Decimal("12.00"))
+        committed.set()
+        return None
+
+    assert run_concurrently(work, count=2) == ["10.00", None]  # its own answer: what it read
+    after = APIClient().get(path, HTTP_X_PERF_TOGGLES=flags)
+    assert after.json()["variants"][0]["price"] == "12.00"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -3,7 +3,7 @@
 Real Redis (this run's key prefix) and real PostgreSQL: each concurrent reader is a thread
 with its own database connection (tests/concurrency.py). The recomputation is made slow
 enough for every reader to overlap it by a gate, not a sleep: it waits until every reader has
-read the key (each reader's first `shop.cache.get`), so off, all of them have missed before
+read the key (each reader's first `shop.cache.get_seen`, which `get` reads through too), so off, all of them have missed before
 any stores, and on, all of them are past their GET while the one fill runs. Nothing here
 depends on timing but the generous bounds that keep a broken build from hanging.
 """
@@ -51,17 +51,17 @@ class Readers:
         self.readers: set[int] = set()
         self.computes = 0
         self.changed = threading.Condition()
-        real_get = cache.get
+        real_get_seen = cache.get_seen
 
-        def get(cache_key):
-            value = real_get(cache_key)
+        def get_seen(cache_key):
+            read = real_get_seen(cache_key)
             if cache_key == KEY:
                 with self.changed:
                     self.readers.add(threading.get_ident())
                     self.changed.notify_all()
-            return value
+            return read
 
-        monkeypatch.setattr(cache, "get", get)
+        monkeypatch.setattr(cache, "get_seen", get_seen)
 
     def compute(self) -> dict:
         """A real query on this thread's own connection, once every reader has read KEY."""
@@ -104,13 +104,14 @@ def test_a_miss_that_takes_the_lock_after_another_fill_finished_does_not_compute
     """The miss read the key before the other request's fill stored it, and takes the lock
     after that request released it: it reads the key again under the lock."""
     assert fetch(True, lambda: "filled") == "filled"
-    real_get, reads = cache.get, []
+    real_get_seen, reads = cache.get_seen, []
 
-    def get(cache_key):
+    def get_seen(cache_key):
         reads.append(cache_key)
-        return cache.MISS if len(reads) == 1 else real_get(cache_key)  # the first read: early
+        # The first read: early, before the key was filled.
+        return (cache.MISS, cache.ABSENT) if len(reads) == 1 else real_get_seen(cache_key)
 
-    monkeypatch.setattr(cache, "get", get)
+    monkeypatch.setattr(cache, "get_seen", get_seen)
     assert fetch(True, lambda: "computed again") == "filled"
     assert reads == [KEY, KEY]
 
@@ -275,15 +276,15 @@ def test_50_concurrent_requests_at_an_expired_category_page_build_it_once_on(
     assert uncached.status_code == 200
     readers, builds = set(), []
     changed = threading.Condition()
-    real_get, real_facets = cache.get, selectors.category_facets
+    real_get_seen, real_facets = cache.get_seen, selectors.category_facets
 
-    def get(cache_key):
-        value = real_get(cache_key)
+    def get_seen(cache_key):
+        read = real_get_seen(cache_key)
         if ":category-page:" in cache_key:
             with changed:
                 readers.add(threading.get_ident())
                 changed.notify_all()
-        return value
+        return read
 
     def facets(**kwargs):
         """One per build of the page; it waits until every request has read the page's key."""
@@ -292,7 +293,7 @@ def test_50_concurrent_requests_at_an_expired_category_page_build_it_once_on(
             assert changed.wait_for(lambda: len(readers) >= READERS, 60)
         return real_facets(**kwargs)
 
-    monkeypatch.setattr(cache, "get", get)
+    monkeypatch.setattr(cache, "get_seen", get_seen)
     monkeypatch.setattr(selectors, "category_facets", facets)
     flags = header(cache_aside=True, stampede_protection=on, write_through=False)
     responses = run_concurrently(lambda _i: Client().get(category_page, **flags), count=READERS)
