@@ -9,9 +9,10 @@ On, `fetch(key, compute, ttl=...)`:
 1. GET the key from Redis. A hit is the answer: no query at all.
 2. A miss (absent, expired, dropped by a write, or Redis down) runs `compute()`, the very
    function the off path runs, so the two answers are the same bytes, then stores the payload
-   with its TTL, if no write dropped the key meanwhile (see below). The fill reads the primary, never the replica: a replica a second behind
-   would store the row as it was before the write that just deleted the entry, for a whole
-   TTL, and no later write would come to delete it. Nor does it read this process's
+   with its TTL, if no write dropped the key meanwhile (see below). The fill reads the
+   primary, never the replica: a replica a second behind would store the row as it was
+   before the write that just dropped the entry, for a whole TTL, and no later write would
+   come to drop it. Nor does it read this process's
    local_cache L1 (`local_cache.bypassed()`): the category tree there may be seconds behind
    another process's write, and a page built from it would be served by Redis, to every
    process, for the page's whole TTL.
