@@ -37,14 +37,16 @@ from shop.errors import NotFound
 from shop.pagination import PagePagination
 from shop.techniques import cache_aside, http_caching, sparse_fields, write_through
 
-# Bump when the payload's shape changes (its builder below, or the serializer passed in).
-PRODUCT_DETAIL_VERSION = 1  # catalog.serializers.ProductDetailSerializer
+# Bump when the payload's shape changes (its builder below, or the serializer passed in), or
+# what else the key may hold: 2 for the product page and the tree, whose keys may hold an
+# invalidation's marker (shop.cache.invalidate), which an older process would serve as a page.
+PRODUCT_DETAIL_VERSION = 2  # catalog.serializers.ProductDetailSerializer
 PRODUCT_LIST_VERSION = 1  # ProductListApi.OutputSerializer, PagePagination's envelope
-CATEGORY_TREE_VERSION = 1  # category_tree()
+CATEGORY_TREE_VERSION = 2  # category_tree()
 CATEGORY_PAGE_VERSION = 1  # category_page()
 
-# How long an entry may live. A write deletes what it changes on commit, so these bound the
-# staleness only when that delete is lost (Redis down during the write), and free memory.
+# How long an entry may live. A write drops what it changes on commit, so these bound the
+# staleness only when that drop is lost (Redis down during the write), and free memory.
 PRODUCT_TTL = 600
 LIST_TTL = 300
 CATEGORY_TREE_TTL = 3600

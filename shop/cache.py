@@ -37,8 +37,9 @@ invalidation (`invalidate`) does not DEL: it overwrites the key with a marker of
 unique string every read here takes for a miss. A fill reads the key with `get_seen`, which
 also answers what it saw (the stored bytes, b"" for absent), and stores with
 `set_if_unchanged`, a compare-and-set in one Lua script: if an invalidation ran since the GET,
-the key holds a new marker, and the old row is not stored. A marker lives INVALIDATION_TTL_S,
-longer than any request that could have read before it.
+the key holds a new marker, and the old row is not stored. A marker lives INVALIDATION_TTL_S
+by default, longer than a fill takes. Markers are a value an older process does not know:
+every key that may hold one moved to a new version with them.
 
 **Cost.** A request's cost is its queries and its cache operations (django-perf-rec's lesson):
 every call here is counted into the request's `Ops` (`counting()`), which the cost middleware
@@ -72,10 +73,10 @@ MISS = object()  # what get() returns for an absent key; a cached None stays Non
 ABSENT = b""  # what get_seen() saw of an absent key, for set_if_unchanged()
 # What an invalidation leaves under a key (with a unique suffix): read as a miss.
 INVALIDATED = "shop.cache:invalidated:"
-# How long a marker stays: longer than a request that read the key before the invalidation
-# can take to store (gunicorn kills a worker silent for 30 s, and a statement times out after
-# 30 s: DB_STATEMENT_TIMEOUT_MS). Past it, the key is absent again, and a fill that saw it
-# absent would store.
+# How long a marker stays, unless the caller says (local_cache: its Redis TTL): longer than a
+# fill takes between its GET and its store (a statement times out after 30 s,
+# DB_STATEMENT_TIMEOUT_MS). Once the key is absent again (the marker expired, was evicted
+# under memory pressure, or Redis restarted), a fill that saw it absent stores.
 INVALIDATION_TTL_S = 120
 # Redis cannot serve: no answer (a refused or lost connection, a timeout, BusyLoadingError,
 # which is a ConnectionError), or a refusal of any command (OOM, READONLY). Not every
@@ -124,6 +125,23 @@ class RedisCache(django_redis.RedisCache):
             return default, ABSENT
         value = self._cache._serializer.loads(raw)
         return (default if invalidated(value) else value), raw
+
+    def invalidate_many(self, keys: list[Any], marker: str, *, timeout: Any) -> None:
+        """Overwrite each key with `marker` for `timeout` seconds, in one round trip (a
+        pipeline of `SET ... EX`). Its own method, not `set_many`, so the bench counts it as
+        what it is, a delete per key. Under `maxmemory` with `noeviction` Redis refuses the
+        SETs (OutOfMemoryError) and still lets a DEL through: the keys are deleted instead,
+        which is safe there, since every fill's store is refused too."""
+        client = self._cache.get_client(write=True)
+        ttl = self.get_backend_timeout(timeout)
+        stored = self._cache._serializer.dumps(marker)
+        pipeline = client.pipeline(transaction=False)
+        for key in keys:
+            pipeline.set(self.make_and_validate_key(key), stored, ex=ttl)
+        try:
+            pipeline.execute()
+        except OutOfMemoryError:
+            client.delete(*(self.make_and_validate_key(key) for key in keys))
 
     def set_if_unchanged(self, key: Any, value: Any, *, seen: bytes, timeout: Any) -> bool:
         """SET `key` to `value` only if it still holds what `get_seen` saw (`seen`), in one
@@ -387,7 +405,10 @@ def invalidate(*cache_keys: str, timeout: float = INVALIDATION_TTL_S) -> None:
         return
     _count(deletes=len(cache_keys))
     marker = f"{INVALIDATED}{uuid.uuid4().hex}"
-    _set_many(dict.fromkeys(cache_keys, marker), timeout=timeout, operation="delete")
+    try:
+        backend().invalidate_many(list(cache_keys), marker, timeout=timeout)
+    except OUTAGE as exc:
+        outage(exc, operation="delete")
 
 
 def invalidate_on_commit(*cache_keys: str, using: str = "default") -> None:

@@ -187,11 +187,12 @@ _WRAPPERS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
     "clear": _once(CACHE_DELETES),
 }
 # The project's own operations on its backend (shop.cache.RedisCache): its GET that also
-# answers what it saw (an invalidation's marker is a miss), and the compare-and-set that the
-# fills store with, one set.
+# answers what it saw (an invalidation's marker is a miss), the compare-and-set that the
+# fills store with (one set), and the invalidation's markers (a delete per key).
 _SHOP_WRAPPERS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
     "get_seen": _get_seen,
     "set_if_unchanged": _once(CACHE_SETS),
+    "invalidate_many": _per_key(CACHE_DELETES),
 }
 _WRAPPED = ((RedisCache, _WRAPPERS), (ShopRedisCache, _SHOP_WRAPPERS))
 

@@ -151,11 +151,13 @@ class Lookup:
 
 # Per entry of the token L1: a few hundred bytes (the user's columns and the key), so 10 000
 # tokens are a few MB per worker; more active tokens than that evict the least recent.
-TOKENS = Lookup("token", 1, "LOCAL_CACHE_TOKEN_TTL_S", l2_ttl_s=60, maxsize=10_000)
+# Version 2 of each: an eviction's marker is now shop.cache's (`invalidate`), which version 1's
+# code would take for a value.
+TOKENS = Lookup("token", 2, "LOCAL_CACHE_TOKEN_TTL_S", l2_ttl_s=60, maxsize=10_000)
 # One entry each: the whole table (tens of rows), as the code that uses it walks all of it.
-CATEGORY_TREE = Lookup("category-parents", 1, "LOCAL_CACHE_CATEGORY_TTL_S", 300, maxsize=1)
-TAX_RATES = Lookup("tax-rates", 1, "LOCAL_CACHE_RATES_TTL_S", l2_ttl_s=300, maxsize=1)
-SHIPPING_RATES = Lookup("shipping-rates", 1, "LOCAL_CACHE_RATES_TTL_S", l2_ttl_s=300, maxsize=1)
+CATEGORY_TREE = Lookup("category-parents", 2, "LOCAL_CACHE_CATEGORY_TTL_S", 300, maxsize=1)
+TAX_RATES = Lookup("tax-rates", 2, "LOCAL_CACHE_RATES_TTL_S", l2_ttl_s=300, maxsize=1)
+SHIPPING_RATES = Lookup("shipping-rates", 2, "LOCAL_CACHE_RATES_TTL_S", l2_ttl_s=300, maxsize=1)
 LOOKUPS = (TOKENS, CATEGORY_TREE, TAX_RATES, SHIPPING_RATES)
 
 _l1: dict[str, LocalCache] = {}

@@ -170,17 +170,15 @@ def _compute_unstored(compute: Callable[[], Any]) -> Any:
         return compute()
 
 
-def store(cache_key: str, payload: Any, *, ttl: float, seen: bytes | None = None) -> bool:
+def store(cache_key: str, payload: Any, *, ttl: float, seen: bytes) -> bool | None:
     """Store `payload` as the protected path does: an `Entry` fresh for a jittered TTL, kept
-    STAMPEDE_STALE_S longer; with `seen`, only if the key still holds what `get_seen` saw.
-    write_through stores through it (without `seen`: its writer holds the rows' locks) while
-    this toggle is on."""
+    STAMPEDE_STALE_S longer, only if the key still holds what `get_seen` saw (`seen`): True if
+    stored, False if the key changed, None if Redis failed. write_through stores through it
+    while this toggle is on."""
     fresh_for = jittered(ttl)
     entry = Entry(payload=payload, fresh_until=time.time() + fresh_for)
     timeout = fresh_for + settings.STAMPEDE_STALE_S
-    if seen is None:
-        return cache.set(cache_key, entry, timeout=timeout)
-    return bool(cache.set_if_unchanged(cache_key, entry, seen=seen, timeout=timeout))
+    return cache.set_if_unchanged(cache_key, entry, seen=seen, timeout=timeout)
 
 
 def jittered(ttl: float) -> float:

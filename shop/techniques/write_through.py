@@ -31,9 +31,14 @@ process's local_cache L1 (`local_cache.bypassed()`), which may be behind another
 down), the entry is dropped instead, as off: a write never leaves an entry older than its row.
 With Redis down, the drop is lost too and the entry lives until its TTL, as in cache-aside.
 
-**Readers racing it.** A reader that missed and read the row before the write committed
-stores only if the key still holds what it saw (cache_aside's `set_if_unchanged`): the value
-written through is a change, so that reader's old row is not stored over it.
+**Readers and other writers racing it.** The read-back first drops the entry (cache-aside's
+marker), so a reader that missed and read the row before the write committed cannot store it
+(cache_aside's `set_if_unchanged`), neither before the value written through nor over it. And
+the value itself is stored only over what the key held once the locks were taken: a write
+that the locks do not order (a category renamed, which locks no product row) and that drops
+the key while the page is built is not overwritten by a page built before it. A refused store
+is left as it is, with no drop of its own: it ran after the locks are let go, and could land on
+the page a later writer had just stored under them.
 
 What is written through is one entry per write: a product's detail page. The pages that list
 the product (every list page, every category page with its facets) cannot be rebuilt by a
@@ -99,27 +104,38 @@ def store_read_back(
     ttl: float,
     using: str = DEFAULT_DB_ALIAS,
 ) -> None:
-    """Lock the rows, build the value from them as committed, store it, then let them go.
-    On any failure, drop the entry instead."""
+    """Drop the entry, lock the rows, build the value from them as committed, store it over
+    what the key held once the locks were taken, then let them go. On any failure, drop the
+    entry instead. A store refused because the key changed meanwhile is left as it is: what
+    changed it is another write's drop, or a fill that read after this write's drop."""
+    # First the drop, as off: a reader that read the row before this write's commit can no
+    # longer store it (shop.cache.set_if_unchanged) in the moment before the value below is.
+    cache.invalidate(cache_key)
     try:
         # Not from this process's local_cache L1 either: it may be behind another process's
         # write, and the entry stored here is what every process reads.
         with read_replica.on_primary(), local_cache.bypassed(), transaction.atomic(using=using):
             lock()
+            # Another write that this one's locks do not order (a category renamed: no
+            # product row locked) may drop the key while this builds: stored only over what
+            # is seen here, so that drop is never overwritten with a page built before it.
+            _held, seen = cache.get_seen(cache_key)
             payload = build()
-            stored = store(cache_key, payload, ttl=ttl)
+            stored = store(cache_key, payload, ttl=ttl, seen=seen)
     except Exception:  # the write has committed: its answer must not turn into a 500
         logger.warning("write-through of %s failed; dropping it", cache_key, exc_info=True)
-        stored = False
-    if not stored:
-        # Cache-aside's drop (a marker, not a DEL): a reader that read the row before this
-        # write's commit then cannot store it after (shop.cache.set_if_unchanged).
+        stored = None
+    if stored is None:
+        # Failed, not refused: cache-aside's drop (a marker, not a DEL). Not on a refusal:
+        # run after the locks are let go, a drop there could land on the page a later writer
+        # has just stored under them, and turn its next read into a miss.
         cache.invalidate(cache_key)
 
 
-def store(cache_key: str, payload: Any, *, ttl: float) -> bool:
-    """Store as the read path would have: an `Entry` with a soft expiry while
-    stampede_protection is on, the plain payload while it is off."""
+def store(cache_key: str, payload: Any, *, ttl: float, seen: bytes) -> bool | None:
+    """Store as the read path would have, only if the key still holds `seen`: an `Entry` with
+    a soft expiry while stampede_protection is on, the plain payload while it is off. True if
+    stored, False if the key changed, None if Redis failed."""
     if toggles.is_enabled(stampede_protection.TOGGLE.name):
-        return stampede_protection.store(cache_key, payload, ttl=ttl)
-    return cache.set(cache_key, payload, timeout=ttl)
+        return stampede_protection.store(cache_key, payload, ttl=ttl, seen=seen)
+    return cache.set_if_unchanged(cache_key, payload, seen=seen, timeout=ttl)

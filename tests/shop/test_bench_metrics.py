@@ -10,6 +10,7 @@ from django.core.cache.backends.redis import RedisCache
 from django.core.signals import request_started
 from django.db import connections
 
+from shop import cache as shop_cache
 from shop.bench import metrics
 from shop.bench.alternation import Plan
 from shop.bench.discovery import Suite
@@ -59,6 +60,25 @@ def test_cache_operations_are_counted_on_the_real_redis():
     assert not counter.counts
     assert cache.get("bench:b") is None  # the wrappers are gone: this counted nowhere
     assert not counter.counts
+
+
+def test_the_projects_own_operations_count_as_the_cost_header_counts_them():
+    """shop.cache's fill (a read that sees, a compare-and-set) and its drop (a marker per key):
+    the bench counts them as X-Cache-Ops does, the drop as deletes, not as the SETs it sends."""
+    with metrics.CacheCounter() as counter, shop_cache.counting() as ops:
+        value, seen = shop_cache.get_seen("bench:page")  # a miss
+        assert value is shop_cache.MISS
+        assert shop_cache.set_if_unchanged("bench:page", 1, seen=seen, timeout=60)  # a set
+        assert shop_cache.get("bench:page") == 1  # a hit
+        shop_cache.invalidate("bench:page", "bench:other")  # two deletes
+        assert shop_cache.get("bench:page") is shop_cache.MISS  # the marker: a miss
+    assert dict(counter.counts) == {
+        metrics.CACHE_HITS: 1,
+        metrics.CACHE_MISSES: 2,
+        metrics.CACHE_SETS: 1,
+        metrics.CACHE_DELETES: 2,
+    }
+    assert (ops.hits, ops.misses, ops.sets, ops.deletes) == (1, 2, 1, 2)
 
 
 def test_overlapping_counters_count_their_own_calls_and_leave_the_backend_as_it_was():

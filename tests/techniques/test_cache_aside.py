@@ -709,7 +709,7 @@ def test_redis_down_writes_still_succeed(
 def redis_full(tmp_path, monkeypatch):
     """The cache pointed at a real Redis of this test's own that is up but refuses every
     write: `maxmemory` 1 byte under `noeviction`, so each SET answers `OOM command not
-    allowed` (a ResponseError, not a connection error). Reads and deletes still work."""
+    allowed` (a ResponseError, not a connection error). Reads and DELs still work."""
     with PrivateBroker(tmp_path) as broker:
         server = redis.Redis.from_url(broker.url)
         server.config_set("maxmemory-policy", "noeviction")
@@ -740,6 +740,29 @@ def test_redis_refusing_writes_serves_every_cached_read_from_postgresql(
     assert "set failed: Redis refused it (OutOfMemoryError" in caplog.text
     assert "one it does not hold is read from PostgreSQL" in caplog.text
     assert redis_full.dbsize() == 0
+
+
+@pytest.mark.parametrize("write_through", [False, True])
+def test_a_full_redis_still_drops_a_changed_page(
+    shop_rows, redis_full, write_through, django_capture_on_commit_callbacks
+):
+    """A full Redis refuses the marker's SET and lets a DEL through: the drop falls back to
+    it, so a page a write changed is not served from there for its TTL."""
+    client = APIClient()
+    path = _paths(shop_rows)["detail"]
+    redis_full.config_set("maxmemory", 0)
+    get(client, path)  # cached while there was room
+    redis_full.config_set("maxmemory", 1)
+    assert ops(get(client, path))["hits"] == 1
+    variant = _pan_variant(shop_rows)
+    with (
+        toggles.override(write_through=write_through),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        catalog_services.variant_update(variant_id=variant.pk, price=Decimal("1.00"))
+    after = get(client, path)
+    assert ops(after)["hits"] == 0
+    assert "1.00" in [v["price"] for v in after.json()["variants"]]
 
 
 def test_redis_refusing_writes_lets_a_login_and_an_order_through(

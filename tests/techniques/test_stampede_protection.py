@@ -198,7 +198,7 @@ def test_jittered_ttls_differ_and_never_exceed_the_ttl_asked():
     keys = [cache.key("stampede-test", i, version=1) for i in range(20)]
     before = time.time()
     for key in keys:
-        assert stampede_protection.store(key, "payload", ttl=1000)
+        assert stampede_protection.store(key, "payload", ttl=1000, seen=cache.ABSENT)
     fresh_for = [cache.get(key).fresh_until - before for key in keys]
     assert len({round(seconds) for seconds in fresh_for}) > 1
     assert all(900 - 1 <= seconds <= 1000 + 1 for seconds in fresh_for)

@@ -263,3 +263,19 @@ def test_racing_staff_changes_leave_the_cached_page_equal_to_the_rows(variant):
             f"/api/products/{variant.product_id}/", **toggled(cache_aside=False)
         )
         assert cache.get(key) == uncached.json()
+
+
+@pytest.mark.parametrize("stampede_protection", [False, True])
+def test_a_drop_while_the_page_is_built_is_not_overwritten(stampede_protection):
+    """A write that the row locks do not order (a category renamed in the admin locks no
+    product row) commits and drops the page while the read-back builds it: the page built
+    before that drop is not stored over it, and the next read rebuilds the page."""
+    key = cache.key("write-through-test", 1, version=1)
+
+    def build() -> dict:
+        cache.invalidate(key)  # the other write's on-commit drop, mid-build
+        return {"category": "the name before the rename"}
+
+    with toggles.override(write_through=True, stampede_protection=stampede_protection):
+        write_through.store_read_back(key, build=build, lock=lambda: None, ttl=60)
+    assert cache.get(key) is cache.MISS

@@ -11,7 +11,7 @@ even if the bench is killed.
 1. **Read after a write** (the pair): a staff PATCH of a variant's price, untimed, then the
    product's page, timed. Off the read misses and rebuilds the page; on it is a hit.
 2. **The write**: the PATCH, timed, its product's page cached before it. On pays the
-   rebuild; off pays a DEL.
+   rebuild (a drop, then a GET and a compare-and-set around it); off pays a drop.
 3. **A mix of 9 reads to 1 write** over the 10 newest products, warmed first: 100 requests a
    run in a fixed random order. The run's `ms` is the 100 requests'; its metrics are the
    reads' miss rate (`read_miss_rate_pct`) and the reads' and writes' own p50 and p95.
