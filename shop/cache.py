@@ -288,14 +288,10 @@ def set_many(values: dict[str, Any], *, timeout: float | None) -> bool:
     """Store every key's value, one round trip (Django's MSET and EXPIREs in a pipeline): True,
     or False when Redis failed the write."""
     _count(sets=len(values))
-    return _set_many(values, timeout=timeout, operation="set_many")
-
-
-def _set_many(values: dict[str, Any], *, timeout: float | None, operation: str) -> bool:
     try:
         backend().set_many(values, timeout=timeout)
     except OUTAGE as exc:
-        outage(exc, operation=operation)
+        outage(exc, operation="set_many")
         return False
     return True
 
