@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -202,7 +203,16 @@ class SessionCounter:
     (PostgreSQL 14+) of each server the aliases point at, read before and after.
 
     PostgreSQL counts a session when the backend starts, so a connection opened during the
-    request is counted at once, whether it is closed by the end or kept (CONN_MAX_AGE, a pool).
+    request is counted, whether it is closed by the end or kept (CONN_MAX_AGE, a pool). The
+    backend adds it to the shared statistics when it first goes idle, without waiting for
+    their lock: if another backend holds it just then, the count waits in the backend, for
+    its next try or, at the latest, for its exit. A client is answered before its server
+    closes the connection, so a reading taken right after a block could miss the last
+    connection's session. Each reading therefore first waits, up to SETTLE_S, until every
+    backend that connected since the last reading has exited (a backend writes its
+    statistics before it leaves pg_stat_activity). A connection kept open is waited for until
+    SETTLE_S, once: by the next reading it is not new.
+
     It reads on connections of its own, opened before the first reading, so its readings count
     nothing, even when the request closed Django's connections. Aliases that reach the same
     database of the same server (a test mirror, two spellings of one host) are read once.
@@ -210,30 +220,43 @@ class SessionCounter:
 
     def __init__(self) -> None:
         self._readers: dict[tuple, psycopg.Connection] = {}
+        self._since: dict[tuple, Any] = {}  # each server's clock at its last reading
         for alias in connections:
             wrapper = connections[alias]
             if wrapper.vendor != "postgresql":
                 continue
             params = wrapper.get_connection_params()
             kwargs = {k: v for k, v in params.items() if k not in _DJANGO_ONLY_PARAMS}
+            kwargs["application_name"] = _READER
             reader = psycopg.connect(**kwargs, autocommit=True)
             # Which database of which server, asked of the server: "localhost" and "127.0.0.1"
             # are one server, and a replica differs from its primary in its recovery state.
-            key = reader.execute(
+            *key, now = reader.execute(
                 "SELECT inet_server_addr(), current_setting('port'), pg_is_in_recovery(), "
-                "current_database()"
+                "current_database(), clock_timestamp()"
             ).fetchone()
+            key = tuple(key)
             if key in self._readers:
                 reader.close()
             else:
                 self._readers[key] = reader
+                self._since[key] = now
 
     def read(self) -> int:
         """The sessions opened so far on every server, summed."""
         total = 0
-        for reader in self._readers.values():
-            # Statistics are read from a snapshot taken at the first access in a transaction;
-            # autocommit gives each statement its own, and clearing makes sure of it.
+        deadline = time.monotonic() + SETTLE_S
+        for key, reader in self._readers.items():
+            while True:
+                # Statistics are read from a snapshot taken at the first access in a
+                # transaction; autocommit gives each statement its own, and clearing makes
+                # sure of it.
+                reader.execute("SELECT pg_stat_clear_snapshot()")
+                new, now = reader.execute(_NEW_BACKENDS, (_READER, self._since[key])).fetchone()
+                if not new or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.005)
+            self._since[key] = now
             reader.execute("SELECT pg_stat_clear_snapshot()")
             row = reader.execute(
                 "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
@@ -245,6 +268,19 @@ class SessionCounter:
         for reader in self._readers.values():
             reader.close()
         self._readers.clear()
+        self._since.clear()
+
+
+SETTLE_S = 0.5
+_READER = "perfshop-session-counter"  # the readers' application_name, left out of the wait
+# Backends of this database that connected since a time and are still there, and the time now.
+_NEW_BACKENDS = """
+SELECT count(*) FILTER (
+    WHERE datname = current_database() AND backend_type = 'client backend'
+      AND application_name IS DISTINCT FROM %s AND backend_start > %s
+), clock_timestamp()
+FROM pg_stat_activity
+"""
 
 
 # Keys of Django's connection parameters that psycopg.connect() does not take.

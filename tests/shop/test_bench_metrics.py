@@ -2,6 +2,7 @@
 opened as PostgreSQL counts them, a scenario's own counts, and the primary's share."""
 
 import threading
+import time
 
 import psycopg
 import pytest
@@ -162,6 +163,49 @@ def test_connections_opened_are_read_from_postgresql(requester):
     assert send(requester, prepared, flags={}).metrics.get(metrics.CONNECTIONS_OPENED, 0) == 0
     connections.close_all()
     assert send(requester, prepared, flags={}).metrics[metrics.CONNECTIONS_OPENED] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reading_waits_for_the_connections_opened_since_the_last_one_to_end():
+    """A backend adds its session to the shared statistics when it first goes idle, unless
+    another backend holds their lock just then; at the latest, it adds it as it exits. So a
+    reading waits while a connection opened since the last reading is still there, until it
+    ends or SETTLE_S have passed: a connection closed meanwhile is in the reading either way."""
+    params = connections["default"].get_connection_params()
+
+    def connect() -> psycopg.Connection:
+        return psycopg.connect(
+            host=params.get("host"),
+            port=params.get("port"),
+            dbname=params["dbname"],
+            user=params.get("user"),
+            password=params.get("password"),
+        )
+
+    sessions = metrics.SessionCounter()
+    closing = threading.Event()
+    try:
+        before = sessions.read()
+        closed_later = connect()
+
+        def close() -> None:
+            time.sleep(0.2)
+            closing.set()
+            closed_later.close()
+
+        closer = threading.Thread(target=close)
+        closer.start()
+        assert sessions.read() - before == 1
+        # Without the wait, the reading would have been taken 0.2 s before the close.
+        assert closing.is_set()
+        closer.join()
+
+        # A connection kept open is waited for up to SETTLE_S, and counted.
+        kept = connect()
+        assert sessions.read() - before == 2
+        kept.close()
+    finally:
+        sessions.close()
 
 
 def test_a_scenario_reports_counts_of_its_own_and_the_primary_share(products):
