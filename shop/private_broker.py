@@ -8,12 +8,14 @@ tests and benchmark cause, without touching the stack's Redis that everyone else
 
 The server keeps its messages across the outage (append-only file, written at shutdown and
 fsynced every second), as a production broker does: what the outage tests is publishing, not
-the broker's own durability. Its port is a free one below 32768, found at run time, so the
+the broker's own durability. The file is never rewritten, so it holds every command the server
+applied, and `pushed()` reads from it every message the broker took. Its port is a free one below 32768, found at run time, so the
 restart cannot find it taken by some client's outgoing connection.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -60,7 +62,8 @@ class PrivateBroker:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [str(server), "--port", str(self.port), "--bind", HOST, "--dir", str(self.directory),
-             "--save", "", "--appendonly", "yes", "--logfile", str(self.log)],
+             "--save", "", "--appendonly", "yes", "--auto-aof-rewrite-percentage", "0",
+             "--logfile", str(self.log)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )  # fmt: skip
@@ -84,6 +87,22 @@ class PrivateBroker:
             self.process.kill()
             self.process.wait(timeout=5)
 
+    def pushed(self) -> dict[str, str]:
+        """Every Celery message the broker took (an LPUSH or RPUSH onto a queue), as task id →
+        task name, from its append-only file: what reached the broker, whatever became of it
+        after. A message sent again (a publish retried, a message restored) is one id. Read it
+        once the broker is stopped; a command cut short at the file's end is left out, as
+        Redis leaves it out when it loads the file."""
+        messages: dict[str, str] = {}
+        for path in sorted(self.directory.glob("appendonlydir/*.incr.aof"), key=_sequence):
+            for command in aof_commands(path.read_bytes()):
+                if command[0].upper() in (b"LPUSH", b"RPUSH"):
+                    for body in command[2:]:
+                        headers = json.loads(body).get("headers") or {}
+                        if "id" in headers and "task" in headers:
+                            messages.setdefault(headers["id"], headers["task"])
+        return messages
+
     def up(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -93,6 +112,32 @@ class PrivateBroker:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _sequence(path: Path) -> int:
+    """The sequence number in an append-only file's name (`appendonly.aof.3.incr.aof`)."""
+    return int(path.name.split(".")[-3])
+
+
+def aof_commands(data: bytes) -> Iterator[list[bytes]]:
+    """The commands in an append-only file, each as its parts (`[b"LPUSH", key, value]`): the
+    file is the commands in Redis's wire format, arrays of bulk strings."""
+    at = 0
+    while at < len(data):
+        try:
+            end = data.index(b"\r\n", at)
+            count, at = int(data[at + 1 : end]), end + 2
+            parts = []
+            for _ in range(count):
+                end = data.index(b"\r\n", at)
+                size, at = int(data[at + 1 : end]), end + 2
+                if at + size + 2 > len(data):
+                    return
+                parts.append(data[at : at + size])
+                at += size + 2
+        except ValueError:  # cut short: no line end, or an incomplete length
+            return
+        yield parts
 
 
 def reset_connections() -> None:

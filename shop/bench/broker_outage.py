@@ -23,15 +23,25 @@ transactional_outbox.publish():
    confirmation lost (an order whose capture was lost never publishes its confirmation: that
    is not counted again). A second `paid` or `confirmation_sent` event for one order would be
    a duplicate. The "task lost" lines logged are counted in this process (the placements'
-   tasks) and in the worker's log (the confirmations it publishes).
+   tasks) and in the worker's log (the confirmations it publishes);
+5. then where each lost task was lost, from the broker's append-only file (every message it
+   took: `PrivateBroker.pushed()`) and the worker's log (every message it received). A task
+   the broker never took was lost publishing: that is what the outbox is for. One the broker
+   took and the worker never did was lost in delivery. Celery's Redis transport pops a
+   message (BRPOP) and only then records it as taken and not acknowledged, in a second
+   command, so a message popped in the instant the broker goes down is in neither place. The
+   outbox cannot help there, and either side can lose one now and then.
 
 The run deletes its buyer, its orders and their events and outbox rows, and puts the stock
-back: the database is left as it was found.
+back: the database is left as it was found. Its working directory (the broker's files, the
+logs) goes too.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,6 +49,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -65,6 +76,7 @@ TASKS = (CAPTURE, LEDGER, CONFIRMATION)
 STOCK = 1_000_000  # while the run lasts, so no order is refused for stock
 BUYER_PREFIX = "outage-buyer-"
 VISIBILITY_TIMEOUT_S = 10  # the worker's: see _worker
+_RECEIVED = re.compile(r"\] Task [\w.]+\[([\w-]+)\] received")  # a line of the worker's log
 
 
 @dataclass
@@ -80,6 +92,10 @@ class Outcome:
     lost_logged: int  # "task lost" lines logged (off)
     failures: list[str] = field(default_factory=list)
     settle_timed_out: bool = False
+    # By task: the messages the broker took (distinct ids), and those of them the worker
+    # never received.
+    pushed: dict[str, int] = field(default_factory=dict)
+    unreceived: dict[str, int] = field(default_factory=dict)
 
     @property
     def lost_by_task(self) -> dict[str, int]:
@@ -94,6 +110,26 @@ class Outcome:
     @property
     def lost(self) -> int:
         return sum(self.lost_by_task.values())
+
+    @property
+    def lost_publishing_by_task(self) -> dict[str, int]:
+        """Tasks the broker never took: their publish failed (off, each logged)."""
+        expected = {CAPTURE: self.placed, LEDGER: self.placed, CONFIRMATION: self.paid}
+        return {task: expected[task] - self.pushed.get(task, 0) for task in TASKS}
+
+    @property
+    def lost_publishing(self) -> int:
+        return sum(self.lost_publishing_by_task.values())
+
+    @property
+    def lost_in_delivery_by_task(self) -> dict[str, int]:
+        """Tasks the broker took and the worker never did."""
+        publishing = self.lost_publishing_by_task
+        return {task: lost - publishing[task] for task, lost in self.lost_by_task.items()}
+
+    @property
+    def lost_in_delivery(self) -> int:
+        return sum(self.lost_in_delivery_by_task.values())
 
     def percentile(self, values: list[float], fraction: float) -> float:
         if not values:
@@ -152,8 +188,16 @@ def run(
                 .count()
             )
             outcome.duplicates = len(paid) - len(set(paid)) + len(confirmed) - len(set(confirmed))
-        # The confirmations the worker could not publish are in its log.
-        outcome.lost_logged += _lost_lines((workdir / "worker.log").read_text(errors="replace"))
+        # The confirmations the worker could not publish are in its log, and so is every
+        # message it received; what the broker took is in its file, complete once it stopped.
+        worker_log = (workdir / "worker.log").read_text(errors="replace")
+        outcome.lost_logged += _lost_lines(worker_log)
+        received = _received(worker_log)
+        pushed = broker.pushed()
+        took = Counter(pushed.values())
+        missed = Counter(name for id_, name in pushed.items() if id_ not in received)
+        outcome.pushed = {task: took[task] for task in TASKS}
+        outcome.unreceived = {task: missed[task] for task in TASKS}
         return outcome
     finally:
         for process in processes:
@@ -161,6 +205,7 @@ def run(
         gateway.__exit__(None, None, None)
         settings.PAYMENT_GATEWAY_URL = previous_gateway
         _clean_up(user, variant.pk, stock, outbox_before)
+        shutil.rmtree(workdir, ignore_errors=True)  # the broker's files and the logs
 
 
 def _events(user, kind: str) -> list[int]:
@@ -170,6 +215,11 @@ def _events(user, kind: str) -> list[int]:
         .filter(order__user=user, kind=kind)
         .values_list("order_id", flat=True)
     )
+
+
+def _received(log: str) -> set[str]:
+    """The id of each task the worker received (`Task orders.tasks.x[<id>] received`)."""
+    return set(_RECEIVED.findall(log))
 
 
 def _lost_lines(log: str) -> int:
@@ -393,6 +443,8 @@ def summary(outcome: Outcome) -> dict[str, float]:
     return {
         "placed": outcome.placed,
         "lost": outcome.lost,
+        "lost_publishing": outcome.lost_publishing,
+        "lost_in_delivery": outcome.lost_in_delivery,
         "p50_ms": statistics.median(outcome.latencies_ms) if outcome.latencies_ms else 0.0,
         "p95_ms": outcome.percentile(outcome.latencies_ms, 0.95),
         "outage_p50_ms": (
