@@ -92,15 +92,21 @@ class PrivateBroker:
         task name, from its append-only file: what reached the broker, whatever became of it
         after. A message sent again (a publish retried, a message restored) is one id. Read it
         once the broker is stopped; a command cut short at the file's end is left out, as
-        Redis leaves it out when it loads the file."""
+        Redis leaves it out when it loads the file. Redis 7 keeps the file in `appendonlydir/`
+        (in parts, in sequence), Redis 6 as one `appendonly.aof`."""
+        files = sorted(self.directory.glob("appendonlydir/*.incr.aof"), key=_sequence)
+        files += [path for path in (self.directory / "appendonly.aof",) if path.exists()]
+        if not files:
+            raise RuntimeError(f"no append-only file in {self.directory}: was the broker started?")
         messages: dict[str, str] = {}
-        for path in sorted(self.directory.glob("appendonlydir/*.incr.aof"), key=_sequence):
+        for path in files:
             for command in aof_commands(path.read_bytes()):
-                if command[0].upper() in (b"LPUSH", b"RPUSH"):
-                    for body in command[2:]:
-                        headers = json.loads(body).get("headers") or {}
-                        if "id" in headers and "task" in headers:
-                            messages.setdefault(headers["id"], headers["task"])
+                if command[0].upper() not in (b"LPUSH", b"RPUSH"):
+                    continue
+                for body in command[2:]:
+                    headers = _headers(body)
+                    if "id" in headers and "task" in headers:
+                        messages.setdefault(headers["id"], headers["task"])
         return messages
 
     def up(self) -> bool:
@@ -119,25 +125,51 @@ def _sequence(path: Path) -> int:
     return int(path.name.split(".")[-3])
 
 
+def _headers(body: bytes) -> dict:
+    """A Celery message's headers (task id, task name); empty for anything else pushed."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return {}
+    headers = message.get("headers") if isinstance(message, dict) else None
+    return headers if isinstance(headers, dict) else {}
+
+
 def aof_commands(data: bytes) -> Iterator[list[bytes]]:
     """The commands in an append-only file, each as its parts (`[b"LPUSH", key, value]`): the
-    file is the commands in Redis's wire format, arrays of bulk strings."""
+    file is the commands in Redis's wire format, arrays of bulk strings, with `#` annotation
+    lines between them (aof-timestamp-enabled). A command cut short at the end is left out;
+    anything else that does not parse is an error, not a silent stop."""
     at = 0
     while at < len(data):
-        try:
-            end = data.index(b"\r\n", at)
-            count, at = int(data[at + 1 : end]), end + 2
-            parts = []
-            for _ in range(count):
-                end = data.index(b"\r\n", at)
-                size, at = int(data[at + 1 : end]), end + 2
-                if at + size + 2 > len(data):
-                    return
-                parts.append(data[at : at + size])
-                at += size + 2
-        except ValueError:  # cut short: no line end, or an incomplete length
+        if data.startswith(b"#", at):
+            end = data.find(b"\r\n", at)
+            if end < 0:
+                return
+            at = end + 2
+            continue
+        count, at = _length(data, at, b"*")
+        if count is None:
             return
+        parts = []
+        for _ in range(count):
+            size, at = _length(data, at, b"$")
+            if size is None or at + size + 2 > len(data):
+                return
+            parts.append(data[at : at + size])
+            at += size + 2
         yield parts
+
+
+def _length(data: bytes, at: int, marker: bytes) -> tuple[int | None, int]:
+    """The length on the line at `at` (`*3`, `$5`) and where the line after starts; None when
+    the data ends inside the line."""
+    end = data.find(b"\r\n", at)
+    if end < 0:
+        return None, at
+    if data[at : at + 1] != marker or not data[at + 1 : end].isdigit():
+        raise ValueError(f"not an append-only file: {data[at : at + 20]!r} at byte {at}")
+    return int(data[at + 1 : end]), end + 2
 
 
 def reset_connections() -> None:

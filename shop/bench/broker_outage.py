@@ -113,9 +113,10 @@ class Outcome:
 
     @property
     def lost_publishing_by_task(self) -> dict[str, int]:
-        """Tasks the broker never took: their publish failed (off, each logged)."""
+        """Tasks the broker never took: their publish failed (off, each logged). Never below
+        0: a capture that fails publishes a second ledger task (the stock put back)."""
         expected = {CAPTURE: self.placed, LEDGER: self.placed, CONFIRMATION: self.paid}
-        return {task: expected[task] - self.pushed.get(task, 0) for task in TASKS}
+        return {task: max(0, expected[task] - self.pushed.get(task, 0)) for task in TASKS}
 
     @property
     def lost_publishing(self) -> int:

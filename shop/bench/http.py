@@ -32,6 +32,7 @@ from shop.bench.discovery import Suite
 from shop.bench.http_answers import NoAnswer, fetch
 from shop.bench.http_request import send
 from shop.bench.measure import BenchError, Prepared, Requester, per_request
+from shop.bench.metrics import SETTLE_S
 from shop.bench.open_loop import TIMEOUT, error_kind, require_loopback
 from shop.bench.samples import Sample, error_text, percentile
 from shop.bench.scenario import Scenario
@@ -250,7 +251,9 @@ def run_suite(
     require_loopback(base_url)
     check_load(clients, requests_per_side)
     pairs = []
-    requester = Requester()
+    requester = Requester(settle_s=SETTLE_S)
+    # Its readers, and the clock its first reading waits from, start before any request.
+    sessions = requester.sessions
     try:
         for scenario in suite.scenarios:
             if scenario.writes or scenario.commits:
@@ -287,9 +290,9 @@ def run_suite(
                 block = {"clients": clients, "timeout_s": timeout_s}
                 _block(url, prepared, headers, count=2 * clients, into=warm, **block)
                 count = half if index < 2 else requests_per_side - half
-                opened = requester.sessions.read()
+                opened = sessions.read()
                 _block(url, prepared, headers, count=count, into=sides[enabled], **block)
-                sides[enabled].connections_opened += requester.sessions.read() - opened
+                sides[enabled].connections_opened += sessions.read() - opened
             same, difference = _compared(answers)
             pairs.append(
                 HttpPair(

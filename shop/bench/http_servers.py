@@ -20,6 +20,7 @@ from types import ModuleType
 from shop import toggles
 from shop.bench import discovery, http, server
 from shop.bench.measure import BenchError, Prepared, Requester, per_request
+from shop.bench.metrics import SETTLE_S
 from shop.bench.samples import Sample
 from shop.perf_headers import TOGGLE_HEADER
 
@@ -53,7 +54,9 @@ def run(
         else:
             skipped[label] = why
             out(f"skipped the {label} arm of {suite.name}: {why}")
-    requester = Requester()
+    requester = Requester(settle_s=SETTLE_S)
+    # Its readers, and the clock its first reading waits from, start before any request.
+    sessions = requester.sessions
     try:
         with contextlib.ExitStack() as running:
             urls = {}
@@ -86,9 +89,9 @@ def run(
                     url, prepared, headers, count=2 * clients, into=http.HttpSide(), **block
                 )
                 count = half if index < len(labels) else requests_per_side - half
-                opened = requester.sessions.read()
+                opened = sessions.read()
                 http._block(url, prepared, headers, count=count, into=sides[label], **block)
-                sides[label].connections_opened += requester.sessions.read() - opened
+                sides[label].connections_opened += sessions.read() - opened
     finally:
         requester.close()
     same, difference = _compared(answers)

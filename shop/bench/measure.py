@@ -170,6 +170,10 @@ class Requester:
     client: Client = field(default_factory=lambda: Client(raise_request_exception=True))
     _tokens: dict[str, str] = field(default_factory=dict)
     _created: list[str] = field(default_factory=list)
+    # How long a reading of the connections opened waits for the ones opened since the last
+    # reading to close (SessionCounter): over HTTP, where the server closes its connection
+    # after the client has its answer. In process the request's connection is this process's.
+    settle_s: float = 0.0
     _sessions: SessionCounter | None = None
 
     @property
@@ -177,7 +181,7 @@ class Requester:
         """Reads the connections PostgreSQL saw opened, on connections of its own, opened
         once (so they are not counted)."""
         if self._sessions is None:
-            self._sessions = SessionCounter()
+            self._sessions = SessionCounter(settle_s=self.settle_s)
         return self._sessions
 
     def auth_headers(self, username: str | None) -> dict[str, str]:

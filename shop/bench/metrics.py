@@ -203,22 +203,27 @@ class SessionCounter:
     (PostgreSQL 14+) of each server the aliases point at, read before and after.
 
     PostgreSQL counts a session when the backend starts, so a connection opened during the
-    request is counted, whether it is closed by the end or kept (CONN_MAX_AGE, a pool). The
-    backend adds it to the shared statistics when it first goes idle, without waiting for
-    their lock: if another backend holds it just then, the count waits in the backend, for
-    its next try or, at the latest, for its exit. A client is answered before its server
-    closes the connection, so a reading taken right after a block could miss the last
-    connection's session. Each reading therefore first waits, up to SETTLE_S, until every
-    backend that connected since the last reading has exited (a backend writes its
-    statistics before it leaves pg_stat_activity). A connection kept open is waited for until
-    SETTLE_S, once: by the next reading it is not new.
+    request is counted, whether it is closed by the end or kept (CONN_MAX_AGE, a pool).
+
+    With PostgreSQL 15's shared statistics, the backend adds its session to them when it first
+    goes idle, without waiting for their lock. If another backend holds it just then, the count
+    waits in the backend for a later try (a second or more later) or for its exit. Over HTTP
+    the client is answered before the server closes its connection, so a reading taken right
+    after a block could miss the last connection's session, or a block's reading could take in
+    the warm-up's. With `settle_s`, each reading first waits, up to that long on each server,
+    until every backend that connected since the last reading has exited: a backend writes its
+    statistics before it leaves pg_stat_activity. A connection that stays open is waited for
+    in vain, once (by the next reading it is not new), and its session is counted when its
+    first try succeeded, which is nearly always. In process there is nothing to wait for: the
+    request's connection is this process's own.
 
     It reads on connections of its own, opened before the first reading, so its readings count
     nothing, even when the request closed Django's connections. Aliases that reach the same
     database of the same server (a test mirror, two spellings of one host) are read once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, settle_s: float = 0.0) -> None:
+        self.settle_s = settle_s
         self._readers: dict[tuple, psycopg.Connection] = {}
         self._since: dict[tuple, Any] = {}  # each server's clock at its last reading
         for alias in connections:
@@ -245,8 +250,8 @@ class SessionCounter:
     def read(self) -> int:
         """The sessions opened so far on every server, summed."""
         total = 0
-        deadline = time.monotonic() + SETTLE_S
         for key, reader in self._readers.items():
+            deadline = time.monotonic() + self.settle_s
             while True:
                 # Statistics are read from a snapshot taken at the first access in a
                 # transaction; autocommit gives each statement its own, and clearing makes
@@ -271,7 +276,7 @@ class SessionCounter:
         self._since.clear()
 
 
-SETTLE_S = 0.5
+SETTLE_S = 0.5  # the wait of a reading over HTTP (SessionCounter)
 _READER = "perfshop-session-counter"  # the readers' application_name, left out of the wait
 # Backends of this database that connected since a time and are still there, and the time now.
 _NEW_BACKENDS = """

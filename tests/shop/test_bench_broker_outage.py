@@ -56,7 +56,9 @@ def test_off_loses_and_logs_the_tasks_of_the_outage_on_loses_none_and_both_clean
     # Off: tasks published during the outage (a capture or a ledger task of an order placed
     # then, or a confirmation the worker published then) never reach the broker, and each is
     # logged.
-    assert off.lost_publishing >= 1 and off.lost_publishing == off.lost_logged
+    # (A publish that failed as the broker shut down may still have reached it: logged, and
+    # then done. So every task the broker never took was logged, not each logged one lost.)
+    assert off.lost_publishing >= 1 and off.lost_publishing <= off.lost_logged
     # On: the broker took every task, the confirmations the worker wrote to the outbox included.
     assert on.pushed == {CAPTURE: 15, LEDGER: 15, CONFIRMATION: on.paid}
     assert (on.lost_publishing, on.lost_logged) == (0, 0)
@@ -87,6 +89,11 @@ def test_what_the_broker_took_is_read_from_its_file_and_a_cut_short_command_is_l
     last = max(m.start() for m in re.finditer(rb"\*3\r\n\$5\r\nLPUSH", whole, re.IGNORECASE))
     for cut in (last + 1, last + 4, last + 20, len(whole) - 3):
         assert pushes(whole[:cut]) == pushes(whole)[:1]
+    # Annotation lines (aof-timestamp-enabled) are skipped; bytes that are no command are an
+    # error, not a quiet end of the reading.
+    assert pushes(b"#TS:1796327956\r\n" + whole) == pushes(whole)
+    with pytest.raises(ValueError, match="not an append-only file"):
+        list(aof_commands(whole[:last] + b"garbage\r\n" + whole[last:]))
 
 
 def test_an_empty_catalog_is_a_clear_error():
