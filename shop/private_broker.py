@@ -9,8 +9,9 @@ tests and benchmark cause, without touching the stack's Redis that everyone else
 The server keeps its messages across the outage (append-only file, written at shutdown and
 fsynced every second), as a production broker does: what the outage tests is publishing, not
 the broker's own durability. The file is never rewritten, so it holds every command the server
-applied, and `pushed()` reads from it every message the broker took. Its port is a free one below 32768, found at run time, so the
-restart cannot find it taken by some client's outgoing connection.
+applied, and `pushed()` reads from it every message the broker took. Its port is a free one
+below 32768, found at run time, so the restart cannot find it taken by some client's outgoing
+connection.
 """
 
 from __future__ import annotations
